@@ -1,0 +1,125 @@
+"""Gateway errors and their single translation to `application/problem+json` (RFC 9457)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from schemas.validation import SchemaError
+
+__all__ = [
+    "BadRequest",
+    "GatewayError",
+    "InvalidPayload",
+    "PayloadTooLarge",
+    "Unavailable",
+    "UnknownSource",
+    "UnsupportedMediaType",
+    "problem_middleware",
+    "problem_response",
+]
+
+PROBLEM_TYPE = "https://hookline.dev/problems/"
+
+
+class GatewayError(Exception):
+    status = 500
+    title = "Internal error"
+    slug = "internal"
+
+    def __init__(
+        self, detail: str, *, errors: list[SchemaError] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class BadRequest(GatewayError, ValueError):
+    status, title, slug = 400, "Bad request", "bad-request"
+
+
+class InvalidPayload(BadRequest):
+    title, slug = "Payload does not match the schema", "invalid-payload"
+
+
+class UnsupportedMediaType(GatewayError, ValueError):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class PayloadTooLarge(GatewayError, ValueError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class UnknownSource(GatewayError, LookupError):
+    status, title, slug = 404, "Unknown source", "unknown-source"
+
+
+class Unavailable(GatewayError):
+    """Kafka cannot take the event now: the client should retry (503 + Retry-After)."""
+
+    status, title, slug = 503, "Service unavailable", "unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    instance: str,
+    errors: list[SchemaError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors:
+        body["errors"] = [{"location": e.location, "message": e.message} for e in errors]
+    return web.Response(
+        status=status, body=orjson.dumps(body), headers=headers, content_type="application/problem+json"
+    )
+
+
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+
+
+@web.middleware
+async def problem_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            slug=exc.slug,
+            instance=request.path,
+            errors=exc.errors,
+            headers=exc.headers,
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+        return problem_response(
+            exc.status,
+            exc.reason,
+            exc.text or exc.reason,
+            slug=_HTTP_SLUGS.get(exc.status, str(exc.status)),
+            instance=request.path,
+            headers=headers,
+        )

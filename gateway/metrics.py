@@ -1,0 +1,34 @@
+"""Prometheus metrics of the gateway, in a registry of its own (no process globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["GatewayMetrics"]
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hookline_gateway_requests_total",
+            "Webhook requests by source and status",
+            ["source", "status"],
+            registry=self.registry,
+        )
+        self.events_produced = Counter(
+            "hookline_gateway_events_produced_total", "Events acknowledged by Kafka", ["source"], registry=self.registry
+        )
+        self.produce_failures = Counter(
+            "hookline_gateway_produce_failures_total",
+            "Requests answered 503 because Kafka did not ack",
+            ["source"],
+            registry=self.registry,
+        )
+        self.produce_latency = Histogram(
+            "hookline_gateway_produce_latency_seconds",
+            "Time from first send to the last ack of a request",
+            ["source"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )

@@ -1,0 +1,106 @@
+"""Publishing events to Kafka: 2xx only once every event of a request is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from gateway.errors import Unavailable
+from gateway.metrics import GatewayMetrics
+from hookline.kafka import create_producer
+from hookline.logging import get_logger
+from hookline.settings import KafkaSettings
+from schemas.events import Event
+
+__all__ = ["EventPublisher"]
+
+log = get_logger(__name__)
+
+
+class EventPublisher:
+    """Owns the idempotent producer. Connects in the background, so the gateway starts (and
+    answers 503) while Kafka is still down, and reconnects if the producer fails to start."""
+
+    def __init__(
+        self, settings: KafkaSettings, *, timeout_s: float, retry_after_s: int, metrics: GatewayMetrics
+    ) -> None:
+        self._settings = settings
+        self._topic = settings.events_topic
+        self._timeout_s = timeout_s
+        self._retry_after_s = retry_after_s
+        self._metrics = metrics
+        self._producer: AIOKafkaProducer | None = None
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
+
+    async def _connect(self) -> None:
+        delay = 0.2
+        while True:
+            producer = create_producer(self._settings)
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                log.warning("kafka not reachable, retrying", error=str(exc), retry_in_s=delay)
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._producer = producer
+            log.info("kafka producer connected", bootstrap_servers=self._settings.bootstrap_servers)
+            return
+
+    async def stop(self) -> None:
+        """Stop taking events and flush what is in flight."""
+        if self._connector is not None and not self._connector.done():
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def ready(self) -> bool:
+        """True when the producer is connected and the broker answers metadata now."""
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 2.0)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def publish(self, events: Sequence[Event], *, source: str) -> None:
+        """Send every event and wait for all acks; raises `Unavailable` if any is not acked in time."""
+        producer = self._producer
+        if producer is None:
+            raise Unavailable("Kafka is not reachable; retry later", retry_after_s=self._retry_after_s)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                futures = []
+                for event in events:
+                    key, value, headers = event.to_kafka()
+                    futures.append(await producer.send(self._topic, value, key=key, headers=headers))
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            # Events of this request that did reach Kafka carry their dedupe keys, so the client's
+            # retry cannot start a second run; nothing here is acknowledged to the client.
+            self._metrics.produce_failures.labels(source).inc()
+            log.warning("produce failed", source=source, error=repr(exc), events=len(events))
+            raise Unavailable(
+                f"Kafka did not acknowledge the events: {exc.__class__.__name__}", retry_after_s=self._retry_after_s
+            ) from exc
+        self._metrics.produce_latency.labels(source).observe(time.perf_counter() - started)
+        self._metrics.events_produced.labels(source).inc(len(events))

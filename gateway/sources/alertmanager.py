@@ -1,0 +1,61 @@
+"""Alertmanager webhook notifications (payload version 4): one event per alert."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from gateway.errors import InvalidPayload
+from gateway.sources.base import decode_json
+from schemas.events import Event
+from schemas.validation import validate
+
+__all__ = ["AlertmanagerSource", "alert_dedupe_key"]
+
+EVENT_TYPE = "io.prometheus.alertmanager.alert."
+
+
+def alert_dedupe_key(receiver: str, fingerprint: str, starts_at: str, status: str) -> str:
+    """Same alert, same state change → same key. Not `endsAt`: Prometheus moves it on every resend."""
+    raw = "\x1f".join((receiver, fingerprint, starts_at, status)).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class AlertmanagerSource:
+    retries_only_5xx = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._source_uri = f"/hooks/{name}"
+
+    def parse(self, body: bytes, content_type: str) -> list[Event]:
+        notification = decode_json(body, content_type)
+        errors = validate("alertmanager", notification)
+        if errors:
+            raise InvalidPayload(f"not an Alertmanager v4 notification: {errors[0]}", errors=errors)
+        return [self._event(notification, alert) for alert in notification["alerts"]]
+
+    def _event(self, notification: dict[str, Any], alert: dict[str, Any]) -> Event:
+        status = alert["status"]
+        receiver = notification["receiver"]
+        return Event(
+            id=str(uuid.uuid4()),
+            source=self._source_uri,
+            type=EVENT_TYPE + status,
+            subject=alert["labels"].get("alertname"),
+            dedupekey=alert_dedupe_key(receiver, alert["fingerprint"], alert["startsAt"], status),
+            partitionkey=alert["fingerprint"],
+            hooklinesource=self.name,
+            data={
+                "receiver": receiver,
+                "status": status,
+                "alert": alert,
+                "groupKey": notification.get("groupKey"),
+                "groupLabels": notification.get("groupLabels", {}),
+                "commonLabels": notification.get("commonLabels", {}),
+                "commonAnnotations": notification.get("commonAnnotations", {}),
+                "externalURL": notification.get("externalURL"),
+                "truncatedAlerts": notification.get("truncatedAlerts", 0),
+            },
+        )

@@ -1,0 +1,304 @@
+"""The `hookline` command: run each component, the local stack, or everything at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from hookline.logging import configure_logging, get_logger
+from hookline.settings import ComponentSettings, SettingsError, StackSettings
+
+log = get_logger("hookline.cli")
+S = TypeVar("S", bound=ComponentSettings)
+
+_config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="HOOKLINE_CONFIG",
+    help="YAML config file (env: HOOKLINE_CONFIG). Environment variables HOOKLINE_* override it.",
+)
+
+
+def _load(cls: type[S], config_file: Path | None, component: str) -> S:
+    try:
+        settings = cls.load(config_file)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log, component)
+    return settings
+
+
+def _run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro_fn())  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro_fn())  # type: ignore[arg-type]
+
+
+@click.group()
+def cli() -> None:
+    """Hookline: webhooks, alerts, cron ticks and Kafka events in; durable Temporal workflows out."""
+
+
+@cli.command()
+@_config_option
+def gateway(config_file: Path | None) -> None:
+    """Webhook ingress, REST API, /healthz /readyz /metrics."""
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    settings = _load(GatewaySettings, config_file, "gateway")
+    options = settings.gateway
+    loop = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    log.info("gateway listening", url=f"http://{options.host}:{options.port}")
+    web.run_app(
+        create_app(settings),
+        host=options.host,
+        port=options.port,
+        print=None,
+        shutdown_timeout=options.produce_timeout_s + 1,
+        loop=loop,
+        access_log=None,
+    )
+
+
+async def _temporal_client(settings: ComponentSettings):  # type: ignore[no-untyped-def]
+    from temporalio.service import RPCError
+
+    from hookline.temporal import connect
+
+    delay = 0.5
+    while True:
+        try:
+            return await connect(settings.temporal)
+        except (RPCError, RuntimeError, OSError) as exc:
+            log.warning(
+                "temporal not reachable, retrying", address=settings.temporal.address, error=str(exc), retry_in_s=delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+@cli.command()
+@_config_option
+def triggers(config_file: Path | None) -> None:
+    """Consume events and start the workflows whose triggers match."""
+    from triggers.app import serve
+    from triggers.settings import TriggersSettings
+
+    settings = _load(TriggersSettings, config_file, "triggers")
+
+    async def main() -> None:
+        await serve(settings, await _temporal_client(settings))
+
+    _run(main)
+
+
+@cli.command()
+@_config_option
+@click.option("--runner", "runners", multiple=True, help="Runner pool(s) to serve (default from settings).")
+@click.option("--no-workflows", is_flag=True, help="Serve only runner pools, not the interpreter.")
+def worker(config_file: Path | None, runners: Sequence[str], no_workflows: bool) -> None:
+    """Temporal worker: the workflow interpreter and runner pools."""
+    from worker.app import serve
+    from worker.settings import WorkerSettings
+
+    settings = _load(WorkerSettings, config_file, "worker")
+    if runners or no_workflows:
+        update = {"runners": list(runners) or settings.worker.runners, "workflows": not no_workflows}
+        settings = settings.model_copy(update={"worker": settings.worker.model_copy(update=update)})
+
+    async def main() -> None:
+        await serve(settings, await _temporal_client(settings))
+
+    _run(main)
+
+
+@cli.command()
+@_config_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def apply(config_file: Path | None, paths: Sequence[Path]) -> None:
+    """Create or update the workflow definitions in PATHS (files or folders)."""
+    settings = _load(StackSettings, config_file, "apply")
+    asyncio.run(_apply(settings, list(paths)))
+
+
+async def _apply(settings: ComponentSettings, paths: list[Path]) -> None:
+    from hookline.definitions import DefinitionStore, load_definition_files
+    from schemas.workflow import DefinitionError
+
+    store = DefinitionStore(settings.kafka)
+    await store.start()
+    try:
+        for where, doc in load_definition_files(paths):
+            try:
+                stored = await store.put(doc)
+            except DefinitionError as exc:
+                raise click.ClickException(
+                    f"{where}: invalid definition:\n  " + "\n  ".join(map(str, exc.errors))
+                ) from exc
+            click.echo(f"{stored.id}: version {stored.version} ({where})")
+    finally:
+        await store.stop()
+
+
+def _stack(settings: StackSettings):  # type: ignore[no-untyped-def]
+    import tempfile
+
+    from hookline.stack import KafkaServer, LocalStack, TemporalServer
+
+    options = settings.stack
+    data_dir = options.data_dir if options.persistent else Path(tempfile.mkdtemp(prefix="hookline-"))
+    return LocalStack(
+        KafkaServer(
+            data_dir / "kafka",
+            options.cache_dir,
+            port=options.kafka_port,
+            controller_port=options.controller_port,
+            heap=options.kafka_heap,
+            partitions=settings.kafka.events_partitions,
+        ),
+        TemporalServer(
+            data_dir / "temporal",
+            port=options.temporal_port,
+            ui_port=options.temporal_ui_port,
+            db_file=data_dir / "temporal" / "temporal.db" if options.persistent else None,
+            namespace=settings.temporal.namespace,
+        ),
+    )
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@cli.command()
+@_config_option
+def stack(config_file: Path | None) -> None:
+    """Run Kafka (KRaft) and the Temporal dev server on this machine, until Ctrl-C."""
+    from hookline.kafka import ensure_topics
+    from hookline.stack import StackError
+
+    settings = _load(StackSettings, config_file, "stack")
+    local = _stack(settings)
+
+    async def main() -> None:
+        try:
+            await local.start()
+            await ensure_topics(settings.kafka)
+        except StackError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            _print_where(settings, components=False)
+            await _wait_for_signal()
+        finally:
+            local.stop()
+
+    asyncio.run(main())
+
+
+def _print_where(settings: StackSettings, *, components: bool) -> None:
+    o = settings.stack
+    lines = [
+        f"Kafka      {settings.kafka.bootstrap_servers}  (topics {settings.kafka.topic_prefix}.*)",
+        f"Temporal   {settings.temporal.address}  namespace {settings.temporal.namespace}",
+    ]
+    if o.temporal_ui_port:
+        lines.append(f"Temporal UI http://127.0.0.1:{o.temporal_ui_port}")
+    if components:
+        lines += [
+            "Gateway    http://127.0.0.1:8080  (POST /hooks/alertmanager, /healthz, /readyz, /metrics)",
+            "Triggers   http://127.0.0.1:8081/metrics",
+            "Worker     runner pools: shell",
+        ]
+    lines.append(f"Data       {o.data_dir.resolve() if o.persistent else 'temporary'}")
+    click.echo("\n".join(["", "Hookline is up:", *("  " + line for line in lines), "Ctrl-C stops everything.", ""]))
+
+
+@cli.command()
+@_config_option
+def run(config_file: Path | None) -> None:
+    """Everything on this machine: Kafka, Temporal, gateway, triggers and worker, with the
+    example definitions applied. Ctrl-C stops it all."""
+    from hookline.kafka import ensure_topics
+    from hookline.stack import StackError
+
+    settings = _load(StackSettings, config_file, "run")
+    local = _stack(settings)
+    env = dict(os.environ)
+    env.setdefault("HOOKLINE_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{settings.stack.kafka_port}")
+    env.setdefault("HOOKLINE_TEMPORAL__ADDRESS", f"127.0.0.1:{settings.stack.temporal_port}")
+    if settings.stack.temporal_ui_port:
+        env.setdefault("HOOKLINE_TEMPORAL__UI_URL", f"http://127.0.0.1:{settings.stack.temporal_ui_port}")
+    if config_file:
+        env["HOOKLINE_CONFIG"] = str(config_file)
+
+    async def main() -> int:
+        try:
+            await local.start()
+            await ensure_topics(settings.kafka)
+            if settings.stack.definitions_dir is not None and settings.stack.definitions_dir.exists():
+                await _apply(settings, [settings.stack.definitions_dir])
+        except StackError as exc:
+            local.stop()
+            raise click.ClickException(str(exc)) from exc
+        children = {
+            name: subprocess.Popen([sys.executable, "-m", "hookline.cli", name], env=env)
+            for name in ("gateway", "triggers", "worker")
+        }
+        _print_where(settings, components=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        code = 0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            for name, child in children.items():
+                if child.poll() is not None:
+                    click.echo(f"{name} exited with code {child.returncode}; stopping everything", err=True)
+                    code = 1
+                    stop.set()
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        local.stop()
+        return code
+
+    sys.exit(asyncio.run(main()))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="hookline")
+
+
+if __name__ == "__main__":
+    main()

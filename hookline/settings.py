@@ -1,0 +1,138 @@
+"""Settings shared by every component, built once from environment and config file.
+
+Precedence, highest first: keyword arguments, `HOOKLINE_*` environment variables (nested with
+`__`, e.g. `HOOKLINE_KAFKA__BOOTSTRAP_SERVERS`), the YAML config file, the defaults here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = [
+    "ComponentSettings",
+    "KafkaSettings",
+    "LogSettings",
+    "SettingsError",
+    "StackOptions",
+    "StackSettings",
+    "TemporalSettings",
+]
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; the message lists each bad setting and why."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, where: str) -> SettingsError:
+        lines = [f"invalid settings ({where}):"]
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {loc}: {err['msg']}")
+        return cls("\n".join(lines))
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = Field("hookline", pattern=r"^[A-Za-z0-9._-]+$")
+    client_id: str = "hookline"
+    events_partitions: int = Field(6, ge=1)
+    # Time a produce may take before the gateway answers 503; also bounds the producer's requests.
+    request_timeout_ms: int = Field(5000, ge=500)
+    linger_ms: int = Field(2, ge=0)
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}.events"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}.events.dlq"
+
+    @property
+    def workflows_topic(self) -> str:
+        return f"{self.topic_prefix}.workflows"
+
+
+class TemporalSettings(BaseModel):
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "hookline"
+    # Runner pools poll `<runner_queue_prefix><pool>`, e.g. hookline.runner.shell.
+    runner_queue_prefix: str = "hookline.runner."
+    ui_url: str | None = None
+
+    def runner_queue(self, pool: str) -> str:
+        return f"{self.runner_queue_prefix}{pool}"
+
+
+class LogSettings(BaseModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class ComponentSettings(BaseSettings):
+    """Base of each component's settings: the shared sections plus the config-file source."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", env_nested_delimiter="__", extra="ignore", yaml_file=None)
+
+    kafka: KafkaSettings = KafkaSettings()
+    temporal: TemporalSettings = TemporalSettings()
+    log: LogSettings = LogSettings()
+    agents_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:
+        """Build the settings once at start-up; raises `SettingsError` with readable lines."""
+        target: type[Self] = cls
+        if config_file is not None:
+            if not config_file.is_file():
+                raise SettingsError(f"config file {config_file} does not exist")
+            target = type(
+                cls.__name__,
+                (cls,),
+                {  # type: ignore[assignment]
+                    "model_config": {**cls.model_config, "yaml_file": config_file}
+                },
+            )
+        try:
+            return target(**overrides)
+        except ValidationError as exc:
+            raise SettingsError.from_validation(exc, str(config_file or "environment")) from exc
+
+
+class StackOptions(BaseModel):
+    """Where and how `hookline stack` / `hookline run` start Kafka and Temporal on this machine."""
+
+    data_dir: Path = Path(".data")
+    cache_dir: Path = Path(".cache")
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_heap: str = Field("512m", pattern=r"^\d+[mg]$")
+    temporal_port: int = Field(7233, ge=1, le=65535)
+    temporal_ui_port: int | None = Field(8233, ge=1, le=65535, description="None runs headless.")
+    persistent: bool = Field(True, description="False: temporary Kafka dir and in-memory Temporal.")
+    definitions_dir: Path | None = Field(Path("examples/workflows"), description="Applied at start-up.")
+
+
+class StackSettings(ComponentSettings):
+    stack: StackOptions = StackOptions()

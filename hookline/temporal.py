@@ -1,0 +1,41 @@
+"""Temporal connection helpers and the search attributes Hookline registers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from hookline.settings import TemporalSettings
+
+__all__ = ["SA_DEFINITION", "SA_EVENT", "SA_SOURCE", "SEARCH_ATTRIBUTES", "connect", "wait_for_temporal"]
+
+SA_DEFINITION = SearchAttributeKey.for_keyword("HooklineDefinitionId")
+SA_EVENT = SearchAttributeKey.for_keyword("HooklineEventId")
+SA_SOURCE = SearchAttributeKey.for_keyword("HooklineSource")
+# name → type, as `temporal server start-dev --search-attribute` and the operator CLI take them.
+SEARCH_ATTRIBUTES = {SA_DEFINITION.name: "Keyword", SA_EVENT.name: "Keyword", SA_SOURCE.name: "Keyword"}
+
+
+async def connect(settings: TemporalSettings) -> Client:
+    """A client with the pydantic data converter, so contracts cross Temporal as models."""
+    return await Client.connect(settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter)
+
+
+async def wait_for_temporal(address: str, timeout: float = 60.0) -> None:
+    """Wait until the frontend answers its health check; raises TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            client = await Client.connect(address)
+            if await client.service_client.check_health():
+                return
+        except (RPCError, RuntimeError, OSError) as exc:
+            last = exc
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"Temporal at {address} did not answer within {timeout:.0f}s: {last}")

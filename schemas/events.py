@@ -1,0 +1,85 @@
+"""The event envelope: CloudEvents 1.0, carried on Kafka in binary mode.
+
+Attributes travel as `ce_*` headers, the JSON data is the record value and the partition key is
+the record key. Hookline adds three extension attributes:
+
+- `dedupekey`: the same real-world occurrence delivered twice has the same key;
+- `partitionkey` (the CloudEvents partitioning extension): keeps related events ordered;
+- `hooklinesource`: the name of the configured source the event came in through.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["HEADER_PREFIX", "Event", "EventDecodeError"]
+
+HEADER_PREFIX = "ce_"
+_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", "dedupekey", "partitionkey", "hooklinesource")
+_REQUIRED = ("specversion", "id", "source", "type", "dedupekey")
+
+
+class EventDecodeError(ValueError):
+    """A Kafka record that is not a Hookline CloudEvent; the message says why."""
+
+
+class Event(BaseModel):
+    """One normalised event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    source: str
+    type: str
+    specversion: str = "1.0"
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+    datacontenttype: str = "application/json"
+    dedupekey: str
+    partitionkey: str = ""
+    hooklinesource: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """Key, value and headers of the binary-mode Kafka record."""
+        headers = [("content-type", self.datacontenttype.encode())]
+        for name in _ATTRIBUTES:
+            value = getattr(self, name)
+            if value is None or value == "":
+                continue
+            text = value.isoformat() if isinstance(value, datetime) else str(value)
+            headers.append((HEADER_PREFIX + name, text.encode()))
+        key = (self.partitionkey or self.dedupekey).encode()
+        return key, orjson.dumps(self.data), headers
+
+    @classmethod
+    def from_kafka(cls, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> Event:
+        """Decode a binary-mode record; raises `EventDecodeError` with the reason."""
+        attrs: dict[str, Any] = {}
+        for name, raw in headers:
+            if name.startswith(HEADER_PREFIX):
+                try:
+                    attrs[name[len(HEADER_PREFIX) :]] = raw.decode()
+                except UnicodeDecodeError as exc:
+                    raise EventDecodeError(f"header {name} is not UTF-8") from exc
+            elif name == "content-type":
+                attrs["datacontenttype"] = raw.decode(errors="replace")
+        missing = [a for a in _REQUIRED if a not in attrs]
+        if missing:
+            raise EventDecodeError(f"missing CloudEvents headers: {', '.join('ce_' + m for m in missing)}")
+        if attrs["specversion"] != "1.0":
+            raise EventDecodeError(f"unsupported ce_specversion {attrs['specversion']!r}")
+        try:
+            data = orjson.loads(value) if value else {}
+        except orjson.JSONDecodeError as exc:
+            raise EventDecodeError(f"value is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise EventDecodeError("value must be a JSON object")
+        try:
+            return cls(**attrs, data=data)
+        except ValueError as exc:
+            raise EventDecodeError(f"invalid CloudEvents attributes: {exc}") from exc

@@ -1,0 +1,74 @@
+"""JSON Schema validation with errors a user can read: where the input is wrong, and how."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+__all__ = ["SchemaError", "schema_validator", "validate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaError:
+    """One violation: a JSON-path-like location (`alerts[0].fingerprint`) and a message."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+@cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """The compiled validator for `schemas/<name>.schema.json`, built once per process."""
+    text = resources.files("schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _location(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(error: ValidationError) -> list[SchemaError]:
+    # oneOf/anyOf failures say little on their own; the best-matching branch says what to fix.
+    if error.context:
+        best = min(error.context, key=lambda e: len(e.context or ()))
+        if best.validator not in ("not",):
+            return _describe(best)
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
+        loc = _location(error.absolute_path)
+        field = f"{loc}.{missing}" if loc else missing
+        return [SchemaError(field, "is required")]
+    if error.validator == "additionalProperties":
+        return [SchemaError(_location(error.absolute_path), error.message)]
+    if error.validator == "const":
+        return [
+            SchemaError(
+                _location(error.absolute_path),
+                f"must be {json.dumps(error.validator_value)}, got {json.dumps(error.instance)[:80]}",
+            )
+        ]
+    return [SchemaError(_location(error.absolute_path), error.message)]
+
+
+def validate(name: str, instance: Any, *, limit: int = 20) -> list[SchemaError]:
+    """Every violation of schema `name` by `instance` (at most `limit`), in document order."""
+    errors: list[SchemaError] = []
+    for error in sorted(schema_validator(name).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        errors.extend(_describe(error))
+        if len(errors) >= limit:
+            break
+    return errors[:limit]

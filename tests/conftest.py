@@ -1,0 +1,144 @@
+"""Shared fixtures. Kafka and Temporal are real: started once per session on free ports, and
+each test isolates itself with a unique topic prefix, consumer group and task queues."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from temporalio.client import Client
+
+from hookline.definitions import DefinitionStore
+from hookline.kafka import create_consumer, ensure_topics, topic_partitions
+from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port
+from hookline.temporal import connect
+from schemas.agents import AgentCatalog
+from schemas.events import Event
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A real Kafka (KRaft) and an in-memory Temporal dev server for the whole session."""
+    base = tmp_path_factory.mktemp("stack")
+    local = LocalStack(
+        KafkaServer(base / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
+        TemporalServer(base / "temporal", port=free_port()),
+    )
+    asyncio.run(local.start())
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def kafka_settings(stack: LocalStack, unique: str) -> KafkaSettings:
+    settings = KafkaSettings(
+        bootstrap_servers=stack.kafka.bootstrap_servers, topic_prefix=unique, events_partitions=3, client_id=unique
+    )
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def temporal_settings(stack: LocalStack, unique: str) -> TemporalSettings:
+    return TemporalSettings(address=stack.temporal.address, task_queue=unique, runner_queue_prefix=f"{unique}.runner.")
+
+
+@pytest.fixture
+async def temporal_client(temporal_settings: TemporalSettings) -> Client:
+    return await connect(temporal_settings)
+
+
+@pytest.fixture
+def agents() -> AgentCatalog:
+    return AgentCatalog.load(EXAMPLES / "agents.yaml")
+
+
+@pytest.fixture
+def notification() -> Callable[..., dict[str, Any]]:
+    """A real-shaped Alertmanager v4 notification with fingerprints unique to the test."""
+
+    def make(status: str = "firing", alerts: int = 2) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((DATA / "alertmanager-firing.json").read_text())
+        template = doc["alerts"][0]
+        doc["alerts"] = []
+        for i in range(alerts):
+            alert = json.loads(json.dumps(template))
+            alert["fingerprint"] = uuid.uuid4().hex[:16]
+            alert["labels"]["instance"] = f"checkout-{i}:8080"
+            alert["status"] = status
+            doc["alerts"].append(alert)
+        doc["status"] = status
+        return doc
+
+    return make
+
+
+@pytest.fixture
+async def definitions(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
+    """The example workflows applied to this test's definitions topic."""
+    store = DefinitionStore(kafka_settings)
+    await store.start()
+    await store.apply_directory(EXAMPLES / "workflows")
+    yield store
+    await store.stop()
+
+
+async def read_topic(settings: KafkaSettings, topic: str, *, expect: int | None = None, timeout: float = 10.0) -> list[Any]:
+    """Every record on `topic` (all partitions) from the beginning, waiting for `expect` records."""
+    consumer: AIOKafkaConsumer = create_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            ends = await consumer.end_offsets(tps)
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if all(positions[tp] >= ends[tp] for tp in tps) and (expect is None or len(records) >= expect):
+                break
+            batch = await consumer.getmany(timeout_ms=200)
+            for rs in batch.values():
+                records.extend(rs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def events_of(records: list[Any]) -> list[Event]:
+    return [Event.from_kafka(r.value, r.headers) for r in records]
+
+
+@contextlib.asynccontextmanager
+async def running(coro_factory: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a long-lived service coroutine for the duration of a block; stop it and wait after."""
+    task = asyncio.ensure_future(coro_factory())
+    try:
+        yield task
+    finally:
+        stop()
+        try:
+            await asyncio.wait_for(task, 30)
+        except asyncio.CancelledError:
+            pass

@@ -1,0 +1,163 @@
+"""The Alertmanager ingress on a real Kafka: 202 only after the ack, clear errors otherwise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from gateway.app import create_app
+from gateway.settings import GatewayOptions, GatewaySettings
+from hookline.settings import KafkaSettings
+from hookline.stack import free_port
+from tests.conftest import events_of, read_topic
+
+
+@pytest.fixture
+async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) -> TestClient[Any, Any]:
+    settings = GatewaySettings(kafka=kafka_settings, gateway=GatewayOptions(max_body_bytes=64 * 1024))
+    client = await aiohttp_client(create_app(settings))
+    # The producer connects in the background; wait until the gateway says it is ready.
+    for _ in range(100):
+        if (await client.get("/readyz")).status == 200:
+            break
+        await __import__("asyncio").sleep(0.1)
+    return client
+
+
+async def test_notification_becomes_one_event_per_alert_after_kafka_ack(
+    gateway: TestClient[Any, Any], kafka_settings: KafkaSettings, notification: Callable[..., dict[str, Any]]
+) -> None:
+    body = notification(alerts=2)
+    response = await gateway.post("/hooks/alertmanager", json=body)
+    assert response.status == 202
+    answer = await response.json()
+    assert answer["accepted"] == 2 and len(answer["event_ids"]) == 2
+
+    records = await read_topic(kafka_settings, kafka_settings.events_topic, expect=2)
+    events = events_of(records)
+    assert sorted(e.id for e in events) == sorted(answer["event_ids"])
+    by_fp = {e.partitionkey: e for e in events}
+    for alert, record in zip(body["alerts"], sorted(records, key=lambda r: r.key), strict=False):
+        assert record.key.decode() in by_fp
+    for alert in body["alerts"]:
+        event = by_fp[alert["fingerprint"]]
+        assert event.type == "io.prometheus.alertmanager.alert.firing"
+        assert event.subject == "HighErrorRate"
+        assert event.hooklinesource == "alertmanager"
+        assert event.data["alert"]["labels"] == alert["labels"]
+        assert event.data["truncatedAlerts"] == 0
+    headers = dict(records[0].headers)
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["content-type"] == b"application/json"
+    assert {"ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "ce_dedupekey"} <= set(headers)
+
+
+async def test_resend_of_the_same_group_carries_the_same_dedupe_keys(
+    gateway: TestClient[Any, Any], kafka_settings: KafkaSettings, notification: Callable[..., dict[str, Any]]
+) -> None:
+    body = notification(alerts=2)
+    first = await gateway.post("/hooks/alertmanager", json=body)
+    for alert in body["alerts"]:
+        alert["endsAt"] = "2026-11-24T10:09:00Z"  # Prometheus moves endsAt on every resend
+    second = await gateway.post("/hooks/alertmanager", json=body)
+    assert first.status == second.status == 202
+    events = events_of(await read_topic(kafka_settings, kafka_settings.events_topic, expect=4))
+    assert len(events) == 4
+    assert len({e.id for e in events}) == 4
+    assert len({e.dedupekey for e in events}) == 2
+
+
+def _too_big(notification: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    body = notification(alerts=1)
+    body["commonAnnotations"]["description"] = "x" * 70_000
+    return body
+
+
+@pytest.mark.parametrize(
+    ("make_body", "headers", "status", "detail"),
+    [
+        (lambda n: b'{"version": "4", "alerts": [', {"Content-Type": "application/json"}, 400, "not valid JSON"),
+        (lambda n: json.dumps({**n(), "version": "3"}).encode(), {"Content-Type": "application/json"}, 400, "version"),
+        (
+            lambda n: json.dumps({**n(), "alerts": [{"status": "firing", "labels": {}, "startsAt": "x"}]}).encode(),
+            {"Content-Type": "application/json"},
+            400,
+            "alerts[0].fingerprint",
+        ),
+        (lambda n: json.dumps(n()).encode(), {"Content-Type": "text/plain"}, 415, "application/json"),
+        (lambda n: json.dumps(_too_big(n)).encode(), {"Content-Type": "application/json"}, 413, "limit"),
+    ],
+    ids=["malformed-json", "wrong-version", "missing-field", "wrong-content-type", "too-large"],
+)
+async def test_bad_input_gets_a_problem_and_produces_nothing(
+    gateway: TestClient[Any, Any],
+    kafka_settings: KafkaSettings,
+    notification: Callable[..., dict[str, Any]],
+    make_body: Callable[[Callable[..., dict[str, Any]]], bytes],
+    headers: dict[str, str],
+    status: int,
+    detail: str,
+) -> None:
+    response = await gateway.post("/hooks/alertmanager", data=make_body(notification), headers=headers)
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["status"] == status
+    assert detail in problem["detail"] + json.dumps(problem.get("errors", []))
+    assert await read_topic(kafka_settings, kafka_settings.events_topic, timeout=1) == []
+
+
+async def test_chunked_body_over_the_limit_is_refused_not_truncated(
+    gateway: TestClient[Any, Any], kafka_settings: KafkaSettings, notification: Callable[..., dict[str, Any]]
+) -> None:
+    payload = json.dumps(_too_big(notification)).encode()
+
+    async def chunks() -> Any:
+        for i in range(0, len(payload), 8192):
+            yield payload[i : i + 8192]
+
+    response = await gateway.post(
+        "/hooks/alertmanager", data=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    assert response.content_type == "application/problem+json"
+    assert await read_topic(kafka_settings, kafka_settings.events_topic, timeout=1) == []
+
+
+async def test_unknown_source_and_wrong_method_are_problems(gateway: TestClient[Any, Any]) -> None:
+    unknown = await gateway.post("/hooks/nope", json={})
+    assert unknown.status == 404
+    assert "alertmanager" in (await unknown.json())["detail"]
+    wrong_method = await gateway.get("/hooks/alertmanager")
+    assert wrong_method.status == 405
+    assert wrong_method.content_type == "application/problem+json"
+
+
+async def test_kafka_unreachable_answers_503_with_retry_after(
+    aiohttp_client: AiohttpClient, notification: Callable[..., dict[str, Any]]
+) -> None:
+    nowhere = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_prefix="unreachable")
+    client = await aiohttp_client(create_app(GatewaySettings(kafka=nowhere)))
+    response = await client.post("/hooks/alertmanager", json=notification())
+    assert response.status == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.content_type == "application/problem+json"
+    assert (await client.get("/readyz")).status == 503
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_metrics_count_requests_by_source_and_status(
+    gateway: TestClient[Any, Any], notification: Callable[..., dict[str, Any]]
+) -> None:
+    await gateway.post("/hooks/alertmanager", json=notification())
+    await gateway.post("/hooks/alertmanager", data=b"{", headers={"Content-Type": "application/json"})
+    text = await (await gateway.get("/metrics")).text()
+    assert 'hookline_gateway_requests_total{source="alertmanager",status="202"} 1.0' in text
+    assert 'hookline_gateway_requests_total{source="alertmanager",status="400"} 1.0' in text
+    assert 'hookline_gateway_events_produced_total{source="alertmanager"} 2.0' in text
+    assert "hookline_gateway_produce_latency_seconds_count" in text

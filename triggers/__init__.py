@@ -1,0 +1,1 @@
+"""The triggers service: events in, workflow starts out."""

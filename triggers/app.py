@@ -1,0 +1,191 @@
+"""The triggers service: consume events, start the matching workflows, then commit.
+
+A batch is processed concurrently (bounded), and its offsets are committed only when every
+record in it has started its workflows or gone to the DLQ. Rebalances wait for the batch in hand
+to finish and commit, so a revoked partition is never handed over half-done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from temporalio.client import Client
+
+from hookline.definitions import DefinitionStore
+from hookline.kafka import create_consumer, create_producer
+from hookline.logging import get_logger
+from schemas.agents import AgentCatalog
+from schemas.events import Event, EventDecodeError
+from triggers.errors import Unprocessable
+from triggers.matching import TriggerIndex
+from triggers.metrics import TriggersMetrics
+from triggers.settings import TriggersSettings
+from triggers.starter import WorkflowStarter
+
+__all__ = ["TriggersService"]
+
+log = get_logger(__name__)
+
+
+class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # The batch loop holds the lock until its offsets are committed.
+        async with self._lock:
+            log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+class TriggersService:
+    def __init__(self, settings: TriggersSettings, client: Client, *, agents: AgentCatalog | None = None) -> None:
+        self._settings = settings
+        self._options = settings.triggers
+        self._client = client
+        self._agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
+        self.metrics = TriggersMetrics()
+        self.definitions = DefinitionStore(settings.kafka)
+        self._stopping = asyncio.Event()
+        self._batch_lock = asyncio.Lock()
+        self._starter = WorkflowStarter(
+            client,
+            settings.temporal,
+            self._agents,
+            retry_max_s=self._options.start_retry_max_s,
+            stopping=self._stopping,
+        )
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq: AIOKafkaProducer | None = None
+        self._index: TriggerIndex | None = None
+        self._index_generation = -1
+
+    async def run(self) -> None:
+        """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""
+        kafka = self._settings.kafka
+        await self.definitions.start()
+        self._dlq = create_producer(kafka)
+        await self._dlq.start()
+        self._consumer = create_consumer(
+            kafka, group_id=self._options.group_id, max_poll_records=self._options.max_batch
+        )
+        self._consumer.subscribe([kafka.events_topic], listener=_DrainOnRevoke(self._batch_lock))
+        await self._consumer.start()
+        log.info("consuming", topic=kafka.events_topic, group=self._options.group_id)
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=self._options.max_batch)
+                if not batches:
+                    continue
+                async with self._batch_lock:
+                    await self._process(batches)
+        finally:
+            await self._consumer.stop()  # leaves the group
+            await self._dlq.stop()
+            await self.definitions.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        assert self._consumer is not None
+        semaphore = asyncio.Semaphore(self._options.concurrency)
+
+        async def bounded(record: ConsumerRecord[Any, Any]) -> None:
+            async with semaphore:
+                await self._handle(record)
+
+        records = [r for rs in batches.values() for r in rs]
+        self.metrics.events_consumed.inc(len(records))
+        try:
+            await asyncio.gather(*(bounded(r) for r in records))
+        except asyncio.CancelledError:
+            log.info("stopping mid-batch; its records stay uncommitted", records=len(records))
+            raise
+        await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+
+    def _matcher(self) -> TriggerIndex:
+        if self._index is None or self._index_generation != self.definitions.generation:
+            self._index_generation = self.definitions.generation
+            self._index = TriggerIndex(self.definitions.all())
+        return self._index
+
+    async def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
+        try:
+            event = Event.from_kafka(record.value, record.headers)
+        except EventDecodeError as exc:
+            await self._dead_letter(record, f"undecodable event: {exc}")
+            return
+        bound = log.bind(event_id=event.id, dedupe_key=event.dedupekey)
+        for stored in self._matcher().matches(event):
+            started_at = time.perf_counter()
+            try:
+                workflow_id, started = await self._starter.start(event, stored)
+            except Unprocessable as exc:
+                await self._dead_letter(record, str(exc))
+                continue
+            self.metrics.start_latency.observe(time.perf_counter() - started_at)
+            self.metrics.workflows_started.labels(stored.id, "started" if started else "existing").inc()
+            bound.info(
+                "workflow started" if started else "workflow already exists",
+                workflow_id=workflow_id,
+                definition=stored.id,
+                version=stored.version,
+            )
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+        assert self._dlq is not None
+        headers = [
+            *list(record.headers or ()),
+            ("hookline_dlq_reason", reason.encode()),
+            ("hookline_dlq_topic", record.topic.encode()),
+            ("hookline_dlq_partition", str(record.partition).encode()),
+            ("hookline_dlq_offset", str(record.offset).encode()),
+        ]
+        await self._dlq.send_and_wait(self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers)
+        self.metrics.dead_lettered.inc()
+        log.warning("dead-lettered", reason=reason, partition=record.partition, offset=record.offset)
+
+    def status_app(self) -> web.Application:
+        """/healthz and /metrics for this process."""
+
+        async def healthz(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok", "definitions": len(self.definitions.all())})
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(
+                body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)
+        return app
+
+
+async def serve(settings: TriggersSettings, client: Client) -> None:
+    """Run the service and its status endpoint until SIGTERM/SIGINT."""
+    import signal
+
+    service = TriggersService(settings, client)
+    runner = web.AppRunner(service.status_app())
+    await runner.setup()
+    site = web.TCPSite(runner, settings.triggers.host, settings.triggers.port)
+    await site.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stop)
+    try:
+        await service.run()
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()

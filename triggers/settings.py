@@ -1,0 +1,22 @@
+"""Triggers settings: the shared sections plus `triggers:`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from hookline.settings import ComponentSettings
+
+__all__ = ["TriggersOptions", "TriggersSettings"]
+
+
+class TriggersOptions(BaseModel):
+    group_id: str = "hookline-triggers"
+    concurrency: int = Field(64, ge=1, description="Records processed at once.")
+    max_batch: int = Field(500, ge=1, description="Records taken from Kafka per poll.")
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535, description="/healthz and /metrics.")
+    start_retry_max_s: float = Field(10.0, gt=0, description="Longest backoff while Temporal is unreachable.")
+
+
+class TriggersSettings(ComponentSettings):
+    triggers: TriggersOptions = TriggersOptions()

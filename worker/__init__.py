@@ -1,0 +1,1 @@
+"""The Temporal worker: the definition interpreter and the runner activities."""

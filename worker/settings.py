@@ -1,0 +1,21 @@
+"""Worker settings: the shared sections plus `worker:`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from hookline.settings import ComponentSettings
+
+__all__ = ["WorkerOptions", "WorkerSettings"]
+
+
+class WorkerOptions(BaseModel):
+    runners: list[str] = Field(default_factory=lambda: ["shell"], description="Runner pools this process serves.")
+    workflows: bool = Field(True, description="Also run the interpreter workflow task queue.")
+    max_concurrent_activities: int = Field(32, ge=1)
+    output_cap_bytes: int = Field(64 * 1024, ge=1024, description="Step output kept beyond this is cut.")
+    graceful_shutdown_s: float = Field(10.0, ge=0)
+
+
+class WorkerSettings(ComponentSettings):
+    worker: WorkerOptions = WorkerOptions()
