@@ -111,7 +111,11 @@ class TriggersService:
         except asyncio.CancelledError:
             log.info("stopping mid-batch; its records stay uncommitted", records=len(records))
             raise
-        await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+        await self._commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        await self._consumer.commit(offsets)
 
     def _matcher(self) -> TriggerIndex:
         if self._index is None or self._index_generation != self.definitions.generation:

@@ -1,0 +1,165 @@
+"""End to end on the real stack: Alertmanager notification → gateway → Kafka → triggers →
+Temporal → worker running the Incident Response example on the shell runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from gateway.sources.alertmanager import alert_dedupe_key
+from hookline.definitions import DefinitionStore
+from hookline.settings import KafkaSettings, TemporalSettings
+from schemas.agents import AgentCatalog
+from schemas.run import RunState
+from tests.conftest import running
+from triggers.app import TriggersService
+from triggers.settings import TriggersOptions, TriggersSettings
+from triggers.starter import workflow_id_for
+from worker.app import build_workers
+from worker.settings import WorkerSettings
+
+
+@pytest.fixture
+async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) -> TestClient[Any, Any]:
+    client = await aiohttp_client(create_app(GatewaySettings(kafka=kafka_settings)))
+    for _ in range(100):
+        if (await client.get("/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.1)
+    return client
+
+
+@pytest.fixture
+async def worker(
+    temporal_client: Client, temporal_settings: TemporalSettings, agents: AgentCatalog
+) -> AsyncIterator[None]:
+    settings = WorkerSettings(temporal=temporal_settings)
+    async with AsyncExitStack() as stack:
+        for w in build_workers(settings, temporal_client, agents):
+            await stack.enter_async_context(w)
+        yield
+
+
+def triggers_settings(kafka: KafkaSettings, temporal: TemporalSettings, group: str) -> TriggersSettings:
+    return TriggersSettings(kafka=kafka, temporal=temporal, triggers=TriggersOptions(group_id=group, port=0))
+
+
+async def runs_of(client: Client, workflow_id: str) -> list[Any]:
+    return [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+
+
+async def wait_for_result(client: Client, workflow_id: str, timeout: float = 60) -> RunState:
+    for _ in range(int(timeout * 10)):
+        try:
+            return await client.get_workflow_handle(workflow_id, result_type=RunState).result()
+        except Exception as exc:  # not started yet
+            if "not found" not in str(exc).lower():
+                raise
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} never started")
+
+
+@pytest.mark.usefixtures("definitions", "worker")
+async def test_alert_runs_incident_response_once_even_when_posted_twice(
+    gateway: TestClient[Any, Any],
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    temporal_client: Client,
+    agents: AgentCatalog,
+    unique: str,
+    notification: Callable[..., dict[str, Any]],
+) -> None:
+    body = notification(alerts=1)
+    alert = body["alerts"][0]
+    workflow_id = workflow_id_for(
+        "incident-response", alert_dedupe_key(body["receiver"], alert["fingerprint"], alert["startsAt"], "firing")
+    )
+    service = TriggersService(triggers_settings(kafka_settings, temporal_settings, unique), temporal_client, agents=agents)
+    async with running(service.run, service.stop):
+        assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+        state = await wait_for_result(temporal_client, workflow_id)
+
+        assert state.status == "succeeded"
+        assert list(state.steps) == ["Analyze Alert", "Take Action", "Notify Team"]
+        assert [s.status for s in state.steps.values()] == ["succeeded"] * 3
+        assert state.steps["Analyze Alert"].output == "analyzer: analysed the alert [HighErrorRate]\n"
+        assert state.steps["Notify Team"].output == "notifier: notified the team [HighErrorRate]\n"
+
+        # The steps ran in order: each activity was scheduled after the previous one completed.
+        history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
+        scheduled = [e.event_id for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+        completed = [e.event_id for e in history.events if e.HasField("activity_task_completed_event_attributes")]
+        assert len(scheduled) == len(completed) == 3
+        assert scheduled[1] > completed[0] and scheduled[2] > completed[1]
+
+        # Alertmanager re-sends the group (endsAt moved): the same run, no second one.
+        alert["endsAt"] = "2026-11-24T10:15:00Z"
+        assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+        for _ in range(100):
+            if service.metrics.events_consumed._value.get() >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert service.metrics.events_consumed._value.get() == 2
+        await asyncio.sleep(0.5)
+    runs = await runs_of(temporal_client, workflow_id)
+    assert len(runs) == 1
+    assert runs[0].status == WorkflowExecutionStatus.COMPLETED
+
+
+class CrashBeforeCommit(TriggersService):
+    """A triggers process that dies after starting the workflows but before committing."""
+
+    crashed = False
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        CrashBeforeCommit.crashed = True
+        raise RuntimeError("simulated crash between start and commit")
+
+
+@pytest.mark.usefixtures("definitions", "worker")
+async def test_restart_between_start_and_commit_still_yields_exactly_one_run(
+    gateway: TestClient[Any, Any],
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    temporal_client: Client,
+    agents: AgentCatalog,
+    unique: str,
+    notification: Callable[..., dict[str, Any]],
+) -> None:
+    body = notification(alerts=3)
+    workflow_ids = [
+        workflow_id_for("incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], "firing"))
+        for a in body["alerts"]
+    ]
+    assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+    settings = triggers_settings(kafka_settings, temporal_settings, unique)
+
+    crashing = CrashBeforeCommit(settings, temporal_client, agents=agents)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        await asyncio.wait_for(crashing.run(), 60)
+    assert CrashBeforeCommit.crashed
+    for workflow_id in workflow_ids:  # the first process did start them
+        assert len(await runs_of(temporal_client, workflow_id)) == 1
+
+    restarted = TriggersService(settings, temporal_client, agents=agents)
+    async with running(restarted.run, restarted.stop):
+        for _ in range(100):  # the uncommitted records are delivered again
+            if restarted.metrics.events_consumed._value.get() >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert restarted.metrics.events_consumed._value.get() == 3
+        for workflow_id in workflow_ids:
+            assert (await wait_for_result(temporal_client, workflow_id)).status == "succeeded"
+    for workflow_id in workflow_ids:
+        assert len(await runs_of(temporal_client, workflow_id)) == 1
+    existing = restarted.metrics.workflows_started.labels("incident-response", "existing")._value.get()
+    assert existing == 3
