@@ -337,7 +337,6 @@ class TemporalServer:
                     name,
                     "--type",
                     kind,
-                    "--yes",
                 ],
                 capture_output=True,
                 text=True,

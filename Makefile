@@ -1,0 +1,52 @@
+# The two commands: `make run` and `make test`. Both install what is missing first.
+# Downloads are cached under .cache/ (pip, Maven, Kafka jars) so a second run is fast.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test bench lint system-deps install jars clean
+
+run: install jars
+	$(VENV)/bin/hookline run --config examples/hookline.yaml
+
+test: install jars
+	$(VENV)/bin/pytest
+
+bench: install jars
+	$(PY) bench/ingest.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy hookline gateway triggers worker schemas
+
+install: system-deps $(STAMP)
+
+# Java 17 and Maven run the Kafka broker; python3-venv makes the virtualenv. Installed with
+# apt-get only when missing (CI and fresh machines of this kind run as root).
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+jars: $(STAMP)
+	$(PY) -c "from pathlib import Path; from hookline.stack import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars(Path('.cache')))"
+
+clean:
+	rm -rf .data
