@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.errors import PayloadTooLarge, UnknownSource, problem_middleware
+from gateway.errors import GatewayError, PayloadTooLarge, UnknownSource, problem_middleware
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
@@ -23,26 +23,43 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 SOURCES = web.AppKey("sources", dict[str, Source])
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-async def receive_hook(request: web.Request) -> web.Response:
-    name = request.match_info["source"]
-    source = request.app[SOURCES].get(name)
-    if source is None:
-        raise UnknownSource(f"no source named {name!r} is configured; known: {', '.join(sorted(request.app[SOURCES]))}")
-    limit = request.app[SETTINGS].gateway.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds the limit of {limit} bytes")
-    # read() enforces client_max_size on chunked bodies too (413, never a silent truncation).
-    body = await request.read()
-    events = source.parse(body, request.headers.get("Content-Type", ""))
-    await request.app[PUBLISHER].publish(events, source=name)
-    log.debug("accepted", source=name, event_ids=[e.id for e in events])
-    return _json({"accepted": len(events), "event_ids": [e.id for e in events]}, status=202)
+def hook_handler(source: Source, publisher: EventPublisher, metrics: GatewayMetrics, max_body_bytes: int) -> Handler:
+    """The POST handler of one configured source, on a static route of its own."""
+    requests = metrics.requests_for(source.name)
+
+    async def receive(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds the limit of {max_body_bytes} bytes")
+        # read() enforces client_max_size on chunked bodies too (413, never a silent truncation).
+        body = await request.read()
+        events = source.parse(body, request.headers.get("Content-Type", ""))
+        await publisher.publish(events, source=source.name)
+        ids = [e.id for e in events]
+        log.debug("accepted", source=source.name, event_ids=ids)
+        return _json({"accepted": len(ids), "event_ids": ids}, status=202)
+
+    async def counted(request: web.Request) -> web.Response:
+        try:
+            response = await receive(request)
+        except (GatewayError, web.HTTPException) as exc:
+            requests(exc.status).inc()
+            raise
+        requests(response.status).inc()
+        return response
+
+    return counted
+
+
+async def unknown_source(request: web.Request) -> web.Response:
+    known = ", ".join(sorted(request.app[SOURCES]))
+    raise UnknownSource(f"no source named {request.match_info['source']!r} is configured; known: {known}")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -60,22 +77,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@web.middleware
-async def count_requests(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
-    source = request.match_info.get("source")
-    if source is not None:
-        request.app[METRICS].requests.labels(source, str(response.status)).inc()
-    return response
-
-
 def create_app(settings: GatewaySettings, *, publisher: EventPublisher | None = None) -> web.Application:
     """Build the gateway; the producer is opened and closed with the app."""
     options = settings.gateway
-    # count_requests wraps problem_middleware, so it sees the final status of error answers too.
-    app = web.Application(client_max_size=options.max_body_bytes, middlewares=[count_requests, problem_middleware])
+    app = web.Application(client_max_size=options.max_body_bytes, middlewares=[problem_middleware])
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
     app[SOURCES] = build_sources(options.sources)
@@ -92,7 +97,11 @@ def create_app(settings: GatewaySettings, *, publisher: EventPublisher | None = 
         await app[PUBLISHER].stop()
 
     app.cleanup_ctx.append(publisher_ctx)
-    app.router.add_post("/hooks/{source}", receive_hook)
+    for source in app[SOURCES].values():
+        app.router.add_post(
+            f"/hooks/{source.name}", hook_handler(source, app[PUBLISHER], app[METRICS], options.max_body_bytes)
+        )
+    app.router.add_post("/hooks/{source}", unknown_source)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["GatewayMetrics"]
@@ -32,3 +35,18 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+
+    @cache  # noqa: B019 - one entry per configured source, for the app's lifetime
+    def produce_for(self, source: str) -> tuple[Histogram, Counter, Counter]:
+        """Latency, events produced and failures of `source`, children bound once."""
+        return (self.produce_latency.labels(source), self.events_produced.labels(source),
+                self.produce_failures.labels(source))
+
+    def requests_for(self, source: str) -> Callable[[int], Counter]:
+        """The request counter of `source` by status, children bound once (labels() is not free)."""
+
+        @cache
+        def by_status(status: int) -> Counter:
+            return self.requests.labels(source, str(status))
+
+        return by_status

@@ -93,14 +93,16 @@ class EventPublisher:
                 for event in events:
                     key, value, headers = event.to_kafka()
                     futures.append(await producer.send(self._topic, value, key=key, headers=headers))
-                await asyncio.gather(*futures)
+                for future in futures:  # all were sent before the first wait: one batch, one ack
+                    await future
         except (KafkaError, TimeoutError, OSError) as exc:
             # Events of this request that did reach Kafka carry their dedupe keys, so the client's
             # retry cannot start a second run; nothing here is acknowledged to the client.
-            self._metrics.produce_failures.labels(source).inc()
+            self._metrics.produce_for(source)[2].inc()
             log.warning("produce failed", source=source, error=repr(exc), events=len(events))
             raise Unavailable(
                 f"Kafka did not acknowledge the events: {exc.__class__.__name__}", retry_after_s=self._retry_after_s
             ) from exc
-        self._metrics.produce_latency.labels(source).observe(time.perf_counter() - started)
-        self._metrics.events_produced.labels(source).inc(len(events))
+        latency, produced, _ = self._metrics.produce_for(source)
+        latency.observe(time.perf_counter() - started)
+        produced.inc(len(events))

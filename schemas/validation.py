@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -26,12 +27,24 @@ class SchemaError:
 
 
 @cache
-def schema_validator(name: str) -> Draft202012Validator:
-    """The compiled validator for `schemas/<name>.schema.json`, built once per process."""
+def _schema(name: str) -> dict[str, Any]:
     text = resources.files("schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
-    schema = json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return schema
+
+
+@cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """The validator for `schemas/<name>.schema.json` that explains failures, built once."""
+    return Draft202012Validator(_schema(name))
+
+
+@cache
+def _fast_validator(name: str) -> Any:
+    # jsonschema-rs answers valid/invalid in about 1 µs where jsonschema takes ~150 µs for an
+    # Alertmanager notification; jsonschema then explains the (rare) invalid documents.
+    return jsonschema_rs.validator_for(_schema(name))
 
 
 def _location(path: Any) -> str:
@@ -66,9 +79,14 @@ def _describe(error: ValidationError) -> list[SchemaError]:
 
 def validate(name: str, instance: Any, *, limit: int = 20) -> list[SchemaError]:
     """Every violation of schema `name` by `instance` (at most `limit`), in document order."""
+    fast = _fast_validator(name)
+    if fast.is_valid(instance):
+        return []
     errors: list[SchemaError] = []
     for error in sorted(schema_validator(name).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         errors.extend(_describe(error))
         if len(errors) >= limit:
             break
+    if not errors:  # the two validators disagree: still refuse, with jsonschema-rs's reason
+        errors = [SchemaError(_location(e.instance_path), e.message) for e in fast.iter_errors(instance)]
     return errors[:limit]

@@ -1,0 +1,216 @@
+"""Ingest benchmark: concurrent clients POST real Alertmanager notifications to the gateway.
+
+Starts its own Kafka (KRaft, temporary) and, one after the other, two servers on the same topic
+settings: the bare baseline handler (bench/bare_handler.py) and the Hookline gateway, each in its
+own process. For each it runs wrk (Debian package `wrk`) at full speed, then at 80 % of that rate,
+and prints accepted requests/s, p50/p99 latency, the gateway's RSS over the run, and checks that the
+number of 202s the server answered equals the records that landed in Kafka.
+
+    make bench          # or: .venv/bin/python bench/ingest.py [--seconds 10] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hookline.kafka import create_consumer, ensure_topics, topic_partitions  # noqa: E402
+from hookline.settings import KafkaSettings  # noqa: E402
+from hookline.stack import KafkaServer, free_port  # noqa: E402
+
+
+def notification() -> bytes:
+    """A 1-alert notification of about 1.2 KB, as Alertmanager 0.25 sends it."""
+    doc = json.loads((ROOT / "tests" / "data" / "alertmanager-firing.json").read_text())
+    doc["alerts"] = doc["alerts"][:1]
+    doc["alerts"][0]["annotations"]["description"] = (
+        "The checkout service has answered more than 5% of requests with 5xx for the last 5 minutes; "
+        "see the runbook for the usual causes and the dashboards linked from it."
+    )
+    doc["commonLabels"]["team"] = "payments"
+    doc["alerts"][0]["labels"]["team"] = "payments"
+    doc["alerts"][0]["labels"]["cluster"] = "prod-eu-west-1"
+    doc["alerts"][0]["labels"]["namespace"] = "checkout"
+    return json.dumps(doc).encode()
+
+
+def wrk_script(body: bytes, path: Path, delay_ms: float | None) -> Path:
+    body_lua = body.decode().replace("\\", "\\\\").replace('"', '\\"')
+    lines = ['wrk.method = "POST"', f'wrk.body = "{body_lua}"', 'wrk.headers["Content-Type"] = "application/json"']
+    if delay_ms is not None:
+        lines.append(f"function delay() return {delay_ms:.3f} end")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def latency(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": rps, "total": total, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+        "p50": latency("50"), "p99": latency("99"),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(url)
+
+
+async def records_on(settings: KafkaSettings, topic: str) -> int:
+    consumer = create_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        ends = await consumer.end_offsets(tps)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def server_accepted(kind: str, port: int) -> int:
+    async with aiohttp.ClientSession() as session:
+        if kind == "bare":
+            async with session.get(f"http://127.0.0.1:{port}/count") as r:
+                return int((await r.json())["accepted"])
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+            text = await r.text()
+    m = re.search(r'hookline_gateway_requests_total\{source="alertmanager",status="202"\} ([\d.e+]+)', text)
+    return int(float(m.group(1))) if m else 0
+
+
+def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    prefix = f"bench-{kind}-{int(time.time())}"
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix, events_partitions=6)
+    await ensure_topics(settings)
+    port = free_port()
+    env = dict(os.environ, HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+               HOOKLINE_KAFKA__TOPIC_PREFIX=prefix, HOOKLINE_GATEWAY__PORT=str(port),
+               HOOKLINE_LOG__FORMAT="json", HOOKLINE_LOG__LEVEL="warning")
+    argv = ([sys.executable, str(ROOT / "bench" / "bare_handler.py"), "--port", str(port),
+             "--bootstrap", kafka.bootstrap_servers, "--topic", settings.events_topic]
+            if kind == "bare" else [sys.executable, "-m", "hookline.cli", "gateway"])
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}/readyz")
+        url = f"http://127.0.0.1:{port}/hooks/alertmanager"
+        body = notification()
+        full = wrk_script(body, tmp / f"{kind}-full.lua", None)
+        run_wrk(url, full, 2, args.connections)  # warm-up
+        rss = [rss_mb(proc.pid)]
+        maximum = run_wrk(url, full, args.seconds, args.connections)
+        rss.append(rss_mb(proc.pid))
+        # 80 % of the maximum: each connection waits so that together they send at that rate.
+        target = 0.8 * maximum["rps"]
+        paced_connections = args.connections
+        delay_ms = max(0.0, paced_connections / target * 1000 - maximum["p50"])
+        for _ in range(2):  # calibrate the per-connection delay on short runs
+            probe = run_wrk(url, wrk_script(body, tmp / f"{kind}-paced.lua", delay_ms), 3, paced_connections)
+            delay_ms = max(0.0, delay_ms + paced_connections * 1000 * (1 / target - 1 / probe["rps"]))
+        paced = run_wrk(url, wrk_script(body, tmp / f"{kind}-paced.lua", delay_ms), args.seconds, paced_connections)
+        rss.append(rss_mb(proc.pid))
+        await asyncio.sleep(1)  # let in-flight requests cut off by wrk's stop finish
+        accepted = await server_accepted(kind, port)
+        landed = await records_on(settings, settings.events_topic)
+        return {"kind": kind, "max": maximum, "paced": paced, "target_rps": target, "rss_mb": rss,
+                "accepted_202": accepted, "records_in_kafka": landed}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def report(results: dict[str, dict[str, Any]]) -> None:
+    print("\nIngest benchmark: 1-alert Alertmanager notifications (~%d bytes), wrk -t1, same machine\n" % len(notification()))
+    print(f"{'server':<10}{'max req/s':>11}{'p50 ms':>9}{'p99 ms':>9}  |{'@80% req/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+          f"  |{'RSS MB (start/max/80%)':>24}  {'202s':>8}{'records':>9}")
+    for kind in ("bare", "gateway"):
+        r = results[kind]
+        m, p = r["max"], r["paced"]
+        rss = "/".join(f"{x:.0f}" for x in r["rss_mb"])
+        print(f"{kind:<10}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}  |{p['rps']:>12.0f}{p['p50']:>9.2f}{p['p99']:>9.2f}"
+              f"  |{rss:>24}  {r['accepted_202']:>8}{r['records_in_kafka']:>9}")
+    g, b = results["gateway"], results["bare"]
+    ratio = g["max"]["rps"] / b["max"]["rps"]
+    print(f"\ngateway / bare handler, max rate: {ratio:.2f}x   (target >= 0.85x)")
+    print(f"gateway max accepted/s: {g['max']['rps']:.0f}   (target >= 3000)")
+    print(f"gateway p99 at 80% of max ({g['paced']['rps']:.0f}/s): {g['paced']['p99']:.2f} ms   (target <= 25 ms)")
+    print(f"gateway RSS: {max(g['rss_mb']):.0f} MB max   (target < 150 MB, flat)")
+    for kind in ("bare", "gateway"):
+        r = results[kind]
+        ok = r["accepted_202"] == r["records_in_kafka"]
+        print(f"{kind}: 202s answered {r['accepted_202']} == records in Kafka {r['records_in_kafka']}: {'OK' if ok else 'MISMATCH'}")
+        if r["max"]["non2xx"] or r["paced"]["non2xx"]:
+            print(f"{kind}: non-2xx answers: {r['max']['non2xx'] + r['paced']['non2xx']}")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk); `make bench` installs it", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
+    kafka = KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port())
+    await kafka.start()
+    try:
+        results = {kind: await bench_target(kind, kafka, args, tmp) for kind in ("bare", "gateway")}
+    finally:
+        kafka.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(results)
+    return 0 if all(r["accepted_202"] == r["records_in_kafka"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
