@@ -69,7 +69,10 @@ class EventPublisher:
                 await self._connector
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            try:  # stop() flushes, and waits for ever if Kafka is gone
+                await asyncio.wait_for(producer.stop(), self._timeout_s)
+            except TimeoutError:
+                log.warning("kafka producer did not flush in time; unacknowledged events were answered 503")
 
     async def ready(self) -> bool:
         """True when the producer is connected and the broker answers metadata now."""
@@ -88,6 +91,8 @@ class EventPublisher:
             raise Unavailable("Kafka is not reachable; retry later", retry_after_s=self._retry_after_s)
         started = time.perf_counter()
         try:
+            # aiokafka retries a dead broker for ever rather than failing the future, so the
+            # wait is bounded here.
             async with asyncio.timeout(self._timeout_s):
                 futures = []
                 for event in events:

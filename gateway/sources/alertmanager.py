@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from typing import Any
 
 from gateway.errors import InvalidPayload
 from gateway.sources.base import decode_json
-from schemas.events import Event
+from schemas.events import Event, new_event_id
 from schemas.validation import validate
 
 __all__ = ["AlertmanagerSource", "alert_dedupe_key"]
@@ -40,7 +39,7 @@ class AlertmanagerSource:
         status = alert["status"]
         receiver = notification["receiver"]
         return Event(
-            id=str(uuid.uuid4()),
+            id=new_event_id(),
             source=self._source_uri,
             type=EVENT_TYPE + status,
             subject=alert["labels"].get("alertname"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,20 +14,26 @@ from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings
+from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings
-from hookline.stack import free_port
-from tests.conftest import events_of, read_topic
+from hookline.stack import KafkaServer, free_port
+from tests.conftest import ROOT, events_of, read_topic
+
+
+async def wait_ready(client: TestClient[Any, Any]) -> None:
+    """The producer connects in the background; wait until the gateway says it is ready."""
+    for _ in range(100):
+        if (await client.get("/readyz")).status == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("gateway never became ready")
 
 
 @pytest.fixture
 async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) -> TestClient[Any, Any]:
     settings = GatewaySettings(kafka=kafka_settings, gateway=GatewayOptions(max_body_bytes=64 * 1024))
     client = await aiohttp_client(create_app(settings))
-    # The producer connects in the background; wait until the gateway says it is ready.
-    for _ in range(100):
-        if (await client.get("/readyz")).status == 200:
-            break
-        await __import__("asyncio").sleep(0.1)
+    await wait_ready(client)
     return client
 
 
@@ -161,3 +169,40 @@ async def test_metrics_count_requests_by_source_and_status(
     assert 'hookline_gateway_requests_total{source="alertmanager",status="400"} 1.0' in text
     assert 'hookline_gateway_events_produced_total{source="alertmanager"} 2.0' in text
     assert "hookline_gateway_produce_latency_seconds_count" in text
+
+
+async def test_kafka_going_down_answers_503_then_accepts_again_when_it_is_back(
+    aiohttp_client: AiohttpClient, tmp_path: Any, notification: Callable[..., dict[str, Any]]
+) -> None:
+    # A broker of this test's own, so stopping it disturbs no other test.
+    kafka = KafkaServer(tmp_path / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port())
+    await kafka.start()
+    try:
+        settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic_prefix="down", request_timeout_ms=2000)
+        await ensure_topics(settings)
+        client = await aiohttp_client(create_app(GatewaySettings(kafka=settings)))
+        await wait_ready(client)
+        before = notification(alerts=1)
+        assert (await client.post("/hooks/alertmanager", json=before)).status == 202
+
+        kafka.stop()
+        started = time.monotonic()
+        down = await client.post("/hooks/alertmanager", json=notification(alerts=1))
+        assert down.status == 503
+        assert int(down.headers["Retry-After"]) > 0
+        assert time.monotonic() - started < 10
+        assert (await client.get("/readyz")).status == 503
+
+        await kafka.start()  # same data dir: the first event is still there
+        after = notification(alerts=1)
+        for _ in range(60):
+            response = await client.post("/hooks/alertmanager", json=after)
+            if response.status == 202:
+                break
+            assert response.status == 503
+            await asyncio.sleep(0.5)
+        assert response.status == 202
+        fingerprints = {e.partitionkey for e in events_of(await read_topic(settings, settings.events_topic))}
+        assert {before["alerts"][0]["fingerprint"], after["alerts"][0]["fingerprint"]} <= fingerprints
+    finally:
+        kafka.stop()
