@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,6 +24,66 @@ __all__ = ["EventPublisher"]
 log = get_logger(__name__)
 
 
+class DeadlineWatch:
+    """Bounds waits that share one timeout with a single periodic timer.
+
+    A timer per request (`asyncio.timeout`) was the largest single cost on the ingest path: every
+    request armed and cancelled a loop timer. Here waiters queue in arrival order, which is also
+    deadline order, and one task fails the expired ones every `tick_s`.
+    """
+
+    def __init__(self, timeout_s: float, tick_s: float = 0.1) -> None:
+        self._timeout_s = timeout_s
+        self._tick_s = tick_s
+        self._pending: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._expire(), name="produce-deadlines")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_all(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Wait until every future is done; the first failure, or TimeoutError at the deadline."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        remaining = len(futures)
+
+        def settle(future: asyncio.Future[Any]) -> None:
+            nonlocal remaining
+            if waiter.done():
+                return
+            if future.cancelled():
+                waiter.set_exception(KafkaError("produce cancelled"))
+            elif (exc := future.exception()) is not None:
+                waiter.set_exception(exc)
+            else:
+                remaining -= 1
+                if remaining == 0:
+                    waiter.set_result(None)
+
+        for future in futures:
+            future.add_done_callback(settle)
+        if remaining == 0:
+            return
+        self._pending.append((loop.time() + self._timeout_s, waiter))
+        await waiter
+
+    async def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick_s)
+            now = loop.time()
+            while self._pending and (self._pending[0][1].done() or self._pending[0][0] <= now):
+                _, waiter = self._pending.popleft()
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError(f"no ack within {self._timeout_s:g}s"))
+
+
 class EventPublisher:
     """Owns the idempotent producer. Connects in the background, so the gateway starts (and
     answers 503) while Kafka is still down, and reconnects if the producer fails to start."""
@@ -36,6 +98,7 @@ class EventPublisher:
         self._metrics = metrics
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
+        self._deadlines = DeadlineWatch(timeout_s)
 
     @property
     def connected(self) -> bool:
@@ -43,6 +106,7 @@ class EventPublisher:
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
+        self._deadlines.start()
 
     async def _connect(self) -> None:
         delay = 0.2
@@ -63,6 +127,7 @@ class EventPublisher:
 
     async def stop(self) -> None:
         """Stop taking events and flush what is in flight."""
+        await self._deadlines.stop()
         if self._connector is not None and not self._connector.done():
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -91,15 +156,14 @@ class EventPublisher:
             raise Unavailable("Kafka is not reachable; retry later", retry_after_s=self._retry_after_s)
         started = time.perf_counter()
         try:
-            # aiokafka retries a dead broker for ever rather than failing the future, so the
-            # wait is bounded here.
-            async with asyncio.timeout(self._timeout_s):
-                futures = []
-                for event in events:
-                    key, value, headers = event.to_kafka()
-                    futures.append(await producer.send(self._topic, value, key=key, headers=headers))
-                for future in futures:  # all were sent before the first wait: one batch, one ack
-                    await future
+            # send() itself is bounded by request_timeout_ms (metadata, buffer space), but aiokafka
+            # retries a dead broker for ever rather than failing the delivery future: the wait for
+            # the acks is bounded by the deadline watch.
+            futures = []
+            for event in events:
+                key, value, headers = event.to_kafka()
+                futures.append(await producer.send(self._topic, value, key=key, headers=headers))
+            await self._deadlines.wait_all(futures)
         except (KafkaError, TimeoutError, OSError) as exc:
             # Events of this request that did reach Kafka carry their dedupe keys, so the client's
             # retry cannot start a second run; nothing here is acknowledged to the client.

@@ -1,0 +1,57 @@
+"""The single-timer deadline that bounds the gateway's wait for Kafka's acks (pure asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.errors import KafkaError
+
+from gateway.publisher import DeadlineWatch
+
+
+@pytest.fixture
+async def watch() -> AsyncIterator[DeadlineWatch]:
+    w = DeadlineWatch(timeout_s=0.3, tick_s=0.02)
+    w.start()
+    yield w
+    await w.stop()
+
+
+async def test_returns_when_every_future_succeeded(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in range(3)]
+    for i, f in enumerate(futures):
+        loop.call_later(0.01 * i, f.set_result, i)
+    await asyncio.wait_for(watch.wait_all(futures), 1)
+
+
+async def test_first_failure_is_raised(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    ok, bad = loop.create_future(), loop.create_future()
+    ok.set_result(1)
+    loop.call_soon(bad.set_exception, KafkaError("broker said no"))
+    with pytest.raises(KafkaError, match="broker said no"):
+        await watch.wait_all([ok, bad])
+
+
+async def test_unanswered_futures_time_out_at_the_deadline(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await watch.wait_all([loop.create_future()])
+    assert 0.3 <= loop.time() - started < 1.0
+
+
+async def test_later_waiters_are_not_expired_early(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    first = asyncio.ensure_future(watch.wait_all([loop.create_future()]))
+    await asyncio.sleep(0.2)
+    late = loop.create_future()
+    second = asyncio.ensure_future(watch.wait_all([late]))
+    with pytest.raises(TimeoutError):
+        await first
+    assert not second.done()
+    late.set_result(None)
+    await asyncio.wait_for(second, 1)
