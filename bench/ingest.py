@@ -71,9 +71,12 @@ def parse_wrk(out: str) -> dict[str, float]:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
-        "rps": rps, "total": total, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "rps": rps,
+        "total": total,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
-        "p50": latency("50"), "p99": latency("99"),
+        "p50": latency("50"),
+        "p99": latency("99"),
     }
 
 
@@ -123,7 +126,9 @@ async def server_accepted(kind: str, port: int) -> int:
 def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return parse_wrk(out)
 
@@ -133,12 +138,28 @@ async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, 
     settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix, events_partitions=6)
     await ensure_topics(settings)
     port = free_port()
-    env = dict(os.environ, HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-               HOOKLINE_KAFKA__TOPIC_PREFIX=prefix, HOOKLINE_GATEWAY__PORT=str(port),
-               HOOKLINE_LOG__FORMAT="json", HOOKLINE_LOG__LEVEL="warning")
-    argv = ([sys.executable, str(ROOT / "bench" / "bare_handler.py"), "--port", str(port),
-             "--bootstrap", kafka.bootstrap_servers, "--topic", settings.events_topic]
-            if kind == "bare" else [sys.executable, "-m", "hookline.cli", "gateway"])
+    env = dict(
+        os.environ,
+        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        HOOKLINE_KAFKA__TOPIC_PREFIX=prefix,
+        HOOKLINE_GATEWAY__PORT=str(port),
+        HOOKLINE_LOG__FORMAT="json",
+        HOOKLINE_LOG__LEVEL="warning",
+    )
+    argv = (
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bare_handler.py"),
+            "--port",
+            str(port),
+            "--bootstrap",
+            kafka.bootstrap_servers,
+            "--topic",
+            settings.events_topic,
+        ]
+        if kind == "bare"
+        else [sys.executable, "-m", "hookline.cli", "gateway"]
+    )
     proc = subprocess.Popen(argv, env=env, cwd=ROOT)
     try:
         await wait_ready(f"http://127.0.0.1:{port}/readyz")
@@ -161,23 +182,37 @@ async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, 
         await asyncio.sleep(1)  # let in-flight requests cut off by wrk's stop finish
         accepted = await server_accepted(kind, port)
         landed = await records_on(settings, settings.events_topic)
-        return {"kind": kind, "max": maximum, "paced": paced, "target_rps": target, "rss_mb": rss,
-                "accepted_202": accepted, "records_in_kafka": landed}
+        return {
+            "kind": kind,
+            "max": maximum,
+            "paced": paced,
+            "target_rps": target,
+            "rss_mb": rss,
+            "accepted_202": accepted,
+            "records_in_kafka": landed,
+        }
     finally:
         proc.terminate()
         proc.wait(10)
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
-    print("\nIngest benchmark: 1-alert Alertmanager notifications (~%d bytes), wrk -t1, same machine\n" % len(notification()))
-    print(f"{'server':<10}{'max req/s':>11}{'p50 ms':>9}{'p99 ms':>9}  |{'@80% req/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
-          f"  |{'RSS MB (start/max/80%)':>24}  {'202s':>8}{'records':>9}")
+    print(
+        "\nIngest benchmark: 1-alert Alertmanager notifications (~%d bytes), wrk -t1, same machine\n"
+        % len(notification())
+    )
+    print(
+        f"{'server':<10}{'max req/s':>11}{'p50 ms':>9}{'p99 ms':>9}  |{'@80% req/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"  |{'RSS MB (start/max/80%)':>24}  {'202s':>8}{'records':>9}"
+    )
     for kind in ("bare", "gateway"):
         r = results[kind]
         m, p = r["max"], r["paced"]
         rss = "/".join(f"{x:.0f}" for x in r["rss_mb"])
-        print(f"{kind:<10}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}  |{p['rps']:>12.0f}{p['p50']:>9.2f}{p['p99']:>9.2f}"
-              f"  |{rss:>24}  {r['accepted_202']:>8}{r['records_in_kafka']:>9}")
+        print(
+            f"{kind:<10}{m['rps']:>11.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}  |{p['rps']:>12.0f}{p['p50']:>9.2f}{p['p99']:>9.2f}"
+            f"  |{rss:>24}  {r['accepted_202']:>8}{r['records_in_kafka']:>9}"
+        )
     g, b = results["gateway"], results["bare"]
     ratio = g["max"]["rps"] / b["max"]["rps"]
     print(f"\ngateway / bare handler, max rate: {ratio:.2f}x   (target >= 0.85x)")
@@ -187,7 +222,9 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     for kind in ("bare", "gateway"):
         r = results[kind]
         ok = r["accepted_202"] == r["records_in_kafka"]
-        print(f"{kind}: 202s answered {r['accepted_202']} == records in Kafka {r['records_in_kafka']}: {'OK' if ok else 'MISMATCH'}")
+        print(
+            f"{kind}: 202s answered {r['accepted_202']} == records in Kafka {r['records_in_kafka']}: {'OK' if ok else 'MISMATCH'}"
+        )
         if r["max"]["non2xx"] or r["paced"]["non2xx"]:
             print(f"{kind}: non-2xx answers: {r['max']['non2xx'] + r['paced']['non2xx']}")
 

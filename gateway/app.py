@@ -58,7 +58,7 @@ def hook_handler(source: Source, publisher: EventPublisher, metrics: GatewayMetr
 
 
 async def unknown_source(request: web.Request) -> web.Response:
-    known = ", ".join(sorted(request.app[SOURCES]))
+    known = ", ".join(sorted(request.app[SOURCES].keys()))
     raise UnknownSource(f"no source named {request.match_info['source']!r} is configured; known: {known}")
 
 

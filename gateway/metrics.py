@@ -39,8 +39,11 @@ class GatewayMetrics:
     @cache  # noqa: B019 - one entry per configured source, for the app's lifetime
     def produce_for(self, source: str) -> tuple[Histogram, Counter, Counter]:
         """Latency, events produced and failures of `source`, children bound once."""
-        return (self.produce_latency.labels(source), self.events_produced.labels(source),
-                self.produce_failures.labels(source))
+        return (
+            self.produce_latency.labels(source),
+            self.events_produced.labels(source),
+            self.produce_failures.labels(source),
+        )
 
     def requests_for(self, source: str) -> Callable[[int], Counter]:
         """The request counter of `source` by status, children bound once (labels() is not free)."""

@@ -110,9 +110,7 @@ class ComponentSettings(BaseSettings):
             target = type(
                 cls.__name__,
                 (cls,),
-                {  # type: ignore[assignment]
-                    "model_config": {**cls.model_config, "yaml_file": config_file}
-                },
+                {"model_config": {**cls.model_config, "yaml_file": config_file}},
             )
         try:
             return target(**overrides)

@@ -102,7 +102,9 @@ async def definitions(kafka_settings: KafkaSettings) -> AsyncIterator[Definition
     await store.stop()
 
 
-async def read_topic(settings: KafkaSettings, topic: str, *, expect: int | None = None, timeout: float = 10.0) -> list[Any]:
+async def read_topic(
+    settings: KafkaSettings, topic: str, *, expect: int | None = None, timeout: float = 10.0
+) -> list[Any]:
     """Every record on `topic` (all partitions) from the beginning, waiting for `expect` records."""
     consumer: AIOKafkaConsumer = create_consumer(settings, group_id=None)
     await consumer.start()
@@ -131,7 +133,9 @@ def events_of(records: list[Any]) -> list[Event]:
 
 
 @contextlib.asynccontextmanager
-async def running(coro_factory: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> AsyncIterator[asyncio.Task[None]]:
+async def running(
+    coro_factory: Callable[[], Awaitable[None]], stop: Callable[[], None]
+) -> AsyncIterator[asyncio.Task[None]]:
     """Run a long-lived service coroutine for the duration of a block; stop it and wait after."""
     task = asyncio.ensure_future(coro_factory())
     try:

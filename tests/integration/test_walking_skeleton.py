@@ -16,7 +16,6 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from gateway.sources.alertmanager import alert_dedupe_key
-from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
@@ -83,7 +82,9 @@ async def test_alert_runs_incident_response_once_even_when_posted_twice(
     workflow_id = workflow_id_for(
         "incident-response", alert_dedupe_key(body["receiver"], alert["fingerprint"], alert["startsAt"], "firing")
     )
-    service = TriggersService(triggers_settings(kafka_settings, temporal_settings, unique), temporal_client, agents=agents)
+    service = TriggersService(
+        triggers_settings(kafka_settings, temporal_settings, unique), temporal_client, agents=agents
+    )
     async with running(service.run, service.stop):
         assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
         state = await wait_for_result(temporal_client, workflow_id)
@@ -137,7 +138,9 @@ async def test_restart_between_start_and_commit_still_yields_exactly_one_run(
 ) -> None:
     body = notification(alerts=3)
     workflow_ids = [
-        workflow_id_for("incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], "firing"))
+        workflow_id_for(
+            "incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], "firing")
+        )
         for a in body["alerts"]
     ]
     assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202

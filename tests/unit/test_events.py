@@ -8,8 +8,16 @@ from schemas.events import Event, EventDecodeError
 
 
 def make() -> Event:
-    return Event(id="e-1", source="/hooks/alertmanager", type="t.firing", subject="HighErrorRate",
-                 dedupekey="d-1", partitionkey="fp-1", hooklinesource="alertmanager", data={"a": [1, "x"]})
+    return Event(
+        id="e-1",
+        source="/hooks/alertmanager",
+        type="t.firing",
+        subject="HighErrorRate",
+        dedupekey="d-1",
+        partitionkey="fp-1",
+        hooklinesource="alertmanager",
+        data={"a": [1, "x"]},
+    )
 
 
 def test_binary_mode_round_trip_keeps_every_attribute() -> None:

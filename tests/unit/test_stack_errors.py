@@ -33,5 +33,5 @@ async def test_temporal_port_in_use_is_reported(tmp_path: Path) -> None:
 async def test_missing_java_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # neither java nor mvn on PATH
     server = KafkaServer(tmp_path / "k", tmp_path / "cache", port=0, controller_port=0)
-    with pytest.raises(StackError, match="(mvn|java)` is not installed"):
+    with pytest.raises(StackError, match=r"(mvn|java)` is not installed"):
         await server.start()

@@ -47,8 +47,15 @@ def test_steps_without_requires_follow_the_step_before_them() -> None:
 
 
 def test_a_step_with_requires_waits_only_for_what_it_names() -> None:
-    doc = {"name": "x", "steps": [{"name": "a", "agent": "q"}, {"name": "b", "agent": "q"},
-                                  {"name": "c", "agent": "q", "requires": []}, {"name": "d", "agent": "q"}]}
+    doc = {
+        "name": "x",
+        "steps": [
+            {"name": "a", "agent": "q"},
+            {"name": "b", "agent": "q"},
+            {"name": "c", "agent": "q", "requires": []},
+            {"name": "d", "agent": "q"},
+        ],
+    }
     assert parse_definition(doc).dependencies() == {"a": (), "b": ("a",), "c": (), "d": ("c",)}
 
 
@@ -72,18 +79,31 @@ def test_name_is_the_only_required_field() -> None:
     ("doc", "expected"),
     [
         ({}, "name: is required"),
-        ({"name": "x", "steps": [{"name": "a", "agent": "q", "requires": ["Deploy"]}]},
-         'steps[0].requires[0]: unknown step "Deploy"'),
-        ({"name": "x", "steps": [{"name": "a", "agent": "q"}, {"name": "a", "agent": "q"}]},
-         'steps[1].name: duplicate step name "a"'),
-        ({"name": "x", "steps": [{"name": "a", "agent": "q", "requires": ["b"]}, {"name": "b", "agent": "q"}]},
-         'dependency cycle: "a" -> "b" -> "a"'),
+        (
+            {"name": "x", "steps": [{"name": "a", "agent": "q", "requires": ["Deploy"]}]},
+            'steps[0].requires[0]: unknown step "Deploy"',
+        ),
+        (
+            {"name": "x", "steps": [{"name": "a", "agent": "q"}, {"name": "a", "agent": "q"}]},
+            'steps[1].name: duplicate step name "a"',
+        ),
+        (
+            {"name": "x", "steps": [{"name": "a", "agent": "q", "requires": ["b"]}, {"name": "b", "agent": "q"}]},
+            'dependency cycle: "a" -> "b" -> "a"',
+        ),
         ({"name": "x", "trigger": {"type": "webhook"}}, "trigger.source: is required"),
         ({"name": "x", "steps": [{"name": "a", "agent": "q", "retries": "lots"}]}, "steps[0]"),
         ({"name": "x", "bogus": 1}, "'bogus' was unexpected"),
     ],
-    ids=["no-name", "unknown-requires", "duplicate-step", "cycle", "webhook-without-source", "unknown-step-field",
-         "unknown-field"],
+    ids=[
+        "no-name",
+        "unknown-requires",
+        "duplicate-step",
+        "cycle",
+        "webhook-without-source",
+        "unknown-step-field",
+        "unknown-field",
+    ],
 )
 def test_invalid_definitions_list_every_error_with_its_location(doc: dict[str, Any], expected: str) -> None:
     with pytest.raises(DefinitionError) as info:
@@ -92,8 +112,10 @@ def test_invalid_definitions_list_every_error_with_its_location(doc: dict[str, A
 
 
 def test_all_errors_are_reported_not_just_the_first() -> None:
-    doc = {"name": "x", "steps": [{"name": "a", "agent": "q", "requires": ["nope"]},
-                                  {"name": "b", "agent": "q", "requires": ["gone"]}]}
+    doc = {
+        "name": "x",
+        "steps": [{"name": "a", "agent": "q", "requires": ["nope"]}, {"name": "b", "agent": "q", "requires": ["gone"]}],
+    }
     with pytest.raises(DefinitionError) as info:
         parse_definition(doc)
     assert [e.location for e in info.value.errors] == ["steps[0].requires[0]", "steps[1].requires[0]"]
