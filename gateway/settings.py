@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from hookline.settings import ComponentSettings
+from hookline.settings import ComponentSettings, Section
 
 __all__ = ["GatewayOptions", "GatewaySettings"]
 
 
-class GatewayOptions(BaseModel):
+class GatewayOptions(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger bodies get 413.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ __all__ = [
     "ComponentSettings",
     "KafkaSettings",
     "LogSettings",
+    "Section",
     "SettingsError",
     "StackOptions",
     "StackSettings",
@@ -40,7 +41,14 @@ class SettingsError(ValueError):
         return cls("\n".join(lines))
 
 
-class KafkaSettings(BaseModel):
+class Section(BaseModel):
+    """A settings section: an unknown key is an error, so a misspelt variable or config key
+    (`HOOKLINE_KAFKA__BOOTSTRAP_SERVER`) stops the process instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field("hookline", pattern=r"^[A-Za-z0-9._-]+$")
     client_id: str = "hookline"
@@ -62,7 +70,7 @@ class KafkaSettings(BaseModel):
         return f"{self.topic_prefix}.workflows"
 
 
-class TemporalSettings(BaseModel):
+class TemporalSettings(Section):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     task_queue: str = "hookline"
@@ -74,7 +82,7 @@ class TemporalSettings(BaseModel):
         return f"{self.runner_queue_prefix}{pool}"
 
 
-class LogSettings(BaseModel):
+class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
@@ -118,7 +126,7 @@ class ComponentSettings(BaseSettings):
             raise SettingsError.from_validation(exc, str(config_file or "environment")) from exc
 
 
-class StackOptions(BaseModel):
+class StackOptions(Section):
     """Where and how `hookline stack` / `hookline run` start Kafka and Temporal on this machine."""
 
     data_dir: Path = Path(".data")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from hookline.settings import ComponentSettings
+from hookline.settings import ComponentSettings, Section
 
 __all__ = ["TriggersOptions", "TriggersSettings"]
 
 
-class TriggersOptions(BaseModel):
+class TriggersOptions(Section):
     group_id: str = "hookline-triggers"
     concurrency: int = Field(64, ge=1, description="Records processed at once.")
     max_batch: int = Field(500, ge=1, description="Records taken from Kafka per poll.")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from hookline.settings import ComponentSettings
+from hookline.settings import ComponentSettings, Section
 
 __all__ = ["WorkerOptions", "WorkerSettings"]
 
 
-class WorkerOptions(BaseModel):
+class WorkerOptions(Section):
     runners: list[str] = Field(default_factory=lambda: ["shell"], description="Runner pools this process serves.")
     workflows: bool = Field(True, description="Also run the interpreter workflow task queue.")
     max_concurrent_activities: int = Field(32, ge=1)

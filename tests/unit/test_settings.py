@@ -38,3 +38,16 @@ def test_invalid_settings_name_the_setting(tmp_path: Path, monkeypatch: pytest.M
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist"):
         GatewaySettings.load(tmp_path / "nope.yaml")
+
+
+def test_misspelt_variable_inside_a_section_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_KAFKA__BOOTSTRAP_SERVER", "kafka:9092")
+    with pytest.raises(SettingsError, match=r"kafka\.bootstrap_server"):
+        GatewaySettings.load()
+
+
+def test_misspelt_key_in_the_config_file_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "hookline.yaml"
+    config.write_text("triggers:\n  group: g1\n")
+    with pytest.raises(SettingsError, match=r"triggers\.group"):
+        TriggersSettings.load(config)
