@@ -160,6 +160,28 @@ async def _apply(settings: ComponentSettings, paths: list[Path]) -> None:
         await store.stop()
 
 
+@cli.command()
+@_config_option
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def init(config_file: Path | None, paths: Sequence[Path]) -> None:
+    """Prepare Kafka and Temporal for Hookline: create the topics, register the search
+    attributes, and apply the definitions in PATHS. Idempotent; for compose and deployments."""
+    settings = _load(StackSettings, config_file, "init")
+    asyncio.run(_init(settings, list(paths)))
+
+
+async def _init(settings: StackSettings, paths: list[Path]) -> None:
+    from hookline.kafka import ensure_topics, wait_for_kafka
+    from hookline.temporal import register_search_attributes
+
+    await wait_for_kafka(settings.kafka.bootstrap_servers)
+    await ensure_topics(settings.kafka)
+    client = await _temporal_client(settings)
+    await register_search_attributes(client, settings.temporal.namespace)
+    if paths:
+        await _apply(settings, paths)
+
+
 def _stack(settings: StackSettings):  # type: ignore[no-untyped-def]
     import tempfile
 
@@ -198,7 +220,6 @@ async def _wait_for_signal() -> None:
 @_config_option
 def stack(config_file: Path | None) -> None:
     """Run Kafka (KRaft) and the Temporal dev server on this machine, until Ctrl-C."""
-    from hookline.kafka import ensure_topics
     from hookline.stack import StackError
 
     settings = _load(StackSettings, config_file, "stack")
@@ -207,7 +228,7 @@ def stack(config_file: Path | None) -> None:
     async def main() -> None:
         try:
             await local.start()
-            await ensure_topics(settings.kafka)
+            await _init(settings, [])
         except StackError as exc:
             raise click.ClickException(str(exc)) from exc
         try:
@@ -242,7 +263,6 @@ def _print_where(settings: StackSettings, *, components: bool) -> None:
 def run(config_file: Path | None) -> None:
     """Everything on this machine: Kafka, Temporal, gateway, triggers and worker, with the
     example definitions applied. Ctrl-C stops it all."""
-    from hookline.kafka import ensure_topics
     from hookline.stack import StackError
 
     settings = _load(StackSettings, config_file, "run")
@@ -258,9 +278,8 @@ def run(config_file: Path | None) -> None:
     async def main() -> int:
         try:
             await local.start()
-            await ensure_topics(settings.kafka)
-            if settings.stack.definitions_dir is not None and settings.stack.definitions_dir.exists():
-                await _apply(settings, [settings.stack.definitions_dir])
+            definitions = settings.stack.definitions_dir
+            await _init(settings, [definitions] if definitions is not None and definitions.exists() else [])
         except StackError as exc:
             local.stop()
             raise click.ClickException(str(exc)) from exc

@@ -18,10 +18,11 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from hookline.kafka import wait_for_kafka
 from hookline.temporal import SEARCH_ATTRIBUTES, wait_for_temporal
@@ -136,6 +137,18 @@ class _Process:
             tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
             raise StackError(f"{self.name} exited with code {self.proc.returncode}; its log ({log_path}):\n{tail}")
 
+    async def until_ready(self, probe: Coroutine[Any, Any, None], log_path: Path) -> None:
+        """Await the readiness probe, failing at once (with the log's tail) if the process dies."""
+        waiter = asyncio.ensure_future(probe)
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=0.5)
+            try:
+                self.check_alive(log_path)
+            except StackError:
+                waiter.cancel()
+                raise
+        await waiter
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -239,15 +252,7 @@ class KafkaServer:
             if fmt.returncode != 0:
                 raise StackError(f"formatting the Kafka log dir failed:\n{fmt.stdout}{fmt.stderr}")
         self._process.spawn(self._java(libs, "kafka.Kafka", str(config)), self.log_path)
-        waiter = asyncio.ensure_future(wait_for_kafka(self.bootstrap_servers, timeout))
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=0.5)
-            try:
-                self._process.check_alive(self.log_path)
-            except StackError:
-                waiter.cancel()
-                raise
-        await waiter
+        await self._process.until_ready(wait_for_kafka(self.bootstrap_servers, timeout), self.log_path)
 
     def stop(self) -> None:
         self._process.stop()
@@ -307,43 +312,7 @@ class TemporalServer:
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
         self._process.spawn(argv, self.log_path)
-        waiter = asyncio.ensure_future(wait_for_temporal(self.address, timeout))
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=0.5)
-            try:
-                self._process.check_alive(self.log_path)
-            except StackError:
-                waiter.cancel()
-                raise
-        await waiter
-        if self.db_file is not None:
-            # start-dev registers attributes only when it creates the namespace; a database made
-            # by an older Hookline may lack newer ones.
-            await asyncio.to_thread(self._register_search_attributes)
-
-    def _register_search_attributes(self) -> None:
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            result = subprocess.run(
-                [
-                    temporal_binary(),
-                    "operator",
-                    "search-attribute",
-                    "create",
-                    "--address",
-                    self.address,
-                    "--namespace",
-                    self.namespace,
-                    "--name",
-                    name,
-                    "--type",
-                    kind,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0 and "already" not in (result.stderr + result.stdout).lower():
-                raise StackError(f"registering search attribute {name} failed: {result.stderr.strip()}")
+        await self._process.until_ready(wait_for_temporal(self.address, timeout), self.log_path)
 
     def stop(self) -> None:
         self._process.stop()

@@ -12,7 +12,15 @@ from temporalio.service import RPCError
 
 from hookline.settings import TemporalSettings
 
-__all__ = ["SA_DEFINITION", "SA_EVENT", "SA_SOURCE", "SEARCH_ATTRIBUTES", "connect", "wait_for_temporal"]
+__all__ = [
+    "SA_DEFINITION",
+    "SA_EVENT",
+    "SA_SOURCE",
+    "SEARCH_ATTRIBUTES",
+    "connect",
+    "register_search_attributes",
+    "wait_for_temporal",
+]
 
 SA_DEFINITION = SearchAttributeKey.for_keyword("HooklineDefinitionId")
 SA_EVENT = SearchAttributeKey.for_keyword("HooklineEventId")
@@ -24,6 +32,23 @@ SEARCH_ATTRIBUTES = {SA_DEFINITION.name: "Keyword", SA_EVENT.name: "Keyword", SA
 async def connect(settings: TemporalSettings) -> Client:
     """A client with the pydantic data converter, so contracts cross Temporal as models."""
     return await Client.connect(settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter)
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Add Hookline's search attributes that the namespace lacks (idempotent)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    missing = {
+        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
 
 
 async def wait_for_temporal(address: str, timeout: float = 60.0) -> None:

@@ -16,9 +16,8 @@ import yaml
 from pydantic import BaseModel
 
 import hookline.cli
-import hookline.kafka
 from gateway.settings import GatewaySettings
-from hookline.settings import ComponentSettings, KafkaSettings, StackSettings
+from hookline.settings import ComponentSettings, StackSettings
 from hookline.temporal import SEARCH_ATTRIBUTES
 from tests.conftest import ROOT
 from triggers.settings import TriggersSettings
@@ -258,28 +257,15 @@ def test_kafka_users_start_after_init_created_the_topics(services: dict[str, dic
     assert depends_on.get("init", {}).get("condition") == "service_completed_successfully"
 
 
-def test_init_creates_the_topics_then_applies_the_example_definitions(
-    monkeypatch: pytest.MonkeyPatch, services: dict[str, dict[str, Any]], dockerfile: list[list[str]]
+def test_init_runs_hookline_init_on_the_example_definitions(
+    services: dict[str, dict[str, Any]], dockerfile: list[list[str]]
 ) -> None:
     init = services["init"]
-    assert init["entrypoint"] == ["python", "-c"]
-    command = init["command"]
-    script = command[0] if isinstance(command, list) else command
-    expected_kafka = _load_settings(monkeypatch, services, "init").kafka
-    calls: list[tuple[Any, ...]] = []
-
-    async def ensure_topics(settings: KafkaSettings) -> None:
-        calls.append(("ensure_topics", settings))
-
-    monkeypatch.setattr(hookline.kafka, "ensure_topics", ensure_topics)
-    monkeypatch.setattr(hookline.cli, "main", lambda argv: calls.append(("hookline", *argv)))
-    exec(compile(script, "compose.yaml:init", "exec"), {"__name__": "__main__"})
-
-    assert [call[0] for call in calls] == ["ensure_topics", "hookline"]
-    assert calls[0][1] == expected_kafka
-    subcommand, *paths = calls[1][1:]
-    assert subcommand == "apply"
+    assert "entrypoint" not in init  # the image's ENTRYPOINT, hookline
+    subcommand, *paths = init["command"]
+    assert subcommand == "init"
     assert subcommand in hookline.cli.cli.commands
+    assert paths
     for path in paths:
         in_repo = _repo_path_of_image_path(dockerfile, path)
         assert in_repo is not None and sorted(in_repo.glob("*.yaml")), f"{path} holds no definitions in the image"
