@@ -13,28 +13,12 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.settings import GatewayOptions, GatewaySettings
+from gateway.settings import GatewaySettings
 from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings
 from hookline.stack import KafkaServer, free_port
 from tests.conftest import ROOT, events_of, read_topic
-
-
-async def wait_ready(client: TestClient[Any, Any]) -> None:
-    """The producer connects in the background; wait until the gateway says it is ready."""
-    for _ in range(100):
-        if (await client.get("/readyz")).status == 200:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("gateway never became ready")
-
-
-@pytest.fixture
-async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) -> TestClient[Any, Any]:
-    settings = GatewaySettings(kafka=kafka_settings, gateway=GatewayOptions(max_body_bytes=64 * 1024))
-    client = await aiohttp_client(create_app(settings))
-    await wait_ready(client)
-    return client
+from tests.integration.conftest import wait_ready
 
 
 async def test_notification_becomes_one_event_per_alert_after_kafka_ack(

@@ -10,11 +10,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
@@ -25,16 +22,6 @@ from triggers.settings import TriggersOptions, TriggersSettings
 from triggers.starter import workflow_id_for
 from worker.app import build_workers
 from worker.settings import WorkerSettings
-
-
-@pytest.fixture
-async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) -> TestClient[Any, Any]:
-    client = await aiohttp_client(create_app(GatewaySettings(kafka=kafka_settings)))
-    for _ in range(100):
-        if (await client.get("/readyz")).status == 200:
-            break
-        await asyncio.sleep(0.1)
-    return client
 
 
 @pytest.fixture
