@@ -35,8 +35,23 @@ async def worker(
         yield
 
 
-def triggers_settings(kafka: KafkaSettings, temporal: TemporalSettings, group: str) -> TriggersSettings:
-    return TriggersSettings(kafka=kafka, temporal=temporal, triggers=TriggersOptions(group_id=group, port=0))
+@pytest.fixture
+def triggers_settings(
+    kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, unique: str
+) -> TriggersSettings:
+    return TriggersSettings(
+        kafka=kafka_settings, temporal=temporal_settings, triggers=TriggersOptions(group_id=unique, port=0)
+    )
+
+
+def incident_workflow_ids(body: dict[str, Any]) -> list[str]:
+    """The workflow id each alert of a notification must run Incident Response under."""
+    return [
+        workflow_id_for(
+            "incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
+        )
+        for a in body["alerts"]
+    ]
 
 
 async def runs_of(client: Client, workflow_id: str) -> list[Any]:
@@ -57,21 +72,15 @@ async def wait_for_result(client: Client, workflow_id: str, timeout: float = 60)
 @pytest.mark.usefixtures("definitions", "worker")
 async def test_alert_runs_incident_response_once_even_when_posted_twice(
     gateway: TestClient[Any, Any],
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
+    triggers_settings: TriggersSettings,
     temporal_client: Client,
     agents: AgentCatalog,
-    unique: str,
     notification: Callable[..., dict[str, Any]],
 ) -> None:
     body = notification(alerts=1)
     alert = body["alerts"][0]
-    workflow_id = workflow_id_for(
-        "incident-response", alert_dedupe_key(body["receiver"], alert["fingerprint"], alert["startsAt"], "firing")
-    )
-    service = TriggersService(
-        triggers_settings(kafka_settings, temporal_settings, unique), temporal_client, agents=agents
-    )
+    [workflow_id] = incident_workflow_ids(body)
+    service = TriggersService(triggers_settings, temporal_client, agents=agents)
     async with running(service.run, service.stop):
         assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
         state = await wait_for_result(temporal_client, workflow_id)
@@ -116,22 +125,15 @@ class CrashBeforeCommit(TriggersService):
 @pytest.mark.usefixtures("definitions", "worker")
 async def test_restart_between_start_and_commit_still_yields_exactly_one_run(
     gateway: TestClient[Any, Any],
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
+    triggers_settings: TriggersSettings,
     temporal_client: Client,
     agents: AgentCatalog,
-    unique: str,
     notification: Callable[..., dict[str, Any]],
 ) -> None:
     body = notification(alerts=3)
-    workflow_ids = [
-        workflow_id_for(
-            "incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], "firing")
-        )
-        for a in body["alerts"]
-    ]
+    workflow_ids = incident_workflow_ids(body)
     assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
-    settings = triggers_settings(kafka_settings, temporal_settings, unique)
+    settings = triggers_settings
 
     crashing = CrashBeforeCommit(settings, temporal_client, agents=agents)
     with pytest.raises(RuntimeError, match="simulated crash"):
