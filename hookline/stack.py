@@ -177,6 +177,7 @@ class KafkaServer:
     controller_port: int = 9093
     heap: str = "512m"
     partitions: int = 6
+    cluster_id: str | None = None  # a new random one when formatting, if None
     _process: _Process = field(default_factory=lambda: _Process("Kafka"))
 
     @property
@@ -239,11 +240,18 @@ class KafkaServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.data_dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = self.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # The id may start with "-", so it goes in the option's own argument, not after it.
             fmt = await asyncio.to_thread(
                 subprocess.run,
                 self._java(
-                    libs, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)
+                    libs,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(config),
                 ),
                 capture_output=True,
                 text=True,
