@@ -107,7 +107,7 @@ def triggers(config_file: Path | None) -> None:
     settings = _load(TriggersSettings, config_file, "triggers")
 
     async def main() -> None:
-        await serve(settings, await _temporal_client(settings))
+        await serve(settings, lambda: _temporal_client(settings))
 
     _run(main)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -176,20 +178,31 @@ class TriggersService:
         return app
 
 
-async def serve(settings: TriggersSettings, client: Client) -> None:
-    """Run the service and its status endpoint until SIGTERM/SIGINT."""
-    import signal
+async def serve(settings: TriggersSettings, connect: Callable[[], Awaitable[Client]]) -> None:
+    """Run the service and its status endpoint until SIGTERM/SIGINT.
 
-    service = TriggersService(settings, client)
+    The signal handlers come first, so a SIGTERM while Temporal is still being reached ends the
+    process cleanly too.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    connecting = asyncio.ensure_future(connect())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        connecting.cancel()
+        return
+    service = TriggersService(settings, connecting.result())
+    stopping.add_done_callback(lambda _: service.stop())
     runner = web.AppRunner(service.status_app())
     await runner.setup()
     site = web.TCPSite(runner, settings.triggers.host, settings.triggers.port)
     await site.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, service.stop)
     try:
         await service.run()
     finally:
+        stopping.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
