@@ -10,12 +10,17 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from hookline.logging import configure_logging, get_logger
 from hookline.settings import ComponentSettings, SettingsError, StackSettings
+
+if TYPE_CHECKING:  # imported lazily at run time: each command loads only what it runs
+    from temporalio.client import Client
+
+    from hookline.stack import LocalStack
 
 log = get_logger("hookline.cli")
 S = TypeVar("S", bound=ComponentSettings)
@@ -80,7 +85,7 @@ def gateway(config_file: Path | None) -> None:
     )
 
 
-async def _temporal_client(settings: ComponentSettings):  # type: ignore[no-untyped-def]
+async def _temporal_client(settings: ComponentSettings) -> Client:
     from temporalio.service import RPCError
 
     from hookline.temporal import connect
@@ -182,7 +187,7 @@ async def _init(settings: StackSettings, paths: list[Path]) -> None:
         await _apply(settings, paths)
 
 
-def _stack(settings: StackSettings):  # type: ignore[no-untyped-def]
+def _stack(settings: StackSettings) -> LocalStack:
     import tempfile
 
     from hookline.stack import KafkaServer, LocalStack, TemporalServer

@@ -1,17 +1,26 @@
-"""Fixtures for tests on the real stack."""
+"""Fixtures and helpers for tests on the real stack."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from temporalio.client import Client
 
 from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings
-from hookline.settings import KafkaSettings
+from gateway.sources.alertmanager import alert_dedupe_key
+from hookline.settings import KafkaSettings, TemporalSettings
+from schemas.agents import AgentCatalog
+from schemas.run import RunState
+from triggers.starter import workflow_id_for
+from worker.app import build_workers
+from worker.settings import WorkerSettings
 
 
 async def wait_ready(client: TestClient[Any, Any]) -> None:
@@ -30,3 +39,39 @@ async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) 
     client = await aiohttp_client(create_app(settings))
     await wait_ready(client)
     return client
+
+
+@pytest.fixture
+async def worker(
+    temporal_client: Client, temporal_settings: TemporalSettings, agents: AgentCatalog
+) -> AsyncIterator[None]:
+    settings = WorkerSettings(temporal=temporal_settings)
+    async with AsyncExitStack() as stack:
+        for w in build_workers(settings, temporal_client, agents):
+            await stack.enter_async_context(w)
+        yield
+
+
+def incident_workflow_ids(body: dict[str, Any]) -> list[str]:
+    """The workflow id each alert of a notification must run Incident Response under."""
+    return [
+        workflow_id_for(
+            "incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
+        )
+        for a in body["alerts"]
+    ]
+
+
+async def runs_of(client: Client, workflow_id: str) -> list[Any]:
+    return [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+
+
+async def wait_for_result(client: Client, workflow_id: str, timeout: float = 60) -> RunState:
+    for _ in range(int(timeout * 10)):
+        try:
+            return await client.get_workflow_handle(workflow_id, result_type=RunState).result()
+        except Exception as exc:  # not started yet
+            if "not found" not in str(exc).lower():
+                raise
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} never started")

@@ -8,8 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,21 +16,8 @@ from aiohttp.test_utils import TestClient
 from temporalio.client import Client
 
 from hookline.settings import KafkaSettings, TemporalSettings
-from schemas.agents import AgentCatalog
 from tests.conftest import EXAMPLES, ROOT
-from tests.integration.test_walking_skeleton import incident_workflow_ids, runs_of, wait_for_result
-from worker.app import build_workers
-from worker.settings import WorkerSettings
-
-
-@pytest.fixture
-async def worker(
-    temporal_client: Client, temporal_settings: TemporalSettings, agents: AgentCatalog
-) -> AsyncIterator[None]:
-    async with AsyncExitStack() as stack:
-        for w in build_workers(WorkerSettings(temporal=temporal_settings), temporal_client, agents):
-            await stack.enter_async_context(w)
-        yield
+from tests.integration.conftest import incident_workflow_ids, runs_of, wait_for_result
 
 
 def start_triggers(kafka: KafkaSettings, temporal: TemporalSettings, group: str) -> subprocess.Popen[bytes]:

@@ -4,35 +4,19 @@ Temporal → worker running the Incident Response example on the shell runner.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
-from schemas.run import RunState
 from tests.conftest import running
+from tests.integration.conftest import incident_workflow_ids, runs_of, wait_for_result
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
-from triggers.starter import workflow_id_for
-from worker.app import build_workers
-from worker.settings import WorkerSettings
-
-
-@pytest.fixture
-async def worker(
-    temporal_client: Client, temporal_settings: TemporalSettings, agents: AgentCatalog
-) -> AsyncIterator[None]:
-    settings = WorkerSettings(temporal=temporal_settings)
-    async with AsyncExitStack() as stack:
-        for w in build_workers(settings, temporal_client, agents):
-            await stack.enter_async_context(w)
-        yield
 
 
 @pytest.fixture
@@ -42,31 +26,6 @@ def triggers_settings(
     return TriggersSettings(
         kafka=kafka_settings, temporal=temporal_settings, triggers=TriggersOptions(group_id=unique, port=0)
     )
-
-
-def incident_workflow_ids(body: dict[str, Any]) -> list[str]:
-    """The workflow id each alert of a notification must run Incident Response under."""
-    return [
-        workflow_id_for(
-            "incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
-        )
-        for a in body["alerts"]
-    ]
-
-
-async def runs_of(client: Client, workflow_id: str) -> list[Any]:
-    return [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
-
-
-async def wait_for_result(client: Client, workflow_id: str, timeout: float = 60) -> RunState:
-    for _ in range(int(timeout * 10)):
-        try:
-            return await client.get_workflow_handle(workflow_id, result_type=RunState).result()
-        except Exception as exc:  # not started yet
-            if "not found" not in str(exc).lower():
-                raise
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} never started")
 
 
 @pytest.mark.usefixtures("definitions", "worker")
