@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import hashlib
 import shutil
 import signal
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hookline.kafka import wait_for_kafka
+from hookline.processes import die_with_parent
 from hookline.temporal import SEARCH_ATTRIBUTES, wait_for_temporal
 
 __all__ = [
@@ -58,12 +58,6 @@ def _check_port(port: int, what: str) -> None:
                 f"port {port} for {what} is already in use ({exc.strerror}); stop whatever holds it "
                 f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another port in the stack settings"
             ) from exc
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to SIGTERM it when we die.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _require(tool: str, hint: str) -> str:
@@ -127,7 +121,7 @@ class _Process:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGTERM),
             env=env,
             start_new_session=True,
         )

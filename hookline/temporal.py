@@ -16,6 +16,7 @@ __all__ = [
     "SA_DEFINITION",
     "SA_EVENT",
     "SA_SOURCE",
+    "SA_TEAM",
     "SEARCH_ATTRIBUTES",
     "connect",
     "register_search_attributes",
@@ -25,8 +26,14 @@ __all__ = [
 SA_DEFINITION = SearchAttributeKey.for_keyword("HooklineDefinitionId")
 SA_EVENT = SearchAttributeKey.for_keyword("HooklineEventId")
 SA_SOURCE = SearchAttributeKey.for_keyword("HooklineSource")
+SA_TEAM = SearchAttributeKey.for_keyword("HooklineTeam")
 # name → type, as `temporal server start-dev --search-attribute` and the operator CLI take them.
-SEARCH_ATTRIBUTES = {SA_DEFINITION.name: "Keyword", SA_EVENT.name: "Keyword", SA_SOURCE.name: "Keyword"}
+SEARCH_ATTRIBUTES = {
+    SA_DEFINITION.name: "Keyword",
+    SA_EVENT.name: "Keyword",
+    SA_SOURCE.name: "Keyword",
+    SA_TEAM.name: "Keyword",
+}
 
 
 async def connect(settings: TemporalSettings) -> Client:

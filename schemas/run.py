@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import Event
-from schemas.workflow import WorkflowDefinition
+from schemas.workflow import Action, WorkflowDefinition
 
-__all__ = ["WORKFLOW_NAME", "RunRequest", "RunState", "StepRequest", "StepResult", "StepState"]
+__all__ = [
+    "WORKFLOW_NAME",
+    "Route",
+    "RunRequest",
+    "RunState",
+    "RunStatus",
+    "StepRequest",
+    "StepResult",
+    "StepState",
+    "StepStatus",
+]
 
 WORKFLOW_NAME = "HooklineRun"
+
+StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "compensated"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+class Route(BaseModel):
+    """Where and how one action runs, resolved from the agent catalog when the run starts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str
+    timeout_s: float
+    agent: str | None = None
+    action: Action | None = None
 
 
 class RunRequest(BaseModel):
@@ -24,19 +49,25 @@ class RunRequest(BaseModel):
     definition: WorkflowDefinition
     input: dict[str, Any] = Field(default_factory=dict)
     event: Event | None = None
-    # agent name → task queue of the runner pool that serves it, resolved when the run starts.
-    queues: dict[str, str] = Field(default_factory=dict)
+    team_id: str | None = None
+    # step name → where its action runs; `compensations` likewise for `on_failure` actions.
+    routes: dict[str, Route] = Field(default_factory=dict)
+    compensations: dict[str, Route] = Field(default_factory=dict)
 
 
 class StepRequest(BaseModel):
-    """The activity argument: which agent to run and the data it gets (never spliced into argv)."""
+    """The activity argument: which agent or inline action runs, and the data it gets (never
+    spliced into argv)."""
 
     model_config = ConfigDict(frozen=True)
 
     workflow_id: str
     step: str
-    agent: str
-    input: dict[str, Any] = Field(default_factory=dict)
+    compensation: bool = False
+    agent: str | None = None
+    action: Action | None = None
+    timeout_s: float | None = None
+    input: Any = None
     event: Event | None = None
 
 
@@ -46,16 +77,28 @@ class StepResult(BaseModel):
     exit_code: int = 0
     output: str = ""
     output_truncated: bool = False
+    attempt: int = 1
+    # The output parsed as JSON when it is JSON: what later steps see as `steps.<name>.output`.
+    data: Any = None
 
 
 class StepState(BaseModel):
-    status: Literal["pending", "running", "succeeded", "failed", "skipped"] = "pending"
-    error: str | None = None
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     output: str | None = None
+    error: str | None = None
+    compensation: Literal["succeeded", "failed"] | None = None
+    compensation_error: str | None = None
 
 
 class RunState(BaseModel):
     definition_id: str
     definition_version: int
-    status: Literal["running", "succeeded", "failed"] = "running"
+    status: RunStatus = "running"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    event_id: str | None = None
+    error: str | None = None
     steps: dict[str, StepState] = Field(default_factory=dict)

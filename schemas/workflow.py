@@ -2,27 +2,42 @@
 
 Ordering rule: a step in `steps` that has no `requires` runs after the step listed before it
 (the first one runs at once); a step with `requires` runs after exactly the steps it names, so
-it may overlap with its neighbours. Steps under `parallel` all start at once.
+it may overlap with its neighbours (`requires: []` starts it at once). Steps under `parallel`
+all start at once unless they have `requires`. A skipped step (`when` false) counts as done for
+the steps that wait for it; so does a failed step with `continue_on_error`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Collection
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError as JsonSchemaError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from schemas.expressions import expression_errors, template_errors
 from schemas.validation import SchemaError, validate
 
 __all__ = [
+    "Action",
+    "Compensation",
     "DefinitionError",
+    "Retries",
     "Step",
     "Trigger",
     "WorkflowDefinition",
+    "agent_errors",
     "dependency_graph",
     "parse_definition",
+    "parse_duration",
     "slugify",
 ]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+")
 
 
 class DefinitionError(ValueError):
@@ -33,36 +48,82 @@ class DefinitionError(ValueError):
         super().__init__("; ".join(map(str, errors)))
 
 
-class Trigger(BaseModel):
-    model_config = ConfigDict(frozen=True)
+def parse_duration(value: Any) -> Any:
+    """Seconds from `30`, `"500ms"`, `"5m"`, `"1h30m"`; anything else passes through to fail validation."""
+    if isinstance(value, str) and _DURATION.fullmatch(value):
+        return sum(float(n) * _UNITS[u] for n, u in _PART.findall(value))
+    return value
 
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class Trigger(_Model):
     type: Literal["webhook", "manual"]
     source: str | None = None
 
 
-class Step(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Action(_Model):
+    """An inline action: a runner kind and what it runs, written in the step itself."""
 
+    runner: str
+    pool: str | None = None
+    command: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+def _retries_shorthand(value: Any) -> Any:
+    return {"max_attempts": value} if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Retries(_Model):
+    max_attempts: int | None = None
+    initial_interval: Duration | None = None
+    backoff_coefficient: float | None = None
+    max_interval: Duration | None = None
+    non_retryable_errors: tuple[str, ...] = ()
+
+
+class Compensation(_Model):
+    agent: str | None = None
+    action: Action | None = None
+    with_: dict[str, Any] | None = Field(None, alias="with")
+    timeout: Duration | None = None
+
+
+class Step(_Model):
     name: str
+    description: str | None = None
     agent: str | None = None
     type: Literal["agent"] | None = None
     agent_id: str | None = None
+    action: Action | None = None
     requires: tuple[str, ...] | None = None
+    with_: dict[str, Any] | None = Field(None, alias="with")
+    when: str | None = None
+    timeout: Duration | None = None
+    retries: Annotated[Retries | None, BeforeValidator(_retries_shorthand)] = None
+    continue_on_error: bool = False
+    on_failure: Compensation | None = None
 
     @property
-    def agent_name(self) -> str:
-        """The agent this step runs: `agent`, or the API form's `agent_id`."""
-        return self.agent or self.agent_id or ""
+    def agent_name(self) -> str | None:
+        """The agent this step runs (`agent`, or the API form's `agent_id`); None for an inline action."""
+        return self.agent or self.agent_id
 
 
-class WorkflowDefinition(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class WorkflowDefinition(_Model):
     id: str
     name: str
     description: str | None = None
     team_id: str | None = None
     trigger: tuple[Trigger, ...] = ()
+    inputs: dict[str, Any] | None = None
+    timeout: Duration | None = None
     steps: tuple[Step, ...] = ()
     parallel: tuple[Step, ...] = ()
 
@@ -72,6 +133,12 @@ class WorkflowDefinition(BaseModel):
 
     def all_steps(self) -> tuple[Step, ...]:
         return self.steps + self.parallel
+
+    def located_steps(self) -> list[tuple[str, Step]]:
+        """(location, step) pairs, e.g. ("steps[2]", step), for error messages."""
+        return [(f"steps[{i}]", s) for i, s in enumerate(self.steps)] + [
+            (f"parallel[{i}]", s) for i, s in enumerate(self.parallel)
+        ]
 
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """Step name → names of the steps it waits for (the rule in this module's docstring)."""
@@ -100,7 +167,20 @@ def slugify(name: str) -> str:
     return slug[:128] or "workflow"
 
 
-def _semantic_errors(doc: dict[str, Any]) -> list[SchemaError]:
+def agent_errors(definition: WorkflowDefinition, known: Collection[str]) -> list[SchemaError]:
+    """Steps (and compensations) that name an agent not in `known`."""
+    errors: list[SchemaError] = []
+    for where, step in definition.located_steps():
+        field = "agent" if step.agent else "agent_id"
+        if step.agent_name is not None and step.agent_name not in known:
+            errors.append(SchemaError(f"{where}.{field}", f'unknown agent "{step.agent_name}"'))
+        comp = step.on_failure
+        if comp is not None and comp.agent is not None and comp.agent not in known:
+            errors.append(SchemaError(f"{where}.on_failure.agent", f'unknown agent "{comp.agent}"'))
+    return errors
+
+
+def _step_errors(doc: dict[str, Any]) -> list[SchemaError]:
     errors: list[SchemaError] = []
     seen: dict[str, str] = {}
     for group in ("steps", "parallel"):
@@ -115,14 +195,28 @@ def _semantic_errors(doc: dict[str, Any]) -> list[SchemaError]:
             seen.setdefault(step["name"], where)
     for group in ("steps", "parallel"):
         for i, step in enumerate(doc.get(group) or []):
+            where = f"{group}[{i}]"
             for j, req in enumerate(step.get("requires") or []):
                 if req not in seen:
-                    errors.append(SchemaError(f"{group}[{i}].requires[{j}]", f'unknown step "{req}"'))
+                    errors.append(SchemaError(f"{where}.requires[{j}]", f'unknown step "{req}"'))
                 elif req == step["name"]:
-                    errors.append(SchemaError(f"{group}[{i}].requires[{j}]", "a step cannot require itself"))
-    if not errors:
-        errors.extend(_cycle_errors(doc))
+                    errors.append(SchemaError(f"{where}.requires[{j}]", "a step cannot require itself"))
+            if "when" in step:
+                errors.extend(expression_errors(step["when"], f"{where}.when"))
+            errors.extend(template_errors(step.get("with"), f"{where}.with"))
+            errors.extend(template_errors((step.get("on_failure") or {}).get("with"), f"{where}.on_failure.with"))
     return errors
+
+
+def _inputs_errors(doc: dict[str, Any]) -> list[SchemaError]:
+    if "inputs" not in doc:
+        return []
+    try:
+        Draft202012Validator.check_schema(doc["inputs"])
+    except JsonSchemaError as exc:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
+        return [SchemaError(f"inputs{path}", f"not a valid JSON Schema: {exc.message}")]
+    return []
 
 
 def _cycle_errors(doc: dict[str, Any]) -> list[SchemaError]:
@@ -148,14 +242,22 @@ def _cycle_errors(doc: dict[str, Any]) -> list[SchemaError]:
     return []
 
 
-def parse_definition(doc: Any) -> WorkflowDefinition:
-    """Validate a loaded YAML/JSON document and build the definition; raises `DefinitionError`."""
-    errors = validate("workflow", doc)
+def parse_definition(doc: Any, *, agents: Collection[str] | None = None) -> WorkflowDefinition:
+    """Validate a loaded YAML/JSON document and build the definition; raises `DefinitionError`
+    listing every problem. With `agents`, steps naming any other agent are errors too."""
+    errors = validate("workflow", doc, limit=50)
     if errors:
         raise DefinitionError(errors)
-    errors = _semantic_errors(doc)
-    if errors:
-        raise DefinitionError(errors)
+    errors = _step_errors(doc) + _inputs_errors(doc)
+    if not errors:
+        errors = _cycle_errors(doc)
     trigger = doc.get("trigger")
     triggers = [trigger] if isinstance(trigger, dict) else (trigger or [])
-    return WorkflowDefinition.model_validate({**doc, "id": doc.get("id") or slugify(doc["name"]), "trigger": triggers})
+    definition = WorkflowDefinition.model_validate(
+        {**doc, "id": doc.get("id") or slugify(doc["name"]), "trigger": triggers}
+    )
+    if agents is not None:
+        errors.extend(agent_errors(definition, agents))
+    if errors:
+        raise DefinitionError(errors)
+    return definition

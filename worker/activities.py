@@ -1,12 +1,16 @@
-"""The step activity: look up the agent, hand the step to its runner, classify the outcome."""
+"""The step activity: find the agent (or inline action), hand the step to its runner, classify
+the outcome."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from hookline.logging import get_logger
-from schemas.agents import AgentCatalog
+from schemas.agents import Agent, AgentCatalog
 from schemas.run import StepRequest, StepResult
 from worker.runners import Runner, StepFailed
 
@@ -16,36 +20,77 @@ RUN_STEP = "run_step"
 log = get_logger(__name__)
 
 
+def _config_error(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, {"attempt": activity.info().attempt}, type=kind, non_retryable=True)
+
+
+def _parsed(output: str) -> Any:
+    """Output that is JSON becomes data later steps can address; anything else stays text."""
+    text = output.strip()
+    if not text or text[0] not in "{[":
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
 class StepActivities:
     """Dependencies come in through `__init__`; one instance serves every runner pool of a worker."""
 
-    def __init__(self, agents: AgentCatalog, runners: dict[str, Runner]) -> None:
+    def __init__(self, agents: AgentCatalog, runners: dict[str, Runner], *, inline_runners: frozenset[str]) -> None:
         self._agents = agents
         self._runners = runners
+        self._inline = inline_runners
+
+    def _agent_for(self, request: StepRequest) -> Agent:
+        if request.action is not None:
+            action = request.action
+            if action.runner not in self._inline:
+                raise _config_error(
+                    f"inline actions for runner {action.runner!r} are disabled on this worker "
+                    "(worker.inline_runners); use an agent",
+                    "InlineActionDisabled",
+                )
+            return Agent(
+                name=f"inline:{request.step}",
+                runner=action.runner,
+                pool=action.pool,
+                command=action.command,
+                env=action.env,
+                timeout_s=request.timeout_s or 300.0,
+            )
+        agent = self._agents.get(request.agent or "")
+        if agent is None:
+            raise _config_error(f"unknown agent {request.agent!r} on this worker", "UnknownAgent")
+        if request.timeout_s is not None:
+            agent = agent.model_copy(update={"timeout_s": request.timeout_s})
+        return agent
 
     @activity.defn(name=RUN_STEP)
     async def run_step(self, request: StepRequest) -> StepResult:
-        info = activity.info()
-        bound = log.bind(workflow_id=request.workflow_id, step=request.step, agent=request.agent, attempt=info.attempt)
-        agent = self._agents.get(request.agent)
-        if agent is None:
-            raise ApplicationError(
-                f"unknown agent {request.agent!r} on this worker", type="UnknownAgent", non_retryable=True
-            )
+        attempt = activity.info().attempt
+        bound = log.bind(
+            workflow_id=request.workflow_id,
+            step=request.step,
+            agent=request.agent,
+            attempt=attempt,
+            compensation=request.compensation,
+        )
+        agent = self._agent_for(request)
         runner = self._runners.get(agent.runner)
         if runner is None:
-            raise ApplicationError(
-                f"agent {agent.name!r} needs runner {agent.runner!r}, not served here",
-                type="UnknownRunner",
-                non_retryable=True,
-            )
+            raise _config_error(f"agent {agent.name!r} needs runner {agent.runner!r}, not served here", "UnknownRunner")
         bound.info("step started")
         try:
             result = await runner.run(agent, request)
         except StepFailed as exc:
-            bound.warning("step failed", error=str(exc), retryable=exc.retryable)
+            bound.warning("step failed", error=str(exc), kind=exc.kind, retryable=exc.retryable)
             raise ApplicationError(
-                str(exc), exc.output[-2000:], type="StepFailed", non_retryable=not exc.retryable
+                str(exc),
+                {"attempt": attempt, "output": exc.output[-2000:]},
+                type=exc.kind,
+                non_retryable=not exc.retryable,
             ) from exc
         bound.info("step succeeded")
-        return result
+        return result.model_copy(update={"attempt": attempt, "data": _parsed(result.output)})

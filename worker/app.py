@@ -41,7 +41,7 @@ def build_workers(settings: WorkerSettings, client: Client, agents: AgentCatalog
     """One worker for the workflow task queue (if enabled) and one per served runner pool."""
     agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
     runners = build_runners(settings)
-    activities = StepActivities(agents, runners)
+    activities = StepActivities(agents, runners, inline_runners=frozenset(settings.worker.inline_runners))
     options = settings.worker
     shutdown = timedelta(seconds=options.graceful_shutdown_s)
     workers: list[Worker] = []
@@ -62,6 +62,8 @@ def build_workers(settings: WorkerSettings, client: Client, agents: AgentCatalog
                 task_queue=settings.temporal.runner_queue(pool),
                 activities=[activities.run_step],
                 max_concurrent_activities=options.max_concurrent_activities,
+                # Cancellation reaches a step with its next heartbeat; send them promptly.
+                max_heartbeat_throttle_interval=timedelta(seconds=1),
                 graceful_shutdown_timeout=shutdown,
             )
         )

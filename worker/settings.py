@@ -15,6 +15,11 @@ class WorkerOptions(Section):
     max_concurrent_activities: int = Field(32, ge=1)
     output_cap_bytes: int = Field(64 * 1024, ge=1024, description="Step output kept beyond this is cut.")
     graceful_shutdown_s: float = Field(10.0, ge=0)
+    inline_runners: list[str] = Field(
+        default_factory=list,
+        description="Runner kinds that may run inline `action`s written in definitions. Off by default: "
+        "whoever may write definitions could otherwise run any command on this worker.",
+    )
 
 
 class WorkerSettings(ComponentSettings):

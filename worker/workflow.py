@@ -1,87 +1,233 @@
-"""The interpreter: one workflow runs any definition. Deterministic: no I/O, no clocks."""
+"""The interpreter: one workflow runs any definition. Deterministic: no I/O, no clocks but
+Temporal's, no randomness.
+
+Every step is a task in one task group; a step first waits for the steps it depends on (the
+ordering rule of `schemas.workflow`). A step that fails, once its retries are spent, fails the
+group: the siblings are cancelled (their activities with them), the completed steps that have an
+`on_failure` action are compensated in reverse order of completion, and the run ends failed.
+Cancelling the run, or reaching the definition's `timeout`, does the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from schemas.run import WORKFLOW_NAME, RunRequest, RunState, StepRequest, StepResult, StepState
-    from schemas.workflow import Step
+    from schemas.expressions import ExpressionError, evaluate, render, truthy
+    from schemas.run import WORKFLOW_NAME, Route, RunRequest, RunState, StepRequest, StepResult, StepState
+    from schemas.workflow import Retries, Step
     from worker.activities import RUN_STEP
 
 __all__ = ["HooklineRun"]
 
-STEP_TIMEOUT = timedelta(minutes=30)
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-DEFAULT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+# The runner enforces the step timeout itself and reports it; Temporal's limit is the backstop.
+TIMEOUT_GRACE_S = 10.0
+DEFAULT_ATTEMPTS = 3
+OUTPUT_SUMMARY_CHARS = 1000
+
+
+class _StepFailure(Exception):
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"step {step!r} failed: {reason}")
+
+
+def _retry_policy(retries: Retries | None) -> RetryPolicy:
+    r = retries or Retries()
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=r.initial_interval or 1.0),
+        backoff_coefficient=r.backoff_coefficient or 2.0,
+        maximum_interval=timedelta(seconds=r.max_interval) if r.max_interval else None,
+        maximum_attempts=r.max_attempts or DEFAULT_ATTEMPTS,
+        non_retryable_error_types=list(r.non_retryable_errors) or None,
+    )
+
+
+def _reason(error: ActivityError) -> tuple[str, int | None]:
+    """What went wrong in words, and the attempt it happened on when the runner said."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details else None
+        attempt = details.get("attempt") if isinstance(details, dict) else None
+        return cause.message, attempt if isinstance(attempt, int) else None
+    return (cause.message if isinstance(cause, FailureError) else str(cause or error)), None
+
+
+class _Run:
+    """One run's walk over its definition; holds the state the `state` query answers."""
+
+    def __init__(self, request: RunRequest) -> None:
+        self.request = request
+        self.definition = request.definition
+        self.steps = {s.name: s for s in self.definition.all_steps()}
+        self.deps = self.definition.dependencies()
+        self.done: dict[str, asyncio.Future[None]] = {
+            name: asyncio.get_running_loop().create_future() for name in self.steps
+        }
+        self.outputs: dict[str, Any] = {}
+        self.completed: list[str] = []  # in completion order: compensation walks it backwards
+        self.state = RunState(
+            definition_id=request.definition_id,
+            definition_version=request.definition_version,
+            started_at=workflow.now(),
+            event_id=request.event.id if request.event else None,
+            steps={name: StepState() for name in self.steps},
+        )
+        self._event = request.event.model_dump(mode="json") if request.event else None
+
+    def context(self) -> dict[str, Any]:
+        """What expressions see (documented in `schemas.expressions`)."""
+        info = workflow.info()
+        return {
+            "input": self.request.input,
+            "event": self._event,
+            "steps": {n: {"status": s.status, "output": self.outputs.get(n)} for n, s in self.state.steps.items()},
+            "workflow": {
+                "id": info.workflow_id,
+                "definition_id": self.request.definition_id,
+                "definition_version": self.request.definition_version,
+            },
+        }
+
+    async def execute(self) -> RunState:
+        failure: str | None = None
+        cancelled = False
+        try:
+            async with asyncio.timeout(self.definition.timeout), asyncio.TaskGroup() as group:
+                for step in self.steps.values():
+                    group.create_task(self.run_step(step))
+        except TimeoutError:
+            failure = f"the run timed out after {self.definition.timeout:g}s"
+        except BaseExceptionGroup as errors:
+            failure = str(errors.exceptions[0])
+        except asyncio.CancelledError:
+            cancelled = True
+        if failure is None and not cancelled:
+            self.state.status = "succeeded"
+            self.state.finished_at = workflow.now()
+            return self.state
+        for step_state in self.state.steps.values():
+            if step_state.status == "pending":
+                step_state.status = "skipped"
+        await self.compensate()
+        self.state.finished_at = workflow.now()
+        self.state.status = "cancelled" if cancelled else "failed"
+        self.state.error = "cancelled" if cancelled else failure
+        if cancelled:
+            raise asyncio.CancelledError()
+        raise ApplicationError(failure or "failed", type="RunFailed", non_retryable=True)
+
+    async def run_step(self, step: Step) -> None:
+        for name in self.deps[step.name]:
+            await self.done[name]
+        state = self.state.steps[step.name]
+        try:
+            context = self.context()
+            if step.when is not None and not truthy(evaluate(step.when, context)):
+                state.status = "skipped"
+                self.done[step.name].set_result(None)
+                return
+            step_input = render(step.with_, context) if step.with_ is not None else self.request.input
+        except ExpressionError as exc:
+            self._finish_failed(step, state, str(exc), None)
+            return
+        state.status = "running"
+        state.started_at = workflow.now()
+        try:
+            result = await self._activity(step.name, self.request.routes[step.name], step_input, step.retries)
+        except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):  # the run (or a failing sibling) cancelled it
+                state.status = "cancelled"
+                state.finished_at = workflow.now()
+                raise asyncio.CancelledError() from exc
+            reason, attempt = _reason(exc)
+            self._finish_failed(step, state, reason, attempt)
+            return
+        except asyncio.CancelledError:
+            state.status = "cancelled"
+            state.finished_at = workflow.now()
+            raise
+        state.status = "succeeded"
+        state.finished_at = workflow.now()
+        state.attempts = result.attempt
+        state.output = result.output[-OUTPUT_SUMMARY_CHARS:]
+        self.outputs[step.name] = result.data if result.data is not None else result.output
+        self.completed.append(step.name)
+        self.done[step.name].set_result(None)
+
+    def _finish_failed(self, step: Step, state: StepState, reason: str, attempt: int | None) -> None:
+        state.status = "failed"
+        state.error = reason
+        state.finished_at = workflow.now()
+        if attempt is not None:
+            state.attempts = attempt
+        if not step.continue_on_error:
+            raise _StepFailure(step.name, reason)
+        self.done[step.name].set_result(None)
+
+    async def compensate(self) -> None:
+        """Run the `on_failure` action of each completed step, the last completed first."""
+        for name in reversed(self.completed):
+            compensation = self.steps[name].on_failure
+            if compensation is None:
+                continue
+            state = self.state.steps[name]
+            try:
+                context = self.context()
+                step_input = (
+                    render(compensation.with_, context) if compensation.with_ is not None else self.request.input
+                )
+                await self._activity(name, self.request.compensations[name], step_input, None, compensation=True)
+            except (ActivityError, ExpressionError) as exc:
+                state.compensation = "failed"
+                state.compensation_error = _reason(exc)[0] if isinstance(exc, ActivityError) else str(exc)
+                continue
+            state.compensation = "succeeded"
+            state.status = "compensated"
+
+    async def _activity(
+        self, step: str, route: Route, step_input: Any, retries: Retries | None, *, compensation: bool = False
+    ) -> StepResult:
+        result: StepResult = await workflow.execute_activity(
+            RUN_STEP,
+            StepRequest(
+                workflow_id=workflow.info().workflow_id,
+                step=step,
+                compensation=compensation,
+                agent=route.agent,
+                action=route.action,
+                timeout_s=route.timeout_s,
+                input=step_input,
+                event=self.request.event,
+            ),
+            result_type=StepResult,
+            task_queue=route.queue,
+            start_to_close_timeout=timedelta(seconds=route.timeout_s + TIMEOUT_GRACE_S),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=_retry_policy(retries),
+            # A cancelled step has really stopped before compensation starts.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        return result
 
 
 @workflow.defn(name=WORKFLOW_NAME)
 class HooklineRun:
     def __init__(self) -> None:
-        self._state: RunState | None = None
+        self._run: _Run | None = None
 
     @workflow.query
     def state(self) -> RunState | None:
-        return self._state
+        return self._run.state if self._run else None
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
-        definition = request.definition
-        state = self._state = RunState(
-            definition_id=request.definition_id,
-            definition_version=request.definition_version,
-            steps={s.name: StepState() for s in definition.all_steps()},
-        )
-        deps = definition.dependencies()
-        done: dict[str, asyncio.Future[None]] = {
-            s.name: asyncio.get_running_loop().create_future() for s in definition.all_steps()
-        }
-
-        async def run_step(step: Step) -> None:
-            for name in deps[step.name]:
-                await done[name]
-            state.steps[step.name].status = "running"
-            try:
-                result: StepResult = await workflow.execute_activity(
-                    RUN_STEP,
-                    StepRequest(
-                        workflow_id=workflow.info().workflow_id,
-                        step=step.name,
-                        agent=step.agent_name,
-                        input=request.input,
-                        event=request.event,
-                    ),
-                    result_type=StepResult,
-                    task_queue=request.queues[step.agent_name],
-                    start_to_close_timeout=STEP_TIMEOUT,
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=DEFAULT_RETRY,
-                )
-            except ActivityError as exc:
-                cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
-                state.steps[step.name] = StepState(status="failed", error=cause)
-                raise ApplicationError(
-                    f"step {step.name!r} failed: {cause}", type="StepFailed", non_retryable=True
-                ) from exc
-            state.steps[step.name] = StepState(status="succeeded", output=result.output[-1000:])
-            done[step.name].set_result(None)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for step in definition.all_steps():
-                    group.create_task(run_step(step))
-        except BaseExceptionGroup as group_error:
-            state.status = "failed"
-            for step_state in state.steps.values():
-                if step_state.status in ("pending", "running"):
-                    step_state.status = "skipped"
-            first = group_error.exceptions[0]
-            raise first if isinstance(first, ApplicationError) else ApplicationError(str(first)) from first
-        state.status = "succeeded"
-        return state
+        self._run = _Run(request)
+        return await self._run.execute()

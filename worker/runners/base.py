@@ -11,12 +11,15 @@ __all__ = ["Runner", "StepFailed"]
 
 
 class StepFailed(Exception):
-    """The step ran and failed; `retryable` says whether running it again may help."""
+    """The step ran and failed. `kind` is the error type a definition's
+    `retries.non_retryable_errors` can name (e.g. "ExitCode", "Timeout"); `retryable=False`
+    means running it again cannot help (bad configuration), whatever the retry policy says."""
 
-    def __init__(self, message: str, *, retryable: bool, output: str = "") -> None:
+    def __init__(self, message: str, *, retryable: bool, output: str = "", kind: str = "StepFailed") -> None:
         super().__init__(message)
         self.retryable = retryable
         self.output = output
+        self.kind = kind
 
 
 class Runner(Protocol):

@@ -11,6 +11,7 @@ import signal
 import orjson
 from temporalio import activity
 
+from hookline.processes import die_with_parent
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.runners.base import StepFailed
@@ -28,11 +29,12 @@ class ShellRunner:
 
     async def run(self, agent: Agent, request: StepRequest) -> StepResult:
         if not agent.command:
-            raise StepFailed(f"agent {agent.name!r} has no command", retryable=False)
+            raise StepFailed(f"agent {agent.name!r} has no command", retryable=False, kind="Config")
         stdin = orjson.dumps(
             {
                 "workflow_id": request.workflow_id,
                 "step": request.step,
+                "compensation": request.compensation,
                 "input": request.input,
                 "event": request.event.model_dump(mode="json") if request.event else None,
             }
@@ -43,6 +45,7 @@ class ShellRunner:
             "HOOKLINE_STEP": request.step,
             "HOOKLINE_WORKFLOW_ID": request.workflow_id,
             "HOOKLINE_AGENT": agent.name,
+            "HOOKLINE_COMPENSATION": "1" if request.compensation else "0",
         }
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -53,23 +56,31 @@ class ShellRunner:
                 cwd=agent.workdir,
                 env=env,
                 start_new_session=True,
+                # A SIGKILLed worker must not leave the step running unsupervised: Temporal will
+                # retry it on another worker after the heartbeat timeout.
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
-            raise StepFailed(f"cannot run {agent.command[0]!r}: {exc.strerror}", retryable=False) from exc
+            raise StepFailed(
+                f"cannot run {agent.command[0]!r}: {exc.strerror}", retryable=False, kind="Config"
+            ) from exc
+        heartbeats = asyncio.create_task(self._heartbeats())
         try:
             output, truncated = await asyncio.wait_for(self._communicate(proc, stdin), agent.timeout_s)
         except TimeoutError:
             self._kill_group(proc)
             await proc.wait()
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True) from None
+            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
         except asyncio.CancelledError:
             self._kill_group(proc)
             with contextlib.suppress(Exception):
                 await proc.wait()
             raise
+        finally:
+            heartbeats.cancel()
         text = output.decode(errors="replace")
         if proc.returncode != 0:
-            raise StepFailed(f"exited with code {proc.returncode}", retryable=False, output=text)
+            raise StepFailed(f"exited with code {proc.returncode}", retryable=True, output=text, kind="ExitCode")
         return StepResult(exit_code=0, output=text, output_truncated=truncated)
 
     async def _communicate(self, proc: asyncio.subprocess.Process, stdin: bytes) -> tuple[bytes, bool]:
@@ -81,11 +92,7 @@ class ShellRunner:
         kept = bytearray()
         truncated = False
         while True:
-            try:
-                chunk = await asyncio.wait_for(proc.stdout.read(65536), self._heartbeat_s)
-            except TimeoutError:
-                self._heartbeat()
-                continue
+            chunk = await proc.stdout.read(65536)
             if not chunk:
                 break
             room = self._cap - len(kept)
@@ -95,10 +102,11 @@ class ShellRunner:
         await proc.wait()
         return bytes(kept), truncated
 
-    @staticmethod
-    def _heartbeat() -> None:
-        if activity.in_activity():
+    async def _heartbeats(self) -> None:
+        # Heartbeats tell Temporal the worker is alive and are how a cancellation reaches the step.
+        while activity.in_activity():
             activity.heartbeat()
+            await asyncio.sleep(self._heartbeat_s)
 
     @staticmethod
     def _kill_group(proc: asyncio.subprocess.Process) -> None:
