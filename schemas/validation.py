@@ -55,10 +55,15 @@ def _location(path: Any) -> str:
 
 
 def _describe(error: ValidationError) -> list[SchemaError]:
-    # oneOf/anyOf failures say little on their own; the best-matching branch says what to fix.
+    # oneOf/anyOf failures say little on their own. A schema may carry its own wording
+    # (`x-error`); otherwise the branch that fits the value's type says what to fix.
     if error.context:
-        best = min(error.context, key=lambda e: len(e.context or ()))
-        if best.validator not in ("not",):
+        hint = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+        if hint:
+            return [SchemaError(_location(error.absolute_path), hint)]
+        fitting = [e for e in error.context if e.validator not in ("type", "not")] or list(error.context)
+        best = max(fitting, key=lambda e: (len(e.absolute_path), -len(e.context or ())))
+        if best.validator != "not":
             return _describe(best)
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
