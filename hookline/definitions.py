@@ -1,8 +1,17 @@
 """Workflow definitions on the compacted `<prefix>.workflows` topic, materialised in memory.
 
-Record key: the definition id. Value: `{"id", "version", "digest", "definition": <document>}`;
-a tombstone (null value) deletes. Every process that needs definitions holds a `DefinitionStore`
-that reads the topic from the beginning and then follows it.
+Compaction keeps only the latest record per key, so every version has a key of its own:
+
+- `<id>@v<N>`: version N, written once, before the head record that makes it current.
+- `<id>`: the current version; a tombstone (null value) deletes the definition.
+- `<id>@deleted`: `{"id", "version", "deleted_at"}`, the last version of a deleted definition,
+  written with the head's tombstone and tombstoned itself when the id is created again.
+
+Version values are `{"id", "version", "digest", "definition": <document>, "created_at"}`.
+Definition ids cannot contain `@`. Heads written before versions were archived have no
+`<id>@v<N>` record: such a head counts as its own version and is archived on its next change.
+Every process that needs definitions holds a `DefinitionStore` that reads the topic from the
+beginning and then follows it.
 """
 
 from __future__ import annotations
@@ -10,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from hookline.kafka import create_consumer, create_producer, topic_partitions
 from hookline.logging import get_logger
@@ -25,44 +36,109 @@ from hookline.settings import KafkaSettings
 from schemas.validation import SchemaError
 from schemas.workflow import DefinitionError, WorkflowDefinition, parse_definition
 
-__all__ = ["DefinitionStore", "StoredDefinition", "load_definition_files"]
+__all__ = ["DefinitionExists", "DefinitionStore", "StoredDefinition", "load_definition_files"]
 
 log = get_logger(__name__)
+
+Check = Callable[[WorkflowDefinition], list[SchemaError]]
 
 
 @dataclass(frozen=True, slots=True)
 class StoredDefinition:
+    """One version of a definition as stored: the document as given and its parsed form."""
+
     id: str
     version: int
     digest: str
     document: dict[str, Any]
     definition: WorkflowDefinition
+    created_at: str = ""  # ISO 8601 UTC; empty for records written before it was recorded
+
+    @property
+    def team_id(self) -> str | None:
+        return self.definition.team_id
+
+
+class DefinitionExists(ValueError):
+    """`create` was given the id of a definition that exists (and is not deleted)."""
+
+    def __init__(self, definition_id: str) -> None:
+        self.definition_id = definition_id
+        super().__init__(f'a workflow definition with id "{definition_id}" already exists; update it instead')
 
 
 def _digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-class DefinitionStore:
-    """The in-memory view of the definitions topic, with read-your-writes `put`."""
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    def __init__(self, settings: KafkaSettings) -> None:
+
+def _encode(stored: StoredDefinition) -> bytes:
+    s = stored
+    value = {"id": s.id, "version": s.version, "digest": s.digest, "definition": s.document, "created_at": s.created_at}
+    return orjson.dumps(value)
+
+
+def _decode(definition_id: str, value: bytes) -> StoredDefinition:
+    raw = orjson.loads(value)
+    document = raw["definition"]
+    definition = parse_definition(document)
+    if definition.id != definition_id:
+        raise ValueError(f'the document\'s id is "{definition.id}"')
+    return StoredDefinition(
+        definition_id, int(raw["version"]), str(raw["digest"]), document, definition, str(raw.get("created_at", ""))
+    )
+
+
+class DefinitionStore:
+    """The in-memory view of the definitions topic; writes return once this view has them."""
+
+    def __init__(self, settings: KafkaSettings, *, check: Check | None = None) -> None:
         self._settings = settings
         self._topic = settings.workflows_topic
-        self._current: dict[str, StoredDefinition] = {}
+        self._check = check
+        self._heads: dict[str, StoredDefinition] = {}
+        self._archive: dict[str, dict[int, StoredDefinition]] = {}
+        self._deleted: dict[str, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._follow: asyncio.Task[None] | None = None
+        self._following = False
         self._positions: dict[int, int] = {}
         self._advanced = asyncio.Condition()
+        # Versions are numbered from what this view has seen: without it two writes in this
+        # process could both pick the same next number.
+        self._write_lock = asyncio.Lock()
         #: Bumped on every change, so views derived from the definitions know when to rebuild.
         self.generation = 0
 
     def get(self, definition_id: str) -> StoredDefinition | None:
-        return self._current.get(definition_id)
+        """The current version; None if there is none or it was deleted."""
+        return self._heads.get(definition_id)
+
+    def get_version(self, definition_id: str, version: int) -> StoredDefinition | None:
+        """Any stored version, also of a deleted definition."""
+        stored = self._archive.get(definition_id, {}).get(version)
+        head = self._heads.get(definition_id)
+        if stored is None and head is not None and head.version == version:
+            return head
+        return stored
+
+    def versions(self, definition_id: str) -> list[int]:
+        known = set(self._archive.get(definition_id, ()))
+        if (head := self._heads.get(definition_id)) is not None:
+            known.add(head.version)
+        return sorted(known)
 
     def all(self) -> list[StoredDefinition]:
-        return list(self._current.values())
+        """The current version of every definition that is not deleted, by id."""
+        return sorted(self._heads.values(), key=lambda d: d.id)
+
+    def deleted(self, definition_id: str) -> int | None:
+        """The last version of `definition_id` if it is currently deleted."""
+        return None if definition_id in self._heads else self._deleted.get(definition_id)
 
     async def start(self) -> None:
         """Read the topic to its end, then keep following it in the background."""
@@ -70,13 +146,14 @@ class DefinitionStore:
         await self._consumer.start()
         tps = await topic_partitions(self._consumer, self._topic)
         if not tps:
-            raise RuntimeError(f"topic {self._topic} does not exist; run `hookline stack` or create the topics")
+            raise RuntimeError(f"topic {self._topic} does not exist; run `hookline init` or create the topics")
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)
+        self._following = True
         self._follow = asyncio.create_task(self._run(), name="definitions-follow")
         await self._wait_for({tp.partition: off for tp, off in ends.items()})
-        log.info("definitions loaded", count=len(self._current), topic=self._topic)
+        log.info("definitions loaded", count=len(self._heads), topic=self._topic)
 
     async def stop(self) -> None:
         if self._follow is not None:
@@ -90,55 +167,142 @@ class DefinitionStore:
 
     async def _run(self) -> None:
         assert self._consumer is not None
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for tp, records in batches.items():
-                for record in records:
-                    self._apply(record.key, record.value)
-                    self._positions[tp.partition] = record.offset + 1
+        try:
+            while True:
+                try:
+                    batches = await self._consumer.getmany(timeout_ms=500)
+                except KafkaError as exc:
+                    log.warning("definitions topic unreadable, retrying", topic=self._topic, error=str(exc))
+                    await asyncio.sleep(1)
+                    continue
+                for tp, records in batches.items():
+                    for record in records:
+                        self._apply(record.key, record.value)
+                        self._positions[tp.partition] = record.offset + 1
+                async with self._advanced:
+                    self._advanced.notify_all()
+        finally:
+            # Writers waiting for their records must fail rather than wait forever.
+            self._following = False
             async with self._advanced:
                 self._advanced.notify_all()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
-        definition_id = key.decode()
-        self.generation += 1
-        if value is None:
-            self._current.pop(definition_id, None)
-            return
+        name = key.decode(errors="replace")
         try:
-            raw = orjson.loads(value)
-            definition = parse_definition(raw["definition"])
-            self._current[definition_id] = StoredDefinition(
-                definition_id, int(raw["version"]), raw["digest"], raw["definition"], definition
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, DefinitionError) as exc:
-            # A record written by a newer or broken writer must not stop this process.
-            log.warning("skipping unreadable definition record", key=definition_id, error=str(exc))
+            self._apply_record(name, value)
+        except Exception as exc:
+            # A record written by a newer or broken writer must never stop this process.
+            log.warning("skipping unreadable definition record", key=name, error=str(exc))
+            return
+        self.generation += 1
+
+    def _apply_record(self, key: str, value: bytes | None) -> None:
+        definition_id, marked, suffix = key.partition("@")
+        if not marked:
+            if value is None:
+                self._heads.pop(definition_id, None)
+            else:
+                self._heads[definition_id] = _decode(definition_id, value)
+        elif suffix == "deleted":
+            if value is None:
+                self._deleted.pop(definition_id, None)
+            else:
+                self._deleted[definition_id] = int(orjson.loads(value)["version"])
+        elif suffix.startswith("v") and suffix[1:].isdecimal():
+            archive = self._archive.setdefault(definition_id, {})
+            if value is None:
+                archive.pop(int(suffix[1:]), None)
+                return
+            stored = _decode(definition_id, value)
+            if stored.version != int(suffix[1:]):
+                raise ValueError(f"version {stored.version} stored under {key}")
+            archive[stored.version] = stored
+        else:
+            raise ValueError(f"unknown key suffix @{suffix}")
+
+    def _caught_up(self, offsets: dict[int, int]) -> bool:
+        return all(self._positions.get(p, 0) >= off for p, off in offsets.items() if off > 0)
 
     async def _wait_for(self, offsets: dict[int, int]) -> None:
         async with self._advanced:
-            await self._advanced.wait_for(
-                lambda: all(self._positions.get(p, 0) >= off for p, off in offsets.items() if off > 0)
-            )
+            await self._advanced.wait_for(lambda: self._caught_up(offsets) or not self._following)
+        if not self._caught_up(offsets):
+            raise RuntimeError(f"stopped following {self._topic} before reading the records written")
 
-    async def put(self, document: dict[str, Any]) -> StoredDefinition:
-        """Validate and store a new version (unchanged documents keep their version)."""
+    async def put(self, document: dict[str, Any], *, definition_id: str | None = None) -> StoredDefinition:
+        """Validate and store a new version; an unchanged document keeps its version.
+        `definition_id` sets the document's id (the id in a PUT URL wins over the body's)."""
+        if definition_id is not None:
+            document = {**document, "id": definition_id}
+        async with self._write_lock:
+            definition = self._validate(document)
+            current = self._heads.get(definition.id)
+            digest = _digest(document)
+            if current is not None and current.digest == digest:
+                return current
+            return await self._write(definition, document, digest)
+
+    async def create(self, document: dict[str, Any]) -> StoredDefinition:
+        """Store version 1 (or the next after a deletion); `DefinitionExists` if the id exists."""
+        async with self._write_lock:
+            definition = self._validate(document)
+            if definition.id in self._heads:
+                raise DefinitionExists(definition.id)
+            return await self._write(definition, document, _digest(document))
+
+    async def delete(self, definition_id: str) -> StoredDefinition | None:
+        """Delete the definition, keeping its versions; returns what was current, if anything."""
+        async with self._write_lock:
+            head = self._heads.get(definition_id)
+            if head is None:
+                return None
+            marker = orjson.dumps({"id": definition_id, "version": head.version, "deleted_at": _now()})
+            records = self._unarchived_head(definition_id)
+            await self._send([*records, (f"{definition_id}@deleted", marker), (definition_id, None)])
+            return head
+
+    def _validate(self, document: dict[str, Any]) -> WorkflowDefinition:
         definition = parse_definition(document)
-        digest = _digest(document)
-        current = self._current.get(definition.id)
-        if current is not None and current.digest == digest:
-            return current
-        version = (current.version + 1) if current else 1
-        value = orjson.dumps({"id": definition.id, "version": version, "digest": digest, "definition": document})
+        errors = self._check(definition) if self._check is not None else []
+        if errors:
+            raise DefinitionError(errors)
+        return definition
+
+    def _unarchived_head(self, definition_id: str) -> list[tuple[str, bytes | None]]:
+        # A head from before versions were archived would be lost with its next change.
+        head = self._heads.get(definition_id)
+        if head is None or head.version in self._archive.get(definition_id, {}):
+            return []
+        return [(f"{definition_id}@v{head.version}", _encode(head))]
+
+    async def _write(self, definition: WorkflowDefinition, document: dict[str, Any], digest: str) -> StoredDefinition:
+        did = definition.id
+        # Never reuse a number, also not one of a deleted definition's versions.
+        version = max([0, *self.versions(did), self._deleted.get(did, 0)]) + 1
+        stored = StoredDefinition(did, version, digest, document, definition, _now())
+        value = _encode(stored)
+        records = [*self._unarchived_head(did), (f"{did}@v{version}", value), (did, value)]
+        if did in self._deleted:
+            records.append((f"{did}@deleted", None))
+        await self._send(records)
+        return stored
+
+    async def _send(self, records: list[tuple[str, bytes | None]]) -> None:
+        """Produce `records` in order and wait until this view has read all of them."""
         if self._producer is None:
             self._producer = create_producer(self._settings)
             await self._producer.start()
-        meta = await self._producer.send_and_wait(self._topic, value, key=definition.id.encode())
-        await self._wait_for({meta.partition: meta.offset + 1})
-        stored = self._current[definition.id]
-        return stored
+        futures = [await self._producer.send(self._topic, value, key=key.encode()) for key, value in records]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        offsets: dict[int, int] = {}
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            offsets[result.partition] = max(offsets.get(result.partition, 0), result.offset + 1)
+        await self._wait_for(offsets)
 
     async def apply_directory(self, directory: Path) -> list[StoredDefinition]:
         """Create or update every definition found in `directory` (YAML, JSON, multi-document)."""
