@@ -20,6 +20,8 @@ from hookline.settings import ComponentSettings, SettingsError, StackSettings
 if TYPE_CHECKING:  # imported lazily at run time: each command loads only what it runs
     from temporalio.client import Client
 
+    from schemas.validation import SchemaError
+
     from hookline.stack import LocalStack
 
 log = get_logger("hookline.cli")
@@ -148,9 +150,18 @@ def apply(config_file: Path | None, paths: Sequence[Path]) -> None:
 
 async def _apply(settings: ComponentSettings, paths: list[Path]) -> None:
     from hookline.definitions import DefinitionStore, load_definition_files
-    from schemas.workflow import DefinitionError
+    from schemas.agents import AgentCatalog, AgentConfigError
+    from schemas.workflow import DefinitionError, WorkflowDefinition, agent_errors
 
-    store = DefinitionStore(settings.kafka)
+    try:
+        catalog = AgentCatalog.load(settings.agents_file) if settings.agents_file else None
+    except AgentConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    def known_agents(definition: WorkflowDefinition) -> list[SchemaError]:
+        return agent_errors(definition, catalog.agents.keys()) if catalog is not None else []
+
+    store = DefinitionStore(settings.kafka, check=known_agents)
     await store.start()
     try:
         for where, doc in load_definition_files(paths):

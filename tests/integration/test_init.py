@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from click.testing import CliRunner
 from google.protobuf.duration_pb2 import Duration
@@ -63,5 +64,26 @@ async def test_init_creates_topics_registers_attributes_and_applies_definitions(
             "incident-response",
             "multi-cloud-deployment",
         ]
+    finally:
+        await store.stop()
+
+
+async def test_apply_refuses_definitions_naming_agents_that_are_not_configured(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    definition = tmp_path / "typo.yaml"
+    definition.write_text("name: Typo\nsteps:\n  - name: Analyze\n    agent: analyser\n")
+    env = {
+        "HOOKLINE_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "HOOKLINE_KAFKA__TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "HOOKLINE_AGENTS_FILE": str(EXAMPLES / "agents.yaml"),
+    }
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["apply", str(definition)], env=env)
+    assert result.exit_code == 1
+    assert 'steps[0].agent: unknown agent "analyser"' in result.output
+    store = DefinitionStore(kafka_settings)
+    await store.start()
+    try:
+        assert store.get("typo") is None
     finally:
         await store.stop()
