@@ -80,9 +80,15 @@ class StepResult(BaseModel):
     attempt: int = 1
     # The output parsed as JSON when it is JSON: what later steps see as `steps.<name>.output`.
     data: Any = None
+    # When the runner really ran it (the workflow only sees when it was scheduled and reported).
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class StepState(BaseModel):
+    """`started_at`/`finished_at`: for a step that succeeded, when its last attempt ran on the
+    runner; otherwise when the interpreter scheduled it and saw it end."""
+
     status: StepStatus = "pending"
     attempts: int = 0
     started_at: datetime | None = None

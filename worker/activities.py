@@ -3,6 +3,7 @@ the outcome."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -82,6 +83,7 @@ class StepActivities:
         if runner is None:
             raise _config_error(f"agent {agent.name!r} needs runner {agent.runner!r}, not served here", "UnknownRunner")
         bound.info("step started")
+        started_at = datetime.now(UTC)
         try:
             result = await runner.run(agent, request)
         except StepFailed as exc:
@@ -93,4 +95,11 @@ class StepActivities:
                 non_retryable=not exc.retryable,
             ) from exc
         bound.info("step succeeded")
-        return result.model_copy(update={"attempt": attempt, "data": _parsed(result.output)})
+        return result.model_copy(
+            update={
+                "attempt": attempt,
+                "data": _parsed(result.output),
+                "started_at": started_at,
+                "finished_at": datetime.now(UTC),
+            }
+        )

@@ -155,7 +155,8 @@ class _Run:
             state.finished_at = workflow.now()
             raise
         state.status = "succeeded"
-        state.finished_at = workflow.now()
+        state.started_at = result.started_at or state.started_at
+        state.finished_at = result.finished_at or workflow.now()
         state.attempts = result.attempt
         state.output = result.output[-OUTPUT_SUMMARY_CHARS:]
         self.outputs[step.name] = result.data if result.data is not None else result.output

@@ -15,7 +15,8 @@ event = context.get("event") or {}
 alert = (event.get("data") or {}).get("alert") or {}
 labels = alert.get("labels") or {}
 time.sleep(float(os.environ.get("DEMO_SLEEP_S", "0")))
-subject = labels.get("alertname") or context.get("input", {}).get("version") or context["workflow_id"]
+given = context.get("input") if isinstance(context.get("input"), dict) else {}
+subject = labels.get("alertname") or given.get("version") or context["workflow_id"]
 print(f"{os.environ.get('HOOKLINE_AGENT')}: {os.environ.get('DEMO_ACTION', 'done')} [{subject}]", flush=True)
 if os.environ.get("DEMO_FAIL"):
     sys.exit(int(os.environ["DEMO_FAIL"]))
