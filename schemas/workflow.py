@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
@@ -18,6 +19,7 @@ from jsonschema.exceptions import SchemaError as JsonSchemaError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from schemas.expressions import expression_errors, template_errors
+from schemas.filters import Filter, filter_errors, parse_filter
 from schemas.validation import SchemaError, validate
 
 __all__ = [
@@ -65,6 +67,13 @@ class _Model(BaseModel):
 class Trigger(_Model):
     type: Literal["webhook", "manual"]
     source: str | None = None
+    filter: Any = None
+    input: Any = None
+
+    @cached_property
+    def compiled_filter(self) -> Filter:
+        """The parsed filter (validated with the definition, so it parses)."""
+        return parse_filter(self.filter)
 
 
 class Action(_Model):
@@ -208,6 +217,20 @@ def _step_errors(doc: dict[str, Any]) -> list[SchemaError]:
     return errors
 
 
+def _trigger_errors(doc: dict[str, Any]) -> list[SchemaError]:
+    trigger = doc.get("trigger")
+    located = (
+        [("trigger", trigger)]
+        if isinstance(trigger, dict)
+        else [(f"trigger[{i}]", t) for i, t in enumerate(trigger or [])]
+    )
+    errors: list[SchemaError] = []
+    for where, t in located:
+        errors.extend(filter_errors(t.get("filter"), f"{where}.filter"))
+        errors.extend(template_errors(t.get("input"), f"{where}.input"))
+    return errors
+
+
 def _inputs_errors(doc: dict[str, Any]) -> list[SchemaError]:
     if "inputs" not in doc:
         return []
@@ -248,7 +271,7 @@ def parse_definition(doc: Any, *, agents: Collection[str] | None = None) -> Work
     errors = validate("workflow", doc, limit=50)
     if errors:
         raise DefinitionError(errors)
-    errors = _step_errors(doc) + _inputs_errors(doc)
+    errors = _trigger_errors(doc) + _step_errors(doc) + _inputs_errors(doc)
     if not errors:
         errors = _cycle_errors(doc)
     trigger = doc.get("trigger")

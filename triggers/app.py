@@ -132,10 +132,11 @@ class TriggersService:
             await self._dead_letter(record, f"undecodable event: {exc}")
             return
         bound = log.bind(event_id=event.id, dedupe_key=event.dedupekey)
-        for stored in self._matcher().matches(event):
+        for match in self._matcher().matches(event):
+            stored = match.stored
             started_at = time.perf_counter()
             try:
-                workflow_id, started = await self._starter.start(event, stored)
+                workflow_id, started = await self._starter.start(event, stored, match.trigger)
             except Unprocessable as exc:
                 await self._dead_letter(record, str(exc))
                 continue

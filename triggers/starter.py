@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -14,9 +15,12 @@ from hookline.runs import NotStartable, build_request, start_run
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.events import Event
+from schemas.expressions import ExpressionError, render
+from schemas.filters import event_context
+from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
 
-__all__ = ["WorkflowStarter", "workflow_id_for"]
+__all__ = ["WorkflowStarter", "trigger_input", "workflow_id_for"]
 
 log = get_logger(__name__)
 
@@ -36,6 +40,16 @@ def workflow_id_for(definition_id: str, dedupe_key: str) -> str:
     return f"{definition_id}:{dedupe_key}"
 
 
+def trigger_input(trigger: Trigger, event: Event) -> dict[str, Any]:
+    """The start input: the trigger's `input` mapping rendered over the event, or the event's data."""
+    if trigger.input is None:
+        return event.data
+    rendered = render(trigger.input, event_context(event.model_dump(mode="json")))
+    if not isinstance(rendered, dict):
+        raise ExpressionError(f"the trigger's input must render to an object, got {type(rendered).__name__}")
+    return rendered
+
+
 class WorkflowStarter:
     def __init__(
         self,
@@ -52,7 +66,7 @@ class WorkflowStarter:
         self._retry_max_s = retry_max_s
         self._stopping = stopping
 
-    async def start(self, event: Event, stored: StoredDefinition) -> tuple[str, bool]:
+    async def start(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, bool]:
         """Start (or find) the run for this event; returns (workflow id, newly started).
 
         Retries while Temporal is unreachable; raises `Unprocessable` for permanent faults and
@@ -60,9 +74,10 @@ class WorkflowStarter:
         """
         workflow_id = workflow_id_for(stored.id, event.dedupekey)
         try:
-            request = build_request(stored, self._agents, self._settings, input=event.data, event=event)
-        except NotStartable as exc:
-            raise Unprocessable(str(exc)) from exc
+            run_input = trigger_input(trigger, event)
+            request = build_request(stored, self._agents, self._settings, input=run_input, event=event)
+        except (NotStartable, ExpressionError) as exc:
+            raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
         delay = 0.1
         while True:
             try:
