@@ -118,9 +118,23 @@ class Filter:
     def passes(self, context: dict[str, Any]) -> bool:
         return self.explain(context) is None
 
-    def equality(self) -> Matcher | None:
-        """A `name="value"` matcher every passing event satisfies: what the index keys on."""
-        return next((m for m in self.match if m.op == "=" and m.value), None)
+    def index_key(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(path, values): every passing event has one of these values at that path. Taken from
+        a `name="value"` matcher, or a `name=~"a|b|c"` one whose alternatives are literals."""
+        for m in self.match:
+            if m.op == "=" and m.value:
+                return m.path, (m.value,)
+        for m in self.match:
+            if m.op == "=~" and (literals := _literal_alternatives(m.value)):
+                return m.path, literals
+        return None
+
+
+def _literal_alternatives(pattern: str) -> tuple[str, ...] | None:
+    parts = pattern.split("|")
+    if all(part and re.escape(part) == part for part in parts):
+        return tuple(parts)
+    return None
 
 
 def _shown(context: dict[str, Any], matcher: Matcher) -> str:

@@ -1,6 +1,7 @@
 """Which definitions an event starts.
 
-Triggers are indexed by source first, then by one equality matcher each (`alertname="X"`), so
+Triggers are indexed by source first, then by one equality matcher each (`alertname="X"`, or a
+regex of literal alternatives such as `service=~"checkout|payments"`), so
 the cost of matching an event grows with the definitions that could match it, not with all of
 them: an event looks up its own value at each indexed path, and only those candidates (plus the
 few triggers without an equality matcher) have their whole filter evaluated.
@@ -35,11 +36,13 @@ class _Bucket:
     scan: list[Match] = field(default_factory=list)
 
     def add(self, match: Match) -> None:
-        key = match.trigger.compiled_filter.equality()
+        key = match.trigger.compiled_filter.index_key()
         if key is None:
             self.scan.append(match)
-        else:
-            self.by_value[key.path].setdefault(key.value, []).append(match)
+            return
+        path, values = key
+        for value in values:
+            self.by_value[path].setdefault(value, []).append(match)
 
     def candidates(self, context: dict[str, Any]) -> list[Match]:
         found = list(self.scan)

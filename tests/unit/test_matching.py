@@ -65,9 +65,10 @@ def test_indexed_and_scanned_triggers_give_the_same_answer_as_a_linear_scan() ->
         stored(hook(f"alert {i}", filter=[f'alertname="A{i % 50}"', f'team="t{i % 7}"'])) for i in range(500)
     ]
     definitions += [stored(hook(f"regex {i}", filter=[f'alertname=~"A{i}.*"'])) for i in range(20)]
+    definitions += [stored(hook(f"either {i}", filter=[f'alertname=~"A{i}|B{i}"', 'team!="t3"'])) for i in range(20)]
     index = TriggerIndex(definitions)
     for n in range(60):
-        event = alert(alertname=f"A{n}", team=f"t{n % 7}")
+        event = alert(alertname=f"{'AB'[n % 2]}{n}", team=f"t{n % 7}")
         expected = sorted(d.id for d in definitions if explain([d], event)[d.id] is None)
         assert [m.stored.id for m in index.matches(event)] == expected
 
