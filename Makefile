@@ -17,6 +17,7 @@ test: install jars
 	$(VENV)/bin/pytest
 
 bench: install jars
+	$(PY) bench/matching.py
 	$(PY) bench/ingest.py
 
 lint: install
