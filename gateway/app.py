@@ -1,4 +1,4 @@
-"""The gateway application: webhook ingress, health and metrics."""
+"""The gateway application: webhook ingress, the REST API, health and metrics."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.api import add_api_routes
 from gateway.errors import GatewayError, PayloadTooLarge, UnknownSource, problem_middleware
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
 from gateway.sources import Source, build_sources
 from hookline.logging import get_logger
+from schemas.agents import AgentCatalog
 
 __all__ = ["METRICS", "PUBLISHER", "create_app"]
 
@@ -77,8 +79,11 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(settings: GatewaySettings, *, publisher: EventPublisher | None = None) -> web.Application:
-    """Build the gateway; the producer is opened and closed with the app."""
+def create_app(
+    settings: GatewaySettings, *, publisher: EventPublisher | None = None, agents: AgentCatalog | None = None
+) -> web.Application:
+    """Build the gateway; the producer and the API's clients are opened and closed with the app.
+    `agents` replaces the catalog read from `settings.agents_file`."""
     options = settings.gateway
     app = web.Application(client_max_size=options.max_body_bytes, middlewares=[problem_middleware])
     app[SETTINGS] = settings
@@ -105,4 +110,5 @@ def create_app(settings: GatewaySettings, *, publisher: EventPublisher | None = 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_api_routes(app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file))
     return app

@@ -8,19 +8,27 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from hookline.logging import get_logger
 from schemas.validation import SchemaError
 
 __all__ = [
     "BadRequest",
+    "Conflict",
+    "Forbidden",
     "GatewayError",
     "InvalidPayload",
+    "NotFound",
     "PayloadTooLarge",
+    "Unauthorized",
     "Unavailable",
     "UnknownSource",
+    "Unprocessable",
     "UnsupportedMediaType",
     "problem_middleware",
     "problem_response",
 ]
+
+log = get_logger(__name__)
 
 PROBLEM_TYPE = "https://hookline.dev/problems/"
 
@@ -59,8 +67,40 @@ class UnknownSource(GatewayError, LookupError):
     status, title, slug = 404, "Unknown source", "unknown-source"
 
 
+class Unauthorized(GatewayError, PermissionError):
+    """No bearer token, or one that is not configured (401 + WWW-Authenticate)."""
+
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str, *, invalid: bool = False) -> None:
+        challenge = 'Bearer realm="hookline"' + (', error="invalid_token"' if invalid else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(GatewayError, PermissionError):
+    """A valid token without the scope or team the request needs."""
+
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(GatewayError, LookupError):
+    """No such resource, or one the caller's team may not see (the two are not told apart)."""
+
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(GatewayError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class Unprocessable(GatewayError, ValueError):
+    """Well-formed JSON that does not validate; `errors` says where and why."""
+
+    status, title, slug = 422, "Validation failed", "validation-failed"
+
+
 class Unavailable(GatewayError):
-    """Kafka cannot take the event now: the client should retry (503 + Retry-After)."""
+    """A dependency (Kafka, Temporal) cannot serve the request now: retry (503 + Retry-After)."""
 
     status, title, slug = 503, "Service unavailable", "unavailable"
 
@@ -122,4 +162,11 @@ async def problem_middleware(
             slug=_HTTP_SLUGS.get(exc.status, str(exc.status)),
             instance=request.path,
             headers=headers,
+        )
+    except Exception:
+        # Bad input must never get here; if something does, the client still gets JSON. The log
+        # line names the method and path only: headers (tokens) and bodies stay out of it.
+        log.exception("unhandled error", method=request.method, path=request.path)
+        return problem_response(
+            500, "Internal error", "the server failed to handle this request", slug="internal", instance=request.path
         )

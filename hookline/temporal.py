@@ -36,9 +36,15 @@ SEARCH_ATTRIBUTES = {
 }
 
 
-async def connect(settings: TemporalSettings) -> Client:
-    """A client with the pydantic data converter, so contracts cross Temporal as models."""
-    return await Client.connect(settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter)
+async def connect(settings: TemporalSettings, *, lazy: bool = False) -> Client:
+    """A client with the pydantic data converter, so contracts cross Temporal as models.
+
+    `lazy` connects on the first call instead of now, so a process can start without Temporal;
+    calls then fail (RuntimeError "Failed client connect", RPCError) until it is reachable.
+    """
+    return await Client.connect(
+        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter, lazy=lazy
+    )
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

@@ -1,0 +1,109 @@
+"""The REST API under /api/v1: workflow definitions, manual starts, executions, agents.
+
+`ROUTES` is the one table both the aiohttp router and the OpenAPI document are built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.api.agents import list_agents
+from gateway.api.routing import API_PREFIX, Param, Route, guarded
+from gateway.api.state import API, ApiState
+from gateway.api.workflows import (
+    create_workflow,
+    delete_workflow,
+    get_workflow,
+    list_workflows,
+    replace_workflow,
+    validate_workflow,
+)
+from gateway.settings import GatewaySettings
+from schemas.agents import AgentCatalog
+
+__all__ = ["API_PREFIX", "ROUTES", "ApiState", "Route", "add_api_routes"]
+
+_DEFINITION_WRITE = (400, 413, 415, 422, 503)
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/workflows",
+        create_workflow,
+        "write",
+        "Create a workflow definition (version 1)",
+        {201: "Workflow"},
+        (*_DEFINITION_WRITE, 409),
+        body="WorkflowDefinition",
+    ),
+    Route(
+        "GET",
+        "/workflows",
+        list_workflows,
+        "read",
+        "List the workflow definitions the token's team may see, by id",
+        {200: "WorkflowList"},
+        (400, 503),
+        params=(
+            Param("team", "query", "Only this team's definitions (a team-bound token may name only its own: 403)."),
+            Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
+    ),
+    Route(
+        "POST",
+        "/workflows/validate",
+        validate_workflow,
+        "read",
+        "Validate a workflow definition without saving it",
+        {200: "ValidationResult"},
+        (400, 413, 415),
+        body="WorkflowDefinition",
+    ),
+    Route(
+        "GET",
+        "/workflows/{workflow_id}",
+        get_workflow,
+        "read",
+        "Read a workflow definition: the current version, or ?version=N",
+        {200: "Workflow"},
+        (400, 404, 503),
+        params=(Param("version", "query", "A stored version number.", {"type": "integer", "minimum": 1}),),
+    ),
+    Route(
+        "PUT",
+        "/workflows/{workflow_id}",
+        replace_workflow,
+        "write",
+        "Create or replace a workflow definition (a changed body becomes a new version)",
+        {200: "Workflow", 201: "Workflow"},
+        (*_DEFINITION_WRITE, 404),
+        body="WorkflowDefinition",
+    ),
+    Route(
+        "DELETE",
+        "/workflows/{workflow_id}",
+        delete_workflow,
+        "write",
+        "Delete a workflow definition; its versions stay readable, its executions run on",
+        {200: "Deleted"},
+        (404, 503),
+    ),
+    Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: "AgentList"}),
+)
+
+
+def add_api_routes(app: web.Application, settings: GatewaySettings, agents: AgentCatalog) -> None:
+    """Register the API's routes on `app`; its dependencies open and close with the app."""
+    app[API] = ApiState(settings, agents)
+
+    async def dependencies(app: web.Application) -> AsyncIterator[None]:
+        await app[API].open()
+        yield
+        await app[API].close()
+
+    app.cleanup_ctx.append(dependencies)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.url, guarded(route))

@@ -1,0 +1,70 @@
+"""Bearer tokens of the REST API: each bound to a team (or every team) and to scopes.
+
+Tokens are hashed once at start-up and looked up by their SHA-256 digest, so checking a token
+takes the same time whatever it shares with a configured one, and the table holds no secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.errors import Forbidden, Unauthorized
+from gateway.settings import OPERATOR_TEAM, ApiToken, Scope
+
+__all__ = ["ANONYMOUS", "Principal", "TokenTable"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's name (never the token), its team and scopes."""
+
+    name: str
+    team: str
+    scopes: frozenset[Scope]
+
+    @property
+    def operator(self) -> bool:
+        return self.team == OPERATOR_TEAM
+
+    def sees(self, team: str) -> bool:
+        """Whether this caller may read and write `team`'s definitions and executions."""
+        return self.operator or team == self.team
+
+    def require(self, scope: Scope) -> None:
+        if scope not in self.scopes:
+            have = ", ".join(sorted(self.scopes))
+            raise Forbidden(f'token "{self.name}" has scopes [{have}]; this request needs "{scope}"')
+
+
+#: The caller of the routes that need no token (the OpenAPI document).
+ANONYMOUS = Principal("anonymous", "", frozenset())
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "backslashreplace")).digest()
+
+
+class TokenTable:
+    """The configured tokens by digest."""
+
+    def __init__(self, tokens: Iterable[ApiToken]) -> None:
+        self._by_digest = {
+            _digest(t.token.get_secret_value()): Principal(t.name, t.team, frozenset(t.scopes)) for t in tokens
+        }
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller named by an `Authorization` header; `Unauthorized` without a valid token."""
+        if not authorization or not authorization.strip():
+            raise Unauthorized("this request needs a bearer token: send `Authorization: Bearer <token>`")
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthorized("the Authorization header must read `Bearer <token>`", invalid=True)
+        principal = self._by_digest.get(_digest(credentials.strip()))
+        if principal is None:
+            raise Unauthorized("the bearer token is not valid", invalid=True)
+        return principal

@@ -1,0 +1,94 @@
+"""Request bodies, query parameters and JSON answers of the REST API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import BadRequest, UnsupportedMediaType
+
+__all__ = ["MAX_DEPTH", "decode_cursor", "encode_cursor", "json_response", "page_limit", "query_int", "read_object"]
+
+#: Deeper JSON is refused with 400 before any validator recurses into it.
+MAX_DEPTH = 64
+
+
+def json_response(body: object, status: int = 200, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return depth
+        nested: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                nested.extend(item.values())
+            elif isinstance(item, list):
+                nested.extend(item)
+        level = nested
+    return depth - 1
+
+
+async def read_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The body as a JSON object: 415 for another content type, 400 for malformed or non-object
+    JSON. With `empty_ok`, an empty body (of any declared type) reads as `{}`."""
+    body = await request.read()
+    if not body.strip() and empty_ok:
+        return {}
+    ctype = request.content_type
+    if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
+        raise UnsupportedMediaType(f'send the body as JSON with `Content-Type: application/json`, not "{ctype}"')
+    if not body.strip():
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadRequest(f"the body must be a JSON object, not {_kind(doc)}")
+    if _depth(doc) > MAX_DEPTH:
+        raise BadRequest(f"the body is nested more than {MAX_DEPTH} levels deep")
+    return doc
+
+
+def _kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def query_int(request: web.Request, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+    """An integer query parameter, or None when absent; 400 when it is not one in range."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f'query parameter "{name}" must be an integer, got "{raw[:50]}"') from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise BadRequest(f'query parameter "{name}" must be {bound}, got {value}')
+    return value
+
+
+def page_limit(request: web.Request, default: int, maximum: int) -> int:
+    return query_int(request, "limit", minimum=1, maximum=maximum) or default
+
+
+def encode_cursor(token: bytes) -> str:
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise BadRequest('query parameter "cursor" is not a cursor this API returned') from None

@@ -1,0 +1,66 @@
+"""The route table's entry type, and the wrapper that authenticates each call.
+
+One table (`gateway.api.ROUTES`) registers the aiohttp routes and builds the OpenAPI document,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from gateway.api.auth import ANONYMOUS, Principal
+from gateway.api.state import API
+from gateway.settings import Scope
+
+__all__ = ["API_PREFIX", "ApiHandler", "Param", "Route", "guarded"]
+
+API_PREFIX = "/api/v1"
+
+ApiHandler = Callable[[web.Request, Principal], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query or header parameter, as OpenAPI describes it."""
+
+    name: str
+    where: Literal["query", "header"]
+    description: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str  # below API_PREFIX, with aiohttp's {placeholders}
+    handler: ApiHandler
+    scope: Scope | None  # None: no token needed
+    summary: str
+    #: status → name of the JSON answer's schema in the OpenAPI components (None: no body)
+    responses: Mapping[int, str | None]
+    #: error statuses this route answers besides 401/403 (added for every route with a scope)
+    errors: tuple[int, ...] = ()
+    body: str | None = None  # name of the request body's schema in the components
+    params: tuple[Param, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return API_PREFIX + self.path
+
+
+def guarded(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler of `route`: token (401), scope (403), then the route's own handler."""
+
+    async def handle(request: web.Request) -> web.Response:
+        principal = ANONYMOUS
+        if route.scope is not None:
+            principal = request.app[API].tokens.authenticate(request.headers.get("Authorization"))
+            principal.require(route.scope)
+        return await route.handler(request, principal)
+
+    handle.__name__ = route.handler.__name__
+    return handle

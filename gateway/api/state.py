@@ -1,0 +1,153 @@
+"""What the API handlers share: settings, tokens, agents, and the two dependencies (the
+definition store on Kafka, the Temporal client), each reporting 503 while it is unavailable.
+
+The gateway must take webhooks while Kafka's definitions topic or Temporal are down, so neither
+is awaited at start-up: the store loads in the background (retrying), and the Temporal client
+connects lazily on its first call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from gateway.api.auth import TokenTable
+from gateway.errors import Unavailable
+from gateway.settings import GatewaySettings
+from hookline.definitions import DefinitionStore
+from hookline.logging import get_logger
+from hookline.temporal import connect
+from schemas.agents import AgentCatalog
+from schemas.validation import SchemaError
+from schemas.workflow import WorkflowDefinition, agent_errors
+
+__all__ = ["API", "ApiState"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+_TRANSIENT = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.CANCELLED,
+}
+_MAX_RETRY_DELAY_S = 30.0
+
+
+class ApiState:
+    """Built with the app; `open`/`close` run in its cleanup context."""
+
+    def __init__(self, settings: GatewaySettings, agents: AgentCatalog) -> None:
+        self.settings = settings
+        self.options = settings.api
+        self.tokens = TokenTable(settings.api.tokens)
+        self.agents = agents
+        self.retry_after_s = settings.gateway.retry_after_s
+        self._store: DefinitionStore | None = None
+        self._loader: asyncio.Task[None] | None = None
+        self._client: Client | None = None
+
+    def check_agents(self, definition: WorkflowDefinition) -> list[SchemaError]:
+        return agent_errors(definition, self.agents.agents.keys())
+
+    def definitions(self) -> DefinitionStore:
+        """The loaded store; 503 until it has read the definitions topic."""
+        if self._store is None:
+            raise Unavailable(
+                "workflow definitions are not loaded yet (Kafka is unreachable or still being read); retry shortly",
+                retry_after_s=self.retry_after_s,
+            )
+        return self._store
+
+    def temporal(self) -> Client:
+        if self._client is None:
+            raise Unavailable("no Temporal client; retry shortly", retry_after_s=self.retry_after_s)
+        return self._client
+
+    async def write(self, operation: Awaitable[T]) -> T:
+        """A definition write, bounded in time; Kafka trouble becomes 503."""
+        try:
+            async with asyncio.timeout(self.options.write_timeout_s):
+                return await operation
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("definition write failed", error=str(exc) or type(exc).__name__)
+            raise Unavailable(
+                "Kafka did not take the definition in time; retry (an unchanged PUT is idempotent)",
+                retry_after_s=self.retry_after_s,
+            ) from exc
+
+    @contextlib.asynccontextmanager
+    async def temporal_call(self) -> AsyncIterator[None]:
+        """Bound a block of Temporal calls in time; an unreachable Temporal becomes 503."""
+        try:
+            async with asyncio.timeout(self.options.temporal_timeout_s):
+                yield
+        except TimeoutError as exc:
+            raise self._unavailable("Temporal did not answer in time") from exc
+        except RPCError as exc:
+            if exc.status in _TRANSIENT:
+                raise self._unavailable(f"Temporal is unavailable ({exc.status.name})") from exc
+            raise
+        except RuntimeError as exc:
+            if "client connect" not in str(exc):  # how a lazy client reports an unreachable server
+                raise
+            raise self._unavailable("Temporal is unreachable") from exc
+
+    def _unavailable(self, reason: str) -> Unavailable:
+        log.warning("temporal unavailable", reason=reason)
+        return Unavailable(f"{reason}; retry shortly", retry_after_s=self.retry_after_s)
+
+    async def open(self) -> None:
+        if not len(self.tokens):
+            log.info("REST API has no tokens configured (api.tokens); every API request gets 401")
+            return
+        self._loader = asyncio.create_task(self._load_definitions(), name="api-definitions-load")
+        try:
+            self._client = await connect(self.settings.temporal, lazy=True)
+        except Exception as exc:  # a malformed address: the API answers 503, the ingress runs on
+            log.error("cannot create the Temporal client", error=str(exc))
+
+    async def close(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loader
+        if self._store is not None:
+            await self._store.stop()
+            self._store = None
+
+    async def _load_definitions(self) -> None:
+        delay = 1.0
+        while True:
+            store = DefinitionStore(self.settings.kafka, check=self.check_agents)
+            try:
+                await store.start()
+            except asyncio.CancelledError:
+                await _stop_quietly(store)
+                raise
+            except Exception as exc:
+                log.warning("cannot load workflow definitions, retrying", error=str(exc), retry_in_s=delay)
+                await _stop_quietly(store)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY_S)
+                continue
+            self._store = store
+            return
+
+
+async def _stop_quietly(store: DefinitionStore) -> None:
+    with contextlib.suppress(Exception):
+        await store.stop()
+
+
+API = web.AppKey("api", ApiState)

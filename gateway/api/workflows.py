@@ -1,0 +1,186 @@
+"""Workflow definitions: create, list, read (any version), replace, delete, validate.
+
+A definition belongs to its `team_id` (none: `hookline.runs.DEFAULT_TEAM`). A token sees its own
+team's definitions only; another team's are answered 404, as if they did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api.auth import Principal
+from gateway.api.messages import json_response, page_limit, query_int, read_object
+from gateway.api.routing import API_PREFIX
+from gateway.api.state import API, ApiState
+from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable
+from hookline.definitions import DefinitionExists, StoredDefinition
+from hookline.runs import team_of
+from schemas.validation import SchemaError
+from schemas.workflow import DefinitionError, WorkflowDefinition, parse_definition
+
+__all__ = [
+    "create_workflow",
+    "delete_workflow",
+    "get_workflow",
+    "list_workflows",
+    "replace_workflow",
+    "validate_workflow",
+    "visible_definition",
+]
+
+
+def _links(definition_id: str) -> dict[str, str]:
+    base = f"{API_PREFIX}/workflows/{definition_id}"
+    return {"self": base, "start": f"{base}/start", "executions": f"{base}/executions"}
+
+
+def summary(stored: StoredDefinition) -> dict[str, Any]:
+    d = stored.definition
+    return {
+        "id": stored.id,
+        "name": d.name,
+        "description": d.description,
+        "team_id": team_of(stored),
+        "version": stored.version,
+        "created_at": stored.created_at or None,
+        "triggers": [t.model_dump(exclude_none=True) for t in d.triggers],
+        "links": _links(stored.id),
+    }
+
+
+def detail(stored: StoredDefinition, versions: list[int]) -> dict[str, Any]:
+    return {**summary(stored), "digest": stored.digest, "versions": versions, "definition": stored.document}
+
+
+def visible_definition(state: ApiState, principal: Principal, definition_id: str) -> StoredDefinition:
+    """The current version if the caller's team may see it; 404 otherwise (also when deleted)."""
+    store = state.definitions()
+    stored = store.get(definition_id)
+    if stored is not None and principal.sees(team_of(stored)):
+        return stored
+    last = store.deleted(definition_id)
+    gone = store.get_version(definition_id, last) if last is not None else None
+    if gone is not None and principal.sees(team_of(gone)):
+        raise NotFound(
+            f'workflow definition "{definition_id}" was deleted; its versions stay readable with ?version=N'
+            f" (the last was {last})"
+        )
+    raise NotFound(f'no workflow definition "{definition_id}"')
+
+
+def _owned(doc: dict[str, Any], principal: Principal, fallback: str | None) -> dict[str, Any]:
+    """`doc` with the team it is written for: its own `team_id`, which the caller must be allowed
+    to write (403), or else `fallback` (the existing definition's), or else the caller's team."""
+    if "team_id" in doc:
+        team = doc["team_id"]
+        if isinstance(team, str) and not principal.sees(team):
+            raise Forbidden(f'this token acts for team "{principal.team}"; it cannot write team "{team}"')
+        return doc  # a team_id of the wrong type is the schema's to report
+    team = fallback if fallback is not None else (None if principal.operator else principal.team)
+    return doc if team is None else {**doc, "team_id": team}
+
+
+def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
+    try:
+        return parse_definition(doc, agents=state.agents.agents.keys())
+    except DefinitionError as exc:
+        raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
+
+
+async def create_workflow(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    doc = _owned(await read_object(request), principal, None)
+    # Stored with its id, so a PUT of the same document is recognised as unchanged.
+    doc = {"id": _parse(state, doc).id, **doc}
+    store = state.definitions()
+    try:
+        stored = await state.write(store.create(doc))
+    except DefinitionExists as exc:
+        raise Conflict(str(exc)) from exc
+    except DefinitionError as exc:
+        raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
+    body = detail(stored, store.versions(stored.id))
+    return json_response(body, 201, headers={"Location": body["links"]["self"]})
+
+
+async def list_workflows(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    team = request.query.get("team")
+    if team is not None and not principal.sees(team):
+        raise Forbidden(f'this token acts for team "{principal.team}"; it cannot list team "{team}"')
+    limit = page_limit(request, state.options.page_size, state.options.max_page_size)
+    after = request.query.get("cursor", "")
+    items = [
+        s
+        for s in state.definitions().all()
+        if principal.sees(team_of(s)) and (team is None or team_of(s) == team) and s.id > after
+    ]
+    page = items[:limit]
+    next_cursor = page[-1].id if len(items) > limit else None
+    return json_response({"items": [summary(s) for s in page], "next_cursor": next_cursor})
+
+
+async def get_workflow(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    store = state.definitions()
+    definition_id = request.match_info["workflow_id"]
+    version = query_int(request, "version", minimum=1)
+    if version is None:
+        stored = visible_definition(state, principal, definition_id)
+    else:
+        found = store.get_version(definition_id, version)
+        if found is None or not principal.sees(team_of(found)):
+            raise NotFound(f'no version {version} of workflow definition "{definition_id}"')
+        stored = found
+    return json_response(detail(stored, store.versions(definition_id)))
+
+
+async def replace_workflow(request: web.Request, principal: Principal) -> web.Response:
+    """Create or replace `{workflow_id}` with the body; an unchanged body keeps its version."""
+    state = request.app[API]
+    definition_id = request.match_info["workflow_id"]
+    doc = await read_object(request)
+    if "id" in doc and doc["id"] != definition_id:
+        error = SchemaError("id", f'"{str(doc["id"])[:200]}" differs from the id in the URL, "{definition_id}"')
+        raise Unprocessable("the body's id must match the URL", errors=[error])
+    store = state.definitions()
+    existing = store.get(definition_id)
+    if existing is not None and not principal.sees(team_of(existing)):
+        raise NotFound(f'no workflow definition "{definition_id}"')
+    doc = _owned({**doc, "id": definition_id}, principal, existing.definition.team_id if existing else None)
+    _parse(state, doc)
+    try:
+        stored = await state.write(store.put(doc, definition_id=definition_id))
+    except DefinitionError as exc:
+        raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
+    return json_response(detail(stored, store.versions(definition_id)), 201 if existing is None else 200)
+
+
+async def delete_workflow(request: web.Request, principal: Principal) -> web.Response:
+    """Delete the definition; its versions stay readable and its running executions run on."""
+    state = request.app[API]
+    stored = visible_definition(state, principal, request.match_info["workflow_id"])
+    deleted = await state.write(state.definitions().delete(stored.id))
+    if deleted is None:  # deleted by someone else in the meantime
+        raise NotFound(f'no workflow definition "{stored.id}"')
+    return json_response({"id": stored.id, "deleted": True, "version": deleted.version})
+
+
+async def validate_workflow(request: web.Request, principal: Principal) -> web.Response:
+    """What POST /workflows would say about the body, without saving it."""
+    state = request.app[API]
+    doc = await read_object(request)
+    errors: list[SchemaError] = []
+    try:
+        doc = _owned(doc, principal, None)
+    except Forbidden as exc:
+        errors.append(SchemaError("team_id", exc.detail))
+    definition_id = None
+    try:
+        definition_id = _parse(state, doc).id
+    except Unprocessable as exc:
+        errors.extend(exc.errors)
+    listed = [{"location": e.location, "message": e.message} for e in errors]
+    return json_response({"valid": not errors, "id": definition_id, "errors": listed})
