@@ -94,12 +94,19 @@ def build_request(
 
 
 async def start_run(
-    client: Client, settings: TemporalSettings, request: RunRequest, workflow_id: str
+    client: Client,
+    settings: TemporalSettings,
+    request: RunRequest,
+    workflow_id: str,
+    *,
+    signal: tuple[str, Any] | None = None,
 ) -> tuple[WorkflowHandle[Any, RunState], bool]:
     """Start the run under `workflow_id`, or find the one already there: (handle, newly started).
 
     USE_EXISTING answers a running duplicate; REJECT_DUPLICATE (raising
-    WorkflowAlreadyStartedError) a finished one. Either way the id runs once.
+    WorkflowAlreadyStartedError) a finished one. Either way the id runs once. With `signal`
+    (name, argument) it is a signal-with-start: a running run gets the signal, and a run that
+    does not exist yet starts with it already delivered.
     """
     pairs = [
         SearchAttributePair(SA_DEFINITION, request.definition_id),
@@ -114,9 +121,11 @@ async def start_run(
         id=workflow_id,
         task_queue=settings.task_queue,
         result_type=RunState,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_conflict_policy=WorkflowIDConflictPolicy.UNSPECIFIED if signal else WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(pairs),
+        start_signal=signal[0] if signal else None,
+        start_signal_args=[signal[1]] if signal else [],
     )
     # The SDK keeps the server's answer private; `started` is false when USE_EXISTING found a
     # run already going for this id.

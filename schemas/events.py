@@ -5,7 +5,9 @@ the record key. Hookline adds three extension attributes:
 
 - `dedupekey`: the same real-world occurrence delivered twice has the same key;
 - `partitionkey` (the CloudEvents partitioning extension): keeps related events ordered;
-- `hooklinesource`: the name of the configured source the event came in through.
+- `hooklinesource`: the name of the configured source the event came in through;
+- `resolves` (on events that end something, e.g. a resolved alert): the dedupe key of the event
+  that started it, so its run can be told (see the triggers' `on_resolved` policy).
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["HEADER_PREFIX", "Event", "EventDecodeError", "new_event_id"]
 
 HEADER_PREFIX = "ce_"
-_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", "dedupekey", "partitionkey", "hooklinesource")
+_ATTRIBUTES = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "subject",
+    "dedupekey",
+    "partitionkey",
+    "hooklinesource",
+    "resolves",
+)
 _REQUIRED = ("specversion", "id", "source", "type", "dedupekey")
 
 
@@ -50,6 +63,7 @@ class Event(BaseModel):
     dedupekey: str
     partitionkey: str = ""
     hooklinesource: str = ""
+    resolves: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
     def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:

@@ -11,7 +11,9 @@ from schemas.events import Event
 from schemas.workflow import Action, WorkflowDefinition
 
 __all__ = [
+    "RESOLVED_SIGNAL",
     "WORKFLOW_NAME",
+    "Resolved",
     "Route",
     "RunRequest",
     "RunState",
@@ -23,6 +25,7 @@ __all__ = [
 ]
 
 WORKFLOW_NAME = "HooklineRun"
+RESOLVED_SIGNAL = "resolved"
 
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "compensated"]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
@@ -53,6 +56,16 @@ class RunRequest(BaseModel):
     # step name → where its action runs; `compensations` likewise for `on_failure` actions.
     routes: dict[str, Route] = Field(default_factory=dict)
     compensations: dict[str, Route] = Field(default_factory=dict)
+
+
+class Resolved(BaseModel):
+    """The signal a run gets when what started it is over (its alert resolved). With `cancel`,
+    a cancellation request follows; a run that has not started a step yet waits for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: Event
+    action: Literal["signal", "cancel"] = "signal"
 
 
 class StepRequest(BaseModel):
@@ -106,5 +119,6 @@ class RunState(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     event_id: str | None = None
+    resolved_by: str | None = None  # the id of the event that resolved what started the run
     error: str | None = None
     steps: dict[str, StepState] = Field(default_factory=dict)

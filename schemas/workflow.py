@@ -69,6 +69,7 @@ class Trigger(_Model):
     source: str | None = None
     filter: Any = None
     input: Any = None
+    on_resolved: Literal["signal", "cancel", "ignore", "start"] = "signal"
 
     @cached_property
     def compiled_filter(self) -> Filter:

@@ -136,18 +136,17 @@ class TriggersService:
             stored = match.stored
             started_at = time.perf_counter()
             try:
-                workflow_id, started = await self._starter.start(event, stored, match.trigger)
+                if event.resolves:
+                    workflow_id, outcome = await self._starter.resolve(event, stored, match.trigger)
+                else:
+                    workflow_id, started = await self._starter.start(event, stored, match.trigger)
+                    outcome = "started" if started else "existing"
             except Unprocessable as exc:
                 await self._dead_letter(record, str(exc))
                 continue
             self.metrics.start_latency.observe(time.perf_counter() - started_at)
-            self.metrics.workflows_started.labels(stored.id, "started" if started else "existing").inc()
-            bound.info(
-                "workflow started" if started else "workflow already exists",
-                workflow_id=workflow_id,
-                definition=stored.id,
-                version=stored.version,
-            )
+            self.metrics.workflows_started.labels(stored.id, outcome).inc()
+            bound.info(f"workflow {outcome}", workflow_id=workflow_id, definition=stored.id, version=stored.version)
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         assert self._dlq is not None

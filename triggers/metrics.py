@@ -15,7 +15,7 @@ class TriggersMetrics:
         )
         self.workflows_started = Counter(
             "hookline_triggers_workflows_started_total",
-            "Workflow starts by outcome (started or existing)",
+            "Events delivered to workflows by outcome: started, existing, signalled, cancelled, already ended, ignored",
             ["definition", "outcome"],
             registry=self.registry,
         )

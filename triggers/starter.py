@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -17,6 +18,7 @@ from schemas.agents import AgentCatalog
 from schemas.events import Event
 from schemas.expressions import ExpressionError, render
 from schemas.filters import event_context
+from schemas.run import RESOLVED_SIGNAL, Resolved, RunRequest
 from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
 
@@ -24,6 +26,9 @@ __all__ = ["WorkflowStarter", "trigger_input", "workflow_id_for"]
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+# A cancel that finds the run over.
+_ENDED = {RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION}
 # Status codes that mean "Temporal cannot take it now": retry, never DLQ.
 _TRANSIENT = {
     RPCStatusCode.UNAVAILABLE,
@@ -78,18 +83,71 @@ class WorkflowStarter:
             request = build_request(stored, self._agents, self._settings, input=run_input, event=event)
         except (NotStartable, ExpressionError) as exc:
             raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
+        return await self._start(request, workflow_id)
+
+    async def resolve(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, str]:
+        """Deliver an event that resolves an earlier one (`event.resolves`) as the trigger's
+        `on_resolved` says; returns (workflow id, outcome).
+
+        `signal`/`cancel` go to the run the earlier event started, as a signal-with-start: if
+        that run does not exist yet (the resolution overtook the firing), it is created with the
+        signal already in it, and the firing event later finds it there and starts nothing.
+        """
+        policy = trigger.on_resolved
+        if policy == "ignore" or not event.resolves:
+            return "", "ignored"
+        if policy == "start":
+            workflow_id, started = await self.start(event, stored, trigger)
+            return workflow_id, "started" if started else "existing"
+        workflow_id = workflow_id_for(stored.id, event.resolves)
+        try:
+            request = build_request(
+                stored, self._agents, self._settings, input=trigger_input(trigger, event), event=event
+            )
+        except (NotStartable, ExpressionError) as exc:
+            raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
+        signal = Resolved(event=event, action="cancel" if policy == "cancel" else "signal")
+        workflow_id, running = await self._start(request, workflow_id, signal=(RESOLVED_SIGNAL, signal))
+        if not running:
+            return workflow_id, "already ended"
+        if policy == "cancel":
+            return workflow_id, "cancelled" if await self._cancel(workflow_id) else "already ended"
+        return workflow_id, "signalled"
+
+    async def _start(
+        self, request: RunRequest, workflow_id: str, *, signal: tuple[str, Resolved] | None = None
+    ) -> tuple[str, bool]:
+        """(workflow id, True) once started or signalled; (id, False) if the id ran and ended."""
+        try:
+            _, started = await self._retrying(
+                workflow_id, lambda: start_run(self._client, self._settings, request, workflow_id, signal=signal)
+            )
+        except WorkflowAlreadyStartedError:
+            return workflow_id, False  # the run for this occurrence existed and ended: done
+        return workflow_id, started or signal is not None
+
+    async def _cancel(self, workflow_id: str) -> bool:
+        """Request cancellation; False if the run has ended meanwhile."""
+        try:
+            await self._retrying(workflow_id, lambda: self._client.get_workflow_handle(workflow_id).cancel())
+        except Unprocessable as exc:
+            if isinstance(exc.__cause__, RPCError) and exc.__cause__.status in _ENDED:
+                return False
+            raise
+        return True
+
+    async def _retrying(self, workflow_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, retried with backoff while Temporal is unreachable; other RPC errors are
+        `Unprocessable`, and stopping leaves the record uncommitted (`CancelledError`)."""
         delay = 0.1
         while True:
             try:
-                _, started = await start_run(self._client, self._settings, request, workflow_id)
-                return workflow_id, started
-            except WorkflowAlreadyStartedError:
-                return workflow_id, False  # the run for this occurrence exists or existed: done
+                return await call()
             except RPCError as exc:
                 if exc.status not in _TRANSIENT:
-                    raise Unprocessable(f"Temporal rejected the start of {workflow_id}: {exc.message}") from exc
+                    raise Unprocessable(f"Temporal rejected the request for {workflow_id}: {exc.message}") from exc
                 log.warning(
-                    "temporal unavailable, retrying start", workflow_id=workflow_id, error=exc.message, retry_in_s=delay
+                    "temporal unavailable, retrying", workflow_id=workflow_id, error=exc.message, retry_in_s=delay
                 )
             if self._stopping.is_set():
                 raise asyncio.CancelledError("stopping with the record uncommitted")

@@ -21,7 +21,17 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from schemas.expressions import ExpressionError, evaluate, render, truthy
-    from schemas.run import WORKFLOW_NAME, Route, RunRequest, RunState, StepRequest, StepResult, StepState
+    from schemas.run import (
+        RESOLVED_SIGNAL,
+        WORKFLOW_NAME,
+        Resolved,
+        Route,
+        RunRequest,
+        RunState,
+        StepRequest,
+        StepResult,
+        StepState,
+    )
     from schemas.workflow import Retries, Step
     from worker.activities import RUN_STEP
 
@@ -81,6 +91,13 @@ class _Run:
             steps={name: StepState() for name in self.steps},
         )
         self._event = request.event.model_dump(mode="json") if request.event else None
+        self.resolved: Resolved | None = None
+        self._resolved_event: dict[str, Any] | None = None
+
+    def resolve(self, signal: Resolved) -> None:
+        self.resolved = signal
+        self.state.resolved_by = signal.event.id
+        self._resolved_event = signal.event.model_dump(mode="json")
 
     def context(self) -> dict[str, Any]:
         """What expressions see (documented in `schemas.expressions`)."""
@@ -88,6 +105,7 @@ class _Run:
         return {
             "input": self.request.input,
             "event": self._event,
+            "resolved": self._resolved_event,
             "steps": {n: {"status": s.status, "output": self.outputs.get(n)} for n, s in self.state.steps.items()},
             "workflow": {
                 "id": info.workflow_id,
@@ -100,6 +118,10 @@ class _Run:
         failure: str | None = None
         cancelled = False
         try:
+            if self.resolved is not None and self.resolved.action == "cancel":
+                # Resolved before it began: the cancellation the triggers send next ends it
+                # before any step runs.
+                await workflow.wait_condition(lambda: False)
             async with asyncio.timeout(self.definition.timeout), asyncio.TaskGroup() as group:
                 for step in self.steps.values():
                     group.create_task(self.run_step(step))
@@ -223,12 +245,23 @@ class _Run:
 class HooklineRun:
     def __init__(self) -> None:
         self._run: _Run | None = None
+        self._resolved: Resolved | None = None
 
     @workflow.query
     def state(self) -> RunState | None:
         return self._run.state if self._run else None
 
+    @workflow.signal(name=RESOLVED_SIGNAL)
+    def resolved(self, signal: Resolved) -> None:
+        # Signals of a signal-with-start arrive before `run` begins; keep the first one.
+        if self._resolved is None:
+            self._resolved = signal
+            if self._run is not None:
+                self._run.resolve(signal)
+
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
         self._run = _Run(request)
+        if self._resolved is not None:
+            self._run.resolve(self._resolved)
         return await self._run.execute()

@@ -46,6 +46,11 @@ class AlertmanagerSource:
             dedupekey=alert_dedupe_key(receiver, alert["fingerprint"], alert["startsAt"], status),
             partitionkey=alert["fingerprint"],
             hooklinesource=self.name,
+            resolves=(
+                alert_dedupe_key(receiver, alert["fingerprint"], alert["startsAt"], "firing")
+                if status == "resolved"
+                else None
+            ),
             data={
                 "receiver": receiver,
                 "status": status,

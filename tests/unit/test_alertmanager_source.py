@@ -38,6 +38,16 @@ def test_dedupe_key_ignores_ends_at_but_not_status(notification: Callable[..., d
     assert resolved.type.endswith(".resolved")
 
 
+def test_a_resolved_alert_names_the_firing_event_it_resolves(notification: Callable[..., dict[str, Any]]) -> None:
+    body = notification(alerts=1)
+    firing = parse(body)[0]
+    body["alerts"][0]["status"] = "resolved"
+    body["alerts"][0]["endsAt"] = "2026-11-24T11:00:00Z"
+    resolved = parse(body)[0]
+    assert firing.resolves is None
+    assert resolved.resolves == firing.dedupekey
+
+
 @pytest.mark.parametrize("field", ["receiver", "fingerprint", "startsAt", "status"])
 def test_dedupe_key_changes_with_each_of_its_parts(field: str) -> None:
     parts = {"receiver": "r", "fingerprint": "f", "startsAt": "s", "status": "firing"}

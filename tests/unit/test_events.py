@@ -27,6 +27,13 @@ def test_binary_mode_round_trip_keeps_every_attribute() -> None:
     assert Event.from_kafka(value, headers) == event
 
 
+def test_the_resolves_extension_round_trips() -> None:
+    event = make().model_copy(update={"resolves": "d-0"})
+    key, value, headers = event.to_kafka()
+    assert dict(headers)["ce_resolves"] == b"d-0"
+    assert Event.from_kafka(value, headers).resolves == "d-0"
+
+
 def test_attributes_travel_as_ce_headers() -> None:
     _, _, headers = make().to_kafka()
     names = dict(headers)
