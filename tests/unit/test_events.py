@@ -29,7 +29,7 @@ def test_binary_mode_round_trip_keeps_every_attribute() -> None:
 
 def test_the_resolves_extension_round_trips() -> None:
     event = make().model_copy(update={"resolves": "d-0"})
-    key, value, headers = event.to_kafka()
+    _, value, headers = event.to_kafka()
     assert dict(headers)["ce_resolves"] == b"d-0"
     assert Event.from_kafka(value, headers).resolves == "d-0"
 
