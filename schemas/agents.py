@@ -19,12 +19,17 @@ class Agent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    runner: str = Field("shell", description="Runner kind, e.g. shell.")
+    runner: str = Field("shell", description="Runner kind: shell, sandbox, http, ssh, container, kubernetes, ...")
     pool: str | None = Field(None, description="Runner pool (task queue suffix); defaults to the runner kind.")
-    command: tuple[str, ...] = Field((), description="argv for the shell runner; event data arrives on stdin.")
+    command: tuple[str, ...] = Field(
+        (), description="argv (shell, sandbox, ssh, container, kubernetes); event data arrives as data, never here."
+    )
     workdir: Path | None = None
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(300.0, gt=0)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Runner-specific settings, validated by the runner (docs/runners.md)."
+    )
     description: str | None = None
 
     @property

@@ -3,6 +3,9 @@ the outcome."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +21,7 @@ from worker.runners import Runner, StepFailed
 __all__ = ["RUN_STEP", "StepActivities"]
 
 RUN_STEP = "run_step"
+HEARTBEAT_EVERY_S = 2.0
 log = get_logger(__name__)
 
 
@@ -36,13 +40,38 @@ def _parsed(output: str) -> Any:
         return None
 
 
+@contextlib.asynccontextmanager
+async def _heartbeating(every_s: float) -> AsyncIterator[None]:
+    """Heartbeat while the runner works: they tell Temporal the worker is alive and are how a
+    cancellation reaches the step (as asyncio.CancelledError in the runner)."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 class StepActivities:
     """Dependencies come in through `__init__`; one instance serves every runner pool of a worker."""
 
-    def __init__(self, agents: AgentCatalog, runners: dict[str, Runner], *, inline_runners: frozenset[str]) -> None:
+    def __init__(
+        self,
+        agents: AgentCatalog,
+        runners: dict[str, Runner],
+        *,
+        inline_runners: frozenset[str],
+        heartbeat_s: float = HEARTBEAT_EVERY_S,
+    ) -> None:
         self._agents = agents
         self._runners = runners
         self._inline = inline_runners
+        self._heartbeat_s = heartbeat_s
 
     def _agent_for(self, request: StepRequest) -> Agent:
         if request.action is not None:
@@ -60,6 +89,8 @@ class StepActivities:
                 command=action.command,
                 env=action.env,
                 timeout_s=request.timeout_s or 300.0,
+                # `options` is the inline action's runner-specific settings (absent before it existed).
+                options=dict(getattr(action, "options", None) or {}),
             )
         agent = self._agents.get(request.agent or "")
         if agent is None:
@@ -85,7 +116,9 @@ class StepActivities:
         bound.info("step started")
         started_at = datetime.now(UTC)
         try:
-            result = await runner.run(agent, request)
+            runner.check(agent)
+            async with _heartbeating(self._heartbeat_s):
+                result = await runner.run(agent, request)
         except StepFailed as exc:
             bound.warning("step failed", error=str(exc), kind=exc.kind, retryable=exc.retryable)
             raise ApplicationError(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -14,33 +15,72 @@ from temporalio.worker import Worker
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
-from worker.runners import Runner, ShellRunner
+from worker.runners import RegistryError, Runner, RunnerContext, RunnerRegistry, StepFailed
 from worker.settings import WorkerSettings
 from worker.workflow import HooklineRun
 
-__all__ = ["build_workers", "serve"]
+__all__ = ["build_runners", "build_workers", "running_workers", "serve", "served_pools"]
 
 log = get_logger(__name__)
 
-# Variables a step inherits from the worker's environment; everything else must be set per agent.
-_INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "HOME", "TZ")
 
-
-def build_runners(settings: WorkerSettings) -> dict[str, Runner]:
-    base_env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
-    available: dict[str, Runner] = {
-        "shell": ShellRunner(output_cap_bytes=settings.worker.output_cap_bytes, base_env=base_env),
+def build_runners(
+    settings: WorkerSettings,
+    registry: RunnerRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Runner]:
+    """One runner per kind this worker serves; raises `RegistryError` (a ValueError) for an
+    unknown kind, or settings for a kind that is not registered."""
+    registry = registry if registry is not None else RunnerRegistry.discover()
+    options = settings.worker
+    stray = sorted(set(options.runner_settings) - set(registry.names))
+    if stray:
+        raise RegistryError(
+            f"worker.runner_settings names unknown runner(s) {', '.join(stray)}; available: {', '.join(registry.names)}"
+        )
+    environ = os.environ if environ is None else environ
+    inherited = {k: v for k, v in environ.items() if k in options.inherit_env}
+    return {
+        name: registry.create(
+            name,
+            RunnerContext(
+                output_cap_bytes=options.output_cap_bytes,
+                settings=options.runner_settings.get(name, {}),
+                inherited_env=inherited,
+            ),
+        )
+        for name in dict.fromkeys(options.runners)
     }
-    unknown = [name for name in settings.worker.runners if name not in available]
-    if unknown:
-        raise ValueError(f"unknown runner(s) {', '.join(unknown)}; available: {', '.join(sorted(available))}")
-    return available
 
 
-def build_workers(settings: WorkerSettings, client: Client, agents: AgentCatalog | None = None) -> list[Worker]:
-    """One worker for the workflow task queue (if enabled) and one per served runner pool."""
+def served_pools(agents: AgentCatalog, kinds: list[str]) -> list[str]:
+    """The pools a worker serving `kinds` polls: each kind's own pool and every pool its agents name."""
+    return sorted({a.pool_name for a in agents.agents.values() if a.runner in kinds} | set(kinds))
+
+
+def _check_agents(agents: AgentCatalog, runners: Mapping[str, Runner]) -> None:
+    # A bad agent must not stop the pool serving the good ones: its steps fail as Config errors.
+    for agent in agents.agents.values():
+        runner = runners.get(agent.runner)
+        if runner is None:
+            continue
+        try:
+            runner.check(agent)
+        except StepFailed as exc:
+            log.error("agent misconfigured; its steps will fail", agent=agent.name, error=str(exc))
+
+
+def build_workers(
+    settings: WorkerSettings,
+    client: Client,
+    agents: AgentCatalog | None = None,
+    runners: dict[str, Runner] | None = None,
+) -> list[Worker]:
+    """One worker for the workflow task queue (if enabled) and one per served runner pool.
+    Runners built here are closed by nobody: use `running_workers` for runners with clients."""
     agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
-    runners = build_runners(settings)
+    runners = runners if runners is not None else build_runners(settings)
+    _check_agents(agents, runners)
     activities = StepActivities(agents, runners, inline_runners=frozenset(settings.worker.inline_runners))
     options = settings.worker
     shutdown = timedelta(seconds=options.graceful_shutdown_s)
@@ -54,8 +94,7 @@ def build_workers(settings: WorkerSettings, client: Client, agents: AgentCatalog
                 graceful_shutdown_timeout=shutdown,
             )
         )
-    pools = sorted({a.pool_name for a in agents.agents.values() if a.runner in options.runners} | set(options.runners))
-    for pool in pools:
+    for pool in served_pools(agents, list(runners)):
         workers.append(
             Worker(
                 client,
@@ -70,16 +109,32 @@ def build_workers(settings: WorkerSettings, client: Client, agents: AgentCatalog
     return workers
 
 
+@contextlib.asynccontextmanager
+async def running_workers(
+    settings: WorkerSettings,
+    client: Client,
+    agents: AgentCatalog | None = None,
+    registry: RunnerRegistry | None = None,
+) -> AsyncIterator[list[Worker]]:
+    """The workers running for the block; on exit they shut down gracefully, then the runners'
+    clients are closed."""
+    runners = build_runners(settings, registry)
+    async with contextlib.AsyncExitStack() as stack:
+        for runner in runners.values():
+            stack.push_async_callback(runner.close)
+        workers = build_workers(settings, client, agents, runners)
+        for w in workers:
+            await stack.enter_async_context(w)
+        yield workers
+
+
 async def serve(settings: WorkerSettings, client: Client) -> None:
     """Run every worker until SIGTERM/SIGINT, then shut down gracefully."""
-    workers = build_workers(settings, client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with contextlib.AsyncExitStack() as stack:
-        for w in workers:
-            await stack.enter_async_context(w)
+    async with running_workers(settings, client) as workers:
         log.info("worker running", task_queues=[w.task_queue for w in workers])
         await stop.wait()
         log.info("worker stopping")

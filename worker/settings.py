@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from hookline.settings import ComponentSettings, Section
@@ -10,7 +12,11 @@ __all__ = ["WorkerOptions", "WorkerSettings"]
 
 
 class WorkerOptions(Section):
-    runners: list[str] = Field(default_factory=lambda: ["shell"], description="Runner pools this process serves.")
+    runners: list[str] = Field(
+        default_factory=lambda: ["shell"],
+        description="Runner kinds this process serves: every pool their agents name, and the pool named "
+        "after the kind.",
+    )
     workflows: bool = Field(True, description="Also run the interpreter workflow task queue.")
     max_concurrent_activities: int = Field(32, ge=1)
     output_cap_bytes: int = Field(64 * 1024, ge=1024, description="Step output kept beyond this is cut.")
@@ -19,6 +25,16 @@ class WorkerOptions(Section):
         default_factory=list,
         description="Runner kinds that may run inline `action`s written in definitions. Off by default: "
         "whoever may write definitions could otherwise run any command on this worker.",
+    )
+    inherit_env: list[str] = Field(
+        default_factory=lambda: ["PATH", "LANG", "LC_ALL", "HOME", "TZ"],
+        description="Allow-list: the worker's environment variables a local step (shell, sandbox) "
+        "inherits. Everything else a step sees is set per agent (`env`).",
+    )
+    runner_settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per runner kind, its worker-side settings (e.g. http.allow, ssh.known_hosts, "
+        "container.docker_url); each runner validates its own section (docs/runners.md).",
     )
 
 

@@ -1,8 +1,35 @@
-"""Runner plug-ins: built-ins registered explicitly, third parties via `hookline.runners`."""
+"""Runner plug-ins: built-ins registered explicitly, third parties via `hookline.runners`.
+
+The built-in runner modules are imported only when their kind is served (see `registry`)."""
 
 from __future__ import annotations
 
-from worker.runners.base import Runner, StepFailed
-from worker.runners.shell import ShellRunner
+from worker.runners.base import (
+    OutputBuffer,
+    Runner,
+    RunnerContext,
+    RunnerFactory,
+    RunnerOptions,
+    StepFailed,
+    config_error,
+    parse_options,
+    step_context,
+    step_env,
+)
+from worker.runners.registry import ENTRY_POINT_GROUP, RegistryError, RunnerRegistry
 
-__all__ = ["Runner", "ShellRunner", "StepFailed"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "OutputBuffer",
+    "RegistryError",
+    "Runner",
+    "RunnerContext",
+    "RunnerFactory",
+    "RunnerOptions",
+    "RunnerRegistry",
+    "StepFailed",
+    "config_error",
+    "parse_options",
+    "step_context",
+    "step_env",
+]

@@ -1,13 +1,31 @@
-"""The runner plug-in contract."""
+"""The runner plug-in contract: what a runner kind provides and the helpers every runner shares."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 
-__all__ = ["Runner", "StepFailed"]
+__all__ = [
+    "OutputBuffer",
+    "Runner",
+    "RunnerContext",
+    "RunnerFactory",
+    "RunnerOptions",
+    "StepFailed",
+    "config_error",
+    "parse_options",
+    "step_context",
+    "step_env",
+]
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 class StepFailed(Exception):
@@ -22,10 +40,112 @@ class StepFailed(Exception):
         self.kind = kind
 
 
-class Runner(Protocol):
-    """Runs one step of an agent. Must honour cancellation (asyncio.CancelledError) and call
-    `heartbeat()` while it runs so a dead worker is noticed."""
+def config_error(message: str) -> StepFailed:
+    """A fault in the agent's configuration: never retried."""
+    return StepFailed(message, retryable=False, kind="Config")
 
-    kind: str
+
+class RunnerOptions(BaseModel):
+    """Base of a runner's option models (agent `options:` and worker `runner_settings.<kind>`):
+    unknown keys are errors, so a misspelt option fails the step instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_options(model: type[OptionsT], raw: Mapping[str, Any], where: str) -> OptionsT:
+    """`raw` validated as `model`; a `StepFailed` of kind Config naming each bad key otherwise."""
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in exc.errors())
+        raise config_error(f"{where}: {problems}") from None
+
+
+class Runner(Protocol):
+    """Runs one step of an agent.
+
+    - `check(agent)` validates the agent's runner-specific configuration (`agent.options`) and
+      raises `StepFailed(kind="Config", retryable=False)`; the worker calls it before `run`.
+    - `run` returns a `StepResult` or raises `StepFailed`. It keeps at most the worker's output
+      cap, stops what it started (process, container, job) on `asyncio.CancelledError` and on
+      its timeout (`agent.timeout_s`), then re-raises / reports `Timeout`. The activity around
+      it heartbeats while it runs; that is how a cancellation reaches it.
+    - `close()` releases the clients the runner opened (it opens them lazily, on first use).
+    """
+
+    @property
+    def kind(self) -> str:
+        """The name the kind is registered under."""
+        ...
+
+    def check(self, agent: Agent) -> None: ...
 
     async def run(self, agent: Agent, request: StepRequest) -> StepResult: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """What the worker hands a runner kind's factory: its settings section (unvalidated; the
+    factory validates it), the output cap, and the worker environment variables a step may
+    inherit (already filtered by the allow-list)."""
+
+    output_cap_bytes: int = 64 * 1024
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    inherited_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class RunnerFactory(Protocol):
+    """An entry point of the `hookline.runners` group: builds the runner from the worker's context."""
+
+    def __call__(self, context: RunnerContext) -> Runner: ...
+
+
+class OutputBuffer:
+    """Keeps the first `cap` bytes of a step's output and remembers whether more came."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._kept = bytearray()
+        self.truncated = False
+
+    @property
+    def full(self) -> bool:
+        return len(self._kept) >= self.cap
+
+    def add(self, chunk: bytes) -> None:
+        room = self.cap - len(self._kept)
+        if room > 0:
+            self._kept += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+
+    def text(self) -> str:
+        return self._kept.decode(errors="replace")
+
+
+def step_context(request: StepRequest) -> dict[str, Any]:
+    """What a step gets as data (stdin, request body, an environment variable): never argv."""
+    return {
+        "workflow_id": request.workflow_id,
+        "step": request.step,
+        "compensation": request.compensation,
+        "input": request.input,
+        "event": request.event.model_dump(mode="json") if request.event else None,
+    }
+
+
+def step_env(agent: Agent, request: StepRequest, *, with_context: bool = False) -> dict[str, str]:
+    """The agent's environment plus the `HOOKLINE_*` variables; with `with_context`, also the
+    step context as JSON in HOOKLINE_CONTEXT (for back ends without a stdin)."""
+    env = {
+        **agent.env,
+        "HOOKLINE_STEP": request.step,
+        "HOOKLINE_WORKFLOW_ID": request.workflow_id,
+        "HOOKLINE_AGENT": agent.name,
+        "HOOKLINE_COMPENSATION": "1" if request.compensation else "0",
+    }
+    if with_context:
+        env["HOOKLINE_CONTEXT"] = orjson.dumps(step_context(request)).decode()
+    return env

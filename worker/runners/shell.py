@@ -1,5 +1,5 @@
-"""The shell runner: runs the agent's argv; step data arrives as JSON on stdin and in the
-environment, never on the command line."""
+"""The shell runner: runs the agent's argv (never through a shell); step data arrives as JSON on
+stdin and in `HOOKLINE_*` variables, never on the command line."""
 
 from __future__ import annotations
 
@@ -7,108 +7,123 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Mapping
+from typing import ClassVar
 
 import orjson
-from temporalio import activity
+from pydantic import Field
 
 from hookline.processes import die_with_parent
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
-from worker.runners.base import StepFailed
+from worker.runners.base import (
+    OutputBuffer,
+    RunnerContext,
+    RunnerOptions,
+    StepFailed,
+    config_error,
+    parse_options,
+    step_context,
+    step_env,
+)
 
-__all__ = ["ShellRunner"]
+__all__ = ["ShellOptions", "ShellRunner", "exit_failure"]
+
+
+class ShellOptions(RunnerOptions):
+    """Agent `options:` of the shell runner."""
+
+    non_retryable_exit_codes: list[int] = Field(
+        default_factory=list, description="Exit codes that mean retrying cannot help (e.g. 2, a usage error)."
+    )
+
+
+def exit_failure(code: int, output: str, non_retryable: list[int]) -> StepFailed:
+    """A non-zero exit as a typed failure: `ExitCode` for a code, `Killed` for a signal."""
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return StepFailed(f"killed by signal {name}", retryable=True, output=output, kind="Killed")
+    return StepFailed(f"exited with code {code}", retryable=code not in non_retryable, output=output, kind="ExitCode")
 
 
 class ShellRunner:
-    kind = "shell"
+    kind: ClassVar[str] = "shell"
+    options_model: ClassVar[type[ShellOptions]] = ShellOptions
 
-    def __init__(self, *, output_cap_bytes: int, base_env: dict[str, str], heartbeat_s: float = 2.0) -> None:
+    def __init__(self, *, output_cap_bytes: int, base_env: Mapping[str, str]) -> None:
         self._cap = output_cap_bytes
-        self._base_env = base_env
-        self._heartbeat_s = heartbeat_s
+        self._base_env = dict(base_env)
+
+    @classmethod
+    def create(cls, context: RunnerContext) -> ShellRunner:
+        return cls(output_cap_bytes=context.output_cap_bytes, base_env=context.inherited_env)
+
+    def options(self, agent: Agent) -> ShellOptions:
+        return parse_options(self.options_model, agent.options, f"agent {agent.name!r} options")
+
+    def check(self, agent: Agent) -> None:
+        self.options(agent)
+        if not agent.command:
+            raise config_error(f"agent {agent.name!r} has no command")
+
+    def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
+        """What is executed; the sandbox wraps it."""
+        return list(agent.command)
+
+    async def close(self) -> None:
+        """Nothing to release: every step's process is gone when `run` returns."""
 
     async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        if not agent.command:
-            raise StepFailed(f"agent {agent.name!r} has no command", retryable=False, kind="Config")
-        stdin = orjson.dumps(
-            {
-                "workflow_id": request.workflow_id,
-                "step": request.step,
-                "compensation": request.compensation,
-                "input": request.input,
-                "event": request.event.model_dump(mode="json") if request.event else None,
-            }
-        )
-        env = {
-            **self._base_env,
-            **agent.env,
-            "HOOKLINE_STEP": request.step,
-            "HOOKLINE_WORKFLOW_ID": request.workflow_id,
-            "HOOKLINE_AGENT": agent.name,
-            "HOOKLINE_COMPENSATION": "1" if request.compensation else "0",
-        }
+        self.check(agent)
+        options = self.options(agent)
+        stdin = orjson.dumps(step_context(request))
+        env = {**self._base_env, **step_env(agent, request)}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *agent.command,
+                *self.argv(agent, options),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=agent.workdir,
                 env=env,
+                # Its own process group, so a timeout or cancellation kills everything it started.
                 start_new_session=True,
                 # A SIGKILLed worker must not leave the step running unsupervised: Temporal will
                 # retry it on another worker after the heartbeat timeout.
                 preexec_fn=die_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
-            raise StepFailed(
-                f"cannot run {agent.command[0]!r}: {exc.strerror}", retryable=False, kind="Config"
-            ) from exc
-        heartbeats = asyncio.create_task(self._heartbeats())
+            what = agent.workdir if isinstance(exc, NotADirectoryError) else agent.command[0]
+            raise config_error(f"cannot run {what!r}: {exc.strerror}") from exc
         try:
-            output, truncated = await asyncio.wait_for(self._communicate(proc, stdin), agent.timeout_s)
+            output = await asyncio.wait_for(self._communicate(proc, stdin), agent.timeout_s)
         except TimeoutError:
-            self._kill_group(proc)
-            await proc.wait()
+            await self._kill_group(proc)
             raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
         except asyncio.CancelledError:
-            self._kill_group(proc)
-            with contextlib.suppress(Exception):
-                await proc.wait()
+            await self._kill_group(proc)
             raise
-        finally:
-            heartbeats.cancel()
-        text = output.decode(errors="replace")
-        if proc.returncode != 0:
-            raise StepFailed(f"exited with code {proc.returncode}", retryable=True, output=text, kind="ExitCode")
-        return StepResult(exit_code=0, output=text, output_truncated=truncated)
+        code = proc.returncode or 0
+        if code != 0:
+            raise exit_failure(code, output.text(), options.non_retryable_exit_codes)
+        return StepResult(exit_code=0, output=output.text(), output_truncated=output.truncated)
 
-    async def _communicate(self, proc: asyncio.subprocess.Process, stdin: bytes) -> tuple[bytes, bool]:
+    async def _communicate(self, proc: asyncio.subprocess.Process, stdin: bytes) -> OutputBuffer:
         assert proc.stdin is not None and proc.stdout is not None
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             proc.stdin.write(stdin)
             await proc.stdin.drain()
         proc.stdin.close()
-        kept = bytearray()
-        truncated = False
-        while True:
-            chunk = await proc.stdout.read(65536)
-            if not chunk:
-                break
-            room = self._cap - len(kept)
-            if room > 0:
-                kept += chunk[:room]
-            truncated = truncated or len(chunk) > room
+        output = OutputBuffer(self._cap)
+        # Read to the end even past the cap, so a chatty step is not blocked on a full pipe.
+        while chunk := await proc.stdout.read(65536):
+            output.add(chunk)
         await proc.wait()
-        return bytes(kept), truncated
-
-    async def _heartbeats(self) -> None:
-        # Heartbeats tell Temporal the worker is alive and are how a cancellation reaches the step.
-        while activity.in_activity():
-            activity.heartbeat()
-            await asyncio.sleep(self._heartbeat_s)
+        return output
 
     @staticmethod
-    def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    async def _kill_group(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())

@@ -1,0 +1,73 @@
+"""The sandbox runner: the shell contract under bubblewrap. The step sees the system read-only,
+a private empty /tmp, its working directory (read-only unless allowed), no network unless
+allowed, no capabilities, and its own PID/IPC/UTS namespaces; nothing else of the machine."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from schemas.agents import Agent
+from worker.runners.base import RunnerContext, RunnerOptions, config_error, parse_options
+from worker.runners.shell import ShellOptions, ShellRunner
+
+__all__ = ["SandboxOptions", "SandboxRunner", "SandboxSettings"]
+
+#: Read-only in every sandbox: what programs need to run (missing ones are skipped).
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
+
+
+class SandboxOptions(ShellOptions):
+    """Agent `options:` of the sandbox runner."""
+
+    network: bool = Field(False, description="Share the worker's network; off: only an isolated loopback.")
+    writable_workdir: bool = Field(False, description="Mount the working directory read-write.")
+    read_only_paths: list[Path] = Field(default_factory=list, description="More host paths to show, read-only.")
+
+
+class SandboxSettings(RunnerOptions):
+    """Worker `runner_settings.sandbox:`."""
+
+    bwrap: str = Field("bwrap", description="The bubblewrap binary (Debian package bubblewrap).")
+    system_paths: list[Path] = Field(default_factory=lambda: [Path(p) for p in SYSTEM_PATHS])
+
+
+class SandboxRunner(ShellRunner):
+    kind: ClassVar[str] = "sandbox"
+    options_model: ClassVar[type[ShellOptions]] = SandboxOptions
+
+    def __init__(self, *, output_cap_bytes: int, base_env: dict[str, str], settings: SandboxSettings) -> None:
+        super().__init__(output_cap_bytes=output_cap_bytes, base_env=base_env)
+        self._settings = settings
+
+    @classmethod
+    def create(cls, context: RunnerContext) -> SandboxRunner:
+        settings = parse_options(SandboxSettings, context.settings, "worker.runner_settings.sandbox")
+        return cls(output_cap_bytes=context.output_cap_bytes, base_env=dict(context.inherited_env), settings=settings)
+
+    def check(self, agent: Agent) -> None:
+        super().check(agent)
+        options = self.options(agent)
+        assert isinstance(options, SandboxOptions)
+        if shutil.which(self._settings.bwrap) is None:
+            raise config_error(f"bubblewrap ({self._settings.bwrap!r}) is not installed on this worker")
+        for path in options.read_only_paths:
+            if not path.is_absolute():
+                raise config_error(f"agent {agent.name!r} options.read_only_paths: {str(path)!r} is not absolute")
+        if agent.workdir is None or not agent.workdir.is_absolute():
+            raise config_error(f"agent {agent.name!r} needs an absolute workdir for the sandbox")
+
+    def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
+        assert isinstance(options, SandboxOptions) and agent.workdir is not None
+        workdir = str(agent.workdir)
+        args = [self._settings.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        if options.network:
+            args.append("--share-net")
+        for path in [*self._settings.system_paths, *options.read_only_paths]:
+            args += ["--ro-bind-try", str(path), str(path)]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += ["--bind" if options.writable_workdir else "--ro-bind", workdir, workdir, "--chdir", workdir]
+        return [*args, "--", *agent.command]
