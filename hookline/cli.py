@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from hookline.logging import configure_logging, get_logger
 from hookline.settings import ComponentSettings, SettingsError, StackSettings
@@ -20,9 +21,11 @@ from hookline.settings import ComponentSettings, SettingsError, StackSettings
 if TYPE_CHECKING:  # imported lazily at run time: each command loads only what it runs
     from temporalio.client import Client
 
-    from schemas.validation import SchemaError
-
+    from gateway.settings import GatewaySettings
     from hookline.stack import LocalStack
+    from schemas.events import Event
+    from schemas.validation import SchemaError
+    from triggers.matching import Explanation
 
 log = get_logger("hookline.cli")
 S = TypeVar("S", bound=ComponentSettings)
@@ -329,6 +332,98 @@ def run(config_file: Path | None) -> None:
         return code
 
     sys.exit(asyncio.run(main()))
+
+
+@cli.command()
+@_config_option
+@click.option("--reason", default="", help="Only records whose DLQ reason contains this text.")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed; publish nothing.")
+def replay(config_file: Path | None, reason: str, dry_run: bool) -> None:
+    """Re-publish dead-lettered events to the events topic (after fixing their cause)."""
+    from triggers.replay import replay_dlq
+
+    settings = _load(StackSettings, config_file, "replay")
+
+    def report(why: str, chosen: bool) -> None:
+        click.echo(f"{'replay' if chosen else 'keep  '}  {why}")
+
+    result = asyncio.run(
+        replay_dlq(settings.kafka, select=lambda why: reason in why, dry_run=dry_run, on_record=report)
+    )
+    if dry_run:
+        click.echo(f"would replay {result.selected} of {result.examined} dead-lettered records")
+    else:
+        click.echo(f"replayed {result.replayed} of {result.examined} dead-lettered records")
+
+
+@cli.command()
+@_config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", help="FILE is a raw webhook body for this configured source, e.g. alertmanager.")
+def explain(config_file: Path | None, file: Path, source: str | None) -> None:
+    """Which definitions an event would start, why the others would not, and with which input.
+    FILE is a CloudEvent as JSON, or with --source a webhook body. Starts nothing."""
+    import json
+
+    from gateway.settings import GatewaySettings
+
+    settings = _load(GatewaySettings, config_file, "explain")
+    body = file.read_bytes()
+    try:
+        events = _events_of(body, source, settings)
+    except ValueError as exc:
+        raise click.ClickException(f"{file}: {exc}") from exc
+    answers = asyncio.run(_explain(settings, events))
+    for event, explanations in zip(events, answers, strict=True):
+        rows = [
+            {
+                "definition": e.definition_id,
+                "version": e.version,
+                "matches": e.matches,
+                "reason": e.reason,
+                "workflow_id": e.workflow_id,
+                "on_resolved": e.on_resolved,
+                "input": e.input,
+            }
+            for e in explanations
+        ]
+        click.echo(json.dumps({"event": event.id, "type": event.type, "definitions": rows}, indent=2))
+
+
+def _events_of(body: bytes, source: str | None, settings: GatewaySettings) -> list[Event]:
+    import orjson
+
+    from gateway.errors import GatewayError
+    from gateway.sources import build_sources
+    from schemas.events import Event, new_event_id
+
+    if source is not None:
+        sources = build_sources(settings.gateway.sources)
+        if source not in sources:
+            raise ValueError(f"no source named {source!r} is configured; known: {', '.join(sorted(sources))}")
+        try:
+            return sources[source].parse(body, "application/json")
+        except GatewayError as exc:
+            raise ValueError(str(exc)) from exc
+    try:
+        doc = orjson.loads(body)
+        doc.setdefault("id", new_event_id())
+        doc.setdefault("dedupekey", doc["id"])
+        return [Event.model_validate(doc)]
+    except (orjson.JSONDecodeError, AttributeError, KeyError, ValidationError) as exc:
+        raise ValueError(f"not a CloudEvent as JSON ({exc}); for a webhook body pass --source") from exc
+
+
+async def _explain(settings: ComponentSettings, events: list[Event]) -> list[list[Explanation]]:
+    from hookline.definitions import DefinitionStore
+    from triggers.matching import explain as explain_event
+
+    store = DefinitionStore(settings.kafka)
+    await store.start()
+    try:
+        return [explain_event(store.all(), event) for event in events]
+    finally:
+        await store.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -22,7 +22,8 @@ from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
 from schemas.agents import AgentCatalog
 from schemas.events import Event
 from schemas.run import WORKFLOW_NAME, Route, RunRequest, RunState
-from schemas.workflow import Action
+from schemas.validation import SchemaError
+from schemas.workflow import Action, DefinitionError
 
 __all__ = ["DEFAULT_TEAM", "NotStartable", "build_request", "start_run", "team_of"]
 
@@ -33,7 +34,12 @@ _INLINE_TIMEOUT_S = 300.0
 
 
 class NotStartable(ValueError):
-    """The definition cannot run here (an agent it names is not configured)."""
+    """The definition cannot run here (an agent it names is not configured), or not with this
+    input; `errors` lists each problem with its location when there are several."""
+
+    def __init__(self, message: str, errors: list[SchemaError] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
 
 
 def team_of(stored: StoredDefinition) -> str:
@@ -81,11 +87,15 @@ def build_request(
             compensations[step.name] = _route(
                 agents, settings, f"{prefix} {step.name!r} on_failure", comp.agent, comp.action, comp.timeout
             )
+    try:
+        checked = stored.definition.checked_input(input or {})
+    except DefinitionError as exc:
+        raise NotStartable(f"the input does not match the definition's inputs: {exc}", exc.errors) from exc
     return RunRequest(
         definition_id=stored.id,
         definition_version=stored.version,
         definition=stored.definition,
-        input=input or {},
+        input=checked,
         event=event,
         team_id=team_of(stored),
         routes=routes,

@@ -12,7 +12,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-__all__ = ["SchemaError", "schema_validator", "validate"]
+__all__ = ["SchemaError", "location", "schema_validator", "validate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,8 @@ def _fast_validator(name: str) -> Any:
     return jsonschema_rs.validator_for(_schema(name))
 
 
-def _location(path: Any) -> str:
+def location(path: Any) -> str:
+    """`["alerts", 0, "fingerprint"]` → `alerts[0].fingerprint`."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -60,26 +61,26 @@ def _describe(error: ValidationError) -> list[SchemaError]:
     if error.context:
         hint = error.schema.get("x-error") if isinstance(error.schema, dict) else None
         if hint:
-            return [SchemaError(_location(error.absolute_path), hint)]
+            return [SchemaError(location(error.absolute_path), hint)]
         fitting = [e for e in error.context if e.validator not in ("type", "not")] or list(error.context)
         best = max(fitting, key=lambda e: (len(e.absolute_path), -len(e.context or ())))
         if best.validator != "not":
             return _describe(best)
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        loc = _location(error.absolute_path)
+        loc = location(error.absolute_path)
         field = f"{loc}.{missing}" if loc else missing
         return [SchemaError(field, "is required")]
     if error.validator == "additionalProperties":
-        return [SchemaError(_location(error.absolute_path), error.message)]
+        return [SchemaError(location(error.absolute_path), error.message)]
     if error.validator == "const":
         return [
             SchemaError(
-                _location(error.absolute_path),
+                location(error.absolute_path),
                 f"must be {json.dumps(error.validator_value)}, got {json.dumps(error.instance)[:80]}",
             )
         ]
-    return [SchemaError(_location(error.absolute_path), error.message)]
+    return [SchemaError(location(error.absolute_path), error.message)]
 
 
 def validate(name: str, instance: Any, *, limit: int = 20) -> list[SchemaError]:
@@ -93,5 +94,5 @@ def validate(name: str, instance: Any, *, limit: int = 20) -> list[SchemaError]:
         if len(errors) >= limit:
             break
     if not errors:  # the two validators disagree: still refuse, with jsonschema-rs's reason
-        errors = [SchemaError(_location(e.instance_path), e.message) for e in fast.iter_errors(instance)]
+        errors = [SchemaError(location(e.instance_path), e.message) for e in fast.iter_errors(instance)]
     return errors[:limit]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from schemas.expressions import expression_errors, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
-from schemas.validation import SchemaError, validate
+from schemas.validation import SchemaError, location, validate
 
 __all__ = [
     "Action",
@@ -149,6 +149,23 @@ class WorkflowDefinition(_Model):
         return [(f"steps[{i}]", s) for i, s in enumerate(self.steps)] + [
             (f"parallel[{i}]", s) for i, s in enumerate(self.parallel)
         ]
+
+    def checked_input(self, value: dict[str, Any]) -> dict[str, Any]:
+        """The start input with the `inputs` schema's top-level defaults filled in; raises
+        `DefinitionError` listing where it does not match (`input.version: ...`)."""
+        if self.inputs is None:
+            return value
+        properties = self.inputs.get("properties")
+        filled = dict(value)
+        if isinstance(properties, dict):
+            for name, spec in properties.items():
+                if name not in filled and isinstance(spec, dict) and "default" in spec:
+                    filled[name] = spec["default"]
+        found = sorted(Draft202012Validator(self.inputs).iter_errors(filled), key=lambda e: list(map(str, e.path)))
+        errors = [SchemaError(location(["input", *e.absolute_path]), e.message) for e in found]
+        if errors:
+            raise DefinitionError(errors)
+        return filled
 
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """Step name → names of the steps it waits for (the rule in this module's docstring)."""

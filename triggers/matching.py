@@ -16,10 +16,11 @@ from typing import Any
 
 from hookline.definitions import StoredDefinition
 from schemas.events import Event
+from schemas.expressions import ExpressionError, render
 from schemas.filters import as_text, event_context, lookup
 from schemas.workflow import Trigger
 
-__all__ = ["Match", "TriggerIndex", "explain"]
+__all__ = ["Match", "TriggerIndex", "explain", "trigger_input"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,16 @@ def _webhook_triggers(stored: StoredDefinition) -> Iterable[Trigger]:
     return (t for t in stored.definition.triggers if t.type == "webhook" and t.source)
 
 
+def trigger_input(trigger: Trigger, event: Event) -> dict[str, Any]:
+    """The start input: the trigger's `input` mapping rendered over the event, or the event's data."""
+    if trigger.input is None:
+        return event.data
+    rendered = render(trigger.input, event_context(event.model_dump(mode="json")))
+    if not isinstance(rendered, dict):
+        raise ExpressionError(f"the trigger's input must render to an object, got {type(rendered).__name__}")
+    return rendered
+
+
 class TriggerIndex:
     def __init__(self, definitions: Iterable[StoredDefinition]) -> None:
         self._by_source: dict[str, _Bucket] = defaultdict(_Bucket)
@@ -75,11 +86,28 @@ class TriggerIndex:
         return [chosen[k] for k in sorted(chosen)]
 
 
-def explain(definitions: Iterable[StoredDefinition], event: Event) -> dict[str, str | None]:
-    """Definition id → None if the event would start it, else why not (the first failed condition)."""
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Whether an event would start a definition, why not, and with which input and id."""
+
+    definition_id: str
+    version: int
+    reason: str | None
+    input: dict[str, Any] | None = None
+    workflow_id: str | None = None
+    on_resolved: str | None = None
+
+    @property
+    def matches(self) -> bool:
+        return self.reason is None
+
+
+def explain(definitions: Iterable[StoredDefinition], event: Event) -> list[Explanation]:
+    """For each definition: does `event` start it, and if not, the first failed condition of
+    each trigger. Starts nothing."""
     context = event_context(event.model_dump(mode="json"))
-    answers: dict[str, str | None] = {}
-    for stored in definitions:
+    answers: list[Explanation] = []
+    for stored in sorted(definitions, key=lambda d: d.id):
         reasons = []
         for trigger in stored.definition.triggers:
             if trigger.type != "webhook":
@@ -89,7 +117,24 @@ def explain(definitions: Iterable[StoredDefinition], event: Event) -> dict[str, 
             elif (why := trigger.compiled_filter.explain(context)) is not None:
                 reasons.append(why)
             else:
-                reasons = []
+                answers.append(_would_start(stored, trigger, event))
                 break
-        answers[stored.id] = "; ".join(reasons) if reasons else None
+        else:
+            answers.append(Explanation(stored.id, stored.version, "; ".join(reasons) or "no trigger"))
     return answers
+
+
+def _would_start(stored: StoredDefinition, trigger: Trigger, event: Event) -> Explanation:
+    try:
+        run_input = stored.definition.checked_input(trigger_input(trigger, event))
+    except (ExpressionError, ValueError) as exc:
+        return Explanation(stored.id, stored.version, f"matches, but the run could not start: {exc}")
+    key = event.resolves if event.resolves and trigger.on_resolved in ("signal", "cancel") else event.dedupekey
+    return Explanation(
+        stored.id,
+        stored.version,
+        None,
+        run_input,
+        f"{stored.id}:{key}",
+        trigger.on_resolved if event.resolves else None,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -16,13 +16,13 @@ from hookline.runs import NotStartable, build_request, start_run
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.events import Event
-from schemas.expressions import ExpressionError, render
-from schemas.filters import event_context
+from schemas.expressions import ExpressionError
 from schemas.run import RESOLVED_SIGNAL, Resolved, RunRequest
 from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
+from triggers.matching import trigger_input
 
-__all__ = ["WorkflowStarter", "trigger_input", "workflow_id_for"]
+__all__ = ["WorkflowStarter", "workflow_id_for"]
 
 log = get_logger(__name__)
 
@@ -43,16 +43,6 @@ _TRANSIENT = {
 
 def workflow_id_for(definition_id: str, dedupe_key: str) -> str:
     return f"{definition_id}:{dedupe_key}"
-
-
-def trigger_input(trigger: Trigger, event: Event) -> dict[str, Any]:
-    """The start input: the trigger's `input` mapping rendered over the event, or the event's data."""
-    if trigger.input is None:
-        return event.data
-    rendered = render(trigger.input, event_context(event.model_dump(mode="json")))
-    if not isinstance(rendered, dict):
-        raise ExpressionError(f"the trigger's input must render to an object, got {type(rendered).__name__}")
-    return rendered
 
 
 class WorkflowStarter:

@@ -69,20 +69,36 @@ def test_indexed_and_scanned_triggers_give_the_same_answer_as_a_linear_scan() ->
     index = TriggerIndex(definitions)
     for n in range(60):
         event = alert(alertname=f"{'AB'[n % 2]}{n}", team=f"t{n % 7}")
-        expected = sorted(d.id for d in definitions if explain([d], event)[d.id] is None)
+        expected = [e.definition_id for e in explain(definitions, event) if e.matches]
         assert [m.stored.id for m in index.matches(event)] == expected
 
 
-def test_explain_says_why_each_definition_does_not_match() -> None:
+def test_explain_says_why_each_definition_does_not_match_and_what_a_match_would_get() -> None:
     definitions = [
         stored(hook("critical", filter=['severity="critical"'])),
         stored(hook("github", source="github")),
         stored({"name": "manual"}),
-        stored(hook("any")),
+        stored(
+            {
+                "name": "any",
+                "trigger": {"type": "webhook", "source": "alertmanager", "input": {"sev": "${{ labels.severity }}"}},
+            }
+        ),
+        stored(
+            {
+                "name": "needs version",
+                "trigger": {"type": "webhook", "source": "alertmanager"},
+                "inputs": {"type": "object", "required": ["version"]},
+            }
+        ),
     ]
-    assert explain(definitions, alert(severity="warning")) == {
+    answers = {e.definition_id: e for e in explain(definitions, alert(severity="warning"))}
+    assert {k: e.reason for k, e in answers.items() if k != "needs-version"} == {
         "critical": "severity=\"critical\" does not hold (labels.severity is 'warning')",
         "github": "source is 'alertmanager', not 'github'",
         "manual": "manual trigger",
         "any": None,
     }
+    assert (answers["any"].input, answers["any"].workflow_id) == ({"sev": "warning"}, "any:k")
+    reason = answers["needs-version"].reason
+    assert reason is not None and "could not start" in reason and "'version' is a required property" in reason

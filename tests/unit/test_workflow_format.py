@@ -224,3 +224,23 @@ def test_structure_and_agent_errors_are_reported_together() -> None:
         'steps[0].requires[0]: unknown step "Deploy"',
         'steps[0].agent: unknown agent "ghost"',
     ]
+
+
+def test_start_input_gets_defaults_and_is_checked_against_inputs() -> None:
+    definition = parse_definition(
+        EXTENDED
+        | {
+            "inputs": {
+                **EXTENDED["inputs"],
+                "properties": {"version": {"type": "string"}, "environment": {"type": "string", "default": "staging"}},
+            }
+        }
+    )
+    assert definition.checked_input({"version": "v1"}) == {"version": "v1", "environment": "staging"}
+    with pytest.raises(DefinitionError) as info:
+        definition.checked_input({"environment": 3})
+    assert [str(e) for e in info.value.errors] == [
+        "input: 'version' is a required property",
+        "input.environment: 3 is not of type 'string'",
+    ]
+    assert parse_definition({"name": "free"}).checked_input({"anything": 1}) == {"anything": 1}

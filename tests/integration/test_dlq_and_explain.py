@@ -1,0 +1,135 @@
+"""Events that cannot start their workflow go to the DLQ with the reason and the partition moves
+on; `hookline replay` re-publishes them once fixed; `hookline explain` says what would start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from click.testing import CliRunner
+from temporalio.client import Client
+
+from hookline.cli import cli
+from hookline.definitions import DefinitionStore
+from hookline.settings import KafkaSettings, TemporalSettings
+from schemas.agents import AgentCatalog
+from tests.conftest import DATA, read_topic, running
+from tests.integration.conftest import runs_of
+from triggers.app import TriggersService
+from triggers.settings import TriggersOptions, TriggersSettings
+
+STRICT = {
+    "name": "Strict Input",
+    "trigger": {"type": "webhook", "source": "alertmanager", "input": {"service": "${{ labels.job }}"}},
+    "inputs": {"type": "object", "required": ["service"], "properties": {"service": {"type": "string"}}},
+    "steps": [{"name": "fix", "agent": "remediator"}],
+}
+
+
+@pytest.fixture
+async def store(kafka_settings: KafkaSettings) -> Any:
+    store = DefinitionStore(kafka_settings)
+    await store.start()
+    yield store
+    await store.stop()
+
+
+def env_of(kafka: KafkaSettings) -> dict[str, str]:
+    return {
+        "HOOKLINE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "HOOKLINE_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+    }
+
+
+async def cli_run(args: list[str], kafka: KafkaSettings) -> Any:
+    return await asyncio.to_thread(CliRunner().invoke, cli, args, env=env_of(kafka), catch_exceptions=False)
+
+
+async def wait_for_runs(client: Client, workflow_id: str) -> list[Any]:
+    for _ in range(200):
+        if runs := await runs_of(client, workflow_id):
+            return runs
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{workflow_id} never started")
+
+
+async def test_unstartable_event_is_dead_lettered_then_replayed_once_fixed(
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    temporal_client: Client,
+    agents: AgentCatalog,
+    notification: Callable[..., dict[str, Any]],
+) -> None:
+    await store.put(STRICT)
+    await store.put({"name": "Lenient", "trigger": {"type": "webhook", "source": "alertmanager"}})
+    body = notification(alerts=1)
+    del body["alerts"][0]["labels"]["job"]  # the strict definition's input needs it
+    settings = TriggersSettings(
+        kafka=kafka_settings,
+        temporal=temporal_settings,
+        triggers=TriggersOptions(group_id=kafka_settings.topic_prefix, port=0),
+    )
+    service = TriggersService(settings, temporal_client, agents=agents)
+    async with running(service.run, service.stop):
+        reply = await gateway.post("/hooks/alertmanager", json=body)
+        assert reply.status == 202
+        [dead] = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=1)
+        headers = dict(dead.headers)
+        assert b"strict-input v1" in headers["hookline_dlq_reason"]
+        assert b"input.service: None is not of type 'string'" in headers["hookline_dlq_reason"]
+        assert headers["hookline_dlq_topic"] == kafka_settings.events_topic.encode()
+        dedupe = headers["ce_dedupekey"].decode()
+        # The same record still started the definition it can start: the partition moved on.
+        assert await wait_for_runs(temporal_client, f"lenient:{dedupe}")
+        assert await runs_of(temporal_client, f"strict-input:{dedupe}") == []
+
+        listing = await cli_run(["replay", "--dry-run"], kafka_settings)
+        assert listing.exit_code == 0 and "would replay 1 of 1" in listing.output
+        await asyncio.sleep(1)
+        assert await runs_of(temporal_client, f"strict-input:{dedupe}") == []
+
+        await store.put({**STRICT, "inputs": {"type": "object"}})  # the fix: input no longer required
+        for _ in range(2):  # replaying twice starts it once
+            replayed = await cli_run(["replay", "--reason", "is not of type"], kafka_settings)
+            assert replayed.exit_code == 0 and "replayed 1 of 1" in replayed.output
+        assert len(await wait_for_runs(temporal_client, f"strict-input:{dedupe}")) == 1
+        await asyncio.sleep(1)
+    assert len(await runs_of(temporal_client, f"strict-input:{dedupe}")) == 1
+    assert len(await runs_of(temporal_client, f"lenient:{dedupe}")) == 1
+
+
+async def test_explain_names_what_would_start_and_why_not_without_starting_anything(
+    store: DefinitionStore, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    await store.put(STRICT)
+    await store.put(
+        {
+            "name": "Only Critical",
+            "trigger": {"type": "webhook", "source": "alertmanager", "filter": ['severity="page"']},
+        }
+    )
+    await store.put({"name": "By Hand"})
+    result = await cli_run(
+        ["explain", "--source", "alertmanager", str(DATA / "alertmanager-firing.json")], kafka_settings
+    )
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.output[: result.output.index("\n}\n") + 2])
+    rows = {row["definition"]: row for row in first["definitions"]}
+    assert rows["by-hand"]["reason"] == "manual trigger"
+    assert rows["only-critical"]["reason"].startswith('severity="page" does not hold')
+    assert rows["strict-input"]["matches"] is True
+    assert rows["strict-input"]["input"] == {"service": "checkout"}
+    assert rows["strict-input"]["workflow_id"].startswith("strict-input:")
+    assert await read_topic(kafka_settings, kafka_settings.events_topic) == []
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    refused = await asyncio.to_thread(CliRunner().invoke, cli, ["explain", str(bad)], env=env_of(kafka_settings))
+    assert refused.exit_code == 1 and "not a CloudEvent as JSON" in refused.output
