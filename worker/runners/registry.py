@@ -29,12 +29,19 @@ def _sandbox(context: RunnerContext) -> Runner:
     return SandboxRunner.create(context)
 
 
+def _http(context: RunnerContext) -> Runner:
+    from worker.runners.http import HttpRunner
+
+    return HttpRunner.create(context)
+
+
 def builtin_factories() -> dict[str, RunnerFactory]:
     """The built-in kinds. Each module is imported only when its kind is served, so a worker
     serving `shell` never loads the Docker or Kubernetes clients."""
     return {
         "shell": _shell,
         "sandbox": _sandbox,
+        "http": _http,
     }
 
 

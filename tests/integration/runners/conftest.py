@@ -3,14 +3,19 @@ contract harness per runner kind."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
 
 from schemas.agents import Agent
 from tests.integration.runners.harness import CAP, Behaviour, Harness, process_running
 from worker.runners import RunnerContext
+from worker.runners.http import HttpRunner
 from worker.runners.sandbox import SandboxRunner
 from worker.runners.shell import ShellRunner
 
@@ -47,4 +52,77 @@ async def shell_harness(tmp_path: Path) -> AsyncIterator[Harness]:
 async def sandbox_harness(tmp_path: Path) -> AsyncIterator[Harness]:
     runner = SandboxRunner.create(RunnerContext(output_cap_bytes=CAP, inherited_env=ENV))
     yield Harness("sandbox", runner, lambda b, t: local_agent("sandbox", b, t, tmp_path), process_running)
+    await runner.close()
+
+
+class AgentEndpoints:
+    """A real aiohttp server on loopback playing agent endpoints: /echo returns the JSON body it
+    got, /status/N answers N, /slow/TOKEN hangs (cancelled when the client
+    goes), /flood sends 100 kB, /redirect?to=URL redirects."""
+
+    def __init__(self) -> None:
+        self.hanging: set[str] = set()
+        self.requests: list[web.Request] = []
+        self.app = web.Application()
+        self.app.router.add_route("*", "/echo", self.echo)
+        self.app.router.add_route("*", "/status/{code}", self.status)
+        self.app.router.add_route("*", "/slow/{token}", self.slow)
+        self.app.router.add_route("*", "/flood", self.flood)
+        self.app.router.add_route("*", "/redirect", self.redirect)
+
+    async def echo(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        body = await request.read()
+        return web.Response(body=body or b"{}", content_type="application/json")
+
+    async def status(self, request: web.Request) -> web.Response:
+        code = int(request.match_info["code"])
+        return web.Response(status=code, text=f"status {code}")
+
+    async def slow(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        self.hanging.add(token)
+        try:
+            await asyncio.sleep(600)
+        finally:
+            self.hanging.discard(token)
+        return web.Response()
+
+    async def flood(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"hookline\n" * 12_000)
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query.get("to", "/redirect"))  # without `to`: to itself, forever
+
+
+@pytest.fixture
+async def endpoints(aiohttp_server: AiohttpServer) -> tuple[AgentEndpoints, URL]:
+    agent = AgentEndpoints()
+    server = await aiohttp_server(agent.app)  # the test server cancels a handler whose client left
+    return agent, server.make_url("/")
+
+
+def http_agent(url: URL, behaviour: Behaviour, token: str) -> Agent:
+    paths: dict[Behaviour, str] = {
+        "echo": "echo",
+        "fail": "status/500",
+        "slow": f"slow/{token}",
+        "flood": "flood",
+        "bad_config": "",
+    }
+    options: dict[str, object] = {"url": str(url.join(URL(paths[behaviour])))}
+    if behaviour == "bad_config":
+        options = {"method": "POST"}  # no url
+    return Agent(name=f"http-{behaviour}", runner="http", timeout_s=1.5 if behaviour == "slow" else 30, options=options)
+
+
+@pytest.fixture
+async def http_harness(endpoints: tuple[AgentEndpoints, URL]) -> AsyncIterator[Harness]:
+    agent_server, url = endpoints
+    runner = HttpRunner.create(RunnerContext(output_cap_bytes=CAP, settings={"allow": ["127.0.0.0/8"]}))
+
+    async def hanging(token: str) -> bool:
+        return token in agent_server.hanging
+
+    yield Harness("http", runner, lambda b, t: http_agent(url, b, t), hanging)
     await runner.close()
