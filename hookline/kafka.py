@@ -45,7 +45,7 @@ def create_consumer(settings: KafkaSettings, *topics: str, group_id: str | None,
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create Hookline's topics if they are missing (events, DLQ, compacted definitions)."""
+    """Create Hookline's topics if they are missing (events, DLQ, compacted definitions and schedules)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
     await admin.start()
     try:
@@ -58,6 +58,8 @@ async def ensure_topics(settings: KafkaSettings) -> None:
                 1,
                 topic_configs={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
             ),
+            # The last slot each schedule ticked, so a restarted ticker knows what it missed.
+            NewTopic(settings.schedules_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}),
         ]
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]

@@ -69,6 +69,10 @@ class KafkaSettings(Section):
     def workflows_topic(self) -> str:
         return f"{self.topic_prefix}.workflows"
 
+    @property
+    def schedules_topic(self) -> str:
+        return f"{self.topic_prefix}.schedules"
+
 
 class TemporalSettings(Section):
     address: str = "127.0.0.1:7233"

@@ -13,7 +13,9 @@ import re
 from collections.abc import Collection
 from functools import cached_property
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -65,8 +67,13 @@ class _Model(BaseModel):
 
 
 class Trigger(_Model):
-    type: Literal["webhook", "manual"]
+    type: Literal["webhook", "schedule", "manual"]
     source: str | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    jitter: Duration = 0.0
+    missed: Literal["skip", "once", "all"] = "once"
+    max_missed: int = 100
     filter: Any = None
     input: Any = None
     on_resolved: Literal["signal", "cancel", "ignore", "start"] = "signal"
@@ -244,6 +251,17 @@ def _trigger_errors(doc: dict[str, Any]) -> list[SchemaError]:
     )
     errors: list[SchemaError] = []
     for where, t in located:
+        if "cron" in t and not croniter.is_valid(t["cron"], second_at_beginning=True):
+            errors.append(
+                SchemaError(
+                    f"{where}.cron", f"{t['cron']!r} is not a cron expression (5 fields, or 6 with seconds first)"
+                )
+            )
+        if "timezone" in t:
+            try:
+                ZoneInfo(t["timezone"])
+            except (ZoneInfoNotFoundError, ValueError):
+                errors.append(SchemaError(f"{where}.timezone", f"unknown time zone {t['timezone']!r}"))
         errors.extend(filter_errors(t.get("filter"), f"{where}.filter"))
         errors.extend(template_errors(t.get("input"), f"{where}.input"))
     return errors

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.matching import TriggerIndex
 from triggers.metrics import TriggersMetrics
+from triggers.schedules import Ticker
 from triggers.settings import TriggersSettings
 from triggers.starter import WorkflowStarter
 
@@ -75,6 +77,8 @@ class TriggersService:
         """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""
         kafka = self._settings.kafka
         await self.definitions.start()
+        ticker = Ticker(kafka, self.definitions, grace=timedelta(seconds=self._options.schedule_grace_s))
+        ticking = asyncio.create_task(ticker.run(), name="ticker") if self._options.ticker else None
         self._dlq = create_producer(kafka)
         await self._dlq.start()
         self._consumer = create_consumer(
@@ -91,6 +95,10 @@ class TriggersService:
                 async with self._batch_lock:
                     await self._process(batches)
         finally:
+            if ticking is not None:
+                ticker.stop()
+                with contextlib.suppress(Exception):
+                    await ticking
             await self._consumer.stop()  # leaves the group
             await self._dlq.stop()
             await self.definitions.stop()

@@ -52,8 +52,16 @@ class _Bucket:
         return found
 
 
-def _webhook_triggers(stored: StoredDefinition) -> Iterable[Trigger]:
-    return (t for t in stored.definition.triggers if t.type == "webhook" and t.source)
+def _bucket_key(stored: StoredDefinition, index: int, trigger: Trigger) -> str | None:
+    if trigger.type == "webhook":
+        return trigger.source
+    if trigger.type == "schedule":
+        return f"schedule:{stored.id}#{index}"  # ticks name their schedule in `subject`
+    return None
+
+
+def _event_key(event: Event) -> str:
+    return f"schedule:{event.subject}" if event.hooklinesource == "schedule" else event.hooklinesource
 
 
 def trigger_input(trigger: Trigger, event: Event) -> dict[str, Any]:
@@ -70,12 +78,13 @@ class TriggerIndex:
     def __init__(self, definitions: Iterable[StoredDefinition]) -> None:
         self._by_source: dict[str, _Bucket] = defaultdict(_Bucket)
         for stored in definitions:
-            for trigger in _webhook_triggers(stored):
-                self._by_source[trigger.source or ""].add(Match(stored, trigger))
+            for index, trigger in enumerate(stored.definition.triggers):
+                if (key := _bucket_key(stored, index, trigger)) is not None:
+                    self._by_source[key].add(Match(stored, trigger))
 
     def matches(self, event: Event) -> list[Match]:
         """One match per definition (its first trigger that passes), in definition id order."""
-        bucket = self._by_source.get(event.hooklinesource)
+        bucket = self._by_source.get(_event_key(event))
         if bucket is None:
             return []
         context = event_context(event.model_dump(mode="json"))
@@ -109,11 +118,12 @@ def explain(definitions: Iterable[StoredDefinition], event: Event) -> list[Expla
     answers: list[Explanation] = []
     for stored in sorted(definitions, key=lambda d: d.id):
         reasons = []
-        for trigger in stored.definition.triggers:
-            if trigger.type != "webhook":
+        for index, trigger in enumerate(stored.definition.triggers):
+            key = _bucket_key(stored, index, trigger)
+            if key is None:
                 reasons.append(f"{trigger.type} trigger")
-            elif trigger.source != event.hooklinesource:
-                reasons.append(f"source is {event.hooklinesource!r}, not {trigger.source!r}")
+            elif key != _event_key(event):
+                reasons.append(f"source is {_event_key(event)!r}, not {key!r}")
             elif (why := trigger.compiled_filter.explain(context)) is not None:
                 reasons.append(why)
             else:

@@ -1,0 +1,139 @@
+"""Schedule triggers on the real stack: tickers put ticks on Kafka, the triggers start one run
+per slot however many tickers run, and a ticker that was down applies the missed-tick policy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.client import Client
+
+from hookline.definitions import DefinitionStore
+from hookline.settings import KafkaSettings, TemporalSettings
+from schemas.agents import AgentCatalog
+from schemas.events import Event
+from tests.conftest import events_of, read_topic, running
+from triggers.app import TriggersService
+from triggers.schedules import TICK_TYPE, Ticker
+from triggers.settings import TriggersOptions, TriggersSettings
+
+
+def at(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime(2026, 11, 24, hh, mm, ss, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = at(10, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def store(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
+    store = DefinitionStore(kafka_settings)
+    await store.start()
+    yield store
+    await store.stop()
+
+
+@pytest.fixture
+def triggers(
+    kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, temporal_client: Client, agents: AgentCatalog
+) -> Callable[..., TriggersService]:
+    def make(*, ticker: bool) -> TriggersService:
+        options = TriggersOptions(group_id=kafka_settings.topic_prefix, port=0, ticker=ticker)
+        settings = TriggersSettings(kafka=kafka_settings, temporal=temporal_settings, triggers=options)
+        return TriggersService(settings, temporal_client, agents=agents)
+
+    return make
+
+
+async def ticks(kafka: KafkaSettings) -> list[Event]:
+    return [e for e in events_of(await read_topic(kafka, kafka.events_topic)) if e.type == TICK_TYPE]
+
+
+async def run_ids(client: Client, definition: str, expect: int) -> list[str]:
+    """The workflow ids of `definition`'s runs, once there are `expect` (and no more appear)."""
+    query = f"HooklineDefinitionId = '{definition}'"
+    ids: list[str] = []
+    for _ in range(200):
+        ids = sorted({w.id async for w in client.list_workflows(query)})
+        if len(ids) >= expect:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    return sorted({w.id async for w in client.list_workflows(query)})
+
+
+async def test_two_tickers_running_start_one_run_per_slot(
+    store: DefinitionStore,
+    kafka_settings: KafkaSettings,
+    temporal_client: Client,
+    triggers: Callable[..., TriggersService],
+) -> None:
+    await store.put({"name": "Every Minute", "trigger": {"type": "schedule", "cron": "* * * * *"}})
+    clock = Clock()
+    first, second = Ticker(kafka_settings, store, clock=clock), Ticker(kafka_settings, store, clock=clock)
+    for ticker in (first, second):
+        await ticker.open()
+        await ticker.tick_once()  # both see the schedule at 10:00
+    clock.now = at(10, 2, 5)
+    for ticker in (first, second):
+        await ticker.tick_once()
+        await ticker.close()
+    emitted = await ticks(kafka_settings)
+    assert sorted(e.data["slot"] for e in emitted) == [
+        "2026-11-24T10:01:00+00:00",
+        "2026-11-24T10:01:00+00:00",
+        "2026-11-24T10:02:00+00:00",
+        "2026-11-24T10:02:00+00:00",
+    ]
+    service = triggers(ticker=False)
+    async with running(service.run, service.stop):
+        ids = await run_ids(temporal_client, "every-minute", expect=2)
+    assert ids == ["every-minute:schedule-0-20261124T100100Z", "every-minute:schedule-0-20261124T100200Z"]
+
+
+@pytest.mark.parametrize(
+    ("missed", "slots"),
+    [
+        ("skip", ["10:07"]),
+        ("once", ["10:06", "10:07"]),
+        ("all", ["10:04", "10:05", "10:06", "10:07"]),
+    ],
+)
+async def test_a_ticker_down_for_three_slots_applies_the_missed_policy(
+    store: DefinitionStore, kafka_settings: KafkaSettings, missed: str, slots: list[str]
+) -> None:
+    await store.put({"name": "Minutely", "trigger": {"type": "schedule", "cron": "* * * * *", "missed": missed}})
+    clock = Clock()
+    before = Ticker(kafka_settings, store, clock=clock)
+    await before.open()
+    for minute in range(4):  # ticks 10:01, 10:02, 10:03 on time
+        clock.now = at(10, minute)
+        await before.tick_once()
+    await before.close()
+    # Down from 10:03 until 10:07:30: 10:04-10:06 missed, 10:07 is within the minute's grace.
+    clock.now = at(10, 7, 30)
+    after = Ticker(kafka_settings, store, clock=clock)  # a new process: state comes from Kafka
+    await after.open()
+    await after.tick_once()
+    await after.close()
+    emitted = [e.data["slot"][11:16] for e in await ticks(kafka_settings)]
+    assert emitted == ["10:01", "10:02", "10:03", *slots]
+
+
+async def test_the_triggers_service_ticks_in_real_time(
+    store: DefinitionStore, temporal_client: Client, triggers: Callable[..., TriggersService]
+) -> None:
+    await store.put({"name": "Every Second", "trigger": {"type": "schedule", "cron": "* * * * * *"}})
+    service = triggers(ticker=True)
+    async with running(service.run, service.stop):
+        ids = await run_ids(temporal_client, "every-second", expect=2)
+    slots = [i.rsplit("-", 1)[1] for i in ids]
+    assert len(slots) >= 2 and len(set(slots)) == len(slots)
+    assert all(i.startswith("every-second:schedule-0-") for i in ids)

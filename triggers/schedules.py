@@ -1,0 +1,214 @@
+"""Schedule triggers: an in-process ticker that puts tick events on the events topic.
+
+The ticker lives in the triggers service: that process already follows the definitions, and
+any number of replicas may tick at once, because a tick's dedupe key is schedule + slot time:
+two tickers emitting the same slot start one run. The last slot each schedule ticked is kept on
+a compacted topic, so a ticker that was down knows which slots it missed and applies the
+trigger's `missed` policy: `skip` them, run `once` for the latest (default), or `all` (at most
+`max_missed`, the latest ones). A slot is missed when it is more than `grace` late.
+
+A schedule's id is `<definition id>#<index of the trigger>`; a tick is a CloudEvent of type
+`dev.hookline.schedule.tick`, subject the schedule id, data `{schedule, definition, cron,
+timezone, slot}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from croniter import croniter
+
+from hookline.definitions import DefinitionStore, StoredDefinition
+from hookline.kafka import create_consumer, create_producer, topic_partitions
+from hookline.logging import get_logger
+from hookline.settings import KafkaSettings
+from schemas.events import Event, new_event_id
+
+__all__ = ["TICK_SOURCE", "TICK_TYPE", "Schedule", "Ticker", "due_slots", "schedules_of", "tick_event"]
+
+TICK_TYPE = "dev.hookline.schedule.tick"
+TICK_SOURCE = "schedule"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    id: str
+    definition_id: str
+    index: int
+    cron: str
+    timezone: str
+    jitter_s: float
+    missed: Literal["skip", "once", "all"]
+    max_missed: int
+
+    def slots(self, after: datetime, until: datetime) -> list[datetime]:
+        """Slot times s with after < s <= until, in UTC."""
+        out: list[datetime] = []
+        it = croniter(self.cron, after.astimezone(ZoneInfo(self.timezone)), second_at_beginning=True)
+        while (slot := it.get_next(datetime).astimezone(UTC)) <= until:
+            out.append(slot)
+        return out
+
+    def next_slot(self, after: datetime) -> datetime:
+        it = croniter(self.cron, after.astimezone(ZoneInfo(self.timezone)), second_at_beginning=True)
+        return it.get_next(datetime).astimezone(UTC)
+
+    def offset(self, slot: datetime) -> timedelta:
+        """This slot's jitter: the same in every replica, so they agree when a tick is due."""
+        if self.jitter_s <= 0:
+            return timedelta(0)
+        digest = hashlib.sha256(f"{self.id}@{slot.isoformat()}".encode()).digest()
+        return timedelta(seconds=int.from_bytes(digest[:4]) / 2**32 * self.jitter_s)
+
+
+def schedules_of(definitions: Iterable[StoredDefinition]) -> list[Schedule]:
+    return [
+        Schedule(
+            f"{stored.id}#{i}",
+            stored.id,
+            i,
+            t.cron or "",
+            t.timezone,
+            t.jitter,
+            t.missed,
+            t.max_missed,
+        )
+        for stored in definitions
+        for i, t in enumerate(stored.definition.triggers)
+        if t.type == "schedule" and t.cron
+    ]
+
+
+def due_slots(schedule: Schedule, last: datetime, now: datetime, grace: timedelta) -> tuple[list[datetime], datetime]:
+    """The slots to tick now, given the last one ticked, and the new "last": every on-time
+    slot, and of the missed ones what the schedule's policy keeps. (Keep `jitter` below the
+    schedule's interval: a slot is due once its own jittered time has come.)"""
+    due = [s for s in schedule.slots(last, now) if s + schedule.offset(s) <= now]
+    if not due:
+        return [], last
+    missed = [s for s in due if now - (s + schedule.offset(s)) > grace]
+    on_time = due[len(missed) :]
+    if schedule.missed == "skip":
+        kept: list[datetime] = []
+    elif schedule.missed == "once":
+        kept = missed[-1:]
+    else:
+        kept = missed[-schedule.max_missed :]
+    return kept + on_time, due[-1]
+
+
+def tick_event(schedule: Schedule, slot: datetime) -> Event:
+    return Event(
+        id=new_event_id(),
+        source=f"/schedules/{schedule.definition_id}",
+        type=TICK_TYPE,
+        time=slot,
+        subject=schedule.id,
+        dedupekey=f"schedule-{schedule.index}-{slot:%Y%m%dT%H%M%SZ}",
+        partitionkey=schedule.id,
+        hooklinesource=TICK_SOURCE,
+        data={
+            "schedule": schedule.id,
+            "definition": schedule.definition_id,
+            "cron": schedule.cron,
+            "timezone": schedule.timezone,
+            "slot": slot.isoformat(),
+        },
+    )
+
+
+class Ticker:
+    """Emits the ticks of every schedule the definitions declare, until cancelled."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        definitions: DefinitionStore,
+        *,
+        grace: timedelta = timedelta(seconds=60),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._definitions = definitions
+        self._grace = grace
+        self._clock = clock
+        self._last: dict[str, datetime] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def open(self) -> None:
+        """Read what was ticked before and connect the producer."""
+        await self._load_state()
+        self._producer = create_producer(self._settings)
+        await self._producer.start()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+
+    async def run(self) -> None:
+        """Tick until `stop()`."""
+        await self.open()
+        try:
+            while not self._stop.is_set():
+                delay = await self.tick_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            await self.close()
+
+    async def tick_once(self) -> float:
+        """Emit what is due; returns how long to sleep before looking again."""
+        assert self._producer is not None
+        now = self._clock()
+        wake = now + timedelta(seconds=1)  # also picks up new and changed definitions
+        for schedule in schedules_of(self._definitions.all()):
+            last = self._last.setdefault(schedule.id, now)  # a new schedule starts from now
+            slots, newest = due_slots(schedule, last, now, self._grace)
+            for slot in slots:
+                key, value, headers = tick_event(schedule, slot).to_kafka()
+                await self._producer.send_and_wait(self._settings.events_topic, value, key=key, headers=headers)
+            if newest != last:
+                # Recorded after the ticks are durable: a crash in between re-ticks (same dedupe
+                # keys, so no second run) rather than loses a slot.
+                self._last[schedule.id] = newest
+                await self._producer.send_and_wait(
+                    self._settings.schedules_topic, orjson.dumps({"last": newest.isoformat()}), key=schedule.id.encode()
+                )
+                log.info("ticked", schedule=schedule.id, slots=[s.isoformat() for s in slots], up_to=newest.isoformat())
+            upcoming = schedule.next_slot(self._last[schedule.id])
+            wake = min(wake, upcoming + schedule.offset(upcoming))
+        return max(0.0, (wake - self._clock()).total_seconds())
+
+    async def _load_state(self) -> None:
+        consumer = create_consumer(self._settings, group_id=None)
+        await consumer.start()
+        try:
+            tps = await topic_partitions(consumer, self._settings.schedules_topic)
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if record.key is None or record.value is None:
+                            continue
+                        with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                            self._last[record.key.decode()] = datetime.fromisoformat(orjson.loads(record.value)["last"])
+        finally:
+            await consumer.stop()
+        log.info("ticker state loaded", schedules=len(self._last))
