@@ -35,6 +35,12 @@ def _http(context: RunnerContext) -> Runner:
     return HttpRunner.create(context)
 
 
+def _ssh(context: RunnerContext) -> Runner:
+    from worker.runners.ssh import SshRunner
+
+    return SshRunner.create(context)
+
+
 def builtin_factories() -> dict[str, RunnerFactory]:
     """The built-in kinds. Each module is imported only when its kind is served, so a worker
     serving `shell` never loads the Docker or Kubernetes clients."""
@@ -42,6 +48,7 @@ def builtin_factories() -> dict[str, RunnerFactory]:
         "shell": _shell,
         "sandbox": _sandbox,
         "http": _http,
+        "ssh": _ssh,
     }
 
 

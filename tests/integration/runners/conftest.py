@@ -4,7 +4,7 @@ contract harness per runner kind."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,13 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from schemas.agents import Agent
+from tests.integration.runners.backends import Sshd, sshd
 from tests.integration.runners.harness import CAP, Behaviour, Harness, process_running
 from worker.runners import RunnerContext
 from worker.runners.http import HttpRunner
 from worker.runners.sandbox import SandboxRunner
 from worker.runners.shell import ShellRunner
+from worker.runners.ssh import SshRunner
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 
@@ -125,4 +127,26 @@ async def http_harness(endpoints: tuple[AgentEndpoints, URL]) -> AsyncIterator[H
         return token in agent_server.hanging
 
     yield Harness("http", runner, lambda b, t: http_agent(url, b, t), hanging)
+    await runner.close()
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    with sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+def ssh_agent(server: Sshd, behaviour: Behaviour, token: str, workdir: Path) -> Agent:
+    local = local_agent("ssh", behaviour, token, workdir)
+    options: dict[str, object] = {"host": "127.0.0.1", "port": server.port, "username": server.username}
+    if behaviour == "bad_config":
+        options["hostname"] = "typo"
+    return local.model_copy(update={"options": options})
+
+
+@pytest.fixture
+async def ssh_harness(ssh_server: Sshd, tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = {"known_hosts": str(ssh_server.known_hosts), "client_keys": [str(ssh_server.client_key)]}
+    runner = SshRunner.create(RunnerContext(output_cap_bytes=CAP, settings=settings))
+    yield Harness("ssh", runner, lambda b, t: ssh_agent(ssh_server, b, t, tmp_path), process_running)
     await runner.close()

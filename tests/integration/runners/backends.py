@@ -1,0 +1,75 @@
+"""Real back ends for the runner tests, each started once per session on this machine."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from hookline.processes import die_with_parent
+from hookline.stack import free_port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:g}s")
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    username: str
+    known_hosts: Path
+    client_key: Path
+    stranger_known_hosts: Path  # the same address with another host key
+
+
+@contextmanager
+def sshd(base: Path) -> Iterator[Sshd]:
+    """OpenSSH's sshd on a loopback port with a generated host key, admitting one generated
+    user key for the current user; `AcceptEnv HOOKLINE_*` as the runner docs ask."""
+    port = free_port()
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    other_key = asyncssh.generate_private_key("ssh-ed25519")
+    user_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key.write_private_key(str(base / "host_key"))
+    user_key.write_private_key(str(base / "user_key"))
+    (base / "host_key").chmod(0o600)
+    (base / "user_key").chmod(0o600)
+    (base / "authorized_keys").write_bytes(user_key.export_public_key())
+    entry = f"[127.0.0.1]:{port} "
+    (base / "known_hosts").write_text(entry + host_key.export_public_key().decode())
+    (base / "stranger_known_hosts").write_text(entry + other_key.export_public_key().decode())
+    (base / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\nPidFile {base / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {base / 'authorized_keys'}\nPubkeyAuthentication yes\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        "AcceptEnv HOOKLINE_*\nLogLevel ERROR\n"
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    sshd_bin = shutil.which("sshd", path="/usr/sbin:/usr/bin") or "/usr/sbin/sshd"
+    proc = subprocess.Popen(
+        [sshd_bin, "-D", "-e", "-f", str(base / "sshd_config")], preexec_fn=die_with_parent(signal.SIGTERM)
+    )
+    try:
+        wait_for_port(port, proc)
+        yield Sshd(port, getpass.getuser(), base / "known_hosts", base / "user_key", base / "stranger_known_hosts")
+    finally:
+        proc.terminate()
+        proc.wait(10)
