@@ -10,6 +10,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.executions import (
+    cancel_execution,
+    execution_history,
+    get_execution,
+    list_executions,
+    start_workflow,
+)
 from gateway.api.routing import API_PREFIX, Param, Route, guarded
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import (
@@ -90,6 +97,69 @@ ROUTES: tuple[Route, ...] = (
         "Delete a workflow definition; its versions stay readable, its executions run on",
         {200: "Deleted"},
         (404, 503),
+    ),
+    Route(
+        "POST",
+        "/workflows/{workflow_id}/start",
+        start_workflow,
+        "execute",
+        "Start a run of the definition's current version; the same Idempotency-Key answers the same run",
+        {202: "Started"},
+        (400, 404, 413, 415, 422, 503),
+        body="StartRequest",
+        params=(
+            Param(
+                "Idempotency-Key",
+                "header",
+                "Retries with the same key (per team and definition) answer the execution of the first.",
+            ),
+        ),
+    ),
+    Route(
+        "GET",
+        "/workflows/{workflow_id}/executions",
+        list_executions,
+        "read",
+        "List the definition's executions (manual and triggered), newest first",
+        {200: "ExecutionList"},
+        (400, 404, 503),
+        params=(
+            Param(
+                "status",
+                "query",
+                "Only executions in this state.",
+                {"enum": ["running", "succeeded", "failed", "cancelled", "terminated", "timed_out"]},
+            ),
+            Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
+    ),
+    Route(
+        "GET",
+        "/executions/{execution_id}",
+        get_execution,
+        "read",
+        "An execution: status, step states, timestamps, trigger event, Temporal UI link",
+        {200: "Execution"},
+        (404, 503),
+    ),
+    Route(
+        "GET",
+        "/executions/{execution_id}/history",
+        execution_history,
+        "read",
+        "An execution's step-level events, in order",
+        {200: "History"},
+        (404, 503),
+    ),
+    Route(
+        "POST",
+        "/executions/{execution_id}/cancel",
+        cancel_execution,
+        "execute",
+        "Cancel a running execution: its steps stop and completed steps are compensated",
+        {202: "CancelRequested"},
+        (404, 409, 503),
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: "AgentList"}),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ MAX_DEPTH = 64
 
 
 def json_response(body: object, status: int = 200, *, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+    body_bytes = orjson.dumps(body, option=orjson.OPT_UTC_Z)
+    return web.Response(body=body_bytes, status=status, headers=headers, content_type="application/json")
 
 
 def _depth(value: Any) -> int:
@@ -83,12 +85,22 @@ def page_limit(request: web.Request, default: int, maximum: int) -> int:
     return query_int(request, "limit", minimum=1, maximum=maximum) or default
 
 
-def encode_cursor(token: bytes) -> str:
-    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+def _check(token: bytes, scope: str) -> bytes:
+    return hashlib.sha256(scope.encode() + b"\0" + token).digest()[:8]
 
 
-def decode_cursor(cursor: str) -> bytes:
+def encode_cursor(token: bytes, scope: str) -> str:
+    """An opaque cursor for a back end's page token, bound to `scope` (the query it pages)."""
+    return base64.urlsafe_b64encode(_check(token, scope) + token).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, scope: str) -> bytes:
+    """The page token in a cursor from `encode_cursor` for the same scope; 400 otherwise, so
+    made-up tokens never reach the back end (Temporal answers those with retried errors)."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
-        raise BadRequest('query parameter "cursor" is not a cursor this API returned') from None
+        raw = b""
+    if len(raw) <= 8 or raw[:8] != _check(raw[8:], scope):
+        raise BadRequest('query parameter "cursor" is not a cursor this API returned for this listing')
+    return raw[8:]

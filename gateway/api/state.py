@@ -34,7 +34,10 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
+# UNKNOWN and INTERNAL too: Temporal answers "something went wrong, please retry" with them.
 _TRANSIENT = {
+    RPCStatusCode.UNKNOWN,
+    RPCStatusCode.INTERNAL,
     RPCStatusCode.UNAVAILABLE,
     RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.RESOURCE_EXHAUSTED,

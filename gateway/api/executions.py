@@ -1,0 +1,277 @@
+"""Executions: manual starts, listing a definition's runs, one run's state and history, cancel.
+
+An execution id is the Temporal workflow id: `<definition>:manual-<uuid>` for a manual start,
+`<definition>:key-<hash>` with an Idempotency-Key, `<definition>:<dedupe key>` for triggered
+runs. Its team is the `HooklineTeam` search attribute; other teams get 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.common import TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from gateway.api.auth import Principal
+from gateway.api.history import read_history
+from gateway.api.inputs import start_input
+from gateway.api.messages import decode_cursor, encode_cursor, json_response, page_limit, read_object
+from gateway.api.routing import API_PREFIX
+from gateway.api.state import API, ApiState
+from gateway.api.workflows import visible_definition
+from gateway.errors import BadRequest, Conflict, NotFound, Unprocessable
+from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, start_run, team_of
+from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
+from schemas.run import WORKFLOW_NAME, RunState, StepState
+from schemas.validation import SchemaError
+
+__all__ = ["cancel_execution", "execution_history", "get_execution", "list_executions", "start_workflow"]
+
+S = WorkflowExecutionStatus
+STATUS = {
+    S.RUNNING: "running",
+    S.COMPLETED: "succeeded",
+    S.FAILED: "failed",
+    S.CANCELED: "cancelled",
+    S.TERMINATED: "terminated",
+    S.TIMED_OUT: "timed_out",
+    S.CONTINUED_AS_NEW: "continued_as_new",
+}
+# The `status` filter of the executions list → Temporal's ExecutionStatus.
+_VISIBILITY_STATUS = {
+    "running": "Running",
+    "succeeded": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+    "terminated": "Terminated",
+    "timed_out": "TimedOut",
+}
+_MAX_KEY_CHARS = 255
+
+
+def _links(execution_id: str) -> dict[str, str]:
+    base = f"{API_PREFIX}/executions/{quote(execution_id, safe=':')}"
+    return {"self": base, "history": f"{base}/history", "cancel": f"{base}/cancel"}
+
+
+def _execution_id(definition_id: str, team: str, key: str | None) -> str:
+    if key is None:
+        return f"{definition_id}:manual-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(team.encode() + b"\0" + key.encode("utf-8", "backslashreplace")).hexdigest()
+    return f"{definition_id}:key-{digest[:32]}"
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= _MAX_KEY_CHARS:
+        raise BadRequest(f"Idempotency-Key must be 1 to {_MAX_KEY_CHARS} characters")
+    return key
+
+
+async def start_workflow(request: web.Request, principal: Principal) -> web.Response:
+    """Start a run of the definition's current version with the body's input (202)."""
+    state = request.app[API]
+    key = _idempotency_key(request)
+    body = await read_object(request, empty_ok=True)
+    stored = visible_definition(state, principal, request.match_info["workflow_id"])
+    run_input = start_input(body, stored.definition.inputs)
+    try:
+        run = build_request(stored, state.agents, state.settings.temporal, input=run_input)
+    except NotStartable as exc:
+        raise Unprocessable(str(exc), errors=[SchemaError("definition", str(exc))]) from exc
+    execution_id = _execution_id(stored.id, principal.team, key)
+    client = state.temporal()
+    async with state.temporal_call():
+        try:
+            handle, started = await start_run(client, state.settings.temporal, run, execution_id)
+            run_id = handle.result_run_id or handle.first_execution_run_id
+        except WorkflowAlreadyStartedError as exc:  # the same key, and that run has finished
+            started, run_id = False, exc.run_id
+    answer: dict[str, Any] = {
+        "execution_id": execution_id,
+        "run_id": run_id,
+        "definition_id": stored.id,
+        "definition_version": stored.version,
+        "started": started,
+        "links": _links(execution_id),
+    }
+    return json_response(answer, 202, headers={"Location": answer["links"]["self"]})
+
+
+def _quote(value: str) -> str:
+    """A string literal of Temporal's visibility query language."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _sa(attributes: TypedSearchAttributes) -> dict[str, Any]:
+    return {
+        "definition_id": attributes.get(SA_DEFINITION),
+        "team_id": attributes.get(SA_TEAM) or DEFAULT_TEAM,
+        "event_id": attributes.get(SA_EVENT),
+        "source": attributes.get(SA_SOURCE),
+    }
+
+
+async def list_executions(request: web.Request, principal: Principal) -> web.Response:
+    """The definition's runs (also those triggered by events), newest first."""
+    state = request.app[API]
+    definition_id = request.match_info["workflow_id"]
+    store = state.definitions()
+    last = store.deleted(definition_id)
+    stored = store.get(definition_id) or (store.get_version(definition_id, last) if last is not None else None)
+    if stored is None or not principal.sees(team_of(stored)):
+        raise NotFound(f'no workflow definition "{definition_id}"')
+    query = f"WorkflowType = {_quote(WORKFLOW_NAME)} AND {SA_DEFINITION.name} = {_quote(definition_id)}"
+    if not principal.operator:
+        query += f" AND {SA_TEAM.name} = {_quote(principal.team)}"
+    status = request.query.get("status")
+    if status is not None:
+        if status not in _VISIBILITY_STATUS:
+            raise BadRequest(f'query parameter "status" must be one of {", ".join(_VISIBILITY_STATUS)}')
+        query += f" AND ExecutionStatus = {_quote(_VISIBILITY_STATUS[status])}"
+    limit = page_limit(request, state.options.page_size, state.options.max_page_size)
+    cursor = request.query.get("cursor")
+    token = decode_cursor(cursor, query) if cursor else None
+    client = state.temporal()
+    async with state.temporal_call():
+        pages = client.list_workflows(query, page_size=limit, next_page_token=token)
+        await pages.fetch_next_page()
+    items = [
+        {
+            "execution_id": w.id,
+            "run_id": w.run_id,
+            "status": STATUS.get(w.status, "unknown") if w.status else "unknown",
+            "started_at": w.start_time,
+            "closed_at": w.close_time,
+            **_sa(w.typed_search_attributes),
+            "links": _links(w.id),
+        }
+        for w in pages.current_page or []
+    ]
+    next_cursor = encode_cursor(pages.next_page_token, query) if pages.next_page_token else None
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def _visible_execution(
+    state: ApiState, principal: Principal, execution_id: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    client = state.temporal()
+    async with state.temporal_call():
+        try:
+            description = await client.get_workflow_handle(execution_id).describe()
+        except RPCError as exc:
+            if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise
+            description = None
+    team = description.typed_search_attributes.get(SA_TEAM) or DEFAULT_TEAM if description else None
+    if description is None or description.workflow_type != WORKFLOW_NAME or not principal.sees(team or ""):
+        raise NotFound(f'no execution "{execution_id}"')
+    return client.get_workflow_handle(execution_id, run_id=description.run_id), description
+
+
+def _ui_url(state: ApiState, description: WorkflowExecutionDescription) -> str | None:
+    settings = state.settings.temporal
+    if not settings.ui_url:
+        return None
+    workflow = quote(description.id, safe="")
+    return (
+        f"{settings.ui_url.rstrip('/')}/namespaces/{quote(settings.namespace, safe='')}"
+        f"/workflows/{workflow}/{description.run_id}/history"
+    )
+
+
+async def _queried_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> RunState | None:
+    """The interpreter's own account, if a worker answers in time."""
+    try:
+        result: RunState | None = await handle.query(
+            "state", result_type=RunState, rpc_timeout=timedelta(seconds=state.options.query_timeout_s)
+        )
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError):
+        return None
+    return result
+
+
+def _state_view(
+    steps: dict[str, StepState], version: int | None, error: str | None, source: str, note: str | None = None
+) -> dict[str, Any]:
+    return {
+        "definition_version": version,
+        "error": error,
+        "steps": {name: s.model_dump(mode="json") for name, s in steps.items()},
+        "state_source": source,
+        "state_note": note,
+    }
+
+
+async def _run_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The run's step states: from the interpreter's `state` query, or else the completed run's
+    result, or else as far as the history tells (no worker polls, or the query timed out)."""
+    queried = await _queried_state(state, handle)
+    if queried is not None:
+        return _state_view(queried.steps, queried.definition_version, queried.error, "query")
+    history = await read_history(state.temporal(), handle)
+    if (result := history.result) is not None:
+        return _state_view(result.steps, result.definition_version, result.error, "result")
+    version = history.request.definition_version if history.request else None
+    note = "no worker answered the state query; the step states are read from the history"
+    return _state_view(history.step_states(), version, history.error, "history", note)
+
+
+async def get_execution(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
+    async with state.temporal_call():
+        run_state = await _run_state(state, handle)
+    attributes = _sa(description.typed_search_attributes)
+    body = {
+        "execution_id": description.id,
+        "run_id": description.run_id,
+        "status": STATUS.get(description.status, "unknown") if description.status else "unknown",
+        **attributes,
+        "trigger": "event" if attributes["event_id"] else "manual",
+        "started_at": description.start_time,
+        "closed_at": description.close_time,
+        **run_state,
+        "temporal_ui_url": _ui_url(state, description),
+        "links": _links(description.id),
+    }
+    return json_response(body)
+
+
+async def execution_history(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
+    async with state.temporal_call():
+        history = await read_history(state.temporal(), handle)
+    return json_response({"execution_id": description.id, "run_id": description.run_id, "events": history.events})
+
+
+async def cancel_execution(request: web.Request, principal: Principal) -> web.Response:
+    """Ask the run to cancel (202): its steps stop, completed steps are compensated. 409 once closed."""
+    state = request.app[API]
+    handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
+    if description.status != S.RUNNING:
+        status = STATUS.get(description.status, "closed") if description.status else "closed"
+        raise Conflict(f'execution "{description.id}" is already {status}')
+    async with state.temporal_call():
+        try:
+            await handle.cancel()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # it closed in the meantime
+                raise
+            raise Conflict(f'execution "{description.id}" has already closed') from exc
+    answer = {"execution_id": description.id, "run_id": description.run_id, "status": "cancel_requested"}
+    return json_response(answer, 202)
