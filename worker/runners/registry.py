@@ -41,6 +41,12 @@ def _ssh(context: RunnerContext) -> Runner:
     return SshRunner.create(context)
 
 
+def _container(context: RunnerContext) -> Runner:
+    from worker.runners.container import ContainerRunner
+
+    return ContainerRunner.create(context)
+
+
 def builtin_factories() -> dict[str, RunnerFactory]:
     """The built-in kinds. Each module is imported only when its kind is served, so a worker
     serving `shell` never loads the Docker or Kubernetes clients."""
@@ -49,6 +55,7 @@ def builtin_factories() -> dict[str, RunnerFactory]:
         "sandbox": _sandbox,
         "http": _http,
         "ssh": _ssh,
+        "container": _container,
     }
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import io
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,3 +76,63 @@ def sshd(base: Path) -> Iterator[Sshd]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+ROOT = Path(__file__).resolve().parents[3]
+CONTAINERS_CONF = ROOT / "hookline" / "containers.conf"
+TEST_IMAGE = "localhost/hookline-test:busybox"
+
+
+@dataclass(frozen=True)
+class Podman:
+    url: str
+    image: str
+    command: tuple[str, ...]  # `podman` with this service's storage, for the tests' own checks
+
+
+def busybox_rootfs(tarball: Path) -> None:
+    """A minimal image: Debian's static busybox and its applets, nothing else."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise RuntimeError("busybox is not installed (Debian package busybox-static; make system-deps)")
+    with tarfile.open(tarball, "w") as tar:
+        for folder in ("bin", "tmp", "etc", "work"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if folder == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, "bin/busybox")
+        for applet in ("sh", "cat", "echo", "sleep", "yes", "head", "id", "env", "ls", "printf", "touch", "pwd"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
+
+
+@contextmanager
+def podman_service(base: Path) -> Iterator[Podman]:
+    """`podman system service` (Docker Engine API) with storage of its own under `base`, runc
+    per hookline/containers.conf, and the busybox test image imported (no registry needed)."""
+    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    podman = ("podman", "--root", str(base / "storage"), "--runroot", str(base / "run"))
+    socket_path = base / "podman.sock"
+    busybox_rootfs(base / "rootfs.tar")
+    subprocess.run([*podman, "import", str(base / "rootfs.tar"), TEST_IMAGE], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*podman, "system", "service", "--time=0", f"unix://{socket_path}"],
+        env=env,
+        preexec_fn=die_with_parent(signal.SIGTERM),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"podman system service did not start (exit code {proc.poll()})")
+            time.sleep(0.05)
+        yield Podman(f"unix://{socket_path}", TEST_IMAGE, podman)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        subprocess.run([*podman, "system", "reset", "--force"], env=env, capture_output=True)

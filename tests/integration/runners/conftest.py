@@ -13,9 +13,10 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from schemas.agents import Agent
-from tests.integration.runners.backends import Sshd, sshd
+from tests.integration.runners.backends import Podman, Sshd, podman_service, sshd
 from tests.integration.runners.harness import CAP, Behaviour, Harness, process_running
 from worker.runners import RunnerContext
+from worker.runners.container import ContainerRunner
 from worker.runners.http import HttpRunner
 from worker.runners.sandbox import SandboxRunner
 from worker.runners.shell import ShellRunner
@@ -149,4 +150,25 @@ async def ssh_harness(ssh_server: Sshd, tmp_path: Path) -> AsyncIterator[Harness
     settings = {"known_hosts": str(ssh_server.known_hosts), "client_keys": [str(ssh_server.client_key)]}
     runner = SshRunner.create(RunnerContext(output_cap_bytes=CAP, settings=settings))
     yield Harness("ssh", runner, lambda b, t: ssh_agent(ssh_server, b, t, tmp_path), process_running)
+    await runner.close()
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    with podman_service(tmp_path_factory.mktemp("podman")) as service:
+        yield service
+
+
+def container_agent(podman: Podman, behaviour: Behaviour, token: str) -> Agent:
+    local = local_agent("container", behaviour, token, Path("/"))
+    options: dict[str, object] = {"image": podman.image, "pull": "never"}
+    if behaviour == "bad_config":
+        options = {"image": podman.image, "memory": "1g"}  # not an option: memory_bytes
+    return local.model_copy(update={"options": options, "workdir": None})
+
+
+@pytest.fixture
+async def container_harness(podman: Podman) -> AsyncIterator[Harness]:
+    runner = ContainerRunner.create(RunnerContext(output_cap_bytes=CAP, settings={"docker_url": podman.url}))
+    yield Harness("container", runner, lambda b, t: container_agent(podman, b, t), process_running)
     await runner.close()

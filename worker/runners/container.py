@@ -1,0 +1,175 @@
+"""The container runner: runs the agent's argv in a fresh container through the Docker Engine
+API (Docker, or Podman's compatible service), with the step context on stdin. The container
+has no network unless the agent names one, and is removed whatever happens: success, failure,
+timeout or cancellation. Output (stdout and stderr, as they interleave) is capped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, ClassVar, Literal
+
+import aiodocker
+import orjson
+from aiodocker.containers import DockerContainer
+from aiodocker.stream import Stream
+from pydantic import Field
+
+from schemas.agents import Agent
+from schemas.run import StepRequest, StepResult
+from worker.runners.base import (
+    OutputBuffer,
+    RunnerContext,
+    RunnerOptions,
+    StepFailed,
+    config_error,
+    parse_options,
+    step_context,
+    step_env,
+)
+from worker.runners.shell import exit_failure
+
+__all__ = ["ContainerOptions", "ContainerRunner", "ContainerSettings"]
+
+
+class ContainerOptions(RunnerOptions):
+    """Agent `options:` of the container runner."""
+
+    image: str = Field(min_length=1)
+    pull: Literal["missing", "never"] = Field("missing", description="Pull the image when it is not there.")
+    network: str = Field("none", description='Network mode: "none" (default), "bridge", "host", or a network name.')
+    user: str | None = None
+    workdir: str | None = Field(None, description="Working directory inside the container.")
+    memory_bytes: int | None = Field(None, gt=0)
+    cpus: float | None = Field(None, gt=0)
+    read_only: bool = Field(False, description="Read-only root filesystem.")
+    non_retryable_exit_codes: list[int] = Field(default_factory=list)
+
+
+class ContainerSettings(RunnerOptions):
+    """Worker `runner_settings.container:`."""
+
+    docker_url: str = Field("unix:///var/run/docker.sock", description="Docker Engine API endpoint.")
+
+
+def _spec(agent: Agent, request: StepRequest, options: ContainerOptions) -> dict[str, Any]:
+    host: dict[str, Any] = {"NetworkMode": options.network, "ReadonlyRootfs": options.read_only}
+    if options.memory_bytes:
+        host["Memory"] = options.memory_bytes
+    if options.cpus:
+        host["NanoCpus"] = int(options.cpus * 1e9)
+    spec: dict[str, Any] = {
+        "Image": options.image,
+        "Cmd": list(agent.command),
+        "Env": [f"{k}={v}" for k, v in step_env(agent, request).items()],
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "Labels": {"hookline.workflow_id": request.workflow_id, "hookline.step": request.step},
+        "HostConfig": host,
+    }
+    if options.user:
+        spec["User"] = options.user
+    if options.workdir:
+        spec["WorkingDir"] = options.workdir
+    return spec
+
+
+def _close_stdin(stream: Stream) -> None:
+    # aiodocker's Stream has no public half-close; closing it would also stop the output.
+    response = stream._resp
+    transport = response.connection.transport if response is not None and response.connection else None
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
+
+
+class ContainerRunner:
+    kind: ClassVar[str] = "container"
+
+    def __init__(self, *, output_cap_bytes: int, settings: ContainerSettings) -> None:
+        self._cap = output_cap_bytes
+        self._settings = settings
+        self._docker: aiodocker.Docker | None = None
+
+    @classmethod
+    def create(cls, context: RunnerContext) -> ContainerRunner:
+        settings = parse_options(ContainerSettings, context.settings, "worker.runner_settings.container")
+        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
+
+    def options(self, agent: Agent) -> ContainerOptions:
+        return parse_options(ContainerOptions, agent.options, f"agent {agent.name!r} options")
+
+    def check(self, agent: Agent) -> None:
+        self.options(agent)
+        if not agent.command:
+            raise config_error(f"agent {agent.name!r} has no command")
+
+    def _client(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self._settings.docker_url)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
+        self.check(agent)
+        options = self.options(agent)
+        container: DockerContainer | None = None
+        try:
+            async with asyncio.timeout(agent.timeout_s):
+                container = await self._create(agent, request, options)
+                output, code = await self._attach_and_wait(container, request)
+        except TimeoutError:
+            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+        except aiodocker.DockerError as exc:
+            raise StepFailed(
+                f"container engine: {exc.message} ({exc.status})", retryable=exc.status >= 500, kind="Engine"
+            ) from None
+        except OSError as exc:  # the engine's socket is not there
+            raise StepFailed(f"container engine unreachable: {exc}", retryable=True, kind="Engine") from None
+        finally:
+            if container is not None:
+                await self._remove(container)
+        if code != 0:
+            raise exit_failure(code, output.text(), options.non_retryable_exit_codes)
+        return StepResult(exit_code=0, output=output.text(), output_truncated=output.truncated)
+
+    async def _create(self, agent: Agent, request: StepRequest, options: ContainerOptions) -> DockerContainer:
+        docker = self._client()
+        spec = _spec(agent, request, options)
+        try:
+            return await docker.containers.create(spec)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise
+            if options.pull == "never":
+                raise config_error(f"image {options.image!r} is not on the engine (pull: never)") from None
+        try:
+            await docker.images.pull(options.image)
+        except aiodocker.DockerError as exc:
+            raise StepFailed(f"cannot pull {options.image!r}: {exc.message}", retryable=True, kind="Image") from None
+        return await docker.containers.create(spec)
+
+    async def _attach_and_wait(self, container: DockerContainer, request: StepRequest) -> tuple[OutputBuffer, int]:
+        output = OutputBuffer(self._cap)
+        async with container.attach(stdin=True, stdout=True, stderr=True) as stream:
+            await container.start()
+            await stream.write_in(orjson.dumps(step_context(request)))
+            _close_stdin(stream)
+            # Read to the end even past the cap, so the container is never blocked on its output.
+            while (message := await stream.read_out()) is not None:
+                output.add(message.data)
+        status = await container.wait()
+        return output, int(status.get("StatusCode", -1))
+
+    @staticmethod
+    async def _remove(container: DockerContainer) -> None:
+        # Also on cancellation: shielded, so the container is gone before the step reports back.
+        with contextlib.suppress(aiodocker.DockerError, OSError):
+            await asyncio.shield(container.delete(force=True))
