@@ -67,6 +67,7 @@ class TriggersService:
             self._agents,
             retry_max_s=self._options.start_retry_max_s,
             stopping=self._stopping,
+            on_retry=self.metrics.temporal_retries.inc,
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: AIOKafkaProducer | None = None

@@ -19,6 +19,11 @@ class TriggersMetrics:
             ["definition", "outcome"],
             registry=self.registry,
         )
+        self.temporal_retries = Counter(
+            "hookline_triggers_temporal_retries_total",
+            "Requests to Temporal retried because it was unreachable",
+            registry=self.registry,
+        )
         self.dead_lettered = Counter(
             "hookline_triggers_dead_lettered_total", "Records sent to the DLQ", registry=self.registry
         )

@@ -54,12 +54,14 @@ class WorkflowStarter:
         *,
         retry_max_s: float,
         stopping: asyncio.Event,
+        on_retry: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
         self._settings = settings
         self._agents = agents
         self._retry_max_s = retry_max_s
         self._stopping = stopping
+        self._on_retry = on_retry
 
     async def start(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, bool]:
         """Start (or find) the run for this event; returns (workflow id, newly started).
@@ -139,6 +141,7 @@ class WorkflowStarter:
                 log.warning(
                     "temporal unavailable, retrying", workflow_id=workflow_id, error=exc.message, retry_in_s=delay
                 )
+                self._on_retry()
             if self._stopping.is_set():
                 raise asyncio.CancelledError("stopping with the record uncommitted")
             await asyncio.sleep(delay)
