@@ -17,6 +17,7 @@ from gateway.api.executions import (
     list_executions,
     start_workflow,
 )
+from gateway.api.openapi import SPEC, encode_spec, serve_openapi
 from gateway.api.routing import API_PREFIX, Param, Route, guarded
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import (
@@ -162,12 +163,21 @@ ROUTES: tuple[Route, ...] = (
         (404, 409, 503),
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: "AgentList"}),
+    Route(
+        "GET",
+        "/openapi.json",
+        serve_openapi,
+        None,
+        "This OpenAPI 3.1 document (no token needed)",
+        {200: "OpenApiDocument"},
+    ),
 )
 
 
 def add_api_routes(app: web.Application, settings: GatewaySettings, agents: AgentCatalog) -> None:
     """Register the API's routes on `app`; its dependencies open and close with the app."""
     app[API] = ApiState(settings, agents)
+    app[SPEC] = encode_spec(ROUTES)
 
     async def dependencies(app: web.Application) -> AsyncIterator[None]:
         await app[API].open()
