@@ -67,8 +67,9 @@ class _Model(BaseModel):
 
 
 class Trigger(_Model):
-    type: Literal["webhook", "schedule", "manual"]
+    type: Literal["webhook", "schedule", "kafka", "manual"]
     source: str | None = None
+    topic: str | None = None
     cron: str | None = None
     timezone: str = "UTC"
     jitter: Duration = 0.0

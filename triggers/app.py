@@ -27,6 +27,7 @@ from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
+from triggers.external import event_from_record
 from triggers.matching import TriggerIndex
 from triggers.metrics import TriggersMetrics
 from triggers.schedules import Ticker
@@ -85,11 +86,18 @@ class TriggersService:
         self._consumer = create_consumer(
             kafka, group_id=self._options.group_id, max_poll_records=self._options.max_batch
         )
-        self._consumer.subscribe([kafka.events_topic], listener=_DrainOnRevoke(self._batch_lock))
+        listener = _DrainOnRevoke(self._batch_lock)
+        subscribed = self._topics()
+        self._consumer.subscribe(subscribed, listener=listener)
         await self._consumer.start()
-        log.info("consuming", topic=kafka.events_topic, group=self._options.group_id)
+        log.info("consuming", topics=subscribed, group=self._options.group_id)
         try:
             while not self._stopping.is_set():
+                if (topics := self._topics()) != subscribed:
+                    # A definition named a new topic (or dropped one): no restart needed.
+                    self._consumer.subscribe(topics, listener=listener)
+                    subscribed = topics
+                    log.info("subscribed", topics=topics)
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=self._options.max_batch)
                 if not batches:
                     continue
@@ -128,6 +136,13 @@ class TriggersService:
         assert self._consumer is not None
         await self._consumer.commit(offsets)
 
+    def _topics(self) -> list[str]:
+        """The events topic and every topic a `kafka` trigger names."""
+        external = {
+            t.topic for d in self.definitions.all() for t in d.definition.triggers if t.type == "kafka" and t.topic
+        }
+        return sorted({self._settings.kafka.events_topic} | external)
+
     def _matcher(self) -> TriggerIndex:
         if self._index is None or self._index_generation != self.definitions.generation:
             self._index_generation = self.definitions.generation
@@ -136,7 +151,10 @@ class TriggersService:
 
     async def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
         try:
-            event = Event.from_kafka(record.value, record.headers)
+            if record.topic == self._settings.kafka.events_topic:
+                event = Event.from_kafka(record.value, record.headers)
+            else:
+                event = event_from_record(record)
         except EventDecodeError as exc:
             await self._dead_letter(record, f"undecodable event: {exc}")
             return

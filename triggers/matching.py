@@ -55,6 +55,8 @@ class _Bucket:
 def _bucket_key(stored: StoredDefinition, index: int, trigger: Trigger) -> str | None:
     if trigger.type == "webhook":
         return trigger.source
+    if trigger.type == "kafka":
+        return f"kafka:{trigger.topic}"  # records of external topics come in as source kafka:<topic>
     if trigger.type == "schedule":
         return f"schedule:{stored.id}#{index}"  # ticks name their schedule in `subject`
     return None

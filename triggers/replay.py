@@ -1,4 +1,4 @@
-"""Re-publishing dead-lettered records to the events topic, once their cause is fixed.
+"""Re-publishing dead-lettered records to the topic they came from, once their cause is fixed.
 
 A replayed record is the original (key, value, CloudEvents headers) without the DLQ's reason
 headers, so the triggers treat it as new. Replaying twice starts nothing twice: the workflow id
@@ -30,11 +30,15 @@ class ReplayResult:
     replayed: int
 
 
-def _reason(record: ConsumerRecord[bytes, bytes]) -> str:
-    for name, value in record.headers or ():
-        if name == f"{DLQ_HEADER_PREFIX}reason":
+def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
+    for key, value in record.headers or ():
+        if key == f"{DLQ_HEADER_PREFIX}{name}":
             return str(value.decode(errors="replace"))
     return ""
+
+
+def _reason(record: ConsumerRecord[bytes, bytes]) -> str:
+    return _header(record, "reason")
 
 
 async def replay_dlq(
@@ -68,9 +72,9 @@ async def replay_dlq(
                     selected += chosen
                     if chosen and not dry_run:
                         headers = [(k, v) for k, v in record.headers or () if not k.startswith(DLQ_HEADER_PREFIX)]
-                        await producer.send_and_wait(
-                            settings.events_topic, record.value, key=record.key, headers=headers
-                        )
+                        # Back where it was read from: the events topic, or a `kafka` trigger's topic.
+                        topic = _header(record, "topic") or settings.events_topic
+                        await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
                         replayed += 1
                     if on_record is not None:
                         on_record(reason, chosen)

@@ -1,0 +1,109 @@
+"""`kafka` triggers: records producers put on their own topics (plain JSON or CloudEvents) start
+workflows; a topic named by a new definition is picked up without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from temporalio.client import Client
+
+from hookline.definitions import DefinitionStore
+from hookline.kafka import create_producer
+from hookline.settings import KafkaSettings, TemporalSettings
+from schemas.agents import AgentCatalog
+from tests.conftest import read_topic, running
+from tests.integration.conftest import runs_of
+from triggers.app import TriggersService
+from triggers.settings import TriggersOptions, TriggersSettings
+
+
+@pytest.fixture
+async def orders_topic(kafka_settings: KafkaSettings) -> str:
+    name = f"{kafka_settings.topic_prefix}.orders"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 2, 1)])
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.fixture
+async def store(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
+    store = DefinitionStore(kafka_settings)
+    await store.start()
+    yield store
+    await store.stop()
+
+
+async def wait_for_run(client: Client, workflow_id: str) -> None:
+    for _ in range(300):
+        if await runs_of(client, workflow_id):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{workflow_id} never started")
+
+
+async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
+    store: DefinitionStore,
+    orders_topic: str,
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    temporal_client: Client,
+    agents: AgentCatalog,
+) -> None:
+    options = TriggersOptions(group_id=kafka_settings.topic_prefix, port=0, ticker=False)
+    settings = TriggersSettings(kafka=kafka_settings, temporal=temporal_settings, triggers=options)
+    service = TriggersService(settings, temporal_client, agents=agents)
+    producer = create_producer(kafka_settings)
+    await producer.start()
+    async with running(service.run, service.stop):
+        await asyncio.sleep(1)  # running, subscribed to the events topic only
+        await store.put(
+            {
+                "name": "Fulfil Order",
+                "trigger": {
+                    "type": "kafka",
+                    "topic": orders_topic,
+                    "filter": ['data.kind="order"'],
+                    "input": {"order": "${{ data.id }}"},
+                },
+                "steps": [{"name": "ship", "agent": "deployer"}],
+            }
+        )
+
+        async def send(value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
+            return await producer.send_and_wait(orders_topic, value, key=b"customer-7", headers=headers or [])
+
+        plain = await send(orjson.dumps({"kind": "order", "id": 1}))
+        await send(orjson.dumps({"kind": "refund", "id": 2}))  # filtered out
+        binary_headers = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"order-3"),
+            ("ce_source", b"/shop"),
+            ("ce_type", b"com.example.order.created"),
+            ("content-type", b"application/json"),
+        ]
+        await send(orjson.dumps({"kind": "order", "id": 3}), binary_headers)
+        await send(orjson.dumps({"kind": "order", "id": 3}), binary_headers)  # the producer retried
+        structured = {"specversion": "1.0", "id": "order-4", "source": "/shop", "type": "t", "data": {"kind": "order"}}
+        await send(orjson.dumps(structured))
+        await send(b"not json at all")
+
+        plain_id = f"fulfil-order:kafka-{orders_topic}-{plain.partition}-{plain.offset}"
+        for workflow_id in (plain_id, "fulfil-order:order-3", "fulfil-order:order-4"):
+            await wait_for_run(temporal_client, workflow_id)
+        [dead] = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=1)
+        await asyncio.sleep(1)
+    await producer.stop()
+    runs = [w.id async for w in temporal_client.list_workflows("HooklineDefinitionId = 'fulfil-order'")]
+    assert sorted(runs) == sorted([plain_id, "fulfil-order:order-3", "fulfil-order:order-4"])
+    headers = dict(dead.headers)
+    assert headers["hookline_dlq_topic"] == orders_topic.encode()
+    assert headers["hookline_dlq_reason"].startswith(b"undecodable event: record is neither a CloudEvent nor JSON")
