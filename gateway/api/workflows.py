@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 
+_TRIGGER_SUMMARY = {"type", "source", "topic", "cron"}
+
+
 def _links(definition_id: str) -> dict[str, str]:
     base = f"{API_PREFIX}/workflows/{definition_id}"
     return {"self": base, "start": f"{base}/start", "executions": f"{base}/executions"}
@@ -45,7 +48,7 @@ def summary(stored: StoredDefinition) -> dict[str, Any]:
         "team_id": team_of(stored),
         "version": stored.version,
         "created_at": stored.created_at or None,
-        "triggers": [t.model_dump(exclude_none=True) for t in d.triggers],
+        "triggers": [t.model_dump(mode="json", include=_TRIGGER_SUMMARY, exclude_none=True) for t in d.triggers],
         "links": _links(stored.id),
     }
 

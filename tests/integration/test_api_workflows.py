@@ -193,6 +193,13 @@ async def test_operator_lists_every_team_and_filters_by_team(api: TestClient[Any
     assert [(w["id"], w["team_id"]) for w in team_b["items"]] == [("beta", "team-b")]
 
 
+async def test_list_names_each_definition_triggers(api: TestClient[Any, Any]) -> None:
+    await create(api, build("Alpha", trigger={"type": "webhook", "source": "alertmanager"}))
+    await create(api, build("Beta"))
+    items = (await (await api.get(f"{API}/workflows", headers=auth("a"))).json())["items"]
+    assert [w["triggers"] for w in items] == [[{"type": "webhook", "source": "alertmanager"}], [{"type": "manual"}]]
+
+
 async def test_team_token_listing_another_team_is_403(api: TestClient[Any, Any]) -> None:
     await problem(await api.get(f"{API}/workflows?team=team-b", headers=auth("a")), 403)
 
