@@ -189,6 +189,15 @@ def init(config_file: Path | None, paths: Sequence[Path]) -> None:
     asyncio.run(_init(settings, list(paths)))
 
 
+async def _init_local(settings: StackSettings, paths: list[Path]) -> None:
+    """`_init`, plus what only the local dev server gets: the retention that sets the dedupe window."""
+    from hookline.temporal import set_retention
+
+    await _init(settings, paths)
+    client = await _temporal_client(settings)
+    await set_retention(client, settings.temporal.namespace, settings.stack.retention_days)
+
+
 async def _init(settings: StackSettings, paths: list[Path]) -> None:
     from hookline.kafka import ensure_topics, wait_for_kafka
     from hookline.temporal import register_search_attributes
@@ -247,7 +256,7 @@ def stack(config_file: Path | None) -> None:
     async def main() -> None:
         try:
             await local.start()
-            await _init(settings, [])
+            await _init_local(settings, [])
         except StackError as exc:
             raise click.ClickException(str(exc)) from exc
         try:
@@ -298,7 +307,7 @@ def run(config_file: Path | None) -> None:
         try:
             await local.start()
             definitions = settings.stack.definitions_dir
-            await _init(settings, [definitions] if definitions is not None and definitions.exists() else [])
+            await _init_local(settings, [definitions] if definitions is not None and definitions.exists() else [])
         except StackError as exc:
             local.stop()
             raise click.ClickException(str(exc)) from exc

@@ -142,6 +142,12 @@ class StackOptions(Section):
     temporal_ui_port: int | None = Field(8233, ge=1, le=65535, description="None runs headless.")
     persistent: bool = Field(True, description="False: temporary Kafka dir and in-memory Temporal.")
     definitions_dir: Path | None = Field(Path("examples/workflows"), description="Applied at start-up.")
+    retention_days: int = Field(
+        7,
+        ge=1,
+        description="How long the local Temporal keeps ended runs: the window in which a re-sent alert or "
+        "re-delivered event is recognised by its workflow id and starts nothing.",
+    )
 
 
 class StackSettings(ComponentSettings):

@@ -20,6 +20,7 @@ __all__ = [
     "SEARCH_ATTRIBUTES",
     "connect",
     "register_search_attributes",
+    "set_retention",
     "wait_for_temporal",
 ]
 
@@ -62,6 +63,22 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
+
+
+async def set_retention(client: Client, namespace: str, days: int) -> None:
+    """Keep closed runs for `days`. A run's id stays taken for that long, so this is the window
+    in which a re-delivered event or a re-sent alert is recognised and starts nothing."""
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.namespace.v1 import NamespaceConfig
+    from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
+
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=namespace,
+            # Only the fields set here change; the server keeps the rest of the config.
+            config=NamespaceConfig(workflow_execution_retention_ttl=Duration(seconds=days * 86400)),
+        )
+    )
 
 
 async def wait_for_temporal(address: str, timeout: float = 60.0) -> None:

@@ -87,3 +87,23 @@ async def test_apply_refuses_definitions_naming_agents_that_are_not_configured(
         assert store.get("typo") is None
     finally:
         await store.stop()
+
+
+async def test_local_retention_sets_the_dedupe_window_and_keeps_the_rest(
+    temporal_settings: TemporalSettings, unique: str
+) -> None:
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    from hookline.temporal import set_retention
+
+    namespace = f"ret-{unique}"
+    client = await connect(temporal_settings)
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace, description="kept", workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    await set_retention(client, namespace, 7)
+    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+    assert described.config.workflow_execution_retention_ttl.seconds == 7 * 86400
+    assert described.namespace_info.description == "kept"
