@@ -70,9 +70,14 @@ def gateway(config_file: Path | None) -> None:
 
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
+    from schemas.agents import AgentCatalog, AgentConfigError
 
     settings = _load(GatewaySettings, config_file, "gateway")
     options = settings.gateway
+    try:
+        agents = AgentCatalog.load(settings.agents_file)
+    except AgentConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     loop = None
     with contextlib.suppress(ImportError):
         import uvloop
@@ -80,7 +85,7 @@ def gateway(config_file: Path | None) -> None:
         loop = uvloop.new_event_loop()
     log.info("gateway listening", url=f"http://{options.host}:{options.port}")
     web.run_app(
-        create_app(settings),
+        create_app(settings, agents=agents),
         host=options.host,
         port=options.port,
         print=None,
@@ -279,6 +284,7 @@ def _print_where(settings: StackSettings, *, components: bool) -> None:
     if components:
         lines += [
             "Gateway    http://127.0.0.1:8080  (POST /hooks/alertmanager, /healthz, /readyz, /metrics)",
+            "API        http://127.0.0.1:8080/api/v1  (see README: API; local token in examples/hookline.yaml)",
             "Triggers   http://127.0.0.1:8081/metrics",
             "Worker     runner pools: shell",
         ]
