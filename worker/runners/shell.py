@@ -110,7 +110,10 @@ class ShellRunner:
 
     async def _communicate(self, proc: asyncio.subprocess.Process, stdin: bytes) -> OutputBuffer:
         assert proc.stdin is not None and proc.stdout is not None
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        # A step need not read its stdin: one that exits first closes the pipe, and writing to it
+        # then fails in one of three ways. None of them is the step's failure; retrying the step
+        # for it would run it twice.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
             proc.stdin.write(stdin)
             await proc.stdin.drain()
         proc.stdin.close()
