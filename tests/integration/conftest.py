@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -15,9 +15,12 @@ from temporalio.client import Client
 from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings
 from gateway.sources.alertmanager import alert_dedupe_key
+from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
+from triggers.app import TriggersService
+from triggers.settings import TriggersOptions, TriggersSettings
 from triggers.starter import workflow_id_for
 from worker.app import build_workers
 from worker.settings import WorkerSettings
@@ -39,6 +42,30 @@ async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) 
     client = await aiohttp_client(create_app(settings))
     await wait_ready(client)
     return client
+
+
+@pytest.fixture
+async def store(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
+    """An empty definitions store on this test's topics."""
+    store = DefinitionStore(kafka_settings)
+    await store.start()
+    yield store
+    await store.stop()
+
+
+@pytest.fixture
+def triggers_service(
+    kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, temporal_client: Client, agents: AgentCatalog
+) -> Callable[..., TriggersService]:
+    """A triggers service on this test's topics, group and task queues; `TriggersOptions` fields
+    as keyword arguments (the ticker is off unless asked for)."""
+
+    def make(**options: Any) -> TriggersService:
+        chosen = TriggersOptions(**{"group_id": kafka_settings.topic_prefix, "port": 0, "ticker": False, **options})
+        settings = TriggersSettings(kafka=kafka_settings, temporal=temporal_settings, triggers=chosen)
+        return TriggersService(settings, temporal_client, agents=agents)
+
+    return make
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
-from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.settings import KafkaSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from tests.conftest import read_topic, running
 from tests.integration.conftest import runs_of
 from triggers.app import TriggersService
-from triggers.settings import TriggersOptions, TriggersSettings
 from triggers.starter import workflow_id_for
 
 DEFINITION = "alert-lifecycle"
@@ -42,15 +41,11 @@ def agents(tmp_path: Path) -> AgentCatalog:
 
 
 @pytest.fixture
-def lifecycle(
-    kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, temporal_client: Client, agents: AgentCatalog
-) -> Callable[[str], Any]:
+def lifecycle(store: DefinitionStore, triggers_service: Callable[..., TriggersService]) -> Callable[[str], Any]:
     """Apply the lifecycle definition with the given policy and run a triggers service."""
 
     @contextlib.asynccontextmanager
     async def start(policy: str) -> AsyncIterator[TriggersService]:
-        store = DefinitionStore(kafka_settings)
-        await store.start()
         await store.put(
             {
                 "name": "Alert Lifecycle",
@@ -62,13 +57,7 @@ def lifecycle(
                 ],
             }
         )
-        await store.stop()
-        settings = TriggersSettings(
-            kafka=kafka_settings,
-            temporal=temporal_settings,
-            triggers=TriggersOptions(group_id=kafka_settings.topic_prefix, port=0),
-        )
-        service = TriggersService(settings, temporal_client, agents=agents)
+        service = triggers_service()
         async with running(service.run, service.stop):
             yield service
 

@@ -9,19 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 from temporalio.client import Client
 
 from hookline.cli import cli
 from hookline.definitions import DefinitionStore
-from hookline.settings import KafkaSettings, TemporalSettings
-from schemas.agents import AgentCatalog
+from hookline.settings import KafkaSettings
 from tests.conftest import DATA, read_topic, running
 from tests.integration.conftest import runs_of
 from triggers.app import TriggersService
-from triggers.settings import TriggersOptions, TriggersSettings
 
 STRICT = {
     "name": "Strict Input",
@@ -29,14 +26,6 @@ STRICT = {
     "inputs": {"type": "object", "required": ["service"], "properties": {"service": {"type": "string"}}},
     "steps": [{"name": "fix", "agent": "remediator"}],
 }
-
-
-@pytest.fixture
-async def store(kafka_settings: KafkaSettings) -> Any:
-    store = DefinitionStore(kafka_settings)
-    await store.start()
-    yield store
-    await store.stop()
 
 
 def env_of(kafka: KafkaSettings) -> dict[str, str]:
@@ -62,21 +51,15 @@ async def test_unstartable_event_is_dead_lettered_then_replayed_once_fixed(
     gateway: TestClient[Any, Any],
     store: DefinitionStore,
     kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
     temporal_client: Client,
-    agents: AgentCatalog,
+    triggers_service: Callable[..., TriggersService],
     notification: Callable[..., dict[str, Any]],
 ) -> None:
     await store.put(STRICT)
     await store.put({"name": "Lenient", "trigger": {"type": "webhook", "source": "alertmanager"}})
     body = notification(alerts=1)
     del body["alerts"][0]["labels"]["job"]  # the strict definition's input needs it
-    settings = TriggersSettings(
-        kafka=kafka_settings,
-        temporal=temporal_settings,
-        triggers=TriggersOptions(group_id=kafka_settings.topic_prefix, port=0),
-    )
-    service = TriggersService(settings, temporal_client, agents=agents)
+    service = triggers_service()
     async with running(service.run, service.stop):
         reply = await gateway.post("/hooks/alertmanager", json=body)
         assert reply.status == 202

@@ -4,7 +4,7 @@ workflows; a topic named by a new definition is picked up without a restart."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,12 +14,10 @@ from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
 from hookline.kafka import create_producer
-from hookline.settings import KafkaSettings, TemporalSettings
-from schemas.agents import AgentCatalog
+from hookline.settings import KafkaSettings
 from tests.conftest import read_topic, running
 from tests.integration.conftest import runs_of
 from triggers.app import TriggersService
-from triggers.settings import TriggersOptions, TriggersSettings
 
 
 @pytest.fixture
@@ -34,14 +32,6 @@ async def orders_topic(kafka_settings: KafkaSettings) -> str:
     return name
 
 
-@pytest.fixture
-async def store(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
-    store = DefinitionStore(kafka_settings)
-    await store.start()
-    yield store
-    await store.stop()
-
-
 async def wait_for_run(client: Client, workflow_id: str) -> None:
     for _ in range(300):
         if await runs_of(client, workflow_id):
@@ -54,13 +44,10 @@ async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
     store: DefinitionStore,
     orders_topic: str,
     kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
     temporal_client: Client,
-    agents: AgentCatalog,
+    triggers_service: Callable[..., TriggersService],
 ) -> None:
-    options = TriggersOptions(group_id=kafka_settings.topic_prefix, port=0, ticker=False)
-    settings = TriggersSettings(kafka=kafka_settings, temporal=temporal_settings, triggers=options)
-    service = TriggersService(settings, temporal_client, agents=agents)
+    service = triggers_service()
     producer = create_producer(kafka_settings)
     await producer.start()
     async with running(service.run, service.stop):

@@ -4,20 +4,18 @@ per slot however many tickers run, and a ticker that was down applies the missed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
-from hookline.settings import KafkaSettings, TemporalSettings
-from schemas.agents import AgentCatalog
+from hookline.settings import KafkaSettings
 from schemas.events import Event
 from tests.conftest import events_of, read_topic, running
 from triggers.app import TriggersService
 from triggers.schedules import TICK_TYPE, Ticker
-from triggers.settings import TriggersOptions, TriggersSettings
 
 
 def at(hh: int, mm: int, ss: int = 0) -> datetime:
@@ -30,26 +28,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def store(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
-    store = DefinitionStore(kafka_settings)
-    await store.start()
-    yield store
-    await store.stop()
-
-
-@pytest.fixture
-def triggers(
-    kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, temporal_client: Client, agents: AgentCatalog
-) -> Callable[..., TriggersService]:
-    def make(*, ticker: bool) -> TriggersService:
-        options = TriggersOptions(group_id=kafka_settings.topic_prefix, port=0, ticker=ticker)
-        settings = TriggersSettings(kafka=kafka_settings, temporal=temporal_settings, triggers=options)
-        return TriggersService(settings, temporal_client, agents=agents)
-
-    return make
 
 
 async def ticks(kafka: KafkaSettings) -> list[Event]:
@@ -73,7 +51,7 @@ async def test_two_tickers_running_start_one_run_per_slot(
     store: DefinitionStore,
     kafka_settings: KafkaSettings,
     temporal_client: Client,
-    triggers: Callable[..., TriggersService],
+    triggers_service: Callable[..., TriggersService],
 ) -> None:
     await store.put({"name": "Every Minute", "trigger": {"type": "schedule", "cron": "* * * * *"}})
     clock = Clock()
@@ -92,7 +70,7 @@ async def test_two_tickers_running_start_one_run_per_slot(
         "2026-11-24T10:02:00+00:00",
         "2026-11-24T10:02:00+00:00",
     ]
-    service = triggers(ticker=False)
+    service = triggers_service()
     async with running(service.run, service.stop):
         ids = await run_ids(temporal_client, "every-minute", expect=2)
     assert ids == ["every-minute:schedule-0-20261124T100100Z", "every-minute:schedule-0-20261124T100200Z"]
@@ -128,10 +106,10 @@ async def test_a_ticker_down_for_three_slots_applies_the_missed_policy(
 
 
 async def test_the_triggers_service_ticks_in_real_time(
-    store: DefinitionStore, temporal_client: Client, triggers: Callable[..., TriggersService]
+    store: DefinitionStore, temporal_client: Client, triggers_service: Callable[..., TriggersService]
 ) -> None:
     await store.put({"name": "Every Second", "trigger": {"type": "schedule", "cron": "* * * * * *"}})
-    service = triggers(ticker=True)
+    service = triggers_service(ticker=True)
     async with running(service.run, service.stop):
         ids = await run_ids(temporal_client, "every-second", expect=2)
     slots = [i.rsplit("-", 1)[1] for i in ids]
