@@ -7,9 +7,8 @@ a compacted topic, so a ticker that was down knows which slots it missed and app
 trigger's `missed` policy: `skip` them, run `once` for the latest (default), or `all` (at most
 `max_missed`, the latest ones). A slot is missed when it is more than `grace` late.
 
-A schedule's id is `<definition id>#<index of the trigger>`; a tick is a CloudEvent of type
-`dev.hookline.schedule.tick`, subject the schedule id, data `{schedule, definition, cron,
-timezone, slot}`.
+Ticks are the events of `schemas.ticks`: the same for this ticker and an external scheduler
+posting to the gateway's `/ticks`. A trigger without `cron` is ticked only from outside.
 """
 
 from __future__ import annotations
@@ -31,12 +30,10 @@ from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.kafka import create_consumer, create_producer, topic_partitions
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
-from schemas.events import Event, new_event_id
+from schemas.ticks import schedule_id, tick_event
 
-__all__ = ["TICK_SOURCE", "TICK_TYPE", "Schedule", "Ticker", "due_slots", "schedules_of", "tick_event"]
+__all__ = ["Schedule", "Ticker", "due_slots", "schedules_of"]
 
-TICK_TYPE = "dev.hookline.schedule.tick"
-TICK_SOURCE = "schedule"
 log = get_logger(__name__)
 
 
@@ -74,7 +71,7 @@ class Schedule:
 def schedules_of(definitions: Iterable[StoredDefinition]) -> list[Schedule]:
     return [
         Schedule(
-            f"{stored.id}#{i}",
+            schedule_id(stored.id, i),
             stored.id,
             i,
             t.cron or "",
@@ -105,26 +102,6 @@ def due_slots(schedule: Schedule, last: datetime, now: datetime, grace: timedelt
     else:
         kept = missed[-schedule.max_missed :]
     return kept + on_time, due[-1]
-
-
-def tick_event(schedule: Schedule, slot: datetime) -> Event:
-    return Event(
-        id=new_event_id(),
-        source=f"/schedules/{schedule.definition_id}",
-        type=TICK_TYPE,
-        time=slot,
-        subject=schedule.id,
-        dedupekey=f"schedule-{schedule.index}-{slot:%Y%m%dT%H%M%SZ}",
-        partitionkey=schedule.id,
-        hooklinesource=TICK_SOURCE,
-        data={
-            "schedule": schedule.id,
-            "definition": schedule.definition_id,
-            "cron": schedule.cron,
-            "timezone": schedule.timezone,
-            "slot": slot.isoformat(),
-        },
-    )
 
 
 class Ticker:
@@ -180,7 +157,10 @@ class Ticker:
             last = self._last.setdefault(schedule.id, now)  # a new schedule starts from now
             slots, newest = due_slots(schedule, last, now, self._grace)
             for slot in slots:
-                key, value, headers = tick_event(schedule, slot).to_kafka()
+                event = tick_event(
+                    schedule.definition_id, schedule.index, slot, cron=schedule.cron, timezone=schedule.timezone
+                )
+                key, value, headers = event.to_kafka()
                 await self._producer.send_and_wait(self._settings.events_topic, value, key=key, headers=headers)
             if newest != last:
                 # Recorded after the ticks are durable: a crash in between re-ticks (same dedupe

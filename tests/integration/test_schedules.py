@@ -13,9 +13,10 @@ from temporalio.client import Client
 from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings
 from schemas.events import Event
+from schemas.ticks import TICK_TYPE
 from tests.conftest import events_of, read_topic, running
 from triggers.app import TriggersService
-from triggers.schedules import TICK_TYPE, Ticker
+from triggers.schedules import Ticker
 
 
 def at(hh: int, mm: int, ss: int = 0) -> datetime:

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from hookline.definitions import StoredDefinition
+from schemas.ticks import tick_event
 from schemas.workflow import parse_definition
 from triggers.matching import TriggerIndex
-from triggers.schedules import Schedule, due_slots, schedules_of, tick_event
+from triggers.schedules import Schedule, due_slots, schedules_of
 
 GRACE = timedelta(seconds=60)
 
@@ -65,7 +66,7 @@ def test_jitter_is_the_same_everywhere_and_delays_the_tick() -> None:
 
 
 def test_two_tickers_emit_the_same_dedupe_key_for_a_slot() -> None:
-    first, second = tick_event(schedule(), at(10, 5)), tick_event(schedule(), at(10, 5))
+    first, second = tick_event("nightly", 0, at(10, 5)), tick_event("nightly", 0, at(10, 5))
     assert first.id != second.id
     assert first.dedupekey == second.dedupekey == "schedule-0-20261124T100500Z"
     assert first.data["slot"] == "2026-11-24T10:05:00+00:00"
@@ -80,6 +81,6 @@ def test_ticks_match_the_schedule_trigger_that_declared_them() -> None:
     stored = StoredDefinition(id=definition.id, version=1, digest="", document=doc, definition=definition)
     [morning, afternoon] = schedules_of([stored])
     index = TriggerIndex([stored])
-    [match] = index.matches(tick_event(afternoon, at(14, 0)))
+    [match] = index.matches(tick_event(afternoon.definition_id, afternoon.index, at(14, 0)))
     assert (match.stored.id, match.trigger.cron) == ("nightly", "0 14 * * *")
     assert morning.id == "nightly#0"
