@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.events import explain_event
 from gateway.api.executions import (
     cancel_execution,
     execution_history,
@@ -163,6 +164,17 @@ ROUTES: tuple[Route, ...] = (
         (404, 409, 503),
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: "AgentList"}),
+    Route(
+        "POST",
+        "/events/explain",
+        explain_event,
+        "read",
+        "Which of your definitions an event (or a webhook body of a source) would start, why the others "
+        "would not, and with which input and workflow id; starts nothing",
+        {200: "Explanations"},
+        (400, 415, 422, 503),
+        body="ExplainRequest",
+    ),
     Route(
         "GET",
         "/openapi.json",

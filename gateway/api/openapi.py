@@ -186,6 +186,37 @@ def _schemas() -> dict[str, Any]:
         ),
         "Agent": agent,
         "AgentList": _obj(["items"], items={"type": "array", "items": _ref("Agent")}),
+        "ExplainRequest": {
+            "type": "object",
+            "description": "Either a CloudEvent, or a webhook body with the name of its configured source.",
+            "oneOf": [
+                _obj(["event"], event={"type": "object", "description": "A CloudEvent as JSON (id optional)."}),
+                _obj(["source", "body"], source=STR, body={"description": "What /hooks/{source} would receive."}),
+            ],
+        },
+        "Explanations": _obj(
+            ["events"],
+            events={
+                "type": "array",
+                "items": _obj(
+                    ["event", "definitions"],
+                    event={"type": "object"},
+                    definitions={
+                        "type": "array",
+                        "items": _obj(
+                            ["definition", "version", "matches", "reason"],
+                            definition=STR,
+                            version=INT,
+                            matches=BOOL,
+                            reason={**NULLABLE_STR, "description": "The first condition that failed."},
+                            workflow_id=NULLABLE_STR,
+                            on_resolved=NULLABLE_STR,
+                            input={"type": ["object", "null"]},
+                        ),
+                    },
+                ),
+            },
+        ),
         "OpenApiDocument": {"type": "object"},
     }
 

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.api.auth import TokenTable
 from gateway.errors import Unavailable
 from gateway.settings import GatewaySettings
+from gateway.sources import Source
 from hookline.definitions import DefinitionStore
 from hookline.logging import get_logger
 from hookline.temporal import connect
@@ -59,6 +60,8 @@ class ApiState:
         self._store: DefinitionStore | None = None
         self._loader: asyncio.Task[None] | None = None
         self._client: Client | None = None
+        #: The webhook sources, built on first use by `/events/explain`.
+        self.sources: dict[str, Source] | None = None
 
     def check_agents(self, definition: WorkflowDefinition) -> list[SchemaError]:
         return agent_errors(definition, self.agents.agents.keys())
