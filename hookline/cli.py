@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported lazily at run time: each command loads only what i
 
     from gateway.settings import GatewaySettings
     from hookline.stack import LocalStack
+    from schemas.agents import AgentCatalog
     from schemas.events import Event
     from schemas.validation import SchemaError
     from triggers.matching import Explanation
@@ -48,6 +49,16 @@ def _load(cls: type[S], config_file: Path | None, component: str) -> S:
     return settings
 
 
+def _agents(settings: ComponentSettings) -> AgentCatalog:
+    """The agent catalog, or a readable error naming the file and the bad entry."""
+    from schemas.agents import AgentCatalog, AgentConfigError
+
+    try:
+        return AgentCatalog.load(settings.agents_file)
+    except AgentConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _run(coro_fn: Callable[[], Awaitable[None]]) -> None:
     try:
         import uvloop
@@ -70,14 +81,9 @@ def gateway(config_file: Path | None) -> None:
 
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
-    from schemas.agents import AgentCatalog, AgentConfigError
-
     settings = _load(GatewaySettings, config_file, "gateway")
     options = settings.gateway
-    try:
-        agents = AgentCatalog.load(settings.agents_file)
-    except AgentConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    agents = _agents(settings)
     loop = None
     with contextlib.suppress(ImportError):
         import uvloop
@@ -120,9 +126,10 @@ def triggers(config_file: Path | None) -> None:
     from triggers.settings import TriggersSettings
 
     settings = _load(TriggersSettings, config_file, "triggers")
+    agents = _agents(settings)
 
     async def main() -> None:
-        await serve(settings, lambda: _temporal_client(settings))
+        await serve(settings, lambda: _temporal_client(settings), agents=agents)
 
     _run(main)
 

@@ -205,7 +205,9 @@ class TriggersService:
         return app
 
 
-async def serve(settings: TriggersSettings, connect: Callable[[], Awaitable[Client]]) -> None:
+async def serve(
+    settings: TriggersSettings, connect: Callable[[], Awaitable[Client]], *, agents: AgentCatalog | None = None
+) -> None:
     """Run the service and its status endpoint until SIGTERM/SIGINT.
 
     The signal handlers come first, so a SIGTERM while Temporal is still being reached ends the
@@ -221,7 +223,7 @@ async def serve(settings: TriggersSettings, connect: Callable[[], Awaitable[Clie
     if stop.is_set():
         connecting.cancel()
         return
-    service = TriggersService(settings, connecting.result())
+    service = TriggersService(settings, connecting.result(), agents=agents)
     stopping.add_done_callback(lambda _: service.stop())
     runner = web.AppRunner(service.status_app())
     await runner.setup()
