@@ -1,0 +1,232 @@
+"""End-to-end benchmark: gateway 202 → workflow started, and the triggers' start rate against a
+bare loop of SDK `start_workflow` calls on the same Temporal server, in one run.
+
+Starts its own Kafka and Temporal dev server (SQLite with the WAL pragmas, as `make run` does),
+then a gateway and a triggers process (`hookline gateway`, `hookline triggers`), no worker:
+
+1. latency: one-alert Alertmanager notifications at --rate per second for --seconds; for each
+   alert, the time from the gateway's 202 to the workflow's start time in Temporal (same clock).
+   Target: p99 <= 250 ms at 100 matching events/s.
+2. start rate: --starts events put straight on Kafka while the triggers are stopped, then the
+   triggers started and timed until every run exists (first to last start time); beside it the
+   same number of bare `start_workflow` calls at the triggers' concurrency. Target: >= 0.9x.
+
+    .venv/bin/python bench/e2e.py [--rate 100] [--seconds 15] [--starts 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.sources.alertmanager import AlertmanagerSource  # noqa: E402
+from hookline.definitions import DefinitionStore  # noqa: E402
+from hookline.kafka import create_producer, ensure_topics  # noqa: E402
+from hookline.settings import KafkaSettings, TemporalSettings  # noqa: E402
+from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port  # noqa: E402
+from hookline.temporal import connect  # noqa: E402
+from schemas.run import WORKFLOW_NAME  # noqa: E402
+from triggers.starter import workflow_id_for  # noqa: E402
+
+CONCURRENCY = 64  # the triggers' default `concurrency`, used for the bare loop too
+DEFINITION = {
+    "name": "Incident Response",
+    "trigger": {"type": "webhook", "source": "alertmanager"},
+    "steps": [{"name": "Analyze Alert", "agent": "analyzer"}],
+}
+
+
+def notification() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((ROOT / "tests" / "data" / "alertmanager-firing.json").read_text())
+    doc["alerts"] = doc["alerts"][:1]
+    doc["alerts"][0]["fingerprint"] = uuid.uuid4().hex[:16]
+    return doc
+
+
+def workflow_id(doc: dict[str, Any]) -> str:
+    event = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), "application/json")[0]
+    return workflow_id_for("incident-response", event.dedupekey)
+
+
+def start(component: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hookline.cli", component], env=env, cwd=ROOT, stdout=out, stderr=out
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def start_times(client: Any, ids: list[str], timeout: float = 120) -> dict[str, datetime]:
+    """Workflow id → start time, waiting until all exist."""
+    wanted, found = set(ids), {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {w.id: w.start_time async for w in client.list_workflows("HooklineDefinitionId = 'incident-response'")}
+        if wanted <= set(found):
+            return {i: found[i] for i in ids}
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{len(wanted - set(found))} of {len(wanted)} runs never started")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def latency_phase(port: int, client: Any, rate: int, seconds: int) -> dict[str, float]:
+    sent: list[tuple[str, float]] = []
+    interval = 1 / rate
+    async with aiohttp.ClientSession() as session:
+        t0 = time.monotonic()
+        tasks = []
+
+        async def post(doc: dict[str, Any]) -> None:
+            async with session.post(f"http://127.0.0.1:{port}/hooks/alertmanager", json=doc) as r:
+                assert r.status == 202, await r.text()
+                sent.append((workflow_id(doc), time.time()))
+
+        for i in range(rate * seconds):
+            await asyncio.sleep(max(0.0, t0 + i * interval - time.monotonic()))
+            tasks.append(asyncio.create_task(post(notification())))
+        await asyncio.gather(*tasks)
+    started = await start_times(client, [w for w, _ in sent])
+    latencies = [(started[w].timestamp() - t202) * 1000 for w, t202 in sent]
+    return {"events": len(sent), "p50": pct(latencies, 50), "p99": pct(latencies, 99), "max": max(latencies)}
+
+
+async def rate_phase(kafka: KafkaSettings, client: Any, env: dict[str, str], log: Path, n: int) -> float:
+    producer = create_producer(kafka)
+    await producer.start()
+    ids = []
+    source = AlertmanagerSource("alertmanager")
+    for _ in range(n):
+        doc = notification()
+        event = source.parse(json.dumps(doc).encode(), "application/json")[0]
+        key, value, headers = event.to_kafka()
+        await producer.send(kafka.events_topic, value, key=key, headers=headers)
+        ids.append(workflow_id_for("incident-response", event.dedupekey))
+    await producer.flush()
+    await producer.stop()
+    triggers = start("triggers", env, log)
+    try:
+        started = await start_times(client, ids, timeout=300)
+    finally:
+        stop(triggers)
+    times = sorted(t.timestamp() for t in started.values())
+    return n / (times[-1] - times[0])
+
+
+async def bare_phase(client: Any, temporal: TemporalSettings, n: int) -> float:
+    from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            await client.start_workflow(
+                WORKFLOW_NAME,
+                {"definition_id": "bare"},
+                id=f"bare-{i}-{uuid.uuid4().hex[:8]}",
+                task_queue=f"{temporal.task_queue}.bare",
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
+async def main(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="hookline-e2e-"))
+    stack = LocalStack(
+        KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
+        TemporalServer(tmp / "temporal", port=free_port(), db_file=tmp / "temporal" / "db.sqlite"),
+    )
+    await stack.start()
+    kafka = KafkaSettings(bootstrap_servers=stack.kafka.bootstrap_servers, topic_prefix="bench")
+    temporal = TemporalSettings(address=stack.temporal.address, task_queue="bench")
+    await ensure_topics(kafka)
+    store = DefinitionStore(kafka)
+    await store.start()
+    await store.put(DEFINITION)
+    await store.stop()
+    agents = tmp / "agents.yaml"
+    agents.write_text('agents:\n  analyzer: {command: ["true"]}\n')
+    port = free_port()
+    env = dict(
+        os.environ,
+        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
+        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
+        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
+        HOOKLINE_AGENTS_FILE=str(agents),
+        HOOKLINE_GATEWAY__PORT=str(port),
+        HOOKLINE_TRIGGERS__PORT="0",
+        HOOKLINE_TRIGGERS__TICKER="false",
+        HOOKLINE_LOG__LEVEL="warning",
+        HOOKLINE_LOG__FORMAT="json",
+    )
+    log = tmp / "components.log"
+    client = await connect(temporal)
+    gateway = start("gateway", env, log)
+    triggers = start("triggers", env, log)
+    try:
+        for _ in range(300):
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2)  # the triggers join their group
+        print(f"Temporal dev server (SQLite, WAL), Kafka 4.1 KRaft; 2 cores; {datetime.now(UTC):%Y-%m-%d}")
+        lat = await latency_phase(port, client, args.rate, args.seconds)
+        print(
+            f"gateway 202 -> workflow started, {args.rate} events/s for {args.seconds}s ({lat['events']:.0f} events): "
+            f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms   (target: p99 <= 250 ms)"
+        )
+        stop(triggers)
+        hookline = await rate_phase(kafka, client, env, log, args.starts)
+        bare = await bare_phase(client, temporal, args.starts)
+        print(
+            f"workflow starts/s, {args.starts} starts at concurrency {CONCURRENCY}: triggers {hookline:.0f}/s, "
+            f"bare start_workflow loop {bare:.0f}/s, ratio {hookline / bare:.2f}   (target: >= 0.9)"
+        )
+    finally:
+        stop(gateway)
+        if triggers.poll() is None:
+            stop(triggers)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--starts", type=int, default=2000)
+    asyncio.run(main(parser.parse_args()))
