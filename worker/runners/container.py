@@ -10,9 +10,9 @@ import contextlib
 from typing import Any, ClassVar, Literal
 
 import aiodocker
+import aiohttp
 import orjson
 from aiodocker.containers import DockerContainer
-from aiodocker.stream import Stream
 from pydantic import Field
 
 from schemas.agents import Agent
@@ -78,14 +78,6 @@ def _spec(agent: Agent, request: StepRequest, options: ContainerOptions) -> dict
     return spec
 
 
-def _close_stdin(stream: Stream) -> None:
-    # aiodocker's Stream has no public half-close; closing it would also stop the output.
-    response = stream._resp
-    transport = response.connection.transport if response is not None and response.connection else None
-    if transport is not None and transport.can_write_eof():
-        transport.write_eof()
-
-
 class ContainerRunner:
     kind: ClassVar[str] = "container"
 
@@ -136,6 +128,8 @@ class ContainerRunner:
         finally:
             if container is not None:
                 await self._remove(container)
+        if code < 0:
+            raise StepFailed("the engine reported no exit status", retryable=True, output=output.text(), kind="Engine")
         if code != 0:
             raise exit_failure(code, output.text(), options.non_retryable_exit_codes)
         return StepResult(exit_code=0, output=output.text(), output_truncated=output.truncated)
@@ -157,15 +151,22 @@ class ContainerRunner:
         return await docker.containers.create(spec)
 
     async def _attach_and_wait(self, container: DockerContainer, request: StepRequest) -> tuple[OutputBuffer, int]:
-        output = OutputBuffer(self._cap)
-        async with container.attach(stdin=True, stdout=True, stderr=True) as stream:
+        # stdin through an attach made before the start (so the step cannot miss it) that ends
+        # once written: StdinOnce then closes the step's stdin.
+        async with container.attach(stdin=True) as stdin:
             await container.start()
-            await stream.write_in(orjson.dumps(step_context(request)))
-            _close_stdin(stream)
-            # Read to the end even past the cap, so the container is never blocked on its output.
-            while (message := await stream.read_out()) is not None:
-                output.add(message.data)
+            # A step that exits without reading its stdin closes the attach first; as with a
+            # broken pipe, that is the step's business. (aiodocker asserts on the closed socket.)
+            with contextlib.suppress(AssertionError, RuntimeError, ConnectionError, aiohttp.ClientError):
+                await stdin.write_in(orjson.dumps(step_context(request)))
+        # The output is read from the engine's log once the step has exited: podman's attach and
+        # log-follow streams race with a container that exits at once (lost tails, hangs, 500s).
         status = await container.wait()
+        output = OutputBuffer(self._cap)
+        # Read to the end (the step has exited, so it ends): a log stream left half-read leaks
+        # its connection.
+        async for text in container.log(stdout=True, stderr=True, follow=True):
+            output.add(text.encode())
         return output, int(status.get("StatusCode", -1))
 
     @staticmethod
