@@ -1,8 +1,9 @@
 """The triggers service: consume events, start the matching workflows, then commit.
 
-A batch is processed concurrently (bounded), and its offsets are committed only when every
-record in it has started its workflows or gone to the DLQ. Rebalances wait for the batch in hand
-to finish and commit, so a revoked partition is never handed over half-done.
+Records are handled concurrently as they arrive (`triggers.concurrency` at a time); a record's
+offset is committed only once it has started its workflows or gone to the DLQ, and commits stay
+in order per partition (see `triggers.inflight`). A rebalance waits until the revoked
+partitions' records are done and committed, so a partition is never handed over half-done.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from schemas.agents import AgentCatalog
 from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.external import event_from_record
+from triggers.inflight import InFlight
 from triggers.matching import TriggerIndex
 from triggers.metrics import TriggersMetrics
 from triggers.schedules import Ticker
@@ -37,16 +39,18 @@ from triggers.starter import WorkflowStarter
 __all__ = ["TriggersService"]
 
 log = get_logger(__name__)
+# How often offsets of finished records are committed while consuming.
+COMMIT_INTERVAL_S = 0.2
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, service: TriggersService) -> None:
+        self._service = service
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # The batch loop holds the lock until its offsets are committed.
-        async with self._lock:
-            log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+        # A partition is handed over only once its records in flight are done and committed.
+        await self._service.hand_over(revoked)
+        log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
@@ -61,7 +65,8 @@ class TriggersService:
         self.metrics = TriggersMetrics()
         self.definitions = DefinitionStore(settings.kafka)
         self._stopping = asyncio.Event()
-        self._batch_lock = asyncio.Lock()
+        self._inflight = InFlight(self._options.concurrency)
+        self._last_commit = 0.0
         self._starter = WorkflowStarter(
             client,
             settings.temporal,
@@ -86,11 +91,12 @@ class TriggersService:
         self._consumer = create_consumer(
             kafka, group_id=self._options.group_id, max_poll_records=self._options.max_batch
         )
-        listener = _DrainOnRevoke(self._batch_lock)
+        listener = _DrainOnRevoke(self)
         subscribed = self._topics()
         self._consumer.subscribe(subscribed, listener=listener)
         await self._consumer.start()
         log.info("consuming", topics=subscribed, group=self._options.group_id)
+        crashed = False
         try:
             while not self._stopping.is_set():
                 if (topics := self._topics()) != subscribed:
@@ -98,39 +104,59 @@ class TriggersService:
                     self._consumer.subscribe(topics, listener=listener)
                     subscribed = topics
                     log.info("subscribed", topics=topics)
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=self._options.max_batch)
-                if not batches:
-                    continue
-                async with self._batch_lock:
-                    await self._process(batches)
+                await self._consume_some()
+            await self._inflight.drain()
+            self._raise_failure()
+            await self._commit_done()
+        except BaseException:
+            crashed = True  # like a crash: in-flight work is abandoned and nothing more committed
+            self._inflight.cancel()
+            raise
         finally:
             if ticking is not None:
                 ticker.stop()
                 with contextlib.suppress(Exception):
                     await ticking
+            if crashed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._inflight.drain(), 5)
             await self._consumer.stop()  # leaves the group
             await self._dlq.stop()
             await self.definitions.stop()
 
+    async def _consume_some(self) -> None:
+        assert self._consumer is not None
+        self._raise_failure()
+        room = await self._inflight.room(timeout=0.5)
+        if room:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=min(room, self._options.max_batch))
+            for records in batches.values():
+                self.metrics.events_consumed.inc(len(records))
+                for record in records:
+                    self._inflight.dispatch(record, self._handle)
+        if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+            await self._commit_done()
+
+    def _raise_failure(self) -> None:
+        if self._inflight.failure is not None:
+            raise self._inflight.failure
+
+    async def _commit_done(self, partitions: set[TopicPartition] | None = None) -> None:
+        points = self._inflight.commit_points(partitions)
+        self._last_commit = time.monotonic()
+        if points:
+            await self._commit(points)
+            self._inflight.committed(points)
+
+    async def hand_over(self, partitions: set[TopicPartition]) -> None:
+        """Finish and commit what is in flight for `partitions` (they are being revoked)."""
+        await self._inflight.drain(partitions)
+        if self._inflight.failure is None:
+            await self._commit_done(partitions)
+        self._inflight.forget(partitions)
+
     def stop(self) -> None:
         self._stopping.set()
-
-    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        assert self._consumer is not None
-        semaphore = asyncio.Semaphore(self._options.concurrency)
-
-        async def bounded(record: ConsumerRecord[Any, Any]) -> None:
-            async with semaphore:
-                await self._handle(record)
-
-        records = [r for rs in batches.values() for r in rs]
-        self.metrics.events_consumed.inc(len(records))
-        try:
-            await asyncio.gather(*(bounded(r) for r in records))
-        except asyncio.CancelledError:
-            log.info("stopping mid-batch; its records stay uncommitted", records=len(records))
-            raise
-        await self._commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
