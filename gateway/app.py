@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import add_api_routes
-from gateway.errors import GatewayError, PayloadTooLarge, UnknownSource, problem_middleware
+from gateway.errors import UnknownSource, problem_middleware
+from gateway.ingress import hook_handler
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
 from gateway.sources import Source, build_sources
+from gateway.ticks import add_tick_routes
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 
@@ -25,38 +27,10 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 PUBLISHER = web.AppKey("publisher", EventPublisher)
 SOURCES = web.AppKey("sources", dict[str, Source])
-Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def hook_handler(source: Source, publisher: EventPublisher, metrics: GatewayMetrics, max_body_bytes: int) -> Handler:
-    """The POST handler of one configured source, on a static route of its own."""
-    requests = metrics.requests_for(source.name)
-
-    async def receive(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > max_body_bytes:
-            raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds the limit of {max_body_bytes} bytes")
-        # read() enforces client_max_size on chunked bodies too (413, never a silent truncation).
-        body = await request.read()
-        events = source.parse(body, request.headers.get("Content-Type", ""))
-        await publisher.publish(events, source=source.name)
-        ids = [e.id for e in events]
-        log.debug("accepted", source=source.name, event_ids=ids)
-        return _json({"accepted": len(ids), "event_ids": ids}, status=202)
-
-    async def counted(request: web.Request) -> web.Response:
-        try:
-            response = await receive(request)
-        except (GatewayError, web.HTTPException) as exc:
-            requests(exc.status).inc()
-            raise
-        requests(response.status).inc()
-        return response
-
-    return counted
 
 
 async def unknown_source(request: web.Request) -> web.Response:
@@ -103,10 +77,19 @@ def create_app(
 
     app.cleanup_ctx.append(publisher_ctx)
     for source in app[SOURCES].values():
-        app.router.add_post(
-            f"/hooks/{source.name}", hook_handler(source, app[PUBLISHER], app[METRICS], options.max_body_bytes)
-        )
+        if source.guard.open:
+            log.info("source accepts requests without credentials", source=source.name, kind=source.kind)
+        handler = hook_handler(source, app[PUBLISHER], app[METRICS], options.max_body_bytes, options.read_timeout_s)
+        app.router.add_post(f"/hooks/{source.name}", handler)
     app.router.add_post("/hooks/{source}", unknown_source)
+    add_tick_routes(
+        app,
+        options.ticks,
+        app[PUBLISHER],
+        app[METRICS],
+        max_body_bytes=options.max_body_bytes,
+        read_timeout_s=options.read_timeout_s,
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

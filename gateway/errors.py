@@ -16,9 +16,15 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "GatewayError",
+    "InvalidCredentials",
     "InvalidPayload",
+    "InvalidSignature",
+    "MissingCredentials",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
+    "StaleTimestamp",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
     "UnknownSource",
@@ -37,6 +43,8 @@ class GatewayError(Exception):
     status = 500
     title = "Internal error"
     slug = "internal"
+    #: Close the connection after answering (the request body may still be arriving).
+    close_connection = False
 
     def __init__(
         self, detail: str, *, errors: list[SchemaError] | None = None, headers: dict[str, str] | None = None
@@ -67,14 +75,50 @@ class UnknownSource(GatewayError, LookupError):
     status, title, slug = 404, "Unknown source", "unknown-source"
 
 
+class RequestTimeout(GatewayError, TimeoutError):
+    """The client did not send its whole body in time; the connection is closed."""
+
+    status, title, slug = 408, "Request timeout", "request-timeout"
+    close_connection = True
+
+
+class TooManyRequests(GatewayError):
+    """A source over its rate limit (never an Alertmanager source: it drops what gets 429)."""
+
+    status, title, slug = 429, "Too many requests", "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
 class Unauthorized(GatewayError, PermissionError):
-    """No bearer token, or one that is not configured (401 + WWW-Authenticate)."""
+    """No bearer token, or one that is not configured (401 + WWW-Authenticate). `challenge`
+    replaces the default Bearer challenge (webhook sources accept other schemes)."""
 
     status, title, slug = 401, "Unauthorized", "unauthorized"
 
-    def __init__(self, detail: str, *, invalid: bool = False) -> None:
-        challenge = 'Bearer realm="hookline"' + (', error="invalid_token"' if invalid else "")
+    def __init__(self, detail: str, *, invalid: bool = False, challenge: str | None = None) -> None:
+        if challenge is None:
+            challenge = 'Bearer realm="hookline"' + (', error="invalid_token"' if invalid else "")
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class MissingCredentials(Unauthorized):
+    title, slug = "Missing credentials", "missing-credentials"
+
+
+class InvalidCredentials(Unauthorized):
+    title, slug = "Invalid credentials", "invalid-credentials"
+
+
+class InvalidSignature(Unauthorized):
+    title, slug = "Invalid signature", "invalid-signature"
+
+
+class StaleTimestamp(Unauthorized):
+    """A signed request whose timestamp is outside the tolerance (a replay, or a skewed clock)."""
+
+    title, slug = "Timestamp outside tolerance", "stale-timestamp"
 
 
 class Forbidden(GatewayError, PermissionError):
@@ -135,6 +179,15 @@ def problem_response(
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
 
 
+async def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """Send `response`, then close the connection instead of reading the rest of the body."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()  # no lingering read of what the client still sends
+    return response
+
+
 @web.middleware
 async def problem_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -142,7 +195,7 @@ async def problem_middleware(
     try:
         return await handler(request)
     except GatewayError as exc:
-        return problem_response(
+        response = problem_response(
             exc.status,
             exc.title,
             exc.detail,
@@ -151,6 +204,7 @@ async def problem_middleware(
             errors=exc.errors,
             headers=exc.headers,
         )
+        return await _closing(request, response) if exc.close_connection else response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
+from gateway.sources.config import AlertmanagerConfig, SourceConfig, TicksConfig, source_config
 from hookline.settings import ComponentSettings, Section
 
 __all__ = ["OPERATOR_TEAM", "ApiOptions", "ApiToken", "GatewayOptions", "GatewaySettings", "Scope"]
@@ -15,16 +17,33 @@ Scope = Literal["read", "write", "execute"]
 OPERATOR_TEAM = "*"
 
 
+SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+Sources = dict[SourceName, Annotated[SourceConfig, BeforeValidator(source_config)]]
+
+
+def _default_sources() -> Sources:
+    return {"alertmanager": AlertmanagerConfig()}
+
+
 class GatewayOptions(Section):
+    # A secret given inline (`{value: ...}`) must not be echoed by a validation error.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger bodies get 413.")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 answers.")
     produce_timeout_s: float = Field(5.0, gt=0, description="Longest wait for Kafka's ack before 503.")
-    read_timeout_s: float = Field(30.0, gt=0, description="Slow clients are cut off after this.")
-    sources: dict[str, str] = Field(
-        default_factory=lambda: {"alertmanager": "alertmanager"},
-        description="Source name (the {source} of /hooks/{source}) → source kind.",
+    read_timeout_s: float = Field(
+        30.0, gt=0, description="Longest time to receive a request body; slower clients get 408 and are cut off."
+    )
+    sources: Sources = Field(
+        default_factory=_default_sources,
+        description="Source name (the {source} of /hooks/{source}) → its kind, or an object with the kind and "
+        "its options (docs/ingress.md).",
+    )
+    ticks: TicksConfig = Field(
+        default_factory=TicksConfig, description="POST /ticks/{definition} for an external scheduler."
     )
 
 
@@ -62,5 +81,7 @@ class ApiOptions(Section):
 
 
 class GatewaySettings(ComponentSettings):
+    model_config = SettingsConfigDict(**ComponentSettings.model_config, hide_input_in_errors=True)
+
     gateway: GatewayOptions = GatewayOptions()
     api: ApiOptions = ApiOptions()

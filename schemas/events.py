@@ -8,6 +8,9 @@ the record key. Hookline adds three extension attributes:
 - `hooklinesource`: the name of the configured source the event came in through;
 - `resolves` (on events that end something, e.g. a resolved alert): the dedupe key of the event
   that started it, so its run can be told (see the triggers' `on_resolved` policy).
+
+Any other attribute (a passed-through CloudEvent's own extensions, `dataschema`, or
+`hooklineheaders`: the request headers a source keeps, as a JSON object) travels in `extensions`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["HEADER_PREFIX", "Event", "EventDecodeError", "new_event_id"]
+__all__ = ["HEADERS_EXTENSION", "HEADER_PREFIX", "Event", "EventDecodeError", "is_extension_name", "new_event_id"]
 
 HEADER_PREFIX = "ce_"
 _ATTRIBUTES = (
@@ -35,6 +38,14 @@ _ATTRIBUTES = (
     "resolves",
 )
 _REQUIRED = ("specversion", "id", "source", "type", "dedupekey")
+_MODELLED = frozenset((*_ATTRIBUTES, "datacontenttype", "data"))
+#: The extension that keeps the request headers a source preserves (JSON object text).
+HEADERS_EXTENSION = "hooklineheaders"
+
+
+def is_extension_name(name: str) -> bool:
+    """CloudEvents attribute names: 1-20 lower-case ASCII letters or digits, and not one Hookline models."""
+    return 0 < len(name) <= 20 and name.isascii() and name.isalnum() and name.islower() and name not in _MODELLED
 
 
 def new_event_id() -> str:
@@ -65,6 +76,8 @@ class Event(BaseModel):
     hooklinesource: str = ""
     resolves: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    #: Attributes Hookline does not model, by CloudEvents name; they travel as `ce_<name>` too.
+    extensions: dict[str, str] = Field(default_factory=dict)
 
     def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """Key, value and headers of the binary-mode Kafka record."""
@@ -75,6 +88,8 @@ class Event(BaseModel):
                 continue
             text = value.isoformat() if isinstance(value, datetime) else str(value)
             headers.append((HEADER_PREFIX + name, text.encode()))
+        for name, text in self.extensions.items():
+            headers.append((HEADER_PREFIX + name, text.encode()))
         key = (self.partitionkey or self.dedupekey).encode()
         return key, orjson.dumps(self.data), headers
 
@@ -82,12 +97,18 @@ class Event(BaseModel):
     def from_kafka(cls, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> Event:
         """Decode a binary-mode record; raises `EventDecodeError` with the reason."""
         attrs: dict[str, Any] = {}
+        extensions: dict[str, str] = {}
         for name, raw in headers:
             if name.startswith(HEADER_PREFIX):
                 try:
-                    attrs[name[len(HEADER_PREFIX) :]] = raw.decode()
+                    text = raw.decode()
                 except UnicodeDecodeError as exc:
                     raise EventDecodeError(f"header {name} is not UTF-8") from exc
+                attribute = name[len(HEADER_PREFIX) :]
+                if attribute in _MODELLED:
+                    attrs[attribute] = text
+                elif is_extension_name(attribute):
+                    extensions[attribute] = text
             elif name == "content-type":
                 attrs["datacontenttype"] = raw.decode(errors="replace")
         missing = [a for a in _REQUIRED if a not in attrs]
@@ -102,6 +123,6 @@ class Event(BaseModel):
         if not isinstance(data, dict):
             raise EventDecodeError("value must be a JSON object")
         try:
-            return cls(**attrs, data=data)
+            return cls(**attrs, data=data, extensions=extensions)
         except ValueError as exc:
             raise EventDecodeError(f"invalid CloudEvents attributes: {exc}") from exc

@@ -6,7 +6,9 @@ import hashlib
 from typing import Any
 
 from gateway.errors import InvalidPayload
-from gateway.sources.base import decode_json
+from gateway.sources.auth import Guard
+from gateway.sources.base import Headers, decode_json
+from gateway.sources.ratelimit import TokenBucket
 from schemas.events import Event, new_event_id
 from schemas.validation import validate
 
@@ -22,13 +24,18 @@ def alert_dedupe_key(receiver: str, fingerprint: str, starts_at: str, status: st
 
 
 class AlertmanagerSource:
+    kind = "alertmanager"
     retries_only_5xx = True
+    limiter: TokenBucket | None = None  # Alertmanager drops what is answered 429: never rate-limited
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, guard: Guard | None = None) -> None:
         self.name = name
+        self.guard = guard or Guard()
         self._source_uri = f"/hooks/{name}"
 
-    def parse(self, body: bytes, content_type: str) -> list[Event]:
+    def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
+        """`headers` may still be a bare Content-Type string."""
+        content_type = headers if isinstance(headers, str) else headers.get("Content-Type", "")
         notification = decode_json(body, content_type)
         errors = validate("alertmanager", notification)
         if errors:

@@ -1,32 +1,58 @@
-"""What every source shares: the Source protocol and JSON body decoding."""
+"""What every source shares: the Source protocol, headers, and JSON body decoding."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway.sources.auth import Guard
+from gateway.sources.ratelimit import TokenBucket
 from schemas.events import Event
 
-__all__ = ["Source", "decode_json"]
+__all__ = ["Headers", "Source", "as_headers", "decode_json", "media_type"]
+
+#: Request headers: aiohttp's case-insensitive mapping, or any mapping (see `as_headers`).
+Headers = Mapping[str, str]
 
 
 class Source(Protocol):
     name: str
+    kind: str
     #: Sources whose clients retry only 5xx answers never get 429 (see DESIGN.md).
     retries_only_5xx: bool
+    #: What a request must carry (credentials, signature) to be accepted.
+    guard: Guard
+    limiter: TokenBucket | None
 
-    def parse(self, body: bytes, content_type: str) -> list[Event]:
-        """The events in one request; raises a `GatewayError` subclass for bad input."""
+    def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
+        """The events in one request; raises a `GatewayError` subclass for bad input. `headers`
+        may be a bare Content-Type, for callers that have no request (`hookline explain`)."""
         ...
 
 
+def as_headers(headers: Headers | str) -> Headers:
+    """Headers to look up case-insensitively. A plain string is a Content-Type (older callers)."""
+    if isinstance(headers, str):
+        return CIMultiDict({"Content-Type": headers})
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        return headers
+    return CIMultiDict(headers)
+
+
+def media_type(headers: Headers) -> str:
+    return headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
 def decode_json(body: bytes, content_type: str) -> Any:
-    """The JSON document of a request, or 415 / 400 with the reason."""
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {media_type or 'none'!r}")
+    """The JSON document of a request, or 415 / 400 with the reason. `content_type` is the
+    media type or the whole Content-Type header."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {media or 'none'!r}")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from gateway.errors import BadRequest, InvalidPayload, UnsupportedMediaType
 from gateway.sources.alertmanager import AlertmanagerSource, alert_dedupe_key
@@ -109,3 +110,8 @@ def test_other_content_types_are_unsupported(content_type: str) -> None:
 
 def test_json_with_charset_parameter_is_accepted(notification: Callable[..., dict[str, Any]]) -> None:
     assert len(parse(notification(alerts=1), "application/json; charset=utf-8")) == 1
+
+
+def test_the_request_headers_are_read_case_insensitively(notification: Callable[..., dict[str, Any]]) -> None:
+    headers = CIMultiDict({"content-type": "application/json"})
+    assert len(SOURCE.parse(json.dumps(notification(alerts=1)).encode(), headers)) == 1

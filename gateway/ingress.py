@@ -1,0 +1,88 @@
+"""The webhook ingress: `/hooks/{source}`. Per request, in this order: size, credentials,
+rate limit, the body (bounded in time), signature, parse, produce; 202 only after Kafka's ack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, TooManyRequests
+from gateway.metrics import GatewayMetrics
+from gateway.publisher import EventPublisher
+from gateway.sources import Source
+from hookline.logging import get_logger
+
+__all__ = ["Handler", "accepted", "counted", "hook_handler", "read_body"]
+
+log = get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def accepted(event_ids: list[str], **extra: object) -> web.Response:
+    body = orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids, **extra})
+    return web.Response(body=body, status=202, content_type="application/json")
+
+
+def check_size(request: web.Request, max_body_bytes: int) -> None:
+    if request.content_length is not None and request.content_length > max_body_bytes:
+        raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds the limit of {max_body_bytes} bytes")
+
+
+async def read_body(request: web.Request, timeout_s: float) -> bytes:
+    """The whole body, or 408 (and the connection closed) if it takes longer than `timeout_s`.
+    read() enforces client_max_size on chunked bodies too (413, never a silent truncation)."""
+    if request.content.is_eof():  # already received whole, as small webhooks almost always are: no timer
+        return await request.read()
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        log.info("slow client cut off", path=request.path, timeout_s=timeout_s)
+        raise RequestTimeout(
+            f"the request body did not arrive within {timeout_s:g}s; send it at once, or raise gateway.read_timeout_s"
+        ) from None
+
+
+def counted(handler: Handler, metrics: GatewayMetrics, source: str) -> Handler:
+    """Count every answer of `handler` by status under `source`."""
+    requests = metrics.requests_for(source)
+
+    async def count(request: web.Request) -> web.Response:
+        try:
+            response = await handler(request)
+        except (GatewayError, web.HTTPException) as exc:
+            requests(exc.status).inc()
+            raise
+        requests(response.status).inc()
+        return response
+
+    return count
+
+
+def hook_handler(
+    source: Source, publisher: EventPublisher, metrics: GatewayMetrics, max_body_bytes: int, read_timeout_s: float
+) -> Handler:
+    """The POST handler of one configured source, on a static route of its own."""
+    guard, limiter = source.guard, source.limiter
+
+    async def receive(request: web.Request) -> web.Response:
+        check_size(request, max_body_bytes)
+        headers = request.headers
+        if not guard.open:
+            guard.check_headers(headers)
+        if limiter is not None and (wait_s := limiter.take()):
+            raise TooManyRequests(f"source {source.name!r} is over its rate limit", retry_after_s=wait_s)
+        body = await read_body(request, read_timeout_s)
+        if not guard.open:
+            guard.check_body(headers, body)
+        events = source.parse(body, headers)
+        await publisher.publish(events, source=source.name)
+        ids = [e.id for e in events]
+        log.debug("accepted", source=source.name, event_ids=ids)
+        return accepted(ids)
+
+    return counted(receive, metrics, source.name)

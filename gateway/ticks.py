@@ -1,0 +1,81 @@
+"""`POST /ticks/{definition}[/{trigger index}]`: an external scheduler ticks a schedule trigger.
+
+The event is the one the triggers' own ticker makes (`schemas.ticks.tick_event`), so both give a
+slot the same dedupe key and any number of tickers start one run per slot. The body is optional:
+`{"slot": "<RFC 3339 time with offset>"}`; without it the slot is now, truncated to the second.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from gateway.errors import BadRequest, NotFound
+from gateway.ingress import Handler, accepted, check_size, counted, read_body
+from gateway.metrics import GatewayMetrics
+from gateway.publisher import EventPublisher
+from gateway.sources.auth import Guard
+from gateway.sources.base import decode_json
+from gateway.sources.config import TicksConfig
+from schemas.ticks import tick_event
+
+__all__ = ["TICKS_SOURCE", "add_tick_routes"]
+
+TICKS_SOURCE = "ticks"  # the metrics' source label
+_DEFINITION_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+def slot_of(body: bytes, content_type: str, now: datetime) -> datetime:
+    """The slot a tick request names, or `now` truncated to the second."""
+    if not body.strip():
+        return now.replace(microsecond=0)
+    doc = decode_json(body, content_type)
+    if not isinstance(doc, dict) or set(doc) - {"slot"}:
+        raise BadRequest('the body is optional; if sent, it is {"slot": "<RFC 3339 time>"} and nothing else')
+    if "slot" not in doc:
+        return now.replace(microsecond=0)
+    text = doc["slot"]
+    try:
+        slot = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        slot = None
+    if slot is None or slot.tzinfo is None:
+        raise BadRequest(f"slot must be an RFC 3339 time with an offset, e.g. 2026-11-24T02:00:00Z; got {text!r:.60}")
+    return slot.astimezone(UTC).replace(microsecond=0)
+
+
+def tick_handler(config: TicksConfig, publisher: EventPublisher, max_body_bytes: int, read_timeout_s: float) -> Handler:
+    guard = Guard(config.auth)
+
+    async def tick(request: web.Request) -> web.Response:
+        if not config.enabled:
+            raise NotFound("/ticks is not enabled on this gateway: set gateway.ticks.enabled (docs/ingress.md)")
+        definition = request.match_info["definition"]
+        if not _DEFINITION_ID.match(definition):
+            raise BadRequest(f"{definition[:130]!r} is not a workflow definition id")
+        index = int(request.match_info.get("index", "0"))
+        check_size(request, max_body_bytes)
+        guard.check_headers(request.headers)
+        body = await read_body(request, read_timeout_s)
+        slot = slot_of(body, request.headers.get("Content-Type", ""), datetime.now(UTC))
+        event = tick_event(definition, index, slot)
+        await publisher.publish([event], source=TICKS_SOURCE)
+        return accepted([event.id], schedule=event.subject, slot=slot.isoformat(), dedupekey=event.dedupekey)
+
+    return tick
+
+
+def add_tick_routes(
+    app: web.Application,
+    config: TicksConfig,
+    publisher: EventPublisher,
+    metrics: GatewayMetrics,
+    *,
+    max_body_bytes: int,
+    read_timeout_s: float,
+) -> None:
+    handler = counted(tick_handler(config, publisher, max_body_bytes, read_timeout_s), metrics, TICKS_SOURCE)
+    app.router.add_post("/ticks/{definition}", handler)
+    app.router.add_post(r"/ticks/{definition}/{index:\d{1,4}}", handler)
