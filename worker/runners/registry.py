@@ -47,6 +47,12 @@ def _container(context: RunnerContext) -> Runner:
     return ContainerRunner.create(context)
 
 
+def _kubernetes(context: RunnerContext) -> Runner:
+    from worker.runners.kubernetes import KubernetesRunner
+
+    return KubernetesRunner.create(context)
+
+
 def builtin_factories() -> dict[str, RunnerFactory]:
     """The built-in kinds. Each module is imported only when its kind is served, so a worker
     serving `shell` never loads the Docker or Kubernetes clients."""
@@ -56,6 +62,7 @@ def builtin_factories() -> dict[str, RunnerFactory]:
         "http": _http,
         "ssh": _ssh,
         "container": _container,
+        "kubernetes": _kubernetes,
     }
 
 

@@ -15,9 +15,11 @@ from yarl import URL
 from schemas.agents import Agent
 from tests.integration.runners.backends import Podman, Sshd, podman_service, sshd
 from tests.integration.runners.harness import CAP, Behaviour, Harness, process_running
+from tests.integration.runners.kube_standin import KubeStandIn
 from worker.runners import RunnerContext
 from worker.runners.container import ContainerRunner
 from worker.runners.http import HttpRunner
+from worker.runners.kubernetes import KubernetesRunner
 from worker.runners.sandbox import SandboxRunner
 from worker.runners.shell import ShellRunner
 from worker.runners.ssh import SshRunner
@@ -171,4 +173,39 @@ def container_agent(podman: Podman, behaviour: Behaviour, token: str) -> Agent:
 async def container_harness(podman: Podman) -> AsyncIterator[Harness]:
     runner = ContainerRunner.create(RunnerContext(output_cap_bytes=CAP, settings={"docker_url": podman.url}))
     yield Harness("container", runner, lambda b, t: container_agent(podman, b, t), process_running)
+    await runner.close()
+
+
+@pytest.fixture
+async def kube(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[KubeStandIn, Path]:
+    """The stand-in API server and a kubeconfig (token auth, namespace `hookline`) pointing at it."""
+    standin = KubeStandIn(token="t0ken-for-tests")
+    server = await aiohttp_server(standin.app)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters: [{{name: standin, cluster: {{server: "{server.make_url("").with_path("")}"}}}}]
+users: [{{name: hookline, user: {{token: {standin.token}}}}}]
+contexts: [{{name: standin, context: {{cluster: standin, user: hookline}}}}]
+current-context: standin
+"""
+    )
+    return standin, kubeconfig
+
+
+def kubernetes_agent(behaviour: Behaviour, token: str) -> Agent:
+    local = local_agent("kubernetes", behaviour, token, Path("/"))
+    command = ("sh", "-c", 'printf %s "$HOOKLINE_CONTEXT"') if behaviour == "echo" else local.command
+    options: dict[str, object] = {"image": "busybox:1.36", "namespace": "hookline"}
+    if behaviour == "bad_config":
+        options["imagePullPolicy"] = "Never"  # the option is image_pull_policy
+    return local.model_copy(update={"options": options, "workdir": None, "command": command})
+
+
+@pytest.fixture
+async def kubernetes_harness(kube: tuple[KubeStandIn, Path]) -> AsyncIterator[Harness]:
+    settings = {"kubeconfig": str(kube[1]), "watch_timeout_s": 5}
+    runner = KubernetesRunner.create(RunnerContext(output_cap_bytes=CAP, settings=settings))
+    yield Harness("kubernetes", runner, kubernetes_agent, process_running)
     await runner.close()

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from tests.integration.runners.harness import CAP, INPUT, Harness, cleanup_sleepers, sleep_token, wait_until
 
-KINDS = ["shell", "sandbox", "http", "ssh", "container"]
+KINDS = ["shell", "sandbox", "http", "ssh", "container", "kubernetes"]
 
 
 @pytest.fixture(params=KINDS)

@@ -1,0 +1,240 @@
+"""The kubernetes runner: runs a step as a Kubernetes Job (one pod, no retries of its own: the
+workflow's retry policy decides), watches it to completion, fetches the pod's log (capped), and
+deletes the Job on timeout or cancellation; finished Jobs are left to `ttlSecondsAfterFinished`.
+
+Pods have no stdin, so the step context arrives as JSON in the HOOKLINE_CONTEXT variable (with
+the other HOOKLINE_* variables); it is never part of the command.
+
+Tested here against a stand-in API server only (no cluster can run on these machines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import Field
+
+from schemas.agents import Agent
+from schemas.run import StepRequest, StepResult
+from worker.runners.base import (
+    OutputBuffer,
+    RunnerContext,
+    RunnerOptions,
+    StepFailed,
+    config_error,
+    parse_options,
+    step_env,
+)
+from worker.runners.shell import exit_failure
+
+__all__ = ["KubernetesOptions", "KubernetesRunner", "KubernetesSettings"]
+
+CONTAINER = "step"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "hookline"}
+
+
+class KubernetesOptions(RunnerOptions):
+    """Agent `options:` of the kubernetes runner."""
+
+    image: str = Field(min_length=1)
+    namespace: str | None = Field(None, description="Default: the worker's runner_settings.kubernetes.namespace.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    service_account: str | None = None
+    resources: dict[Literal["requests", "limits"], dict[str, str]] | None = Field(
+        None, description="requests/limits, as in a pod spec."
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    non_retryable_exit_codes: list[int] = Field(default_factory=list)
+
+
+class KubernetesSettings(RunnerOptions):
+    """Worker `runner_settings.kubernetes:`."""
+
+    kubeconfig: Path | None = Field(None, description="A kubeconfig file; unset with in_cluster false: ~/.kube/config.")
+    context: str | None = None
+    in_cluster: bool = Field(False, description="Use the pod's service account (the worker runs in the cluster).")
+    namespace: str = "default"
+    ttl_seconds_after_finished: int = Field(600, ge=0)
+    watch_timeout_s: int = Field(60, ge=1, description="Each watch request's server-side timeout; then re-watched.")
+
+
+def _job_name_prefix(step: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", step.lower()).strip("-")[:40].strip("-")
+    return f"hookline-{slug or 'step'}-"
+
+
+class KubernetesRunner:
+    kind: ClassVar[str] = "kubernetes"
+
+    def __init__(self, *, output_cap_bytes: int, settings: KubernetesSettings) -> None:
+        self._cap = output_cap_bytes
+        self._settings = settings
+        self._api: client.ApiClient | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def create(cls, context: RunnerContext) -> KubernetesRunner:
+        settings = parse_options(KubernetesSettings, context.settings, "worker.runner_settings.kubernetes")
+        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
+
+    def options(self, agent: Agent) -> KubernetesOptions:
+        return parse_options(KubernetesOptions, agent.options, f"agent {agent.name!r} options")
+
+    def check(self, agent: Agent) -> None:
+        self.options(agent)
+        if not agent.command:
+            raise config_error(f"agent {agent.name!r} has no command")
+
+    async def _client(self) -> client.ApiClient:
+        async with self._lock:
+            if self._api is None:
+                configuration = client.Configuration()
+                if self._settings.in_cluster:
+                    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                else:
+                    await config.load_kube_config(
+                        config_file=str(self._settings.kubeconfig) if self._settings.kubeconfig else None,
+                        context=self._settings.context,
+                        client_configuration=configuration,
+                        persist_config=False,
+                    )
+                self._api = client.ApiClient(configuration)
+            return self._api
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+    def _job(self, agent: Agent, request: StepRequest, options: KubernetesOptions) -> client.V1Job:
+        labels = {**options.labels, **MANAGED_BY}
+        container = client.V1Container(
+            name=CONTAINER,
+            image=options.image,
+            command=list(agent.command),
+            env=[client.V1EnvVar(name=k, value=v) for k, v in step_env(agent, request, with_context=True).items()],
+            image_pull_policy=options.image_pull_policy,
+            resources=client.V1ResourceRequirements(
+                requests=options.resources.get("requests"), limits=options.resources.get("limits")
+            )
+            if options.resources
+            else None,
+        )
+        return client.V1Job(
+            api_version="batch/v1",
+            kind="Job",
+            metadata=client.V1ObjectMeta(
+                generate_name=_job_name_prefix(request.step),
+                labels=labels,
+                annotations={"hookline.dev/workflow-id": request.workflow_id, "hookline.dev/step": request.step},
+            ),
+            spec=client.V1JobSpec(
+                backoff_limit=0,
+                ttl_seconds_after_finished=self._settings.ttl_seconds_after_finished,
+                # The runner's own timeout comes first; this stops the pod should the worker be gone.
+                active_deadline_seconds=math.ceil(agent.timeout_s) + 30,
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        containers=[container],
+                        service_account_name=options.service_account,
+                        automount_service_account_token=options.service_account is not None,
+                        node_selector=options.node_selector or None,
+                    ),
+                ),
+            ),
+        )
+
+    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
+        self.check(agent)
+        options = self.options(agent)
+        namespace = options.namespace or self._settings.namespace
+        try:
+            api = await self._client()
+        except Exception as exc:  # kubeconfig missing or unreadable: nothing to retry
+            raise config_error(f"cannot load the Kubernetes configuration: {exc}") from exc
+        batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+        name: str | None = None
+        try:
+            async with asyncio.timeout(agent.timeout_s):
+                created = await batch.create_namespaced_job(namespace, self._job(agent, request, options))
+                name = str(created.metadata.name)
+                succeeded = await self._watch(batch, namespace, name, str(created.metadata.resource_version or ""))
+                output, code = await self._logs(core, namespace, name)
+        except TimeoutError:
+            await self._delete(batch, namespace, name)
+            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+        except asyncio.CancelledError:
+            await self._delete(batch, namespace, name)
+            raise
+        except ApiException as exc:
+            await self._delete(batch, namespace, name)
+            status = int(exc.status or 0)
+            raise StepFailed(
+                f"Kubernetes API: {exc.status} {exc.reason}",
+                retryable=status == 0 or status >= 500 or status == 429,
+                output=str(exc.body or "")[:2000],
+                kind="KubernetesApi",
+            ) from None
+        if not succeeded:
+            raise exit_failure(code or 1, output.text(), options.non_retryable_exit_codes)
+        return StepResult(exit_code=0, output=output.text(), output_truncated=output.truncated)
+
+    async def _watch(self, batch: client.BatchV1Api, namespace: str, name: str, version: str) -> bool:
+        """Watch the Job until it completes (True) or fails (False), re-watching after each
+        server-side timeout from the last version seen."""
+        while True:
+            async with watch.Watch() as events:
+                stream = events.stream(
+                    batch.list_namespaced_job,
+                    namespace,
+                    field_selector=f"metadata.name={name}",
+                    resource_version=version or None,
+                    timeout_seconds=self._settings.watch_timeout_s,
+                )
+                async for event in stream:
+                    job = event["object"]
+                    version = str(job.metadata.resource_version or version)
+                    for condition in (job.status and job.status.conditions) or []:
+                        if condition.status == "True" and condition.type in {"Complete", "SuccessCriteriaMet"}:
+                            return True
+                        if condition.status == "True" and condition.type in {"Failed", "FailureTarget"}:
+                            return False
+
+    async def _logs(self, core: client.CoreV1Api, namespace: str, name: str) -> tuple[OutputBuffer, int | None]:
+        """The capped log of the Job's pod and its exit code."""
+        pods = await core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        output = OutputBuffer(self._cap)
+        if not pods.items:
+            return output, None
+        pod: Any = pods.items[-1]
+        # Raw bytes: the client would otherwise parse a log that happens to be JSON and return its repr.
+        response: Any = await core.read_namespaced_pod_log(
+            pod.metadata.name, namespace, container=CONTAINER, limit_bytes=self._cap + 1, _preload_content=False
+        )
+        async with response:
+            output.add(await response.read())
+        code = None
+        for status in pod.status.container_statuses or []:
+            if status.name == CONTAINER and status.state and status.state.terminated:
+                code = int(status.state.terminated.exit_code)
+        return output, code
+
+    @staticmethod
+    async def _delete(batch: client.BatchV1Api, namespace: str, name: str | None) -> None:
+        if name is None:
+            return
+        # Shielded: a cancelled step still removes its Job (and, by propagation, its pod).
+        with contextlib.suppress(ApiException, OSError):
+            await asyncio.shield(
+                batch.delete_namespaced_job(name, namespace, propagation_policy="Background", grace_period_seconds=0)
+            )
