@@ -146,7 +146,11 @@ def worker(config_file: Path | None, runners: Sequence[str], no_workflows: bool)
     settings = _load(WorkerSettings, config_file, "worker")
     if runners or no_workflows:
         update = {"runners": list(runners) or settings.worker.runners, "workflows": not no_workflows}
-        settings = settings.model_copy(update={"worker": settings.worker.model_copy(update=update)})
+        try:  # validated, so an unknown runner stops here, before connecting anywhere
+            options = type(settings.worker).model_validate({**settings.worker.model_dump(), **update})
+        except ValueError as exc:
+            raise click.ClickException(f"--runner: {exc}") from exc
+        settings = settings.model_copy(update={"worker": options})
 
     async def main() -> None:
         await serve(settings, await _temporal_client(settings))

@@ -29,8 +29,8 @@ def build_runners(
     registry: RunnerRegistry | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Runner]:
-    """One runner per kind this worker serves; raises `RegistryError` (a ValueError) for an
-    unknown kind, or settings for a kind that is not registered."""
+    """One runner per kind this worker serves; raises ValueError (`RegistryError` for an unknown
+    kind or settings for a kind that is not registered) naming the problem."""
     registry = registry if registry is not None else RunnerRegistry.discover()
     options = settings.worker
     stray = sorted(set(options.runner_settings) - set(registry.names))
@@ -40,17 +40,18 @@ def build_runners(
         )
     environ = os.environ if environ is None else environ
     inherited = {k: v for k, v in environ.items() if k in options.inherit_env}
-    return {
-        name: registry.create(
-            name,
-            RunnerContext(
-                output_cap_bytes=options.output_cap_bytes,
-                settings=options.runner_settings.get(name, {}),
-                inherited_env=inherited,
-            ),
+    runners: dict[str, Runner] = {}
+    for name in dict.fromkeys(options.runners):
+        context = RunnerContext(
+            output_cap_bytes=options.output_cap_bytes,
+            settings=options.runner_settings.get(name, {}),
+            inherited_env=inherited,
         )
-        for name in dict.fromkeys(options.runners)
-    }
+        try:
+            runners[name] = registry.create(name, context)
+        except StepFailed as exc:  # the runner refused its settings section
+            raise ValueError(str(exc)) from None
+    return runners
 
 
 def served_pools(agents: AgentCatalog, kinds: list[str]) -> list[str]:

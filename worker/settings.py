@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hookline.settings import ComponentSettings, Section
+from worker.runners.registry import RunnerRegistry
 
 __all__ = ["WorkerOptions", "WorkerSettings"]
 
@@ -36,6 +37,16 @@ class WorkerOptions(Section):
         description="Per runner kind, its worker-side settings (e.g. http.allow, ssh.known_hosts, "
         "container.docker_url); each runner validates its own section (docs/runners.md).",
     )
+
+    @field_validator("runners", "inline_runners")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        # At start-up, before connecting anywhere: `hookline worker --runner typo` stops at once.
+        available = RunnerRegistry.installed_names()
+        unknown = [k for k in kinds if k not in available]
+        if unknown:
+            raise ValueError(f"unknown runner(s) {', '.join(unknown)}; available: {', '.join(available)}")
+        return kinds
 
 
 class WorkerSettings(ComponentSettings):

@@ -90,6 +90,11 @@ class RunnerRegistry:
             registry.register(ep.name, factory, origin=origin)
         return registry
 
+    @staticmethod
+    def installed_names() -> list[str]:
+        """The kinds `discover` would register, without importing any plug-in."""
+        return sorted({*builtin_factories(), *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+
     def register(self, name: str, factory: RunnerFactory, *, origin: str = "") -> None:
         if name in self._factories:
             raise RegistryError(
