@@ -46,7 +46,8 @@ class Sshd:
 @contextmanager
 def sshd(base: Path) -> Iterator[Sshd]:
     """OpenSSH's sshd on a loopback port with a generated host key, admitting one generated
-    user key for the current user; `AcceptEnv HOOKLINE_*` as the runner docs ask."""
+    user key for the current user; `AcceptEnv HOOKLINE_*` as the runner docs ask, and
+    `DEMO_*` for the demo agent's own variables."""
     port = free_port()
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     other_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -63,7 +64,7 @@ def sshd(base: Path) -> Iterator[Sshd]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\nPidFile {base / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {base / 'authorized_keys'}\nPubkeyAuthentication yes\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
-        "AcceptEnv HOOKLINE_*\nLogLevel ERROR\n"
+        "AcceptEnv HOOKLINE_* DEMO_*\nLogLevel ERROR\n"
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     sshd_bin = shutil.which("sshd", path="/usr/sbin:/usr/bin") or "/usr/sbin/sshd"
