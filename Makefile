@@ -27,13 +27,21 @@ lint: install
 
 install: system-deps $(STAMP)
 
-# Java 17 and Maven run the Kafka broker; python3-venv makes the virtualenv. Installed with
-# apt-get only when missing (CI and fresh machines of this kind run as root).
+# Java 17 and Maven run the Kafka broker; python3-venv makes the virtualenv. The runners' real
+# back ends: bubblewrap (sandbox), podman + runc (container; tests import a busybox-static
+# image), openssh-server/-client (ssh). Installed with apt-get only when missing (CI and fresh
+# machines of this kind run as root).
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	test -x /usr/sbin/runc -o -x /usr/bin/runc || missing="$$missing runc"; \
+	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
