@@ -92,6 +92,7 @@ class Action(_Model):
     pool: str | None = None
     command: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 def _retries_shorthand(value: Any) -> Any:

@@ -89,8 +89,7 @@ class StepActivities:
                 command=action.command,
                 env=action.env,
                 timeout_s=request.timeout_s or 300.0,
-                # `options` is the inline action's runner-specific settings (absent before it existed).
-                options=dict(getattr(action, "options", None) or {}),
+                options=action.options,
             )
         agent = self._agents.get(request.agent or "")
         if agent is None:
