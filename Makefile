@@ -29,7 +29,8 @@ install: system-deps $(STAMP)
 
 # Java 17 and Maven run the Kafka broker; python3-venv makes the virtualenv. The runners' real
 # back ends: bubblewrap (sandbox), podman + runc (container; tests import a busybox-static
-# image), openssh-server/-client (ssh). Installed with apt-get only when missing (CI and fresh
+# image), openssh-server/-client (ssh). The real Alertmanager the ingress is tested against, and
+# wrk for `make bench`. Installed with apt-get only when missing (CI and fresh
 # machines of this kind run as root).
 system-deps:
 	@missing=""; \
@@ -42,6 +43,8 @@ system-deps:
 	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
