@@ -20,6 +20,7 @@ from gateway.api.executions import (
 )
 from gateway.api.openapi import SPEC, encode_spec, serve_openapi
 from gateway.api.routing import API_PREFIX, Param, Route, guarded
+from gateway.api.runners import list_runners
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import (
     create_workflow,
@@ -164,6 +165,15 @@ ROUTES: tuple[Route, ...] = (
         (404, 409, 503),
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: "AgentList"}),
+    Route(
+        "GET",
+        "/runners",
+        list_runners,
+        "read",
+        "List the runner pools, their runner kinds, and whether a worker polls each now",
+        {200: "RunnerList"},
+        (503,),
+    ),
     Route(
         "POST",
         "/events/explain",

@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway.api.auth import Principal
 from gateway.api.routing import Route
 from schemas.run import StepState
+from worker.pools import PoolStatus
 
 __all__ = ["SPEC", "build_spec", "encode_spec", "serve_openapi"]
 
@@ -217,6 +218,8 @@ def _schemas() -> dict[str, Any]:
                 ),
             },
         ),
+        "RunnerPool": PoolStatus.model_json_schema(mode="serialization"),
+        "RunnerList": _obj(["items"], items={"type": "array", "items": _ref("RunnerPool")}),
         "OpenApiDocument": {"type": "object"},
     }
 

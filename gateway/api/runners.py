@@ -1,0 +1,29 @@
+"""`GET /runners`: each runner pool, the runner kinds its agents use, and whether a worker polls
+its task queue now, so a step waiting on a pool nobody serves is visible."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.auth import Principal
+from gateway.api.messages import json_response
+from gateway.api.state import API
+from hookline.runs import team_of
+from worker.pools import describe_pools, pools_of
+
+__all__ = ["list_runners"]
+
+
+async def list_runners(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    pools = pools_of(state.agents)
+    # Pools that only inline actions of the caller's definitions name are pools too.
+    for stored in state.definitions().all():
+        if not principal.sees(team_of(stored)):
+            continue
+        for step in stored.definition.all_steps():
+            if step.action is not None:
+                pools.setdefault(step.action.pool or step.action.runner, (step.action.runner,))
+    async with state.temporal_call():
+        statuses = await describe_pools(state.temporal(), state.settings.temporal, dict(sorted(pools.items())))
+    return json_response({"items": [s.model_dump(mode="json") for s in statuses]})

@@ -1,0 +1,60 @@
+"""`GET /api/v1/runners`: a pool shows no pollers until a worker serving it starts."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from temporalio.client import Client
+
+from hookline.settings import KafkaSettings, TemporalSettings
+from schemas.agents import AgentCatalog
+from tests.integration.test_api_support import API, api_settings, auth, start_api
+from worker.app import build_workers
+from worker.settings import WorkerSettings
+
+
+@pytest.fixture
+async def api(
+    aiohttp_client: AiohttpClient,
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    agents: AgentCatalog,
+) -> TestClient[Any, Any]:
+    return await start_api(aiohttp_client, api_settings(kafka_settings, temporal_settings), agents)
+
+
+async def shell_pool(api: TestClient[Any, Any]) -> dict[str, Any]:
+    reply = await api.get(f"{API}/runners", headers=auth("a-read"))
+    assert reply.status == 200
+    pools = {p["pool"]: p for p in (await reply.json())["items"]}
+    pool: dict[str, Any] = pools["shell"]
+    return pool
+
+
+async def test_a_pool_goes_from_no_pollers_to_polling_when_a_worker_starts(
+    api: TestClient[Any, Any],
+    temporal_client: Client,
+    temporal_settings: TemporalSettings,
+    agents: AgentCatalog,
+) -> None:
+    before = await shell_pool(api)
+    assert (before["polling"], before["pollers"], before["kinds"]) == (False, 0, ["shell"])
+    assert before["task_queue"] == temporal_settings.runner_queue("shell")
+    async with AsyncExitStack() as stack:
+        for w in build_workers(WorkerSettings(temporal=temporal_settings), temporal_client, agents):
+            await stack.enter_async_context(w)
+        for _ in range(100):
+            after = await shell_pool(api)
+            if after["polling"]:
+                break
+            await asyncio.sleep(0.1)
+    assert after["polling"] is True and after["pollers"] >= 1
+
+
+async def test_runners_need_a_token(api: TestClient[Any, Any]) -> None:
+    assert (await api.get(f"{API}/runners")).status == 401
