@@ -48,10 +48,12 @@ class SandboxRunner(ShellRunner):
         settings = parse_options(SandboxSettings, context.settings, "worker.runner_settings.sandbox")
         return cls(output_cap_bytes=context.output_cap_bytes, base_env=dict(context.inherited_env), settings=settings)
 
+    def sandbox_options(self, agent: Agent) -> SandboxOptions:
+        return parse_options(SandboxOptions, agent.options, f"agent {agent.name!r} options")
+
     def check(self, agent: Agent) -> None:
         super().check(agent)
-        options = self.options(agent)
-        assert isinstance(options, SandboxOptions)
+        options = self.sandbox_options(agent)
         if shutil.which(self._settings.bwrap) is None:
             raise config_error(f"bubblewrap ({self._settings.bwrap!r}) is not installed on this worker")
         for path in options.read_only_paths:
@@ -61,8 +63,8 @@ class SandboxRunner(ShellRunner):
             raise config_error(f"agent {agent.name!r} needs an absolute workdir for the sandbox")
 
     def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
-        assert isinstance(options, SandboxOptions) and agent.workdir is not None
-        workdir = str(agent.workdir)
+        options = self.sandbox_options(agent)
+        workdir = str(agent.workdir)  # absolute: `check` ran first
         args = [self._settings.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         if options.network:
             args.append("--share-net")
