@@ -6,6 +6,10 @@ own process. For each it runs wrk (Debian package `wrk`) at full speed, then at 
 and prints accepted requests/s, p50/p99 latency, the gateway's RSS over the run, and checks that the
 number of 202s the server answered equals the records that landed in Kafka.
 
+Then, per source kind (bench/ingest_kinds.py), one more gateway with a source of each kind gets the
+same body at full speed, one kind after the other, and the CPU cost of parsing and of checking
+credentials and signatures is measured in-process: the kinds' figures next to the baseline's.
+
     make bench          # or: .venv/bin/python bench/ingest.py [--seconds 10] [--connections 64]
 """
 
@@ -29,6 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest_kinds import SOURCES, check_costs, headers_for, parse_costs, report_kinds  # noqa: E402
 from hookline.kafka import create_consumer, ensure_topics, topic_partitions  # noqa: E402
 from hookline.settings import KafkaSettings  # noqa: E402
 from hookline.stack import KafkaServer, free_port  # noqa: E402
@@ -49,9 +54,14 @@ def notification() -> bytes:
     return json.dumps(doc).encode()
 
 
-def wrk_script(body: bytes, path: Path, delay_ms: float | None) -> Path:
-    body_lua = body.decode().replace("\\", "\\\\").replace('"', '\\"')
-    lines = ['wrk.method = "POST"', f'wrk.body = "{body_lua}"', 'wrk.headers["Content-Type"] = "application/json"']
+def lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk_script(body: bytes, path: Path, delay_ms: float | None, headers: dict[str, str] | None = None) -> Path:
+    lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body.decode())}"]
+    for name, value in (headers or {"Content-Type": "application/json"}).items():
+        lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
     if delay_ms is not None:
         lines.append(f"function delay() return {delay_ms:.3f} end")
     path.write_text("\n".join(lines) + "\n")
@@ -133,18 +143,18 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str,
     return parse_wrk(out)
 
 
-async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    prefix = f"bench-{kind}-{int(time.time())}"
-    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix, events_partitions=6)
-    await ensure_topics(settings)
-    port = free_port()
-    env = dict(
+def start_server(
+    kind: str, kafka: KafkaServer, settings: KafkaSettings, port: int, **env: str
+) -> subprocess.Popen[bytes]:
+    """The bare handler, or the gateway (`hookline gateway`), in a process of its own."""
+    environment = dict(
         os.environ,
         HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        HOOKLINE_KAFKA__TOPIC_PREFIX=prefix,
+        HOOKLINE_KAFKA__TOPIC_PREFIX=settings.topic_prefix,
         HOOKLINE_GATEWAY__PORT=str(port),
         HOOKLINE_LOG__FORMAT="json",
         HOOKLINE_LOG__LEVEL="warning",
+        **env,
     )
     argv = (
         [
@@ -160,7 +170,15 @@ async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, 
         if kind == "bare"
         else [sys.executable, "-m", "hookline.cli", "gateway"]
     )
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT)
+    return subprocess.Popen(argv, env=environment, cwd=ROOT)
+
+
+async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    prefix = f"bench-{kind}-{int(time.time())}"
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix, events_partitions=6)
+    await ensure_topics(settings)
+    port = free_port()
+    proc = start_server(kind, kafka, settings, port)
     try:
         await wait_ready(f"http://127.0.0.1:{port}/readyz")
         url = f"http://127.0.0.1:{port}/hooks/alertmanager"
@@ -191,6 +209,38 @@ async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, 
             "accepted_202": accepted,
             "records_in_kafka": landed,
         }
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def bench_kinds(kafka: KafkaServer, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """One gateway with a source of each kind; each gets the same body at full speed in turn."""
+    settings = KafkaSettings(
+        bootstrap_servers=kafka.bootstrap_servers, topic_prefix=f"bench-kinds-{int(time.time())}", events_partitions=6
+    )
+    await ensure_topics(settings)
+    port = free_port()
+    proc = start_server("gateway", kafka, settings, port, HOOKLINE_GATEWAY__SOURCES=json.dumps(SOURCES))
+    body = notification()
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}/readyz")
+        runs: dict[str, dict[str, float]] = {}
+        for source in SOURCES:
+            url = f"http://127.0.0.1:{port}/hooks/{source}"
+            script = wrk_script(body, tmp / f"kind-{source}.lua", None, headers_for(source, body))
+            run_wrk(url, script, 1, args.connections)  # warm-up
+            runs[source] = run_wrk(url, script, args.kind_seconds, args.connections)
+        await asyncio.sleep(1)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+        accepted = sum(
+            int(float(m.group(1)))
+            for m in re.finditer(r'hookline_gateway_requests_total\{source="[^"]+",status="202"\} ([\d.e+]+)', text)
+        )
+        landed = await records_on(settings, settings.events_topic)
+        return {"runs": runs, "accepted_202": accepted, "records_in_kafka": landed}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -233,6 +283,8 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--kind-seconds", type=int, default=5, help="Full-speed run per source kind.")
+    parser.add_argument("--no-kinds", action="store_true", help="Only the baseline and the Alertmanager source.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk); `make bench` installs it", file=sys.stderr)
@@ -242,11 +294,17 @@ async def main() -> int:
     await kafka.start()
     try:
         results = {kind: await bench_target(kind, kafka, args, tmp) for kind in ("bare", "gateway")}
+        kinds = None if args.no_kinds else await bench_kinds(kafka, args, tmp)
     finally:
         kafka.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     report(results)
-    return 0 if all(r["accepted_202"] == r["records_in_kafka"] for r in results.values()) else 1
+    checks = [r["accepted_202"] == r["records_in_kafka"] for r in results.values()]
+    if kinds is not None:
+        body = notification()
+        report_kinds(kinds, results["bare"], parse_costs(body), check_costs(body))
+        checks.append(kinds["accepted_202"] == kinds["records_in_kafka"])
+    return 0 if all(checks) else 1
 
 
 if __name__ == "__main__":
