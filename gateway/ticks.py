@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, NotFound, TooManyRequests
 from gateway.ingress import Handler, accepted, check_size, counted, read_body
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.sources.auth import Guard
 from gateway.sources.base import decode_json
 from gateway.sources.config import TicksConfig
+from gateway.sources.ratelimit import TokenBucket
 from schemas.ticks import tick_event
 
 __all__ = ["TICKS_SOURCE", "add_tick_routes"]
@@ -48,6 +49,8 @@ def slot_of(body: bytes, content_type: str, now: datetime) -> datetime:
 
 def tick_handler(config: TicksConfig, publisher: EventPublisher, max_body_bytes: int, read_timeout_s: float) -> Handler:
     guard = Guard(config.auth)
+    limit = config.rate_limit
+    limiter = TokenBucket(limit.per_second, limit.burst) if limit is not None else None
 
     async def tick(request: web.Request) -> web.Response:
         if not config.enabled:
@@ -58,6 +61,8 @@ def tick_handler(config: TicksConfig, publisher: EventPublisher, max_body_bytes:
         index = int(request.match_info.get("index", "0"))
         check_size(request, max_body_bytes)
         guard.check_headers(request.headers)
+        if limiter is not None and (wait_s := limiter.take()):
+            raise TooManyRequests("/ticks is over its rate limit", retry_after_s=wait_s)
         body = await read_body(request, read_timeout_s)
         slot = slot_of(body, request.headers.get("Content-Type", ""), datetime.now(UTC))
         event = tick_event(definition, index, slot)

@@ -136,3 +136,15 @@ async def run_ids(client: Client, definition: str, expect: int) -> list[str]:
         await asyncio.sleep(0.05)
     await asyncio.sleep(1)
     return sorted({w.id async for w in client.list_workflows(query)})
+
+
+async def test_ticks_over_their_rate_limit_get_429(
+    aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings
+) -> None:
+    client = await gateway_with(
+        aiohttp_client, kafka_settings, {"enabled": True, "rate_limit": {"per_second": 0.1, "burst": 1}}
+    )
+    first = await client.post("/ticks/nightly-report", json={"slot": SLOT})
+    second = await client.post("/ticks/nightly-report", json={"slot": SLOT})
+    assert (first.status, second.status) == (202, 429)
+    assert int(second.headers["Retry-After"]) >= 1
