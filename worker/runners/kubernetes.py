@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import re
 from pathlib import Path
@@ -69,6 +70,15 @@ class KubernetesSettings(RunnerOptions):
 def _job_name_prefix(step: str) -> str:
     slug = re.sub(r"[^a-z0-9-]+", "-", step.lower()).strip("-")[:40].strip("-")
     return f"hookline-{slug or 'step'}-"
+
+
+def _status_message(exc: ApiException) -> str:
+    """The message of the API's Status answer, not its whole body (which may echo the Job)."""
+    try:
+        message = json.loads(exc.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    return str(message)[:300]
 
 
 class KubernetesRunner:
@@ -180,9 +190,8 @@ class KubernetesRunner:
             await self._delete(batch, namespace, name)
             status = int(exc.status or 0)
             raise StepFailed(
-                f"Kubernetes API: {exc.status} {exc.reason}",
+                f"Kubernetes API: {exc.status} {exc.reason}: {_status_message(exc)}",
                 retryable=status == 0 or status >= 500 or status == 429,
-                output=str(exc.body or "")[:2000],
                 kind="KubernetesApi",
             ) from None
         if not succeeded:

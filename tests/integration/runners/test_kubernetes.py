@@ -135,7 +135,7 @@ async def test_a_refused_api_call_is_a_typed_error(kube: Kube, runner_for: Calla
     kube[1].write_text(kube[1].read_text().replace(kube[0].token, "wrong-token"))
     error = await failure(runner_for(), job_agent("true"))
     assert (error.type, error.non_retryable) == ("KubernetesApi", True)
-    assert "401" in error.message
+    assert error.message == "Kubernetes API: 401 Unauthorized: Unauthorized"
 
 
 async def test_a_missing_kubeconfig_is_a_configuration_error(
