@@ -294,7 +294,7 @@ def _print_where(settings: StackSettings, *, components: bool) -> None:
         lines.append(f"Temporal UI http://127.0.0.1:{o.temporal_ui_port}")
     if components:
         lines += [
-            "Gateway    http://127.0.0.1:8080  (POST /hooks/alertmanager, /hooks/events, /ticks/..., /healthz, /readyz, /metrics)",
+            "Gateway    http://127.0.0.1:8080  (POST /hooks/{alertmanager,events} /ticks/...; /healthz /metrics)",
             "API        http://127.0.0.1:8080/api/v1  (see README: API; local token in examples/hookline.yaml)",
             "Triggers   http://127.0.0.1:8081/metrics",
             "Worker     runner pools: shell",
