@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import re
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -65,6 +66,7 @@ class KubernetesSettings(RunnerOptions):
     namespace: str = "default"
     ttl_seconds_after_finished: int = Field(600, ge=0)
     watch_timeout_s: int = Field(60, ge=1, description="Each watch request's server-side timeout; then re-watched.")
+    pod_check_s: float = Field(5.0, gt=0, description="How often the pod is checked for not being able to start.")
 
 
 def _job_name_prefix(step: str) -> str:
@@ -79,6 +81,28 @@ def _status_message(exc: ApiException) -> str:
     except (ValueError, AttributeError):
         message = ""
     return str(message)[:300]
+
+
+#: Container waiting reasons that mean the pod will not start by itself → retrying may help.
+_CANNOT_START = {
+    "ErrImagePull": True,
+    "ImagePullBackOff": True,
+    "InvalidImageName": False,
+    "CreateContainerConfigError": False,
+    "CreateContainerError": False,
+}
+
+
+async def _first(*steps: Coroutine[Any, Any, bool]) -> bool:
+    """The result (or exception) of whichever finishes first; the others are cancelled."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return next(iter(done)).result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class KubernetesRunner:
@@ -178,12 +202,15 @@ class KubernetesRunner:
             async with asyncio.timeout(agent.timeout_s):
                 created = await batch.create_namespaced_job(namespace, self._job(agent, request, options))
                 name = str(created.metadata.name)
-                succeeded = await self._watch(batch, namespace, name, str(created.metadata.resource_version or ""))
+                succeeded = await _first(
+                    self._watch(batch, namespace, name, str(created.metadata.resource_version or "")),
+                    self._stuck_pod(core, namespace, name),
+                )
                 output, code = await self._logs(core, namespace, name)
         except TimeoutError:
             await self._delete(batch, namespace, name)
             raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StepFailed):
             await self._delete(batch, namespace, name)
             raise
         except ApiException as exc:
@@ -218,6 +245,24 @@ class KubernetesRunner:
                             return True
                         if condition.status == "True" and condition.type in {"Failed", "FailureTarget"}:
                             return False
+
+    async def _stuck_pod(self, core: client.CoreV1Api, namespace: str, name: str) -> bool:
+        """Raises once the Job's pod cannot start (bad image, missing config): the Job itself would
+        wait for it until the step's timeout. Never returns otherwise."""
+        while True:
+            await asyncio.sleep(self._settings.pod_check_s)
+            pods = await core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+            for pod in pods.items:
+                for status in (pod.status and pod.status.container_statuses) or []:
+                    waiting = status.state.waiting if status.state else None
+                    if waiting is not None and waiting.reason in _CANNOT_START:
+                        retryable = _CANNOT_START[waiting.reason]
+                        detail = f" ({waiting.message})" if waiting.message else ""
+                        raise StepFailed(
+                            f"pod {pod.metadata.name} cannot start: {waiting.reason}{detail}",
+                            retryable=retryable,
+                            kind="Image" if retryable else "Config",
+                        )
 
     async def _logs(self, core: client.CoreV1Api, namespace: str, name: str) -> tuple[OutputBuffer, int | None]:
         """The capped log of the Job's pod and its exit code."""

@@ -19,6 +19,8 @@ from aiohttp import web
 
 JOBS = "/apis/batch/v1/namespaces/{namespace}/jobs"
 PODS = "/api/v1/namespaces/{namespace}/pods"
+#: Images the stand-in's kubelet cannot start, and the container waiting reason it reports.
+BAD_IMAGES = {"no-such-image": "ErrImagePull", "INVALID": "InvalidImageName"}
 
 
 def _now() -> str:
@@ -130,6 +132,16 @@ class KubeStandIn:
         }
         self.pods[f"{namespace}/{pod_name}"] = pod
         self.logs[f"{namespace}/{pod_name}"] = log = bytearray()
+        for marker, reason in BAD_IMAGES.items():
+            if marker in container["image"]:
+                waiting = {"reason": reason, "message": f'failed to pull image "{container["image"]}"'}
+                pod["status"].update(
+                    phase="Pending",
+                    containerStatuses=[
+                        {**pod["status"]["containerStatuses"][0], "ready": False, "state": {"waiting": waiting}}
+                    ],
+                )
+                return
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | {
             e["name"]: e.get("value", "") for e in container.get("env", [])
         }

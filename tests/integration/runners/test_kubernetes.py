@@ -143,3 +143,16 @@ async def test_a_missing_kubeconfig_is_a_configuration_error(
 ) -> None:
     error = await failure(runner_for(kubeconfig=str(tmp_path / "nope")), job_agent("true"))
     assert (error.type, error.non_retryable) == ("Config", True)
+
+
+@pytest.mark.parametrize(
+    ("image", "kind", "retryable"),
+    [("registry.example/no-such-image:1", "Image", True), ("registry.example/INVALID", "Config", False)],
+)
+async def test_a_pod_that_cannot_start_fails_the_step_without_waiting_for_the_timeout(
+    runner_for: Callable[..., Harness], kube: Kube, image: str, kind: str, retryable: bool
+) -> None:
+    error = await failure(runner_for(pod_check_s=0.1), job_agent("true", timeout_s=60, image=image))
+    assert (error.type, not error.non_retryable) == (kind, retryable)
+    assert "cannot start" in error.message
+    assert len(kube[0].deleted) == 1
