@@ -91,6 +91,7 @@ def gateway(config_file: Path | None) -> None:
 
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
+
     settings = _load(GatewaySettings, config_file, "gateway")
     options = settings.gateway
     agents = _agents(settings)
