@@ -118,6 +118,10 @@ class GithubSignature:
             raise InvalidSignature("X-Hub-Signature-256 does not match the body", challenge=self.challenge)
 
 
+#: Unix seconds have 10 digits until the year 2286; 12 leaves room and keeps int() cheap.
+_MAX_STAMP_DIGITS = 12
+
+
 class StandardWebhooksSignature:
     """Standard Webhooks: `webhook-signature` holds space-separated `v1,<base64 HMAC-SHA256>` of
     `<webhook-id>.<webhook-timestamp>.<body>`; the timestamp must be within the tolerance."""
@@ -135,7 +139,8 @@ class StandardWebhooksSignature:
         if missing:
             raise MissingCredentials(f"missing {', '.join(missing)} header(s)", challenge=self.challenge)
         stamp = headers["webhook-timestamp"].strip()
-        if not stamp.isascii() or not stamp.isdigit():
+        # Bounded before int(): thousands of digits make int() or the float subtraction raise.
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= _MAX_STAMP_DIGITS):
             raise InvalidSignature("webhook-timestamp must be Unix seconds", challenge=self.challenge)
         skew = self._clock() - int(stamp)
         if abs(skew) > self._tolerance_s:

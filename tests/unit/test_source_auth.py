@@ -180,3 +180,13 @@ def test_each_standard_webhooks_header_is_required(drop: str) -> None:
     del h[drop]
     with pytest.raises(MissingCredentials, match=drop):
         STANDARD.check_headers(h)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["1" * 13, "9" * 400, "9" * 5000, "\u0661\u0662\u0663"], ids=["13", "400", "5000", "arabic"]
+)
+def test_a_timestamp_of_too_many_digits_is_an_invalid_signature_not_a_crash(stamp: str) -> None:
+    h = standard_headers(standard(KEY_OLD))
+    h["webhook-timestamp"] = stamp
+    with pytest.raises(InvalidSignature, match="Unix seconds"):
+        STANDARD.check_headers(h)
