@@ -151,7 +151,13 @@ class StandardWebhooksSignature:
             )
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp'].strip()}.".encode() + body
+        # aiohttp decodes header bytes with surrogateescape: re-encoding the same way signs the
+        # exact bytes the sender sent, and a non-UTF-8 byte cannot make encode() raise.
+        head = f"{headers['webhook-id']}.{headers['webhook-timestamp'].strip()}."
+        try:
+            signed = head.encode("utf-8", "surrogateescape") + body
+        except UnicodeEncodeError:  # a surrogate no HTTP parser made: not a header anyone signed
+            raise InvalidSignature("webhook-id is not valid text", challenge=self.challenge) from None
         expected = [base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()) for key in self._keys]
         found = False
         for entry in headers["webhook-signature"].split():

@@ -190,3 +190,14 @@ def test_a_timestamp_of_too_many_digits_is_an_invalid_signature_not_a_crash(stam
     h["webhook-timestamp"] = stamp
     with pytest.raises(InvalidSignature, match="Unix seconds"):
         STANDARD.check_headers(h)
+
+
+def test_a_webhook_id_with_a_non_utf8_byte_is_signed_as_its_raw_bytes() -> None:
+    # aiohttp decodes header bytes as UTF-8 with surrogateescape: a 0xFF byte arrives as \udcff.
+    msg_id = b"msg_\xff".decode("utf-8", "surrogateescape")
+    digest = hmac.new(KEY_OLD, b"msg_\xff." + str(int(NOW)).encode() + b"." + BODY, hashlib.sha256).digest()
+    h = standard_headers("v1," + base64.b64encode(digest).decode(), msg_id=msg_id)
+    STANDARD.check_headers(h)
+    STANDARD.verify(h, BODY)
+    with pytest.raises(InvalidSignature):
+        STANDARD.verify(h, BODY + b" ")
