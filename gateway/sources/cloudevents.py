@@ -21,8 +21,14 @@ __all__ = ["CloudEventsSource"]
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 _REQUIRED = ("id", "source", "type", "specversion")
+#: The longest attribute value (and datacontenttype) accepted, in characters.
+MAX_LENGTH = 256
 # Attributes the event model holds itself; the rest become extensions.
 _MODELLED = ("id", "source", "type", "specversion", "time", "subject", "dedupekey", "partitionkey", "resolves")
+
+
+def _is_text(value: str) -> bool:
+    return len(value) <= MAX_LENGTH and value.isprintable()
 
 
 def _is_json(content_type: str) -> bool:
@@ -89,8 +95,13 @@ class CloudEventsSource:
             raise BadRequest(f"{where}specversion must be 1.0, got {str(attributes['specversion'])[:20]!r}")
         for name in ("id", "source", "type", "dedupekey"):
             value = attributes.get(name)
-            if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256 and value.isprintable()):
-                raise BadRequest(f"{where}{name} must be a non-empty printable string of at most 256 characters")
+            if value is not None and not (isinstance(value, str) and value):
+                raise BadRequest(
+                    f"{where}{name} must be a non-empty printable string of at most {MAX_LENGTH} characters"
+                )
+        if not _is_text(content_type):
+            what = "Content-Type" if where == "ce-" else f"{where}datacontenttype"
+            raise BadRequest(f"{what} must be printable text of at most {MAX_LENGTH} characters")
         if data is not None and not isinstance(data, dict):
             raise BadRequest(f"event data must be a JSON object (or absent), got {type(data).__name__}")
         extensions: dict[str, str] = {}
@@ -102,6 +113,12 @@ class CloudEventsSource:
             if isinstance(value, dict | list) or value is None:
                 raise BadRequest(f"{where}{name}: an extension attribute's value must be a string, number or boolean")
             extensions[name] = str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in attributes.items():
+            # Every value becomes a Kafka header: a raw non-UTF-8 byte (aiohttp hands it on as a
+            # surrogate) would fail there, inside the produce, as a 500. (Numbers and booleans
+            # turned into text are always short and printable.)
+            if isinstance(value, str) and not _is_text(value):
+                raise BadRequest(f"{where}{name} must be printable text of at most {MAX_LENGTH} characters")
         fields = {k: attributes[k] for k in _MODELLED if k in attributes}
         fields.setdefault("dedupekey", fields["id"])
         try:

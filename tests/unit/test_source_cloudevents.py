@@ -127,3 +127,34 @@ def test_non_json_data_is_unsupported(parse: Any) -> None:
 def test_an_empty_batch_is_bad_input() -> None:
     with pytest.raises(BadRequest, match="non-empty JSON array"):
         structured([], "application/cloudevents-batch+json")
+
+
+RAW_FF = b"\xff".decode("utf-8", "surrogateescape")  # a raw 0xFF header byte, as aiohttp decodes it
+
+
+@pytest.mark.parametrize("header", ["subject", "partitionkey", "resolves", "traceparent", "dataschema"])
+def test_a_binary_attribute_that_is_not_printable_text_is_refused_by_name(header: str) -> None:
+    with pytest.raises(BadRequest, match=f"ce-{header} must be printable"):
+        binary(**{header: f"a{RAW_FF}b"})
+
+
+@pytest.mark.parametrize("header", ["subject", "traceparent"])
+def test_a_binary_attribute_over_256_characters_is_refused(header: str) -> None:
+    with pytest.raises(BadRequest, match=f"ce-{header}.*at most 256"):
+        binary(**{header: "x" * 257})
+
+
+def test_a_content_type_that_is_not_printable_text_is_refused() -> None:
+    with pytest.raises(BadRequest, match="Content-Type must be printable"):
+        binary(content_type=f"application/json; charset={RAW_FF}")
+
+
+@pytest.mark.parametrize("name", ["subject", "comexampleextension1"])
+def test_a_structured_attribute_that_is_not_printable_is_refused(name: str) -> None:
+    with pytest.raises(BadRequest, match=f"event.{name} must be printable"):
+        structured({**STRUCTURED, name: "line\nbreak"})
+
+
+def test_every_accepted_binary_event_can_be_written_to_kafka() -> None:
+    [event] = binary(subject="café", partitionkey="p-1", resolves="k-0", traceparent="00-abc-def-01")
+    event.to_kafka()
