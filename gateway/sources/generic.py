@@ -89,7 +89,9 @@ class JsonSource:
             dedupe = body_dedupe_key(doc)
         suffix = self._attribute(headers, doc, config.type_header, config.type_field, "type")
         partition = self._attribute(None, doc, None, config.partition_field, "partition key")
-        kept = {h: v for h in config.keep_headers if (v := headers.get(h)) is not None}
+        # A value that is not printable text (a raw non-UTF-8 byte arrives as a surrogate) cannot be
+        # JSON: it is dropped, as if the header were absent, rather than failing the request.
+        kept = {h: v for h in config.keep_headers if (v := headers.get(h)) is not None and v.isprintable()}
         return [
             Event(
                 id=new_event_id(),

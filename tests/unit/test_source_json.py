@@ -87,6 +87,14 @@ def test_kept_headers_travel_in_an_extension() -> None:
     assert (f"ce_{HEADERS_EXTENSION}", event.extensions[HEADERS_EXTENSION].encode()) in kafka_headers
 
 
+def test_a_kept_header_that_is_not_printable_text_is_dropped() -> None:
+    raw_ff = b"\xff".decode("utf-8", "surrogateescape")  # a raw 0xFF header byte, as aiohttp decodes it
+    src = source(keep_headers=["X-Request-Id", "X-Trace"])
+    event = parse(src, X_Request_Id=f"req{raw_ff}", X_Trace="t-1")
+    assert json.loads(event.extensions[HEADERS_EXTENSION]) == {"x-trace": "t-1"}
+    assert parse(src, X_Request_Id=f"req{raw_ff}").extensions == {}
+
+
 def test_no_kept_headers_no_extension() -> None:
     assert parse(source()).extensions == {}
 
