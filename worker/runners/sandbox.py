@@ -1,6 +1,7 @@
-"""The sandbox runner: the shell contract under bubblewrap. The step sees the system read-only,
-a private empty /tmp, its working directory (read-only unless allowed), no network unless
-allowed, no capabilities, and its own PID/IPC/UTS namespaces; nothing else of the machine."""
+"""The sandbox runner: the shell contract under bubblewrap. The step sees the system read-only
+(/usr, /lib*, and only the entries of /etc that programs need), a private empty /tmp, its
+working directory (read-only unless allowed), no network unless allowed, no capabilities, and
+its own PID/IPC/UTS namespaces; nothing else of the machine."""
 
 from __future__ import annotations
 
@@ -14,10 +15,33 @@ from schemas.agents import Agent
 from worker.runners.base import RunnerContext, RunnerOptions, config_error, parse_options
 from worker.runners.shell import ShellOptions, ShellRunner
 
-__all__ = ["SandboxOptions", "SandboxRunner", "SandboxSettings"]
+__all__ = ["ETC_PATHS", "SYSTEM_PATHS", "SandboxOptions", "SandboxRunner", "SandboxSettings"]
+
+#: The entries of /etc that programs need (dynamic loader, users and groups, name resolution,
+#: TLS roots, time zone). Never all of /etc: it holds secrets (ssh client keys, TLS private keys
+#: under /etc/ssl/private, service credentials) that a step must not read.
+ETC_PATHS = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/protocols",
+    "/etc/services",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+    "/etc/localtime",
+)
 
 #: Read-only in every sandbox: what programs need to run (missing ones are skipped).
-SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", *ETC_PATHS)
 
 
 class SandboxOptions(ShellOptions):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,28 @@ async def test_the_rest_of_the_machine_is_not_visible(sandbox_harness: Harness, 
     project = Path(__file__).resolve().parents[3]
     result = await run(sandbox_harness, sandboxed(tmp_path, "sh", "-c", f"ls {project} /root /home 2>&1; true"))
     assert result.output.count("No such file or directory") == 3
+
+
+@pytest.fixture
+def etc_secret() -> Iterator[Path]:
+    """A file under the host's /etc that no step may read (as an ssh client key kept there)."""
+    secret = Path(f"/etc/hookline-test-secret-{uuid.uuid4().hex}")
+    secret.write_text("do not show")
+    secret.chmod(0o644)
+    yield secret
+    secret.unlink()
+
+
+async def test_etc_shows_only_what_programs_need(sandbox_harness: Harness, tmp_path: Path, etc_secret: Path) -> None:
+    result = await run(sandbox_harness, sandboxed(tmp_path, "sh", "-c", f"cat {etc_secret} 2>&1; ls /etc; true"))
+    assert "do not show" not in result.output
+    assert "No such file or directory" in result.output
+    assert "passwd" in result.output.split()
+
+
+async def test_private_tls_keys_are_not_visible(sandbox_harness: Harness, tmp_path: Path) -> None:
+    result = await run(sandbox_harness, sandboxed(tmp_path, "sh", "-c", "ls -A /etc/ssl; true"))
+    assert "private" not in result.output.split()
 
 
 async def test_the_step_has_no_capabilities(sandbox_harness: Harness, tmp_path: Path) -> None:
