@@ -4,7 +4,9 @@ SSRF guard: every address a request would connect to is checked after DNS resolu
 connection goes to exactly the address that was checked (the guard is the session's resolver,
 so there is no second lookup to race). Loopback, link-local (cloud metadata), private, shared
 and reserved ranges are refused unless allow-listed (`runner_settings.http.allow`). Redirects
-are followed by hand, each hop through the same guard, so none can cross that boundary.
+are followed by hand, each hop through the same guard, so none can cross that boundary; a hop
+to another origin (scheme, host or port) goes without the Authorization, Proxy-Authorization
+and Cookie headers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ IPAddress = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRYABLE_STATUS = {408, 425, 429}
+#: Credentials meant for the agent's own origin: not sent on after a redirect to another one.
+_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 
 
 class AddressBlocked(Exception):
@@ -156,6 +160,7 @@ class HttpRunner:
         payload: Any = {"context": step_context(request), "input": request.input, "none": None}[options.body]
         method: str = options.method
         url = URL(str(options.url))
+        headers = dict(options.headers)
         timeout = aiohttp.ClientTimeout(total=agent.timeout_s, connect=self._settings.connect_timeout_s)
         try:
             async with asyncio.timeout(agent.timeout_s):
@@ -165,12 +170,17 @@ class HttpRunner:
                         method,
                         url,
                         json=payload if method != "GET" else None,
-                        headers=options.headers,
+                        headers=headers,
                         allow_redirects=False,
                         timeout=timeout,
                     ) as response:
                         if response.status in _REDIRECTS and "Location" in response.headers:
-                            url, method, payload = self._next_hop(response, method, payload)
+                            target, method, payload = self._next_hop(response, method, payload)
+                            if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+                                # Another scheme, host or port: the agent's credentials stay behind
+                                # (for the rest of the chain, even should it come back).
+                                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+                            url = target
                             continue
                         return await self._outcome(response, method)
         except AddressBlocked as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+from pytest_aiohttp import AiohttpServer
 from temporalio.exceptions import ApplicationError
 from yarl import URL
 
@@ -114,6 +115,29 @@ async def test_redirects_are_followed_and_a_303_becomes_a_get(http_harness: Harn
     result = await http_harness.run(calling((url / "redirect").with_query(to="/echo")))
     assert result.exit_code == 0
     assert server.requests[-1].method == "GET"  # 302 after a POST
+
+
+SECRET_HEADERS = {"Authorization": "Bearer s3cr3t", "Proxy-Authorization": "Basic s3cr3t", "Cookie": "session=s3cr3t"}
+
+
+async def test_a_redirect_to_the_same_origin_keeps_the_headers(http_harness: Harness, endpoints: Endpoints) -> None:
+    server, url = endpoints
+    await http_harness.run(calling((url / "redirect").with_query(to="/echo"), headers=SECRET_HEADERS))
+    assert {k: server.requests[-1].headers.get(k) for k in SECRET_HEADERS} == SECRET_HEADERS
+
+
+async def test_a_redirect_to_another_origin_drops_the_credentials(
+    http_harness: Harness, endpoints: Endpoints, aiohttp_server: AiohttpServer
+) -> None:
+    first, url = endpoints
+    other = AgentEndpoints()
+    elsewhere = (await aiohttp_server(other.app)).make_url("/echo")  # another port: another origin
+    agent = calling((url / "redirect").with_query(to=str(elsewhere)), headers={**SECRET_HEADERS, "X-Trace": "1"})
+    await http_harness.run(agent)
+    assert first.requests == []
+    sent = other.requests[-1].headers
+    assert [k for k in SECRET_HEADERS if k in sent] == []
+    assert sent["X-Trace"] == "1"
 
 
 async def test_endless_redirects_stop(http_harness: Harness, endpoints: Endpoints) -> None:
