@@ -13,7 +13,7 @@ from gateway.errors import UnknownSource, problem_middleware
 from gateway.ingress import hook_handler
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
-from gateway.settings import GatewaySettings
+from gateway.settings import EVENT_HEADROOM_BYTES, KAFKA_MESSAGE_BYTES, GatewaySettings
 from gateway.sources import Source, build_sources
 from gateway.ticks import add_tick_routes
 from hookline.logging import get_logger
@@ -68,6 +68,8 @@ def create_app(
         timeout_s=options.produce_timeout_s,
         retry_after_s=options.retry_after_s,
         metrics=app[METRICS],
+        # The producer must take any body the gateway takes, with its attributes.
+        max_request_bytes=max(KAFKA_MESSAGE_BYTES, options.max_body_bytes + EVENT_HEADROOM_BYTES),
     )
 
     async def publisher_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from gateway.errors import Unavailable
+from gateway.errors import PayloadTooLarge, Unavailable
 from gateway.metrics import GatewayMetrics
 from hookline.kafka import create_producer
 from hookline.logging import get_logger
@@ -89,9 +89,16 @@ class EventPublisher:
     answers 503) while Kafka is still down, and reconnects if the producer fails to start."""
 
     def __init__(
-        self, settings: KafkaSettings, *, timeout_s: float, retry_after_s: int, metrics: GatewayMetrics
+        self,
+        settings: KafkaSettings,
+        *,
+        timeout_s: float,
+        retry_after_s: int,
+        metrics: GatewayMetrics,
+        max_request_bytes: int = 1024 * 1024,
     ) -> None:
         self._settings = settings
+        self._max_request_bytes = max_request_bytes
         self._topic = settings.events_topic
         self._timeout_s = timeout_s
         self._retry_after_s = retry_after_s
@@ -111,7 +118,7 @@ class EventPublisher:
     async def _connect(self) -> None:
         delay = 0.2
         while True:
-            producer = create_producer(self._settings)
+            producer = create_producer(self._settings, max_request_size=self._max_request_bytes)
             try:
                 await producer.start()
             except (KafkaError, OSError) as exc:
@@ -164,6 +171,14 @@ class EventPublisher:
                 key, value, headers = event.to_kafka()
                 futures.append(await producer.send(self._topic, value, key=key, headers=headers))
             await self._deadlines.wait_all(futures)
+        except MessageSizeTooLargeError as exc:
+            # Refused by the producer (over max_request_size) or the broker (message.max.bytes):
+            # the same event fails the same way on every retry, so this is not a 503.
+            log.info("event too large for kafka", source=source, error=str(exc), events=len(events))
+            raise PayloadTooLarge(
+                "an event of this request is larger than Kafka accepts; send a smaller body "
+                "(the event's data is the body re-serialised, plus its attributes)"
+            ) from exc
         except (KafkaError, TimeoutError, OSError) as exc:
             # Events of this request that did reach Kafka carry their dedupe keys, so the client's
             # retry cannot start a second run; nothing here is acknowledged to the client.

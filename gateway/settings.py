@@ -10,11 +10,27 @@ from pydantic_settings import SettingsConfigDict
 from gateway.sources.config import AlertmanagerConfig, SourceConfig, TicksConfig, source_config
 from hookline.settings import ComponentSettings, Section
 
-__all__ = ["OPERATOR_TEAM", "ApiOptions", "ApiToken", "GatewayOptions", "GatewaySettings", "Scope"]
+__all__ = [
+    "EVENT_HEADROOM_BYTES",
+    "KAFKA_MESSAGE_BYTES",
+    "OPERATOR_TEAM",
+    "ApiOptions",
+    "ApiToken",
+    "GatewayOptions",
+    "GatewaySettings",
+    "Scope",
+]
 
 Scope = Literal["read", "write", "execute"]
 #: The team of an operator token: it sees and writes every team.
 OPERATOR_TEAM = "*"
+
+
+#: Kafka's default largest message (the producer's max_request_size; the broker's message.max.bytes
+#: is 12 bytes more).
+KAFKA_MESSAGE_BYTES = 1024 * 1024
+#: Room beside an event's data for its key and `ce_*` headers (each at most 256 characters).
+EVENT_HEADROOM_BYTES = 64 * 1024
 
 
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
@@ -31,7 +47,13 @@ class GatewayOptions(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    max_body_bytes: int = Field(
+        KAFKA_MESSAGE_BYTES - EVENT_HEADROOM_BYTES,
+        ge=1024,
+        description="Larger bodies get 413. The default fits Kafka's default 1 MiB message limit with room for the "
+        "event's attributes; a larger value needs the broker's message.max.bytes raised to at least "
+        "max_body_bytes + 64 KiB (docs/ingress.md).",
+    )
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 answers.")
     produce_timeout_s: float = Field(5.0, gt=0, description="Longest wait for Kafka's ack before 503.")
     read_timeout_s: float = Field(

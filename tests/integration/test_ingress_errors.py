@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from gateway.settings import GatewayOptions
 from hookline.settings import KafkaSettings
 from tests.conftest import read_topic
 from tests.integration.test_ingress_sources import (
@@ -149,4 +150,42 @@ async def test_a_client_that_dribbles_its_body_is_cut_off_and_nothing_is_produce
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"application/problem+json" in answer
     assert READ_TIMEOUT_S <= elapsed < READ_TIMEOUT_S + 3  # cut off, not left to linger
+    assert await nothing_produced(kafka_settings)
+
+
+@pytest.fixture
+async def default_limits(
+    aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings, tmp_path: Path
+) -> TestClient[Any, Any]:
+    """A gateway with the default body limit, on a broker with Kafka's default message limit."""
+    default = GatewayOptions.model_fields["max_body_bytes"].default
+    return await start_gateway(aiohttp_client, kafka_settings, tmp_path, max_body_bytes=default)
+
+
+def padded(size: int) -> bytes:
+    head = b'{"pad":"'  # compact, as the event's data is
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+async def test_a_body_just_under_the_default_limit_reaches_kafka(
+    default_limits: TestClient[Any, Any], kafka_settings: KafkaSettings
+) -> None:
+    body = padded(GatewayOptions.model_fields["max_body_bytes"].default - 16)
+    response = await default_limits.post("/hooks/anything", data=body, headers=JSON)
+    assert response.status == 202, await response.text()
+    [record] = await read_topic(kafka_settings, kafka_settings.events_topic, expect=1)
+    assert record.value is not None and len(record.value) == len(body)
+
+
+async def test_an_event_larger_than_kafka_takes_is_413_not_503(
+    default_limits: TestClient[Any, Any], kafka_settings: KafkaSettings
+) -> None:
+    # Within the body limit, but the event's JSON is four times the body: 1e9 is re-serialised
+    # as 1000000000.0.
+    body = b'{"n": [' + b",".join([b"1e9"] * 100_000) + b"]}"
+    assert len(body) < GatewayOptions.model_fields["max_body_bytes"].default
+    response = await default_limits.post("/hooks/anything", data=body, headers=JSON)
+    assert response.status == 413, await response.text()
+    assert response.content_type == "application/problem+json"
+    assert "larger than Kafka" in (await response.json())["detail"]
     assert await nothing_produced(kafka_settings)
