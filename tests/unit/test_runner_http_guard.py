@@ -24,6 +24,16 @@ BLOCKED = [
     ("::", "unspecified"),
     ("224.0.0.1", "multicast"),
     ("240.0.0.1", "private"),
+    # IPv4 addresses wrapped in IPv6: NAT64 (64:ff9b::/96), 6to4 (2002::/16), IPv4-compatible (::/96).
+    ("64:ff9b::a9fe:a9fe", "link-local, cloud metadata"),
+    ("64:ff9b::a00:5", "private"),
+    ("64:ff9b::7f00:1", "loopback"),
+    ("2002:a9fe:a9fe::", "link-local, cloud metadata"),
+    ("2002:a00:5::1", "private"),
+    ("::7f00:1", "loopback"),
+    ("::a9fe:a9fe", "link-local, cloud metadata"),
+    # Local-use NAT64 (RFC 8215): where the IPv4 address sits is the site's choice.
+    ("64:ff9b:1::a9fe:a9fe", "not globally routable"),
 ]
 
 
@@ -32,7 +42,9 @@ def test_internal_addresses_are_blocked_by_default(address: str, reason: str) ->
     assert blocked_reason(ip_address(address), []) == reason
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert blocked_reason(ip_address(address), []) is None
 
@@ -45,3 +57,9 @@ def test_an_allow_listed_network_is_reachable_and_nothing_beyond_it() -> None:
 
 def test_an_ipv4_allow_list_covers_ipv4_mapped_ipv6() -> None:
     assert blocked_reason(ip_address("::ffff:10.20.3.4"), [ip_network("10.20.0.0/16")]) is None
+
+
+def test_an_ipv4_allow_list_covers_nat64_and_6to4() -> None:
+    allow = [ip_network("10.20.0.0/16")]
+    assert blocked_reason(ip_address("64:ff9b::a14:304"), allow) is None
+    assert blocked_reason(ip_address("2002:a14:304::"), allow) is None

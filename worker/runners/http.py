@@ -3,7 +3,8 @@
 SSRF guard: every address a request would connect to is checked after DNS resolution, and the
 connection goes to exactly the address that was checked (the guard is the session's resolver,
 so there is no second lookup to race). Loopback, link-local (cloud metadata), private, shared
-and reserved ranges are refused unless allow-listed (`runner_settings.http.allow`). Redirects
+and reserved ranges are refused unless allow-listed (`runner_settings.http.allow`), also when
+wrapped in IPv6 (IPv4-mapped, NAT64 64:ff9b::/96, 6to4, IPv4-compatible). Redirects
 are followed by hand, each hop through the same guard, so none can cross that boundary; a hop
 to another origin (scheme, host or port) goes without the Authorization, Proxy-Authorization
 and Cookie headers.
@@ -47,12 +48,38 @@ class AddressBlocked(Exception):
     """The request would reach an address agents may not reach."""
 
 
+_NAT64 = IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches through: IPv4-mapped, 6to4 (2002::/16), NAT64
+    (64:ff9b::/96) and IPv4-compatible (::/96) addresses all lead to their IPv4 address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if (address in _NAT64 or address in _IPV4_COMPATIBLE) and int(address) > 1:  # not :: or ::1
+        return IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _allowed(address: IPAddress, allow: list[Network]) -> bool:
+    return any(address in net for net in allow if net.version == address.version)
+
+
 def blocked_reason(address: IPAddress, allow: list[Network]) -> str | None:
-    """Why `address` may not be reached (None: it may). Allow-listed networks win."""
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address in net for net in allow if net.version == address.version):
+    """Why `address` may not be reached (None: it may). Allow-listed networks win. An IPv6
+    address that wraps an IPv4 one is judged as that IPv4 address."""
+    if _allowed(address, allow):
         return None
+    if isinstance(address, IPv6Address):
+        if address in _NAT64_LOCAL:  # where the IPv4 address sits is the site's choice
+            return "not globally routable"
+        address = _embedded_ipv4(address) or address
+        if _allowed(address, allow):
+            return None
     for reason, hit in (
         ("loopback", address.is_loopback),
         ("link-local, cloud metadata", address.is_link_local),
