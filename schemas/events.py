@@ -39,6 +39,8 @@ _ATTRIBUTES = (
 )
 _REQUIRED = ("specversion", "id", "source", "type", "dedupekey")
 _MODELLED = frozenset((*_ATTRIBUTES, "datacontenttype", "data"))
+#: What a `ce_*` header may set; `ce_data` (the value is the data) and unknown names set nothing.
+_FROM_HEADERS = frozenset((*_ATTRIBUTES, "datacontenttype"))
 #: The extension that keeps the request headers a source preserves (JSON object text).
 HEADERS_EXTENSION = "hooklineheaders"
 
@@ -105,7 +107,7 @@ class Event(BaseModel):
                 except UnicodeDecodeError as exc:
                     raise EventDecodeError(f"header {name} is not UTF-8") from exc
                 attribute = name[len(HEADER_PREFIX) :]
-                if attribute in _MODELLED:
+                if attribute in _FROM_HEADERS:
                     attrs[attribute] = text
                 elif is_extension_name(attribute):
                     extensions[attribute] = text
@@ -124,5 +126,5 @@ class Event(BaseModel):
             raise EventDecodeError("value must be a JSON object")
         try:
             return cls(**attrs, data=data, extensions=extensions)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # any record, however made, is dead-lettered, not fatal
             raise EventDecodeError(f"invalid CloudEvents attributes: {exc}") from exc

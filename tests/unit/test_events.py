@@ -66,3 +66,12 @@ def test_other_spec_versions_are_refused() -> None:
     headers = [(k, b"0.3" if k == "ce_specversion" else v) for k, v in headers]
     with pytest.raises(EventDecodeError, match="specversion"):
         Event.from_kafka(value, headers)
+
+
+@pytest.mark.parametrize("name", ["ce_data", "ce_extensions"])
+def test_a_header_named_like_a_model_field_is_not_an_attribute(name: str) -> None:
+    # A record from another producer may carry any header; it must not reach the model as a field.
+    event = make()
+    _, value, headers = event.to_kafka()
+    decoded = Event.from_kafka(value, [*headers, (name, b'{"forged": true}')])
+    assert decoded.data == event.data
