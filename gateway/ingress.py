@@ -1,5 +1,6 @@
 """The webhook ingress: `/hooks/{source}`. Per request, in this order: size, credentials,
-rate limit, the body (bounded in time), signature, parse, produce; 202 only after Kafka's ack."""
+rate limit, the body (bounded in time), signature, parse, produce; 202 only after Kafka's ack.
+For signed sources the rate limit comes after the signature."""
 
 from __future__ import annotations
 
@@ -68,17 +69,26 @@ def hook_handler(
 ) -> Handler:
     """The POST handler of one configured source, on a static route of its own."""
     guard, limiter = source.guard, source.limiter
+    # A request counts against the limit once it is authenticated: for a signed source that is
+    # after the body is read, or forged signatures would use up the real sender's tokens.
+    limit_before_body = limiter is not None and not guard.signed
+
+    def limit() -> None:
+        if limiter is not None and (wait_s := limiter.take()):
+            raise TooManyRequests(f"source {source.name!r} is over its rate limit", retry_after_s=wait_s)
 
     async def receive(request: web.Request) -> web.Response:
         check_size(request, max_body_bytes)
         headers = request.headers
         if not guard.open:
             guard.check_headers(headers)
-        if limiter is not None and (wait_s := limiter.take()):
-            raise TooManyRequests(f"source {source.name!r} is over its rate limit", retry_after_s=wait_s)
+        if limit_before_body:
+            limit()
         body = await read_body(request, read_timeout_s)
         if not guard.open:
             guard.check_body(headers, body)
+        if guard.signed:
+            limit()
         events = source.parse(body, headers)
         await publisher.publish(events, source=source.name)
         ids = [e.id for e in events]

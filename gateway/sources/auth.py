@@ -57,6 +57,8 @@ class Guard:
         )
         self._challenge = ", ".join(schemes)
         self.open = not schemes and signature is None
+        #: A signature is checked only once the body is read, after check_headers.
+        self.signed = signature is not None
 
     def check_headers(self, headers: Mapping[str, str]) -> None:
         """Credentials and signature headers, before the body is read."""

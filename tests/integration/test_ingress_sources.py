@@ -61,6 +61,11 @@ def sources_config(tmp_path: Path) -> dict[str, Any]:
         "github": {"kind": "github", "secrets": [{"value": GITHUB_OLD}, {"value": GITHUB_NEW}]},
         "billing": {"kind": "standard-webhooks", "secrets": [{"value": WHSEC}]},
         "limited": {"kind": "json", "rate_limit": {"per_second": 0.2, "burst": 2}},
+        "github-limited": {
+            "kind": "github",
+            "secrets": [{"value": GITHUB_OLD}],
+            "rate_limit": {"per_second": 0.2, "burst": 2},
+        },
     }
 
 
@@ -221,4 +226,18 @@ async def test_a_source_over_its_rate_limit_answers_429_with_retry_after(
     assert [r.status for r in answers] == [202, 202, 429]
     assert int(answers[2].headers["Retry-After"]) >= 1
     assert answers[2].content_type == "application/problem+json"
+    assert len(await produced(kafka_settings, 2)) == 2
+
+
+async def test_requests_with_a_bad_signature_do_not_use_up_the_rate_limit(
+    ingress: TestClient[Any, Any], kafka_settings: KafkaSettings
+) -> None:
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    forged = [
+        await ingress.post("/hooks/github-limited", data=body, headers=github_headers(body, GITHUB_NEW))
+        for _ in range(3)
+    ]
+    assert [r.status for r in forged] == [401, 401, 401]
+    real = [await ingress.post("/hooks/github-limited", data=body, headers=github_headers(body)) for _ in range(3)]
+    assert [r.status for r in real] == [202, 202, 429]
     assert len(await produced(kafka_settings, 2)) == 2
