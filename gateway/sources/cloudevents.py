@@ -14,7 +14,7 @@ from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.sources.auth import Guard
 from gateway.sources.base import Headers, as_headers, decode_json, media_type
 from gateway.sources.ratelimit import TokenBucket
-from schemas.events import Event, is_extension_name
+from schemas.events import HEADERS_EXTENSION, Event, is_extension_name
 
 __all__ = ["CloudEventsSource"]
 
@@ -25,6 +25,11 @@ _REQUIRED = ("id", "source", "type", "specversion")
 MAX_LENGTH = 256
 # Attributes the event model holds itself; the rest become extensions.
 _MODELLED = ("id", "source", "type", "specversion", "time", "subject", "dedupekey", "partitionkey", "resolves")
+
+
+# Set by the gateway only: a sender can neither claim another source nor forge the request
+# headers a source kept.
+_OURS = ("hooklinesource", HEADERS_EXTENSION)
 
 
 def _is_text(value: str) -> bool:
@@ -106,8 +111,8 @@ class CloudEventsSource:
             raise BadRequest(f"event data must be a JSON object (or absent), got {type(data).__name__}")
         extensions: dict[str, str] = {}
         for name, value in attributes.items():
-            if name in _MODELLED or name == "hooklinesource":
-                continue  # the source name is ours to set: a sender cannot claim another source
+            if name in _MODELLED or name in _OURS:
+                continue
             if not is_extension_name(name):
                 raise BadRequest(f"{where}{name}: attribute names are 1-20 lower-case letters or digits")
             if isinstance(value, dict | list) or value is None:

@@ -11,7 +11,7 @@ from multidict import CIMultiDict
 
 from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.sources import CloudEventsSource
-from schemas.events import Event
+from schemas.events import HEADERS_EXTENSION, Event
 
 SOURCE = CloudEventsSource("events")
 STRUCTURED = {
@@ -79,6 +79,12 @@ def test_extensions_survive_the_trip_through_kafka() -> None:
 
 def test_a_sender_cannot_claim_another_source_name() -> None:
     assert structured({**STRUCTURED, "hooklinesource": "alertmanager"})[0].hooklinesource == "events"
+
+
+def test_a_sender_cannot_forge_the_headers_the_gateway_kept() -> None:
+    forged = '{"x-github-event": "push"}'
+    assert HEADERS_EXTENSION not in structured({**STRUCTURED, HEADERS_EXTENSION: forged})[0].extensions
+    assert HEADERS_EXTENSION not in binary(**{HEADERS_EXTENSION: forged})[0].extensions
 
 
 def test_an_event_without_data_has_empty_data() -> None:
