@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import aiohttp
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import Field
@@ -221,6 +222,13 @@ class KubernetesRunner:
                 retryable=status == 0 or status >= 500 or status == 429,
                 kind="KubernetesApi",
             ) from None
+        except Exception as exc:
+            # A dropped connection, a garbled watch event: the Job may still run. Delete it, or the
+            # retry would start a second one beside it.
+            await self._delete(batch, namespace, name)
+            raise StepFailed(
+                f"Kubernetes API: {type(exc).__name__}: {str(exc)[:300]}", retryable=True, kind="KubernetesApi"
+            ) from None
         if not succeeded:
             raise exit_failure(code or 1, output.text(), options.non_retryable_exit_codes)
         return StepResult(exit_code=0, output=output.text(), output_truncated=output.truncated)
@@ -288,7 +296,7 @@ class KubernetesRunner:
         if name is None:
             return
         # Shielded: a cancelled step still removes its Job (and, by propagation, its pod).
-        with contextlib.suppress(ApiException, OSError):
+        with contextlib.suppress(ApiException, OSError, aiohttp.ClientError, asyncio.TimeoutError):
             await asyncio.shield(
                 batch.delete_namespaced_job(name, namespace, propagation_policy="Background", grace_period_seconds=0)
             )

@@ -51,9 +51,15 @@ class KubeStandIn:
         self.changed = asyncio.Condition()
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.deleted: list[str] = []
+        #: A fault the next watch request meets: "close" (the connection drops mid-stream),
+        #: "malformed" (a line that is no watch event), "gone" (410 Expired: the version asked
+        #: for is compacted away, as etcd does).
+        self.watch_fault: str | None = None
+        self.watches = 0
         self.app = web.Application(middlewares=[self.auth])
         self.app.router.add_post(JOBS, self.create_job)
         self.app.router.add_get(JOBS, self.list_jobs)
+        self.app.router.add_get(JOBS + "/{name}", self.read_job)
         self.app.router.add_delete(JOBS + "/{name}", self.delete_job)
         self.app.router.add_get(PODS, self.list_pods)
         self.app.router.add_get(PODS + "/{name}/log", self.pod_log)
@@ -217,11 +223,35 @@ class KubeStandIn:
             return _status(400, "BadRequest", "this stand-in watches single jobs only (fieldSelector=metadata.name=)")
         return await self._watch(request, f"{namespace}/{name}")
 
+    async def read_job(self, request: web.Request) -> web.Response:
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        job = self.jobs.get(f"{namespace}/{name}")
+        if job is None:
+            return _status(404, "NotFound", f'jobs.batch "{name}" not found')
+        return web.json_response(job)
+
     async def _watch(self, request: web.Request, key: str) -> web.StreamResponse:
+        self.watches += 1
         since = int(request.query.get("resourceVersion") or 0)
         timeout = float(request.query.get("timeoutSeconds") or 1800)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
+        fault, self.watch_fault = self.watch_fault, None
+        if fault == "close":
+            await response.write(b'{"type": "MODIFIED", "object": {"kind"')
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if fault == "malformed":
+            await response.write(b'{"kind": "Job"}\n')
+            await response.write_eof()
+            return response
+        if fault == "gone":
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 410}
+            status |= {"reason": "Expired", "message": f"too old resource version: {since} ({self.version})"}
+            await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+            await response.write_eof()
+            return response
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while True:
@@ -233,6 +263,10 @@ class KubeStandIn:
                     for version, kind, job in events:
                         await response.write(orjson.dumps({"type": kind, "object": job}) + b"\n")
                         since = version
+        if request.query.get("allowWatchBookmarks", "").lower() in {"true", "1"}:
+            # As the API server does when a watch times out: where to watch on from.
+            bookmark = {"kind": "Job", "apiVersion": "batch/v1", "metadata": {"resourceVersion": str(self.version)}}
+            await response.write(orjson.dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
         await response.write_eof()
         return response
 

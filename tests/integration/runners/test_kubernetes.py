@@ -156,3 +156,17 @@ async def test_a_pod_that_cannot_start_fails_the_step_without_waiting_for_the_ti
     assert (error.type, not error.non_retryable) == (kind, retryable)
     assert "cannot start" in error.message
     assert len(kube[0].deleted) == 1
+
+
+@pytest.mark.parametrize("fault", ["close", "malformed"])
+async def test_a_broken_watch_deletes_the_job_and_is_retryable(
+    runner_for: Callable[..., Harness], kube: Kube, fault: str
+) -> None:
+    token = sleep_token()
+    kube[0].watch_fault = fault
+    try:
+        error = await failure(runner_for(), job_agent("sleep", token))
+        assert (error.type, error.non_retryable) == ("KubernetesApi", False)
+        assert len(kube[0].deleted) == 1 and kube[0].jobs == {}
+    finally:
+        cleanup_sleepers(token)
