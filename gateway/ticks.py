@@ -42,9 +42,13 @@ def slot_of(body: bytes, content_type: str, now: datetime) -> datetime:
         slot = datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         slot = None
+    problem = f"slot must be an RFC 3339 time with an offset, e.g. 2026-11-24T02:00:00Z; got {text!r:.60}"
     if slot is None or slot.tzinfo is None:
-        raise BadRequest(f"slot must be an RFC 3339 time with an offset, e.g. 2026-11-24T02:00:00Z; got {text!r:.60}")
-    return slot.astimezone(UTC).replace(microsecond=0)
+        raise BadRequest(problem)
+    try:
+        return slot.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # the offset moves it before year 1 or after year 9999
+        raise BadRequest(f"{problem} (outside the years 1-9999 in UTC)") from None
 
 
 def tick_handler(config: TicksConfig, publisher: EventPublisher, max_body_bytes: int, read_timeout_s: float) -> Handler:

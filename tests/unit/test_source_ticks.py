@@ -26,8 +26,16 @@ def test_a_slot_is_read_in_utc_to_the_second(text: str) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"slot": "2026-11-24T02:00:00"}', b'{"slot": "tomorrow"}', b'{"slot": 1700000000}', b'{"at": "x"}', b"[]"],
-    ids=["no-offset", "not-a-time", "number", "unknown-field", "not-an-object"],
+    [
+        b'{"slot": "2026-11-24T02:00:00"}',
+        b'{"slot": "tomorrow"}',
+        b'{"slot": 1700000000}',
+        b'{"at": "x"}',
+        b"[]",
+        b'{"slot": "0001-01-01T00:00:00+01:00"}',
+        b'{"slot": "9999-12-31T23:59:59-01:00"}',
+    ],
+    ids=["no-offset", "not-a-time", "number", "unknown-field", "not-an-object", "before-year-1", "after-9999"],
 )
 def test_a_bad_slot_is_bad_input(body: bytes) -> None:
     with pytest.raises(BadRequest):
