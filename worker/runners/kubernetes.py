@@ -94,6 +94,16 @@ _CANNOT_START = {
 }
 
 
+def _outcome(job: Any) -> bool | None:
+    """True: the Job completed; False: it failed; None: it is still going."""
+    for condition in (job.status and job.status.conditions) or []:
+        if condition.status == "True" and condition.type in {"Complete", "SuccessCriteriaMet"}:
+            return True
+        if condition.status == "True" and condition.type in {"Failed", "FailureTarget"}:
+            return False
+    return None
+
+
 async def _first(*steps: Coroutine[Any, Any, bool]) -> bool:
     """The result (or exception) of whichever finishes first; the others are cancelled."""
     tasks = [asyncio.ensure_future(s) for s in steps]
@@ -235,24 +245,37 @@ class KubernetesRunner:
 
     async def _watch(self, batch: client.BatchV1Api, namespace: str, name: str, version: str) -> bool:
         """Watch the Job until it completes (True) or fails (False), re-watching after each
-        server-side timeout from the last version seen."""
+        server-side timeout from the last version seen (bookmarks keep it fresh). A version the
+        server no longer has (410 Gone) is not the step's failure: the Job is read again for its
+        status and a version to watch on from."""
         while True:
-            async with watch.Watch() as events:
-                stream = events.stream(
-                    batch.list_namespaced_job,
-                    namespace,
-                    field_selector=f"metadata.name={name}",
-                    resource_version=version or None,
-                    timeout_seconds=self._settings.watch_timeout_s,
-                )
-                async for event in stream:
-                    job = event["object"]
-                    version = str(job.metadata.resource_version or version)
-                    for condition in (job.status and job.status.conditions) or []:
-                        if condition.status == "True" and condition.type in {"Complete", "SuccessCriteriaMet"}:
-                            return True
-                        if condition.status == "True" and condition.type in {"Failed", "FailureTarget"}:
-                            return False
+            try:
+                async with watch.Watch() as events:
+                    stream = events.stream(
+                        batch.list_namespaced_job,
+                        namespace,
+                        field_selector=f"metadata.name={name}",
+                        resource_version=version or None,
+                        timeout_seconds=self._settings.watch_timeout_s,
+                        allow_watch_bookmarks=True,
+                    )
+                    async for event in stream:
+                        if event["type"] == "BOOKMARK":  # its object is left a dict by the client
+                            version = str(event["raw_object"]["metadata"]["resourceVersion"])
+                            continue
+                        job = event["object"]
+                        version = str(job.metadata.resource_version or version)
+                        outcome = _outcome(job)
+                        if outcome is not None:
+                            return outcome
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                job = await batch.read_namespaced_job(name, namespace)
+                version = str(job.metadata.resource_version or "")
+                outcome = _outcome(job)
+                if outcome is not None:
+                    return outcome
 
     async def _stuck_pod(self, core: client.CoreV1Api, namespace: str, name: str) -> bool:
         """Raises once the Job's pod cannot start (bad image, missing config): the Job itself would

@@ -170,3 +170,12 @@ async def test_a_broken_watch_deletes_the_job_and_is_retryable(
         assert len(kube[0].deleted) == 1 and kube[0].jobs == {}
     finally:
         cleanup_sleepers(token)
+
+
+async def test_an_expired_watch_version_rereads_the_job_and_watches_on(
+    runner_for: Callable[..., Harness], kube: Kube
+) -> None:
+    kube[0].watch_fault = "gone"
+    result = await runner_for(watch_timeout_s=1).run(job_agent("sh", "-c", "sleep 1.5; echo done"))
+    assert result.output == "done\n"
+    assert kube[0].deleted == [] and kube[0].watches >= 2
