@@ -81,7 +81,14 @@ def create_app(
     for source in app[SOURCES].values():
         if source.guard.open:
             log.info("source accepts requests without credentials", source=source.name, kind=source.kind)
-        handler = hook_handler(source, app[PUBLISHER], app[METRICS], options.max_body_bytes, options.read_timeout_s)
+        handler = hook_handler(
+            source,
+            app[PUBLISHER],
+            app[METRICS],
+            options.max_body_bytes,
+            options.read_timeout_s,
+            options.retry_after_s,
+        )
         app.router.add_post(f"/hooks/{source.name}", handler)
     app.router.add_post("/hooks/{source}", unknown_source)
     add_tick_routes(

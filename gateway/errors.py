@@ -23,6 +23,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RequestTimeout",
+    "SlowBody",
     "StaleTimestamp",
     "TooManyRequests",
     "Unauthorized",
@@ -150,6 +151,13 @@ class Unavailable(GatewayError):
 
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class SlowBody(Unavailable):
+    """A body that did not arrive in time, from a sender that retries only 5xx (Alertmanager drops
+    a 408 like any 4xx): 503 so it retries; the connection is closed."""
+
+    close_connection = True
 
 
 def problem_response(

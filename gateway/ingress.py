@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, TooManyRequests
+from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, SlowBody, TooManyRequests
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.sources import Source
@@ -33,9 +33,10 @@ def check_size(request: web.Request, max_body_bytes: int) -> None:
         raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds the limit of {max_body_bytes} bytes")
 
 
-async def read_body(request: web.Request, timeout_s: float) -> bytes:
-    """The whole body, or 408 (and the connection closed) if it takes longer than `timeout_s`.
-    read() enforces client_max_size on chunked bodies too (413, never a silent truncation)."""
+async def read_body(request: web.Request, timeout_s: float, *, retry_after_s: int | None = None) -> bytes:
+    """The whole body, or 408 (and the connection closed) if it takes longer than `timeout_s`;
+    503 with `retry_after_s` instead, if given, for senders that retry only 5xx. read() enforces
+    client_max_size on chunked bodies too (413, never a silent truncation)."""
     if request.content.is_eof():  # already received whole, as small webhooks almost always are: no timer
         return await request.read()
     try:
@@ -43,9 +44,12 @@ async def read_body(request: web.Request, timeout_s: float) -> bytes:
             return await request.read()
     except TimeoutError:
         log.info("slow client cut off", path=request.path, timeout_s=timeout_s)
-        raise RequestTimeout(
+        detail = (
             f"the request body did not arrive within {timeout_s:g}s; send it at once, or raise gateway.read_timeout_s"
-        ) from None
+        )
+        if retry_after_s is not None:
+            raise SlowBody(detail, retry_after_s=retry_after_s) from None
+        raise RequestTimeout(detail) from None
 
 
 def counted(handler: Handler, metrics: GatewayMetrics, source: str) -> Handler:
@@ -65,10 +69,16 @@ def counted(handler: Handler, metrics: GatewayMetrics, source: str) -> Handler:
 
 
 def hook_handler(
-    source: Source, publisher: EventPublisher, metrics: GatewayMetrics, max_body_bytes: int, read_timeout_s: float
+    source: Source,
+    publisher: EventPublisher,
+    metrics: GatewayMetrics,
+    max_body_bytes: int,
+    read_timeout_s: float,
+    retry_after_s: int = 5,
 ) -> Handler:
     """The POST handler of one configured source, on a static route of its own."""
     guard, limiter = source.guard, source.limiter
+    slow_retry_after_s = retry_after_s if source.retries_only_5xx else None
     # A request counts against the limit once it is authenticated: for a signed source that is
     # after the body is read, or forged signatures would use up the real sender's tokens.
     limit_before_body = limiter is not None and not guard.signed
@@ -84,7 +94,7 @@ def hook_handler(
             guard.check_headers(headers)
         if limit_before_body:
             limit()
-        body = await read_body(request, read_timeout_s)
+        body = await read_body(request, read_timeout_s, retry_after_s=slow_retry_after_s)
         if not guard.open:
             guard.check_body(headers, body)
         if guard.signed:

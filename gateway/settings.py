@@ -57,7 +57,10 @@ class GatewayOptions(Section):
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 answers.")
     produce_timeout_s: float = Field(5.0, gt=0, description="Longest wait for Kafka's ack before 503.")
     read_timeout_s: float = Field(
-        30.0, gt=0, description="Longest time to receive a request body; slower clients get 408 and are cut off."
+        30.0,
+        gt=0,
+        description="Longest time to receive a request body; slower clients get 408 (alertmanager sources: 503, which "
+        "Alertmanager retries) and are cut off.",
     )
     sources: Sources = Field(
         default_factory=_default_sources,

@@ -119,16 +119,11 @@ async def test_wrong_method_is_405_with_allow(ingress: TestClient[Any, Any]) -> 
     assert "POST" in response.headers["Allow"]
 
 
-async def test_a_client_that_dribbles_its_body_is_cut_off_and_nothing_is_produced(
-    ingress: TestClient[Any, Any], kafka_settings: KafkaSettings
-) -> None:
-    body = b'{"id": "o-1", "kind": "paid", "pad": "' + b"x" * 200 + b'"}'
+async def dribbled(ingress: TestClient[Any, Any], path: str, body: bytes) -> tuple[bytes, float]:
+    """Send `body` a byte every 0.2 s; the answer (read until the server closes) and how long it took."""
     assert ingress.server.host is not None and ingress.server.port is not None
     reader, writer = await asyncio.open_connection(ingress.server.host, ingress.server.port)
-    head = (
-        f"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     writer.write(head.encode() + body[:10])
     await writer.drain()
     started = time.monotonic()
@@ -146,10 +141,28 @@ async def test_a_client_that_dribbles_its_body_is_cut_off_and_nothing_is_produce
     finally:
         sender.cancel()
         writer.close()
-    elapsed = time.monotonic() - started
+    return answer, time.monotonic() - started
+
+
+async def test_a_client_that_dribbles_its_body_is_cut_off_and_nothing_is_produced(
+    ingress: TestClient[Any, Any], kafka_settings: KafkaSettings
+) -> None:
+    body = b'{"id": "o-1", "kind": "paid", "pad": "' + b"x" * 200 + b'"}'
+    answer, elapsed = await dribbled(ingress, "/hooks/orders", body)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"application/problem+json" in answer
     assert READ_TIMEOUT_S <= elapsed < READ_TIMEOUT_S + 3  # cut off, not left to linger
+    assert await nothing_produced(kafka_settings)
+
+
+async def test_a_slow_alertmanager_body_is_503_which_alertmanager_retries_not_408_which_it_drops(
+    ingress: TestClient[Any, Any], kafka_settings: KafkaSettings
+) -> None:
+    body = b'{"version": "4", "pad": "' + b"x" * 200 + b'"}'
+    answer, elapsed = await dribbled(ingress, "/hooks/alertmanager", body)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+    assert b"Retry-After: " in answer and b"application/problem+json" in answer
+    assert READ_TIMEOUT_S <= elapsed < READ_TIMEOUT_S + 3
     assert await nothing_produced(kafka_settings)
 
 
