@@ -68,7 +68,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     ("stale-timestamp", "billing", INVOICE, standard_headers(INVOICE, stamp=time.time() - 301), 401, "tolerance"),
     ("future-timestamp", "billing", INVOICE, standard_headers(INVOICE, stamp=time.time() + 900), 401, "future"),
     ("missing-webhook-headers", "billing", INVOICE, JSON, 401, "webhook-id"),
-    ("unknown-source", "nope", b"{}", JSON, 404, "known: alertmanager"),
+    ("unknown-source", "nope", b"{}", JSON, 404, "no source named 'nope'"),
 ]
 
 
@@ -95,6 +95,13 @@ async def test_bad_input_gets_a_problem_and_produces_nothing(
     if status == 401:
         assert response.headers["WWW-Authenticate"]
     assert await nothing_produced(kafka_settings)
+
+
+async def test_an_unknown_source_answer_does_not_list_the_configured_sources(ingress: TestClient[Any, Any]) -> None:
+    response = await ingress.post("/hooks/nope", data=b"{}", headers=JSON)
+    assert response.status == 404
+    text = await response.text()
+    assert not any(name in text for name in ("alertmanager", "orders", "billing", "github"))
 
 
 async def test_a_chunked_body_over_the_limit_is_refused_not_truncated(
