@@ -111,7 +111,13 @@ class StepActivities:
         agent = self._agent_for(request)
         runner = self._runners.get(agent.runner)
         if runner is None:
-            raise _config_error(f"agent {agent.name!r} needs runner {agent.runner!r}, not served here", "UnknownRunner")
+            # Retryable: the next attempt may land on a worker that serves the kind (a worker
+            # refuses to poll a pool with kinds it lacks, but an inline action can name any pool).
+            raise ApplicationError(
+                f"agent {agent.name!r} needs runner {agent.runner!r}, not served by this worker",
+                {"attempt": attempt},
+                type="UnknownRunner",
+            )
         bound.info("step started")
         started_at = datetime.now(UTC)
         try:

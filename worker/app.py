@@ -15,11 +15,20 @@ from temporalio.worker import Worker
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
+from worker.pools import pools_of
 from worker.runners import RegistryError, Runner, RunnerContext, RunnerRegistry, StepFailed
 from worker.settings import WorkerSettings
 from worker.workflow import HooklineRun
 
-__all__ = ["build_runners", "build_workers", "running_workers", "serve", "served_pools"]
+__all__ = [
+    "PoolNotServed",
+    "build_runners",
+    "build_workers",
+    "check_served_pools",
+    "running_workers",
+    "serve",
+    "served_pools",
+]
 
 log = get_logger(__name__)
 
@@ -59,6 +68,25 @@ def served_pools(agents: AgentCatalog, kinds: list[str]) -> list[str]:
     return sorted({a.pool_name for a in agents.agents.values() if a.runner in kinds} | set(kinds))
 
 
+class PoolNotServed(ValueError):
+    """A pool this worker would poll has agents of a runner kind it does not serve."""
+
+
+def check_served_pools(agents: AgentCatalog, kinds: list[str]) -> None:
+    """Raises `PoolNotServed` if a pool the worker would poll has agents of a kind it does not
+    serve: it would take their steps from the queue and could only fail them."""
+    problems = []
+    for pool, used in pools_of(agents).items():
+        missing = sorted(set(used) - set(kinds))
+        if pool in served_pools(agents, kinds) and missing:
+            problems.append(f"pool {pool!r} also has agents of runner kind(s) {', '.join(missing)}")
+    if problems:
+        raise PoolNotServed(
+            f"{'; '.join(problems)}, which this worker does not serve (it serves {', '.join(kinds)}): "
+            "serve those kinds too (--runner) or give those agents a pool of their own"
+        )
+
+
 def _check_agents(agents: AgentCatalog, runners: Mapping[str, Runner]) -> None:
     # A bad agent must not stop the pool serving the good ones: its steps fail as Config errors.
     for agent in agents.agents.values():
@@ -81,6 +109,7 @@ def build_workers(
     Runners built here are closed by nobody: use `running_workers` for runners with clients."""
     agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
     runners = runners if runners is not None else build_runners(settings)
+    check_served_pools(agents, list(runners))
     _check_agents(agents, runners)
     activities = StepActivities(agents, runners, inline_runners=frozenset(settings.worker.inline_runners))
     options = settings.worker
@@ -135,7 +164,10 @@ async def serve(settings: WorkerSettings, client: Client) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running_workers(settings, client) as workers:
-        log.info("worker running", task_queues=[w.task_queue for w in workers])
-        await stop.wait()
-        log.info("worker stopping")
+    try:
+        async with running_workers(settings, client) as workers:
+            log.info("worker running", task_queues=[w.task_queue for w in workers])
+            await stop.wait()
+            log.info("worker stopping")
+    except PoolNotServed as exc:  # raised before any worker polls: a message, not a traceback
+        raise SystemExit(f"hookline worker: {exc}") from None

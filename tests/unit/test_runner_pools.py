@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
+from temporalio.client import Client
+
 from schemas.agents import Agent, AgentCatalog
+from worker.app import PoolNotServed, build_runners, build_workers, check_served_pools
 from worker.pools import pools_of
+from worker.runners import RunnerRegistry
+from worker.settings import WorkerOptions, WorkerSettings
 
 
 def test_an_agents_pool_defaults_to_its_runner_kind() -> None:
@@ -23,3 +31,31 @@ def test_a_named_pool_lists_every_kind_its_agents_use() -> None:
 
 def test_served_kinds_have_their_own_pool_even_without_agents() -> None:
     assert pools_of(AgentCatalog(), ["container"]) == {"container": ("container",)}
+
+
+def mixed_edge_pool() -> AgentCatalog:
+    return AgentCatalog(
+        agents={
+            "a": Agent(name="a", runner="shell", pool="edge"),
+            "b": Agent(name="b", runner="ssh", pool="edge"),
+            "c": Agent(name="c", runner="http"),
+        }
+    )
+
+
+def test_a_worker_refuses_a_pool_with_kinds_it_does_not_serve() -> None:
+    with pytest.raises(PoolNotServed) as refused:
+        check_served_pools(mixed_edge_pool(), ["shell"])
+    assert "pool 'edge'" in str(refused.value) and "ssh" in str(refused.value)
+
+
+def test_a_worker_serving_every_kind_of_its_pools_starts() -> None:
+    check_served_pools(mixed_edge_pool(), ["shell", "ssh"])
+    check_served_pools(mixed_edge_pool(), ["http"])  # never polls `edge`
+
+
+def test_building_the_workers_stops_on_a_pool_it_cannot_serve() -> None:
+    settings = WorkerSettings(worker=WorkerOptions(runners=["shell"], workflows=False))
+    runners = build_runners(settings, RunnerRegistry.discover(plugins=[]))
+    with pytest.raises(PoolNotServed):
+        build_workers(settings, cast(Client, None), mixed_edge_pool(), runners)  # refused before any client use
