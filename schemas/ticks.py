@@ -33,7 +33,8 @@ def tick_event(
         type=TICK_TYPE,
         time=slot,
         subject=name,
-        dedupekey=f"schedule-{index}-{slot:%Y%m%dT%H%M%SZ}",
+        # The year padded by hand: strftime's %Y does not pad years before 1000 on glibc.
+        dedupekey=f"schedule-{index}-{slot.year:04d}{slot:%m%dT%H%M%SZ}",
         partitionkey=name,
         hooklinesource=TICK_SOURCE,
         data={

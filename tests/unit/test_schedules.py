@@ -84,3 +84,7 @@ def test_ticks_match_the_schedule_trigger_that_declared_them() -> None:
     [match] = index.matches(tick_event(afternoon.definition_id, afternoon.index, at(14, 0)))
     assert (match.stored.id, match.trigger.cron) == ("nightly", "0 14 * * *")
     assert morning.id == "nightly#0"
+
+
+def test_tick_dedupe_keys_have_a_fixed_width_year() -> None:
+    assert tick_event("d", 0, datetime(1, 1, 1, tzinfo=UTC)).dedupekey == "schedule-0-00010101T000000Z"
