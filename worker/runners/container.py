@@ -1,7 +1,8 @@
 """The container runner: runs the agent's argv in a fresh container through the Docker Engine
 API (Docker, or Podman's compatible service), with the step context on stdin. The container
 has no network unless the agent names one, and is removed whatever happens: success, failure,
-timeout or cancellation. Output (stdout and stderr, as they interleave) is capped."""
+timeout or cancellation. It has no capabilities, cannot gain privileges and has a process limit,
+unless the agent relaxes them. Output (stdout and stderr, as they interleave) is capped."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ class ContainerOptions(RunnerOptions):
     memory_bytes: int | None = Field(None, gt=0)
     cpus: float | None = Field(None, gt=0)
     read_only: bool = Field(False, description="Read-only root filesystem.")
+    cap_add: list[str] = Field(
+        default_factory=list, description="Capabilities to give back (e.g. NET_BIND_SERVICE); all are dropped."
+    )
+    no_new_privileges: bool = Field(True, description="false: setuid programs may raise the step's privileges.")
+    pids_limit: int | None = Field(512, gt=0, description="Most processes at once; null: the engine's default.")
     non_retryable_exit_codes: list[int] = Field(default_factory=list)
 
 
@@ -53,7 +59,18 @@ class ContainerSettings(RunnerOptions):
 
 
 def _spec(agent: Agent, request: StepRequest, options: ContainerOptions) -> dict[str, Any]:
-    host: dict[str, Any] = {"NetworkMode": options.network, "ReadonlyRootfs": options.read_only}
+    host: dict[str, Any] = {
+        "NetworkMode": options.network,
+        "ReadonlyRootfs": options.read_only,
+        # Least privilege unless the agent asks: no capabilities (not even the engine's default
+        # set), no gaining privileges through setuid binaries, and no fork bomb starving the host.
+        "CapDrop": ["ALL"],
+        "CapAdd": list(options.cap_add),
+    }
+    if options.no_new_privileges:
+        host["SecurityOpt"] = ["no-new-privileges"]
+    if options.pids_limit:
+        host["PidsLimit"] = options.pids_limit
     if options.memory_bytes:
         host["Memory"] = options.memory_bytes
     if options.cpus:

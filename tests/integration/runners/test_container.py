@@ -105,3 +105,30 @@ async def test_an_unreachable_engine_is_retryable(podman: Podman, tmp_path: Path
     error = await failure(harness, boxed(podman, "true"))
     await runner.close()
     assert (error.type, error.non_retryable) == ("Engine", False)
+
+
+def status_fields(output: str, *names: str) -> list[str]:
+    """The values of `names` in a /proc/<pid>/status (the image has no grep)."""
+    fields = dict(line.split(":", 1) for line in output.splitlines() if ":" in line)
+    return [fields[name].strip() for name in names]
+
+
+async def test_a_container_has_no_capabilities_and_cannot_gain_privileges(
+    container_harness: Harness, podman: Podman
+) -> None:
+    result = await container_harness.run(boxed(podman, "cat", "/proc/self/status"))
+    assert status_fields(result.output, "CapEff", "CapBnd", "NoNewPrivs") == ["0" * 16, "0" * 16, "1"]
+
+
+async def test_a_container_has_a_process_limit(container_harness: Harness, podman: Podman) -> None:
+    result = await container_harness.run(boxed(podman, "cat", "/sys/fs/cgroup/pids/pids.max"))
+    assert result.output.strip() == "512"
+
+
+async def test_an_agent_may_add_capabilities_and_set_the_process_limit(
+    container_harness: Harness, podman: Podman
+) -> None:
+    agent = boxed(podman, "sh", "-c", "cat /proc/self/status; echo pids: $(cat /sys/fs/cgroup/pids/pids.max)")
+    options = {**agent.options, "cap_add": ["NET_BIND_SERVICE"], "pids_limit": 64}
+    result = await container_harness.run(agent.model_copy(update={"options": options}))
+    assert status_fields(result.output, "CapEff", "pids") == [f"{1 << 10:016x}", "64"]
