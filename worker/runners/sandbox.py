@@ -6,12 +6,14 @@ its own PID/IPC/UTS namespaces; nothing else of the machine."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
 
 from schemas.agents import Agent
+from schemas.run import StepRequest, StepResult
 from worker.runners.base import RunnerContext, RunnerOptions, config_error, parse_options
 from worker.runners.shell import ShellOptions, ShellRunner
 
@@ -83,12 +85,20 @@ class SandboxRunner(ShellRunner):
         for path in options.read_only_paths:
             if not path.is_absolute():
                 raise config_error(f"agent {agent.name!r} options.read_only_paths: {str(path)!r} is not absolute")
-        if agent.workdir is None or not agent.workdir.is_absolute():
+        if agent.workdir is not None and not agent.workdir.is_absolute():
             raise config_error(f"agent {agent.name!r} needs an absolute workdir for the sandbox")
+
+    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
+        if agent.workdir is not None:
+            return await super().run(agent, request)
+        # No working directory (an inline action): an empty one of the step's own, removed after
+        # it, so nothing of the worker's current directory is shown.
+        with tempfile.TemporaryDirectory(prefix="hookline-step-") as scratch:
+            return await super().run(agent.model_copy(update={"workdir": Path(scratch)}), request)
 
     def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
         options = self.sandbox_options(agent)
-        workdir = str(agent.workdir)  # absolute: `check` ran first
+        workdir = str(agent.workdir)  # absolute: `check` ran first, `run` made one if none
         args = [self._settings.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         if options.network:
             args.append("--share-net")
