@@ -93,8 +93,11 @@ class ShellRunner:
                 preexec_fn=die_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
-            what = agent.workdir if isinstance(exc, NotADirectoryError) else agent.command[0]
-            raise config_error(f"cannot run {what!r}: {exc.strerror}") from exc
+            # Which path failed is in `filename`: a missing working directory is a
+            # FileNotFoundError just as a missing program is.
+            if agent.workdir is not None and exc.filename is not None and str(exc.filename) == str(agent.workdir):
+                raise config_error(f"cannot enter working directory {str(agent.workdir)!r}: {exc.strerror}") from exc
+            raise config_error(f"cannot run {agent.command[0]!r}: {exc.strerror}") from exc
         try:
             output = await asyncio.wait_for(self._communicate(proc, stdin), agent.timeout_s)
         except TimeoutError:

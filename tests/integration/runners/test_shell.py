@@ -75,6 +75,28 @@ async def test_a_missing_working_directory_is_a_configuration_error(shell_harnes
     with pytest.raises(ApplicationError) as failed:
         await shell_harness.run(agent)
     assert (failed.value.type, failed.value.non_retryable) == ("Config", True)
+    assert (
+        failed.value.message
+        == f"cannot enter working directory {str(tmp_path / 'missing')!r}: No such file or directory"
+    )
+
+
+async def test_a_working_directory_that_is_a_file_is_a_configuration_error(
+    shell_harness: Harness, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    agent = Agent(name="nowhere", command=("true",), workdir=tmp_path / "file")
+    with pytest.raises(ApplicationError) as failed:
+        await shell_harness.run(agent)
+    assert failed.value.message == f"cannot enter working directory {str(tmp_path / 'file')!r}: Not a directory"
+
+
+async def test_a_missing_program_is_a_configuration_error_naming_it(shell_harness: Harness, tmp_path: Path) -> None:
+    agent = Agent(name="typo", command=("no-such-program-hookline", "--flag"), workdir=tmp_path)
+    with pytest.raises(ApplicationError) as failed:
+        await shell_harness.run(agent)
+    assert (failed.value.type, failed.value.non_retryable) == ("Config", True)
+    assert failed.value.message == "cannot run 'no-such-program-hookline': No such file or directory"
 
 
 async def test_only_allow_listed_worker_variables_and_the_agents_own_reach_the_step(tmp_path: Path) -> None:
