@@ -56,6 +56,7 @@ class KubeStandIn:
         #: for is compacted away, as etcd does).
         self.watch_fault: str | None = None
         self.watches = 0
+        self.kubelets: set[asyncio.Task[None]] = set()
         self.app = web.Application(middlewares=[self.auth])
         self.app.router.add_post(JOBS, self.create_job)
         self.app.router.add_get(JOBS, self.list_jobs)
@@ -96,7 +97,9 @@ class KubeStandIn:
         key = f"{namespace}/{meta['name']}"
         self.jobs[key] = job
         await self._bump(key, "ADDED", job)
-        asyncio.get_running_loop().create_task(self._kubelet(namespace, job))
+        kubelet = asyncio.get_running_loop().create_task(self._kubelet(namespace, job))
+        self.kubelets.add(kubelet)
+        kubelet.add_done_callback(self.kubelets.discard)
         return web.json_response(job, status=201)
 
     async def _kubelet(self, namespace: str, job: dict[str, Any]) -> None:
@@ -317,3 +320,7 @@ class KubeStandIn:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+        # Let each kubelet reap its process: one left waiting when the loop closes leaks its
+        # subprocess transport (a ResourceWarning, an error under filterwarnings).
+        if self.kubelets:
+            await asyncio.wait(self.kubelets, timeout=5)
