@@ -174,6 +174,8 @@ class HttpRunner:
                 connector=aiohttp.TCPConnector(resolver=resolver),
                 # Proxies from the environment would move the connection out of the guard's sight.
                 trust_env=False,
+                # One session serves every agent: a cookie one endpoint sets must not reach another.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
