@@ -45,6 +45,19 @@ async def gateway(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings) 
 
 
 @pytest.fixture
+async def api(
+    aiohttp_client: AiohttpClient,
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    agents: AgentCatalog,
+) -> TestClient[Any, Any]:
+    """A gateway whose REST API is ready, with the test tokens of `test_api_support`."""
+    from tests.integration.test_api_support import api_settings, start_api
+
+    return await start_api(aiohttp_client, api_settings(kafka_settings, temporal_settings), agents)
+
+
+@pytest.fixture
 async def store(kafka_settings: KafkaSettings) -> AsyncIterator[DefinitionStore]:
     """An empty definitions store on this test's topics."""
     store = DefinitionStore(kafka_settings)

@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 
-from hookline.settings import KafkaSettings, TemporalSettings
-from schemas.agents import AgentCatalog
+from hookline.settings import KafkaSettings
 from tests.conftest import DATA, read_topic
-from tests.integration.test_api_support import API, api_settings, auth, start_api
+from tests.integration.test_api_support import API, auth
 
 CRITICAL = {
     "name": "Page On Critical",
@@ -28,13 +26,9 @@ CRITICAL = {
 
 
 @pytest.fixture
-async def api(
-    aiohttp_client: AiohttpClient,
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
-    agents: AgentCatalog,
-) -> TestClient[Any, Any]:
-    client = await start_api(aiohttp_client, api_settings(kafka_settings, temporal_settings), agents)
+async def api(api: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    """The API with definitions of team A (two) and team B (one)."""
+    client = api
     for token, body in (
         ("a", CRITICAL),
         ("a", {"name": "Warnings", "trigger": {**CRITICAL["trigger"], "filter": ['severity="warning"']}}),

@@ -6,26 +6,14 @@ import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 from temporalio.client import Client
 
-from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
-from tests.integration.test_api_support import API, api_settings, auth, start_api
+from tests.integration.test_api_support import API, auth
 from worker.app import build_workers
 from worker.settings import WorkerSettings
-
-
-@pytest.fixture
-async def api(
-    aiohttp_client: AiohttpClient,
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
-    agents: AgentCatalog,
-) -> TestClient[Any, Any]:
-    return await start_api(aiohttp_client, api_settings(kafka_settings, temporal_settings), agents)
 
 
 async def shell_pool(api: TestClient[Any, Any]) -> dict[str, Any]:

@@ -14,23 +14,13 @@ from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from tests.integration.conftest import wait_ready
-from tests.integration.test_api_support import API, api_settings, auth, seed_body, start_api, wait_api_ready
+from tests.integration.test_api_support import API, api_settings, auth, seed_body, wait_api_ready
 
 PROBLEM = "application/problem+json"
 
 
 def build(name: str = "Build", **extra: Any) -> dict[str, Any]:
     return {"name": name, "steps": [{"name": "compile", "agent": "builder"}], **extra}
-
-
-@pytest.fixture
-async def api(
-    aiohttp_client: AiohttpClient,
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
-    agents: AgentCatalog,
-) -> TestClient[Any, Any]:
-    return await start_api(aiohttp_client, api_settings(kafka_settings, temporal_settings), agents)
 
 
 async def create(api: TestClient[Any, Any], body: dict[str, Any], token: str = "a") -> dict[str, Any]:

@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 
-from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from tests.conftest import EXAMPLES
-from tests.integration.test_api_support import API, api_settings, auth, seed_body, start_api
+from tests.integration.test_api_support import API, auth, seed_body
 
 STEP_SECONDS = "0.4"
 
@@ -25,16 +23,6 @@ def agents() -> AgentCatalog:
     catalog = AgentCatalog.load(EXAMPLES / "agents.yaml")
     slow = {n: a.model_copy(update={"env": {**a.env, "DEMO_SLEEP_S": STEP_SECONDS}}) for n, a in catalog.agents.items()}
     return AgentCatalog(agents=slow)
-
-
-@pytest.fixture
-async def api(
-    aiohttp_client: AiohttpClient,
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
-    agents: AgentCatalog,
-) -> TestClient[Any, Any]:
-    return await start_api(aiohttp_client, api_settings(kafka_settings, temporal_settings), agents)
 
 
 async def run_to_end(api: TestClient[Any, Any], workflow_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
