@@ -19,8 +19,11 @@ __all__ = [
     "RunnerFactory",
     "RunnerOptions",
     "StepFailed",
+    "agent_options",
     "config_error",
     "parse_options",
+    "require_command",
+    "runner_settings",
     "step_context",
     "step_env",
 ]
@@ -59,6 +62,21 @@ def parse_options(model: type[OptionsT], raw: Mapping[str, Any], where: str) -> 
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in exc.errors())
         raise config_error(f"{where}: {problems}") from None
+
+
+def agent_options(model: type[OptionsT], agent: Agent) -> OptionsT:
+    """The agent's `options:` as a runner's model; a config error names the agent."""
+    return parse_options(model, agent.options, f"agent {agent.name!r} options")
+
+
+def runner_settings(model: type[OptionsT], context: RunnerContext, kind: str) -> OptionsT:
+    """The worker's `runner_settings.<kind>` as a runner's model."""
+    return parse_options(model, context.settings, f"worker.runner_settings.{kind}")
+
+
+def require_command(agent: Agent) -> None:
+    if not agent.command:
+        raise config_error(f"agent {agent.name!r} has no command")
 
 
 class Runner(Protocol):

@@ -23,8 +23,10 @@ from worker.runners.base import (
     RunnerContext,
     RunnerOptions,
     StepFailed,
+    agent_options,
     config_error,
-    parse_options,
+    require_command,
+    runner_settings,
     step_context,
     step_env,
 )
@@ -105,16 +107,15 @@ class ContainerRunner:
 
     @classmethod
     def create(cls, context: RunnerContext) -> ContainerRunner:
-        settings = parse_options(ContainerSettings, context.settings, "worker.runner_settings.container")
+        settings = runner_settings(ContainerSettings, context, "container")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
     def options(self, agent: Agent) -> ContainerOptions:
-        return parse_options(ContainerOptions, agent.options, f"agent {agent.name!r} options")
+        return agent_options(ContainerOptions, agent)
 
     def check(self, agent: Agent) -> None:
         self.options(agent)
-        if not agent.command:
-            raise config_error(f"agent {agent.name!r} has no command")
+        require_command(agent)
 
     def _client(self) -> aiodocker.Docker:
         if self._docker is None:

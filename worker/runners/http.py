@@ -30,7 +30,8 @@ from worker.runners.base import (
     RunnerContext,
     RunnerOptions,
     StepFailed,
-    parse_options,
+    agent_options,
+    runner_settings,
     step_context,
 )
 
@@ -158,11 +159,11 @@ class HttpRunner:
 
     @classmethod
     def create(cls, context: RunnerContext) -> HttpRunner:
-        settings = parse_options(HttpSettings, context.settings, "worker.runner_settings.http")
+        settings = runner_settings(HttpSettings, context, "http")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
     def options(self, agent: Agent) -> HttpOptions:
-        return parse_options(HttpOptions, agent.options, f"agent {agent.name!r} options")
+        return agent_options(HttpOptions, agent)
 
     def check(self, agent: Agent) -> None:
         self.options(agent)

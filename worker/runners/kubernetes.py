@@ -31,8 +31,10 @@ from worker.runners.base import (
     RunnerContext,
     RunnerOptions,
     StepFailed,
+    agent_options,
     config_error,
-    parse_options,
+    require_command,
+    runner_settings,
     step_env,
 )
 from worker.runners.shell import exit_failure
@@ -127,16 +129,15 @@ class KubernetesRunner:
 
     @classmethod
     def create(cls, context: RunnerContext) -> KubernetesRunner:
-        settings = parse_options(KubernetesSettings, context.settings, "worker.runner_settings.kubernetes")
+        settings = runner_settings(KubernetesSettings, context, "kubernetes")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
     def options(self, agent: Agent) -> KubernetesOptions:
-        return parse_options(KubernetesOptions, agent.options, f"agent {agent.name!r} options")
+        return agent_options(KubernetesOptions, agent)
 
     def check(self, agent: Agent) -> None:
         self.options(agent)
-        if not agent.command:
-            raise config_error(f"agent {agent.name!r} has no command")
+        require_command(agent)
 
     async def _client(self) -> client.ApiClient:
         async with self._lock:

@@ -14,7 +14,13 @@ from pydantic import Field
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
-from worker.runners.base import RunnerContext, RunnerOptions, config_error, parse_options
+from worker.runners.base import (
+    RunnerContext,
+    RunnerOptions,
+    agent_options,
+    config_error,
+    runner_settings,
+)
 from worker.runners.shell import ShellOptions, ShellRunner
 
 __all__ = ["ETC_PATHS", "SYSTEM_PATHS", "SandboxOptions", "SandboxRunner", "SandboxSettings"]
@@ -71,11 +77,11 @@ class SandboxRunner(ShellRunner):
 
     @classmethod
     def create(cls, context: RunnerContext) -> SandboxRunner:
-        settings = parse_options(SandboxSettings, context.settings, "worker.runner_settings.sandbox")
+        settings = runner_settings(SandboxSettings, context, "sandbox")
         return cls(output_cap_bytes=context.output_cap_bytes, base_env=dict(context.inherited_env), settings=settings)
 
     def sandbox_options(self, agent: Agent) -> SandboxOptions:
-        return parse_options(SandboxOptions, agent.options, f"agent {agent.name!r} options")
+        return agent_options(SandboxOptions, agent)
 
     def check(self, agent: Agent) -> None:
         super().check(agent)

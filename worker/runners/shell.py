@@ -21,8 +21,9 @@ from worker.runners.base import (
     RunnerContext,
     RunnerOptions,
     StepFailed,
+    agent_options,
     config_error,
-    parse_options,
+    require_command,
     step_context,
     step_env,
 )
@@ -59,12 +60,11 @@ class ShellRunner:
         return cls(output_cap_bytes=context.output_cap_bytes, base_env=context.inherited_env)
 
     def options(self, agent: Agent) -> ShellOptions:
-        return parse_options(self.options_model, agent.options, f"agent {agent.name!r} options")
+        return agent_options(self.options_model, agent)
 
     def check(self, agent: Agent) -> None:
         self.options(agent)
-        if not agent.command:
-            raise config_error(f"agent {agent.name!r} has no command")
+        require_command(agent)
 
     def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
         """What is executed; the sandbox wraps it."""

@@ -22,8 +22,10 @@ from worker.runners.base import (
     RunnerContext,
     RunnerOptions,
     StepFailed,
+    agent_options,
     config_error,
-    parse_options,
+    require_command,
+    runner_settings,
     step_context,
     step_env,
 )
@@ -59,16 +61,15 @@ class SshRunner:
 
     @classmethod
     def create(cls, context: RunnerContext) -> SshRunner:
-        settings = parse_options(SshSettings, context.settings, "worker.runner_settings.ssh")
+        settings = runner_settings(SshSettings, context, "ssh")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
     def options(self, agent: Agent) -> SshOptions:
-        return parse_options(SshOptions, agent.options, f"agent {agent.name!r} options")
+        return agent_options(SshOptions, agent)
 
     def check(self, agent: Agent) -> None:
         options = self.options(agent)
-        if not agent.command:
-            raise config_error(f"agent {agent.name!r} has no command")
+        require_command(agent)
         if self._settings.known_hosts is None or not self._settings.known_hosts.is_file():
             raise config_error("worker.runner_settings.ssh.known_hosts must name a known_hosts file")
         if not (options.client_keys or self._settings.client_keys):
