@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
 from hookline.runs import build_request, start_run
-from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
 from tests.conftest import ROOT
@@ -65,20 +65,15 @@ async def wait_for_line(log: Path, line: str, timeout: float = 30) -> None:
 
 
 async def test_a_sigkilled_worker_is_replaced_and_completed_steps_do_not_run_again(
-    kafka_settings: KafkaSettings,
+    store: DefinitionStore,
     temporal_settings: TemporalSettings,
     temporal_client: Client,
     agents_file: Path,
     tmp_path: Path,
 ) -> None:
-    store = DefinitionStore(kafka_settings)
-    await store.start()
-    try:
-        stored = await store.put(
-            {"name": "Three Steps", "steps": [{"name": n, "agent": "record"} for n in ("first", "long", "last")]}
-        )
-    finally:
-        await store.stop()
+    stored = await store.put(
+        {"name": "Three Steps", "steps": [{"name": n, "agent": "record"} for n in ("first", "long", "last")]}
+    )
     agents = AgentCatalog.load(agents_file)
     request = build_request(stored, agents, temporal_settings)
     log = tmp_path / "steps.log"
@@ -121,27 +116,22 @@ async def in_process_worker(
 
 @pytest.mark.usefixtures("in_process_worker")
 async def test_a_run_keeps_its_definition_version_when_the_definition_changes_or_goes(
-    kafka_settings: KafkaSettings,
+    store: DefinitionStore,
     temporal_settings: TemporalSettings,
     temporal_client: Client,
     agents_file: Path,
     tmp_path: Path,
 ) -> None:
-    store = DefinitionStore(kafka_settings)
-    await store.start()
-    try:
-        v1 = await store.put(
-            {"name": "Pinned", "steps": [{"name": "hold", "agent": "record"}, {"name": "v1-only", "agent": "record"}]}
-        )
-        request = build_request(v1, AgentCatalog.load(agents_file), temporal_settings)
-        handle, _ = await start_run(temporal_client, temporal_settings, request, f"pinned:{uuid.uuid4().hex}")
-        await wait_for_line(tmp_path / "steps.log", "hold start")
-        v2 = await store.put({"name": "Pinned", "steps": [{"name": "v2-only", "agent": "record"}]})
-        assert v2.version == 2
-        await store.delete("pinned")
-        assert store.get("pinned") is None
-    finally:
-        await store.stop()
+    v1 = await store.put(
+        {"name": "Pinned", "steps": [{"name": "hold", "agent": "record"}, {"name": "v1-only", "agent": "record"}]}
+    )
+    request = build_request(v1, AgentCatalog.load(agents_file), temporal_settings)
+    handle, _ = await start_run(temporal_client, temporal_settings, request, f"pinned:{uuid.uuid4().hex}")
+    await wait_for_line(tmp_path / "steps.log", "hold start")
+    v2 = await store.put({"name": "Pinned", "steps": [{"name": "v2-only", "agent": "record"}]})
+    assert v2.version == 2
+    await store.delete("pinned")
+    assert store.get("pinned") is None
     (tmp_path / "release").touch()
     state: RunState = await asyncio.wait_for(handle.result(), 30)
     assert (state.status, state.definition_version) == ("succeeded", 1)
