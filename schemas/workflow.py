@@ -16,12 +16,11 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError as JsonSchemaError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from schemas.expressions import expression_errors, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
+from schemas.inputs import UnusableSchema, input_violations, inputs_schema_errors
 from schemas.validation import SchemaError, location, validate
 
 __all__ = [
@@ -170,7 +169,10 @@ class WorkflowDefinition(_Model):
             for name, spec in properties.items():
                 if name not in filled and isinstance(spec, dict) and "default" in spec:
                     filled[name] = spec["default"]
-        found = sorted(Draft202012Validator(self.inputs).iter_errors(filled), key=lambda e: list(map(str, e.path)))
+        try:
+            found = input_violations(self.inputs, filled)
+        except UnusableSchema as exc:
+            raise DefinitionError([SchemaError("inputs", str(exc))]) from None
         errors = [SchemaError(location(["input", *e.absolute_path]), e.message) for e in found]
         if errors:
             raise DefinitionError(errors)
@@ -270,14 +272,7 @@ def _trigger_errors(doc: dict[str, Any]) -> list[SchemaError]:
 
 
 def _inputs_errors(doc: dict[str, Any]) -> list[SchemaError]:
-    if "inputs" not in doc:
-        return []
-    try:
-        Draft202012Validator.check_schema(doc["inputs"])
-    except JsonSchemaError as exc:
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
-        return [SchemaError(f"inputs{path}", f"not a valid JSON Schema: {exc.message}")]
-    return []
+    return inputs_schema_errors(doc["inputs"]) if "inputs" in doc else []
 
 
 def _cycle_errors(doc: dict[str, Any]) -> list[SchemaError]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
-from referencing.exceptions import Unresolvable
 
 from gateway.errors import Unprocessable
+from schemas.inputs import UnusableSchema, input_violations
 from schemas.validation import SchemaError
 
 __all__ = ["start_input"]
@@ -60,11 +59,11 @@ def start_input(body: dict[str, Any], schema: dict[str, Any] | None) -> dict[str
         return value
     value = _with_defaults(schema, value)
     try:
-        found = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
-    except Unresolvable as exc:
+        found = input_violations(schema, value)
+    except UnusableSchema as exc:
         raise Unprocessable(
             "the definition's inputs schema cannot be applied; fix the definition",
-            errors=[SchemaError("inputs", f"unresolvable reference: {exc}")],
+            errors=[SchemaError("inputs", str(exc))],
         ) from exc
     if found:
         raise Unprocessable(
