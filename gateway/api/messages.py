@@ -11,32 +11,17 @@ import orjson
 from aiohttp import web
 
 from gateway.errors import BadRequest, UnsupportedMediaType
+from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
 
 __all__ = ["MAX_DEPTH", "decode_cursor", "encode_cursor", "json_response", "page_limit", "query_int", "read_object"]
 
 #: Deeper JSON is refused with 400 before any validator recurses into it.
-MAX_DEPTH = 64
+MAX_DEPTH = MAX_JSON_DEPTH
 
 
 def json_response(body: object, status: int = 200, *, headers: dict[str, str] | None = None) -> web.Response:
     body_bytes = orjson.dumps(body, option=orjson.OPT_UTC_Z)
     return web.Response(body=body_bytes, status=status, headers=headers, content_type="application/json")
-
-
-def _depth(value: Any) -> int:
-    depth, level = 0, [value]
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            return depth
-        nested: list[Any] = []
-        for item in level:
-            if isinstance(item, dict):
-                nested.extend(item.values())
-            elif isinstance(item, list):
-                nested.extend(item)
-        level = nested
-    return depth - 1
 
 
 async def read_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
@@ -56,7 +41,7 @@ async def read_object(request: web.Request, *, empty_ok: bool = False) -> dict[s
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise BadRequest(f"the body must be a JSON object, not {_kind(doc)}")
-    if _depth(doc) > MAX_DEPTH:
+    if depth_exceeds(doc, MAX_DEPTH):
         raise BadRequest(f"the body is nested more than {MAX_DEPTH} levels deep")
     return doc
 

@@ -51,7 +51,9 @@ def build_source(name: str, config: SourceConfig) -> Source:
         case StandardWebhooksConfig():
             return StandardWebhooksSource(name, config, limiter=limiter)
         case CloudEventsConfig():
-            return CloudEventsSource(name, guard=Guard(config.auth), limiter=limiter)
+            return CloudEventsSource(
+                name, guard=Guard(config.auth), limiter=limiter, max_batch_events=config.max_batch_events
+            )
 
 
 def build_sources(config: Mapping[str, SourceConfig]) -> dict[str, Source]:

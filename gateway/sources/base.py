@@ -12,8 +12,14 @@ from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.sources.auth import Guard
 from gateway.sources.ratelimit import TokenBucket
 from schemas.events import Event
+from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
 
 __all__ = ["Headers", "Source", "as_headers", "decode_json", "media_type"]
+
+TOO_DEEP = (
+    f"the body is nested more than {MAX_JSON_DEPTH} levels deep (objects and arrays); "
+    "flatten it or send the deep part as a string"
+)
 
 #: Request headers: aiohttp's case-insensitive mapping, or any mapping (see `as_headers`).
 Headers = Mapping[str, str]
@@ -48,12 +54,20 @@ def media_type(headers: Headers) -> str:
 
 
 def decode_json(body: bytes, content_type: str) -> Any:
-    """The JSON document of a request, or 415 / 400 with the reason. `content_type` is the
-    media type or the whole Content-Type header."""
+    """The JSON document of a request, or 415 / 400 with the reason (not JSON, or nested more
+    than `MAX_JSON_DEPTH` levels). `content_type` is the media type or the whole Content-Type
+    header."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {media or 'none'!r}")
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson's own limit (1024), far above ours
+            raise BadRequest(TOO_DEEP) from None
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    # Checked once here, for every source: a deeper document would cost stack in each library
+    # that walks it (validators, serialisers) and fail there as a 500.
+    if depth_exceeds(doc, MAX_JSON_DEPTH):
+        raise BadRequest(TOO_DEEP)
+    return doc

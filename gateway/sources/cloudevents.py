@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 from pydantic import ValidationError
 
-from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.sources.auth import Guard
 from gateway.sources.base import Headers, as_headers, decode_json, media_type
 from gateway.sources.ratelimit import TokenBucket
@@ -45,10 +45,18 @@ class CloudEventsSource:
     kind = "cloudevents"
     retries_only_5xx = False
 
-    def __init__(self, name: str, *, guard: Guard | None = None, limiter: TokenBucket | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        guard: Guard | None = None,
+        limiter: TokenBucket | None = None,
+        max_batch_events: int = 100,
+    ) -> None:
         self.name = name
         self.guard = guard or Guard()
         self.limiter = limiter
+        self.max_batch_events = max_batch_events
 
     def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
         headers = as_headers(headers)
@@ -59,6 +67,11 @@ class CloudEventsSource:
             batch = decode_json(body, media)
             if not isinstance(batch, list) or not batch:
                 raise BadRequest("a CloudEvents batch is a non-empty JSON array of events")
+            if len(batch) > self.max_batch_events:
+                raise PayloadTooLarge(
+                    f"the batch holds {len(batch)} events; this source takes at most {self.max_batch_events} "
+                    f"(its max_batch_events): send smaller batches"
+                )
             return [self._structured(doc, f"[{i}]") for i, doc in enumerate(batch)]
         return [self._binary(body, headers)]
 

@@ -201,6 +201,9 @@ class StandardWebhooksConfig(_JsonFields):
 
 class CloudEventsConfig(_SourceConfig):
     kind: Literal["cloudevents"] = "cloudevents"
+    max_batch_events: int = Field(
+        100, ge=1, description="Most events in one batched-mode request; a larger batch is answered 413."
+    )
 
 
 class TicksConfig(_SourceConfig):
