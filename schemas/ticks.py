@@ -8,14 +8,44 @@ number of tickers start one run per slot. The event's subject names the schedule
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+
+from croniter import croniter
+from croniter.croniter import CroniterError
 
 from schemas.events import Event, new_event_id
 
-__all__ = ["TICK_SOURCE", "TICK_TYPE", "schedule_id", "tick_event"]
+__all__ = ["TICK_SOURCE", "TICK_TYPE", "cron_error", "schedule_id", "tick_event"]
 
 TICK_TYPE = "dev.hookline.schedule.tick"
 TICK_SOURCE = "schedule"
+
+
+#: How far ahead a schedule must fire: croniter's own search bound, which the ticker uses too.
+#: Real calendars repeat well within it (a fifth Monday of February comes every 28 years or so).
+FIRES_WITHIN_YEARS = 50
+# A fixed instant, so whether a definition is valid does not depend on when it is parsed.
+_REFERENCE = datetime(2000, 1, 1)
+
+
+def cron_error(cron: str, zone: tzinfo) -> str | None:
+    """Why `cron` cannot drive a schedule in time zone `zone` (None when it can): it does not
+    parse, or no time matches it (the 30th of February)."""
+    if not croniter.is_valid(cron, second_at_beginning=True):
+        return f"{cron!r} is not a cron expression (5 fields, or 6 with seconds first)"
+    try:
+        croniter(
+            cron,
+            _REFERENCE.replace(tzinfo=zone),
+            second_at_beginning=True,
+            max_years_between_matches=FIRES_WITHIN_YEARS,
+        ).get_next(datetime)
+    except (CroniterError, ValueError, OverflowError):
+        return (
+            f"{cron!r} never fires: no time matches it within {FIRES_WITHIN_YEARS} years "
+            "(a day the month does not have, such as the 30th of February?); check its day and month fields"
+        )
+    return None
 
 
 def schedule_id(definition_id: str, index: int) -> str:

@@ -15,12 +15,12 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from schemas.expressions import expression_errors, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
 from schemas.inputs import UnusableSchema, input_violations, inputs_schema_errors
+from schemas.ticks import cron_error
 from schemas.validation import SchemaError, location, validate
 
 __all__ = [
@@ -255,17 +255,15 @@ def _trigger_errors(doc: dict[str, Any]) -> list[SchemaError]:
     )
     errors: list[SchemaError] = []
     for where, t in located:
-        if "cron" in t and not croniter.is_valid(t["cron"], second_at_beginning=True):
-            errors.append(
-                SchemaError(
-                    f"{where}.cron", f"{t['cron']!r} is not a cron expression (5 fields, or 6 with seconds first)"
-                )
-            )
-        if "timezone" in t:
-            try:
-                ZoneInfo(t["timezone"])
-            except (ZoneInfoNotFoundError, ValueError):
-                errors.append(SchemaError(f"{where}.timezone", f"unknown time zone {t['timezone']!r}"))
+        zone: ZoneInfo | None = ZoneInfo("UTC")
+        try:
+            zone = ZoneInfo(t.get("timezone", "UTC"))
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder name, or one too long
+            zone = None
+        if "cron" in t and (why := cron_error(t["cron"], zone or ZoneInfo("UTC"))) is not None:
+            errors.append(SchemaError(f"{where}.cron", why))
+        if zone is None:
+            errors.append(SchemaError(f"{where}.timezone", f"unknown time zone {t['timezone']!r}"))
         errors.extend(filter_errors(t.get("filter"), f"{where}.filter"))
         errors.extend(template_errors(t.get("input"), f"{where}.input"))
     return errors
