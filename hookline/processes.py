@@ -1,22 +1,179 @@
-"""Child processes that do not outlive their parent."""
+"""Child processes that do not outlive their parent, spawned without running Python in the child.
+
+Never `asyncio.create_subprocess_exec` on uvloop, and never a `preexec_fn`. uvloop forks and then,
+in the child, runs `PyOS_AfterFork_Child` for every process it spawns (a `preexec_fn` only adds
+more Python after it). The Temporal SDK's core threads call into Python all the time, and each
+call makes or drops a thread state under the interpreter's runtime lock without holding the GIL;
+a fork while one of them holds that lock leaves the child waiting for it for ever, and the
+parent's event loop blocked in `uv_spawn` reading the child's exec-status pipe: the whole worker
+wedged, alive and silent. `spawn` starts a process with `subprocess.Popen` (C fork/vfork + exec,
+no Python in the child) and attaches its output pipe and its exit (a pidfd) to the running loop,
+whichever loop that is. The parent-death signal is set by a small program exec'd first
+(util-linux `setpriv --pdeathsig`), so the child only ever runs `exec`.
+"""
 
 from __future__ import annotations
 
-import ctypes
+import asyncio
+import errno
+import os
+import shutil
 import signal
-from collections.abc import Callable
+import subprocess
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 
-__all__ = ["die_with_parent"]
+from hookline.logging import get_logger
 
-_PR_SET_PDEATHSIG = 1
+__all__ = ["ChildProcess", "die_with_parent", "pdeathsig_wrapper", "spawn"]
+
+log = get_logger(__name__)
 
 
-def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
-    """A `preexec_fn` asking the kernel to send `sig` to the child when its parent dies, so a
-    SIGKILLed worker or launcher leaves no orphan behind."""
+@cache
+def pdeathsig_wrapper() -> str | None:
+    """The `setpriv` binary (util-linux, essential on Debian), or None where it is missing."""
+    path = shutil.which("setpriv")
+    if path is None:
+        log.warning(
+            "setpriv (util-linux) is not installed: child processes will not be stopped if this process is killed"
+        )
+    return path
 
-    def preexec() -> None:
-        # Runs in the child between fork and exec.
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
-    return preexec
+def die_with_parent(argv: Sequence[str], sig: signal.Signals = signal.SIGTERM) -> list[str]:
+    """`argv` to exec instead of `argv`, so that the kernel sends `sig` to the process when its
+    parent dies (PR_SET_PDEATHSIG, kept across exec): a SIGKILLed worker or launcher leaves no
+    orphan running unsupervised. Without setpriv, `argv` unchanged."""
+    wrapper = pdeathsig_wrapper()
+    if wrapper is None:
+        return list(argv)
+    return [wrapper, f"--pdeathsig={sig.name}", "--", *argv]
+
+
+def _resolve(program: str, cwd: Path | None, env: Mapping[str, str] | None) -> str:
+    """The file `program` names, found as exec would find it for the child (its PATH, its
+    working directory), so a missing program is an OSError here rather than the exit code of the
+    wrapper that would have exec'd it."""
+    if "/" in program:
+        candidates = [program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)]
+    else:
+        path = (env if env is not None else os.environ).get("PATH", os.defpath)
+        candidates = [os.path.join(folder or ".", program) for folder in path.split(os.pathsep)]
+    found = False
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            found = True
+            if os.access(candidate, os.X_OK):
+                return candidate
+    code = errno.EACCES if found else errno.ENOENT
+    raise OSError(code, os.strerror(code), program)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class ChildProcess:
+    """A process started by `spawn`: its output (stdout and stderr together) and its exit.
+    The output pipe is read with the loop's `add_reader`, not as a pipe transport: uvloop closes
+    a pipe's file descriptor twice (libuv, then the file object), and the second close can hit a
+    descriptor another thread has just been given. `close()` releases the pipe."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], output_fd: int, exited: asyncio.Future[int]):
+        self._popen = popen
+        self._fd = output_fd
+        self._exited = exited
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    async def read(self, size: int) -> bytes:
+        """Up to `size` bytes of output; b"" once every writer has closed it."""
+        if self._fd < 0:
+            return b""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return os.read(self._fd, size)
+            except BlockingIOError:
+                pass
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(self._fd, _wake, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(self._fd)
+
+    async def wait(self) -> int:
+        """The exit status: the code, or minus the signal that ended it."""
+        return await asyncio.shield(self._exited)
+
+    def kill_group(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """`sig` to the process group (everything the process started that stayed in it)."""
+        try:
+            os.killpg(self._popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    stdin: bytes = b"",
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    die_signal: signal.Signals = signal.SIGKILL,
+) -> ChildProcess:
+    """Start `argv` in a session (and process group) of its own, `stdin` as its standard input
+    (a file in memory, so a process that never reads it cannot fail the write), stdout and
+    stderr into one pipe; `die_signal` reaches it if this process dies. Raises OSError (with
+    `filename`) if the program or the working directory cannot be used."""
+    loop = asyncio.get_running_loop()
+    program = _resolve(argv[0], cwd, env)
+    stdin_fd = os.memfd_create("hookline-stdin", os.MFD_CLOEXEC)
+    read_fd, write_fd = os.pipe()
+    try:
+        view = memoryview(stdin)
+        while view:
+            view = view[os.write(stdin_fd, view) :]
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+        popen = subprocess.Popen(
+            die_with_parent([program, *argv[1:]], die_signal),
+            stdin=stdin_fd,
+            stdout=write_fd,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(stdin_fd)
+        os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    exited: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(popen.pid)
+
+    def reap() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not exited.done():
+            exited.set_result(popen.wait())
+
+    loop.add_reader(pidfd, reap)
+    return ChildProcess(popen, read_fd, exited)

@@ -117,11 +117,10 @@ class _Process:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            argv,
+            die_with_parent(argv, signal.SIGTERM),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent(signal.SIGTERM),
             env=env,
             start_new_session=True,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from collections.abc import Mapping
 from typing import ClassVar
@@ -13,7 +12,7 @@ from typing import ClassVar
 import orjson
 from pydantic import Field
 
-from hookline.processes import die_with_parent
+from hookline.processes import ChildProcess, spawn
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.runners.base import (
@@ -79,19 +78,10 @@ class ShellRunner:
         stdin = orjson.dumps(step_context(request))
         env = {**self._base_env, **step_env(agent, request)}
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv(agent, options),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=agent.workdir,
-                env=env,
-                # Its own process group, so a timeout or cancellation kills everything it started.
-                start_new_session=True,
-                # A SIGKILLed worker must not leave the step running unsupervised: Temporal will
-                # retry it on another worker after the heartbeat timeout.
-                preexec_fn=die_with_parent(signal.SIGKILL),
-            )
+            # In a process group of its own, so a timeout or cancellation kills everything it
+            # started; SIGKILLed with the worker, so a step never runs unsupervised (Temporal
+            # retries it on another worker after the heartbeat timeout).
+            proc = await spawn(self.argv(agent, options), stdin=stdin, cwd=agent.workdir, env=env)
         except OSError as exc:
             # Which path failed is in `filename`: a missing working directory is a
             # FileNotFoundError just as a missing program is.
@@ -99,37 +89,30 @@ class ShellRunner:
                 raise config_error(f"cannot enter working directory {str(agent.workdir)!r}: {exc.strerror}") from exc
             raise config_error(f"cannot run {agent.command[0]!r}: {exc.strerror}") from exc
         try:
-            output = await asyncio.wait_for(self._communicate(proc, stdin), agent.timeout_s)
+            output = await asyncio.wait_for(self._collect(proc), agent.timeout_s)
         except TimeoutError:
             await self._kill_group(proc)
             raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
         except asyncio.CancelledError:
             await self._kill_group(proc)
             raise
+        finally:
+            proc.close()
         code = proc.returncode or 0
         if code != 0:
             raise exit_failure(code, output.text(), options.non_retryable_exit_codes)
         return StepResult(exit_code=0, output=output.text(), output_truncated=output.truncated)
 
-    async def _communicate(self, proc: asyncio.subprocess.Process, stdin: bytes) -> OutputBuffer:
-        assert proc.stdin is not None and proc.stdout is not None
-        # A step need not read its stdin: one that exits first closes the pipe, and writing to it
-        # then fails in one of three ways. None of them is the step's failure; retrying the step
-        # for it would run it twice.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
-            proc.stdin.write(stdin)
-            await proc.stdin.drain()
-        proc.stdin.close()
+    async def _collect(self, proc: ChildProcess) -> OutputBuffer:
         output = OutputBuffer(self._cap)
         # Read to the end even past the cap, so a chatty step is not blocked on a full pipe.
-        while chunk := await proc.stdout.read(65536):
+        while chunk := await proc.read(65536):
             output.add(chunk)
         await proc.wait()
         return output
 
     @staticmethod
-    async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    async def _kill_group(proc: ChildProcess) -> None:
+        proc.kill_group(signal.SIGKILL)
         with contextlib.suppress(Exception):
-            await asyncio.shield(proc.wait())
+            await proc.wait()

@@ -68,9 +68,7 @@ def sshd(base: Path) -> Iterator[Sshd]:
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     sshd_bin = shutil.which("sshd", path="/usr/sbin:/usr/bin") or "/usr/sbin/sshd"
-    proc = subprocess.Popen(
-        [sshd_bin, "-D", "-e", "-f", str(base / "sshd_config")], preexec_fn=die_with_parent(signal.SIGTERM)
-    )
+    proc = subprocess.Popen(die_with_parent([sshd_bin, "-D", "-e", "-f", str(base / "sshd_config")], signal.SIGTERM))
     try:
         wait_for_port(port, proc)
         yield Sshd(port, getpass.getuser(), base / "known_hosts", base / "user_key", base / "stranger_known_hosts")
@@ -122,9 +120,7 @@ def podman_service(base: Path) -> Iterator[Podman]:
     busybox_rootfs(base / "rootfs.tar")
     subprocess.run([*podman, "import", str(base / "rootfs.tar"), TEST_IMAGE], env=env, check=True, capture_output=True)
     proc = subprocess.Popen(
-        [*podman, "system", "service", "--time=0", f"unix://{socket_path}"],
-        env=env,
-        preexec_fn=die_with_parent(signal.SIGTERM),
+        die_with_parent([*podman, "system", "service", "--time=0", f"unix://{socket_path}"], signal.SIGTERM), env=env
     )
     try:
         deadline = time.monotonic() + 30
