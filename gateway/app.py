@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -16,6 +15,7 @@ from gateway.publisher import EventPublisher
 from gateway.settings import EVENT_HEADROOM_BYTES, KAFKA_MESSAGE_BYTES, GatewaySettings
 from gateway.sources import Source, build_sources
 from gateway.ticks import add_tick_routes
+from hookline.health import HealthRoutes
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 
@@ -29,25 +29,11 @@ PUBLISHER = web.AppKey("publisher", EventPublisher)
 SOURCES = web.AppKey("sources", dict[str, Source])
 
 
-def _json(body: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
 async def unknown_source(request: web.Request) -> web.Response:
     # The configured names go to the log, not to a caller who may not be allowed to know them.
     name = request.match_info["source"]
     log.info("request for an unknown source", source=name[:100], known=sorted(request.app[SOURCES].keys()))
     raise UnknownSource(f"no source named {name[:100]!r} is configured (see gateway.sources)")
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    if await request.app[PUBLISHER].ready():
-        return _json({"status": "ready", "kafka": "connected"})
-    return _json({"status": "not ready", "kafka": "not connected"}, status=503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -101,8 +87,12 @@ def create_app(
         max_body_bytes=options.max_body_bytes,
         read_timeout_s=options.read_timeout_s,
     )
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    publisher = app[PUBLISHER]
+
+    async def kafka_connected() -> str | None:
+        return None if await publisher.ready() else "not connected to Kafka"
+
+    HealthRoutes.of(ready={"kafka": kafka_connected}).add_to(app)
     app.router.add_get("/metrics", metrics)
     add_api_routes(app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file))
     return app

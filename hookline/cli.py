@@ -7,7 +7,6 @@ import contextlib
 import gc
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -28,6 +27,8 @@ if TYPE_CHECKING:  # imported lazily at run time: each command loads only what i
     from schemas.events import Event
     from schemas.validation import SchemaError
     from triggers.matching import Explanation
+    from triggers.settings import TriggersSettings
+    from worker.settings import WorkerSettings
 
 log = get_logger("hookline.cli")
 S = TypeVar("S", bound=ComponentSettings)
@@ -41,11 +42,16 @@ _config_option = click.option(
 )
 
 
-def _load(cls: type[S], config_file: Path | None, component: str) -> S:
+def _settings(cls: type[S], config_file: Path | None) -> S:
     try:
-        settings = cls.load(config_file)
+        return cls.load(config_file)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _load(cls: type[S], config_file: Path | None, component: str) -> S:
+    """The settings of the command's own component, with logging configured from them."""
+    settings = _settings(cls, config_file)
     configure_logging(settings.log, component)
     return settings
 
@@ -166,7 +172,7 @@ def worker(config_file: Path | None, runners: Sequence[str], no_workflows: bool)
         settings = settings.model_copy(update={"worker": options})
 
     async def main() -> None:
-        await serve(settings, await _temporal_client(settings))
+        await serve(settings, lambda: _temporal_client(settings))
 
     _run(main)
 
@@ -297,7 +303,34 @@ def stack(config_file: Path | None) -> None:
     asyncio.run(main())
 
 
-def _print_where(settings: StackSettings, *, components: bool) -> None:
+def _component_settings(config_file: Path | None) -> tuple[GatewaySettings, TriggersSettings, WorkerSettings]:
+    from gateway.settings import GatewaySettings
+    from triggers.settings import TriggersSettings
+    from worker.settings import WorkerSettings
+
+    return (
+        _settings(GatewaySettings, config_file),
+        _settings(TriggersSettings, config_file),
+        _settings(WorkerSettings, config_file),
+    )
+
+
+def _health_urls(config_file: Path | None) -> dict[str, str | None]:
+    """Each component's liveness URL, from its configured host and port."""
+    gateway, triggers, worker = _component_settings(config_file)
+
+    def url(host: str, port: int | None) -> str | None:
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        return f"http://{host}:{port}/healthz" if port else None
+
+    return {
+        "gateway": url(gateway.gateway.host, gateway.gateway.port),
+        "triggers": url(triggers.triggers.host, triggers.triggers.port),
+        "worker": url(worker.worker.host, worker.worker.port),
+    }
+
+
+def _print_where(settings: StackSettings, *, components: bool, config_file: Path | None = None) -> None:
     o = settings.stack
     lines = [
         f"Kafka      {settings.kafka.bootstrap_servers}  (topics {settings.kafka.topic_prefix}.*)",
@@ -306,11 +339,15 @@ def _print_where(settings: StackSettings, *, components: bool) -> None:
     if o.temporal_ui_port:
         lines.append(f"Temporal UI http://127.0.0.1:{o.temporal_ui_port}")
     if components:
+        gateway, triggers, worker = _component_settings(config_file)
+        base = f"http://{gateway.gateway.host}:{gateway.gateway.port}"
+        sources = ",".join(gateway.gateway.sources) or "none"
         lines += [
-            "Gateway    http://127.0.0.1:8080  (POST /hooks/{alertmanager,events} /ticks/...; /healthz /metrics)",
-            "API        http://127.0.0.1:8080/api/v1  (see README: API; local token in examples/hookline.yaml)",
-            "Triggers   http://127.0.0.1:8081/metrics",
-            "Worker     runner pools: shell",
+            f"Gateway    {base}  (POST /hooks/{{{sources}}} /ticks/...; /healthz /readyz /metrics)",
+            f"API        {base}/api/v1  (see README: API)",
+            f"Triggers   http://{triggers.triggers.host}:{triggers.triggers.port}  (/healthz /readyz /metrics)",
+            f"Worker     http://{worker.worker.host}:{worker.worker.port}  (/healthz /readyz); "
+            f"runner kinds: {', '.join(worker.worker.runners)}",
         ]
     lines.append(f"Data       {o.data_dir.resolve() if o.persistent else 'temporary'}")
     click.echo("\n".join(["", "Hookline is up:", *("  " + line for line in lines), "Ctrl-C stops everything.", ""]))
@@ -320,8 +357,10 @@ def _print_where(settings: StackSettings, *, components: bool) -> None:
 @_config_option
 def run(config_file: Path | None) -> None:
     """Everything on this machine: Kafka, Temporal, gateway, triggers and worker, with the
-    example definitions applied. Ctrl-C stops it all."""
+    example definitions applied. A component that exits or fails its liveness probe is
+    restarted (one that keeps failing stops everything). Ctrl-C stops it all."""
     from hookline.stack import StackError
+    from hookline.supervisor import Child, Supervisor
 
     settings = _load(StackSettings, config_file, "run")
     local = _stack(settings)
@@ -341,34 +380,19 @@ def run(config_file: Path | None) -> None:
         except StackError as exc:
             local.stop()
             raise click.ClickException(str(exc)) from exc
-        children = {
-            name: subprocess.Popen([sys.executable, "-m", "hookline.cli", name], env=env)
-            for name in ("gateway", "triggers", "worker")
-        }
-        _print_where(settings, components=True)
+        children = [
+            Child(name, [sys.executable, "-m", "hookline.cli", name], env, url)
+            for name, url in _health_urls(config_file).items()
+        ]
+        _print_where(settings, components=True, config_file=config_file)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        code = 0
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
-            for name, child in children.items():
-                if child.poll() is not None:
-                    click.echo(f"{name} exited with code {child.returncode}; stopping everything", err=True)
-                    code = 1
-                    stop.set()
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.wait(20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        local.stop()
-        return code
+        try:
+            return await Supervisor(children, echo=lambda line: click.echo(line, err=True)).run(stop)
+        finally:
+            local.stop()
 
     sys.exit(asyncio.run(main()))
 

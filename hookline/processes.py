@@ -20,13 +20,15 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import IO, Any
 
 from hookline.logging import get_logger
 
-__all__ = ["ChildProcess", "die_with_parent", "pdeathsig_wrapper", "spawn"]
+__all__ = ["ChildProcess", "ManagedProcess", "StackError", "die_with_parent", "pdeathsig_wrapper", "spawn"]
 
 log = get_logger(__name__)
 
@@ -177,3 +179,77 @@ async def spawn(
 
     loop.add_reader(pidfd, reap)
     return ChildProcess(popen, read_fd, exited)
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start; the message says what is missing and what to do."""
+
+
+@dataclass
+class ManagedProcess:
+    """A long-lived child (a server, a component): spawned in a session of its own, stopped with
+    SIGTERM then SIGKILL, and sent SIGTERM by the kernel if this process dies."""
+
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+    def spawn(self, argv: list[str], log_path: Path | None, env: Mapping[str, str] | None = None) -> None:
+        """Start `argv`, its output appended to `log_path` (None: this process's own output)."""
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            die_with_parent(argv, signal.SIGTERM),
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log is not None else None,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+
+    def check_alive(self, log_path: Path) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            raise StackError(f"{self.name} exited with code {self.proc.returncode}; its log ({log_path}):\n{tail}")
+
+    async def until_ready(self, probe: Coroutine[Any, Any, None], log_path: Path) -> None:
+        """Await the readiness probe, failing at once (with the log's tail) if the process dies."""
+        waiter = asyncio.ensure_future(probe)
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=0.5)
+            try:
+                self.check_alive(log_path)
+            except StackError:
+                waiter.cancel()
+                raise
+        await waiter
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.log is not None:
+            self.log.close()
+        self.proc, self.log = None, None
+
+    async def terminate(self, grace_s: float) -> None:
+        """`stop` without blocking the loop: SIGTERM, `grace_s` to exit, then SIGKILL."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        self.stop()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

@@ -12,19 +12,16 @@ import base64
 import contextlib
 import hashlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
 
 from hookline.kafka import wait_for_kafka
-from hookline.processes import die_with_parent
+from hookline.processes import ManagedProcess, StackError
 from hookline.temporal import SEARCH_ATTRIBUTES, wait_for_temporal
 
 __all__ = [
@@ -36,10 +33,6 @@ __all__ = [
     "free_port",
     "temporal_binary",
 ]
-
-
-class StackError(RuntimeError):
-    """The local stack cannot start; the message says what is missing and what to do."""
 
 
 def free_port() -> int:
@@ -108,59 +101,6 @@ def temporal_binary() -> str:
 
 
 @dataclass
-class _Process:
-    name: str
-    proc: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = None
-
-    def spawn(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            die_with_parent(argv, signal.SIGTERM),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-
-    def check_alive(self, log_path: Path) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise StackError(f"{self.name} exited with code {self.proc.returncode}; its log ({log_path}):\n{tail}")
-
-    async def until_ready(self, probe: Coroutine[Any, Any, None], log_path: Path) -> None:
-        """Await the readiness probe, failing at once (with the log's tail) if the process dies."""
-        waiter = asyncio.ensure_future(probe)
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=0.5)
-            try:
-                self.check_alive(log_path)
-            except StackError:
-                waiter.cancel()
-                raise
-        await waiter
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.log is not None:
-            self.log.close()
-        self.proc, self.log = None, None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@dataclass
 class KafkaServer:
     """A single-node KRaft broker+controller."""
 
@@ -171,7 +111,7 @@ class KafkaServer:
     heap: str = "512m"
     partitions: int = 6
     cluster_id: str | None = None  # a new random one when formatting, if None
-    _process: _Process = field(default_factory=lambda: _Process("Kafka"))
+    _process: ManagedProcess = field(default_factory=lambda: ManagedProcess("Kafka"))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -271,7 +211,7 @@ class TemporalServer:
     ui_port: int | None = None
     db_file: Path | None = None
     namespace: str = "default"
-    _process: _Process = field(default_factory=lambda: _Process("Temporal"))
+    _process: ManagedProcess = field(default_factory=lambda: ManagedProcess("Temporal"))
 
     @property
     def address(self) -> str:

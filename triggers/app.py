@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
+from hookline.health import HealthRoutes, serve_health
 from hookline.kafka import create_consumer, create_producer
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
@@ -79,6 +80,8 @@ class TriggersService:
         self._dlq: AIOKafkaProducer | None = None
         self._index: TriggerIndex | None = None
         self._index_generation = -1
+        self._ticking: asyncio.Task[None] | None = None
+        self.consuming = False
 
     async def run(self) -> None:
         """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""
@@ -86,6 +89,7 @@ class TriggersService:
         await self.definitions.start()
         ticker = Ticker(kafka, self.definitions, grace=timedelta(seconds=self._options.schedule_grace_s))
         ticking = asyncio.create_task(ticker.run(), name="ticker") if self._options.ticker else None
+        self._ticking = ticking
         self._dlq = create_producer(kafka)
         await self._dlq.start()
         self._consumer = create_consumer(
@@ -95,6 +99,7 @@ class TriggersService:
         subscribed = self._topics()
         self._consumer.subscribe(subscribed, listener=listener)
         await self._consumer.start()
+        self.consuming = True
         log.info("consuming", topics=subscribed, group=self._options.group_id)
         crashed = False
         try:
@@ -117,6 +122,7 @@ class TriggersService:
                 ticker.stop()
                 with contextlib.suppress(Exception):
                     await ticking
+            self.consuming = False
             if crashed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._inflight.drain(), 5)
@@ -214,21 +220,36 @@ class TriggersService:
         self.metrics.dead_lettered.inc()
         log.warning("dead-lettered", reason=reason, partition=record.partition, offset=record.offset)
 
-    def status_app(self) -> web.Application:
-        """/healthz and /metrics for this process."""
+    async def ticker_problem(self) -> str | None:
+        """Liveness: the ticker, if this process runs one, has not died."""
+        if self._ticking is not None and self._ticking.done() and not self._stopping.is_set():
+            failure = None if self._ticking.cancelled() else self._ticking.exception()
+            return f"the schedule ticker stopped: {type(failure).__name__ if failure else 'cancelled'}"
+        return None
 
-        async def healthz(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok", "definitions": len(self.definitions.all())})
 
-        async def metrics(request: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
+def status_app(service: Callable[[], TriggersService | None]) -> web.Application:
+    """/healthz, /readyz and /metrics of the process; `service` is None until Temporal answers."""
 
-        app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/metrics", metrics)
-        return app
+    async def ticker() -> str | None:
+        current = service()
+        return await current.ticker_problem() if current is not None else None
+
+    async def consuming() -> str | None:
+        current = service()
+        if current is None:
+            return "connecting to Temporal"
+        return None if current.consuming else "not consuming"
+
+    async def metrics(request: web.Request) -> web.Response:
+        current = service()
+        body = generate_latest(current.metrics.registry) if current is not None else b""
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    HealthRoutes.of(live={"ticker": ticker}, ready={"consumer": consuming}).add_to(app)
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 async def serve(
@@ -243,21 +264,18 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    connecting = asyncio.ensure_future(connect())
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if stop.is_set():
-        connecting.cancel()
-        return
-    service = TriggersService(settings, connecting.result(), agents=agents)
-    stopping.add_done_callback(lambda _: service.stop())
-    runner = web.AppRunner(service.status_app())
-    await runner.setup()
-    site = web.TCPSite(runner, settings.triggers.host, settings.triggers.port)
-    await site.start()
-    try:
-        await service.run()
-    finally:
-        stopping.cancel()
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
+    service: TriggersService | None = None
+    options = settings.triggers
+    async with serve_health(status_app(lambda: service), options.host, options.port):
+        connecting = asyncio.ensure_future(connect())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            connecting.cancel()
+            return
+        service = TriggersService(settings, connecting.result(), agents=agents)
+        stopping.add_done_callback(lambda _: service.stop() if service is not None else None)
+        try:
+            await service.run()
+        finally:
+            stopping.cancel()

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 
+from aiohttp import web
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from hookline.health import HealthRoutes, serve_health
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
@@ -25,6 +27,7 @@ __all__ = [
     "build_runners",
     "build_workers",
     "check_served_pools",
+    "health_app",
     "running_workers",
     "serve",
     "served_pools",
@@ -158,16 +161,54 @@ async def running_workers(
         yield workers
 
 
-async def serve(settings: WorkerSettings, client: Client) -> None:
-    """Run every worker until SIGTERM/SIGINT, then shut down gracefully."""
+def health_app(client: Callable[[], Client | None], workers: Callable[[], list[Worker]]) -> web.Application:
+    """/healthz: the loop turns and every Temporal worker still runs; /readyz: Temporal answers."""
+
+    async def running() -> str | None:
+        stopped = [w.task_queue for w in workers() if not w.is_running and not w.is_shutdown]
+        return f"worker(s) stopped: {', '.join(stopped)}" if stopped else None
+
+    async def temporal() -> str | None:
+        current = client()
+        if current is None:
+            return "connecting to Temporal"
+        if not workers():
+            return "starting"
+        try:
+            await current.service_client.check_health(timeout=timedelta(seconds=1.5))
+        except Exception as exc:  # whatever the transport says, Temporal did not answer
+            return f"Temporal does not answer: {type(exc).__name__}"
+        return None
+
+    app = web.Application()
+    HealthRoutes.of(live={"workers": running}, ready={"temporal": temporal}).add_to(app)
+    return app
+
+
+async def serve(settings: WorkerSettings, connect: Callable[[], Awaitable[Client]]) -> None:
+    """Serve the health endpoint, connect, and run every worker until SIGTERM/SIGINT, then shut
+    down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        async with running_workers(settings, client) as workers:
-            log.info("worker running", task_queues=[w.task_queue for w in workers])
-            await stop.wait()
-            log.info("worker stopping")
-    except PoolNotServed as exc:  # raised before any worker polls: a message, not a traceback
-        raise SystemExit(f"hookline worker: {exc}") from None
+    client: Client | None = None
+    serving: list[Worker] = []
+    options = settings.worker
+    async with serve_health(health_app(lambda: client, lambda: serving), options.host, options.port):
+        connecting = asyncio.ensure_future(connect())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            connecting.cancel()
+            return
+        stopping.cancel()
+        client = connecting.result()
+        try:
+            async with running_workers(settings, client) as workers:
+                serving.extend(workers)
+                log.info("worker running", task_queues=[w.task_queue for w in workers])
+                await stop.wait()
+                log.info("worker stopping")
+        except PoolNotServed as exc:  # raised before any worker polls: a message, not a traceback
+            raise SystemExit(f"hookline worker: {exc}") from None

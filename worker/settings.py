@@ -13,6 +13,10 @@ __all__ = ["WorkerOptions", "WorkerSettings"]
 
 
 class WorkerOptions(Section):
+    host: str = "127.0.0.1"
+    port: int | None = Field(
+        8082, ge=0, le=65535, description="/healthz and /readyz (0: any free port; null: not served)."
+    )
     runners: list[str] = Field(
         default_factory=lambda: ["shell"],
         description="Runner kinds this process serves: every pool their agents name, and the pool named "

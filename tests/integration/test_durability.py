@@ -50,6 +50,7 @@ def start_worker(temporal: TemporalSettings, agents_file: Path) -> subprocess.Po
         HOOKLINE_TEMPORAL__RUNNER_QUEUE_PREFIX=temporal.runner_queue_prefix,
         HOOKLINE_AGENTS_FILE=str(agents_file),
         HOOKLINE_LOG__FORMAT="json",
+        HOOKLINE_WORKER__PORT="0",
     )
     return subprocess.Popen(
         [sys.executable, "-m", "hookline.cli", "worker"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL

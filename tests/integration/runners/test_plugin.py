@@ -57,6 +57,7 @@ def worker_process(
         "agents_file": str(tmp_path / "agents.yaml"),
         "temporal": temporal_settings.model_dump(),
         "log": {"level": "warning"},
+        "worker": {"port": 0},
     }
     (tmp_path / "hookline.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_site), str(ROOT)])}
