@@ -7,7 +7,8 @@ optional JMESPath expression for what matchers cannot say.
       expression: "length(data.alerts || `[]`) > `0`"      # JMESPath, must be truthy
 
 A list is shorthand for `match`. Operators: `=`, `!=`, `=~`, `!~`; regexes are anchored at both
-ends, as in Alertmanager. A path is dotted: `labels.severity`, `data.repository.name`, or a
+ends and written in RE2 (Go) syntax, as in Alertmanager; they match in linear time
+(`schemas.regex`). A path is dotted: `labels.severity`, `data.repository.name`, or a
 CloudEvents attribute (`type`, `source`, `subject`, `id`, `dedupekey`, `hooklinesource`). A bare
 name that is not an attribute is a label (`severity` means `labels.severity`). `labels` and
 `annotations` are the alert's for Alertmanager events, else `data.labels` / `data.annotations`.
@@ -22,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from schemas.expressions import ExpressionError, evaluate, expression_errors, truthy
+from schemas.regex import Regex, RegexError, compile_regex
 from schemas.validation import SchemaError
 
 __all__ = [
@@ -51,7 +53,7 @@ class Matcher:
     op: Literal["=", "!=", "=~", "!~"]
     value: str
     text: str
-    regex: re.Pattern[str] | None = None
+    regex: Regex | None = None
 
     def holds(self, context: dict[str, Any]) -> bool:
         actual = as_text(lookup(context, self.path))
@@ -88,8 +90,8 @@ def parse_matcher(text: str) -> Matcher:
     regex = None
     if op in ("=~", "!~"):
         try:
-            regex = re.compile(value)
-        except re.error as exc:
+            regex = compile_regex(value)
+        except RegexError as exc:
             raise FilterError(f"{text!r}: invalid regex: {exc}") from None
     return Matcher(path, op, value, text.strip(), regex)  # type: ignore[arg-type]
 

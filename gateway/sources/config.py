@@ -21,6 +21,7 @@ from jsonschema.exceptions import SchemaError as JsonSchemaError
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from hookline.settings import Section
+from schemas.inputs import regex_errors
 
 __all__ = [
     "AlertmanagerConfig",
@@ -150,6 +151,8 @@ class _JsonFields(_SourceConfig):
                 raise ValueError(f"schema_file {self.schema_file}: {exc}") from None
             except JsonSchemaError as exc:
                 raise ValueError(f"schema_file {self.schema_file} is not a JSON Schema: {exc.message}") from None
+            if errors := regex_errors(schema, "schema"):
+                raise ValueError(f"schema_file {self.schema_file}: {errors[0]}")
             self._schema = schema
         return self
 
