@@ -23,7 +23,11 @@ from schemas.inputs import UnusableSchema, input_violations, inputs_schema_error
 from schemas.ticks import cron_error
 from schemas.validation import SchemaError, location, validate
 
+#: Most steps (`steps` and `parallel` together) in one definition.
+MAX_STEPS = 200
+
 __all__ = [
+    "MAX_STEPS",
     "Action",
     "Compensation",
     "DefinitionError",
@@ -32,6 +36,7 @@ __all__ = [
     "Trigger",
     "WorkflowDefinition",
     "agent_errors",
+    "dependency_cycle",
     "dependency_graph",
     "parse_definition",
     "parse_duration",
@@ -219,6 +224,15 @@ def agent_errors(definition: WorkflowDefinition, known: Collection[str]) -> list
 
 
 def _step_errors(doc: dict[str, Any]) -> list[SchemaError]:
+    located = [f"{g}[{i}]" for g in ("steps", "parallel") for i in range(len(doc.get(g) or []))]
+    if len(located) > MAX_STEPS:
+        return [
+            SchemaError(
+                located[MAX_STEPS],
+                f"a definition has at most {MAX_STEPS} steps, this one {len(located)}; split it into "
+                "several definitions",
+            )
+        ]
     errors: list[SchemaError] = []
     seen: dict[str, str] = {}
     for group in ("steps", "parallel"):
@@ -273,27 +287,40 @@ def _inputs_errors(doc: dict[str, Any]) -> list[SchemaError]:
     return inputs_schema_errors(doc["inputs"]) if "inputs" in doc else []
 
 
+def dependency_cycle(requires: dict[str, tuple[str, ...]]) -> list[str] | None:
+    """A cycle in `requires` (step → the steps it waits for) as the names along it, the first
+    repeated at the end; None without one. Walked with an explicit stack: no depth limit."""
+    done: set[str] = set()
+    for start in requires:
+        if start in done:
+            continue
+        trail: list[str] = [start]
+        on_trail = {start}
+        pending = [iter(requires.get(start, ()))]
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                pending.pop()
+                done.add(trail[-1])
+                on_trail.discard(trail.pop())
+            elif dep in on_trail:
+                return [*trail[trail.index(dep) :], dep]
+            elif dep not in done:
+                trail.append(dep)
+                on_trail.add(dep)
+                pending.append(iter(requires.get(dep, ())))
+    return None
+
+
 def _cycle_errors(doc: dict[str, Any]) -> list[SchemaError]:
     requires = dependency_graph(
         [(s["name"], s.get("requires")) for s in doc.get("steps") or []],
         [(s["name"], s.get("requires")) for s in doc.get("parallel") or []],
     )
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> list[str] | None:
-        state[node] = 1
-        for dep in requires.get(node, []):
-            if state.get(dep) == 1:
-                return [*trail[trail.index(dep) :], dep] if dep in trail else [node, dep]
-            if state.get(dep) is None and (cycle := visit(dep, [*trail, dep])):
-                return cycle
-        state[node] = 2
-        return None
-
-    for name in requires:
-        if state.get(name) is None and (cycle := visit(name, [name])):
-            return [SchemaError("requires", "dependency cycle: " + " -> ".join(f'"{c}"' for c in cycle))]
-    return []
+    cycle = dependency_cycle(requires)
+    if cycle is None:
+        return []
+    return [SchemaError("requires", "dependency cycle: " + " -> ".join(f'"{c}"' for c in cycle))]
 
 
 def parse_definition(doc: Any, *, agents: Collection[str] | None = None) -> WorkflowDefinition:

@@ -6,8 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient
 
-from schemas.workflow import DefinitionError, parse_definition
+from gateway.app import create_app
+from gateway.settings import ApiOptions, ApiToken, GatewaySettings
+from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.stack import free_port
+from schemas.agents import AgentCatalog
+from schemas.workflow import MAX_STEPS, DefinitionError, dependency_cycle, parse_definition
 
 
 def scheduled(*crons: str, **trigger: Any) -> dict[str, Any]:
@@ -58,3 +65,70 @@ def test_a_time_zone_that_is_not_one_is_rejected_with_its_location(zone: str) ->
     with pytest.raises(DefinitionError) as info:
         parse_definition(scheduled("0 2 * * *", timezone=zone))
     assert [e.location for e in info.value.errors] == ["trigger[0].timezone"]
+
+
+def chain(n: int, **extra: Any) -> dict[str, Any]:
+    return {"name": "x", "steps": [{"name": f"s{i}", "agent": "a"} for i in range(n)], **extra}
+
+
+def test_a_long_dependency_chain_is_checked_without_recursion() -> None:
+    requires = {f"s{i}": (f"s{i - 1}",) if i else () for i in range(5000)}
+    assert dependency_cycle(requires) is None
+    requires["s0"] = ("s4999",)
+    cycle = dependency_cycle(requires)
+    assert cycle is not None
+    assert (len(cycle), cycle[0], cycle[-1]) == (5001, cycle[-1], cycle[0])
+
+
+def test_a_cycle_is_named_step_by_step() -> None:
+    doc = {
+        "name": "x",
+        "steps": [
+            {"name": "a", "agent": "x", "requires": ["c"]},
+            {"name": "b", "agent": "x", "requires": ["a"]},
+            {"name": "c", "agent": "x", "requires": ["b"]},
+        ],
+    }
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(doc)
+    [error] = info.value.errors
+    assert error.location == "requires"
+    assert error.message.startswith("dependency cycle: ")
+    assert set(error.message.removeprefix("dependency cycle: ").split(" -> ")) == {'"a"', '"b"', '"c"'}
+
+
+def test_a_definition_with_more_steps_than_the_limit_is_rejected() -> None:
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(chain(MAX_STEPS, parallel=[{"name": "p", "agent": "a"}]))
+    [error] = info.value.errors
+    assert error.location == "parallel[0]"
+    assert f"at most {MAX_STEPS} steps" in error.message
+
+
+def test_a_5000_step_definition_is_refused_with_the_limit_not_a_crash() -> None:
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(chain(5000))
+    assert [e.location for e in info.value.errors] == [f"steps[{MAX_STEPS}]"]
+
+
+def test_a_definition_at_the_step_limit_is_accepted() -> None:
+    assert len(parse_definition(chain(MAX_STEPS)).steps) == MAX_STEPS
+
+
+async def test_the_api_refuses_a_definition_over_the_step_limit_with_its_location(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    token = ApiToken(name="ci", token=SecretStr("unit-test-secret-token"), team="team-a", scopes=["read", "write"])
+    settings = GatewaySettings(
+        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
+        temporal=TemporalSettings(address=f"127.0.0.1:{free_port()}"),
+        api=ApiOptions(tokens=[token]),
+    )
+    client = await aiohttp_client(create_app(settings, agents=AgentCatalog()))
+    doc = {"name": "x", "steps": [{"name": f"s{i}", "action": {"runner": "shell"}} for i in range(MAX_STEPS + 1)]}
+    response = await client.post(
+        "/api/v1/workflows", json=doc, headers={"Authorization": "Bearer unit-test-secret-token"}
+    )
+    assert (response.status, response.content_type) == (422, "application/problem+json")
+    [error] = (await response.json())["errors"]
+    assert error["location"] == f"steps[{MAX_STEPS}]"
