@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from temporalio.client import Client
@@ -40,6 +41,8 @@ from triggers.starter import WorkflowStarter
 __all__ = ["TriggersService"]
 
 log = get_logger(__name__)
+# Commit refusals that mean "the group has rebalanced", not "Kafka is gone".
+REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
 # How often offsets of finished records are committed while consuming.
 COMMIT_INTERVAL_S = 0.2
 
@@ -151,7 +154,16 @@ class TriggersService:
         points = self._inflight.commit_points(partitions)
         self._last_commit = time.monotonic()
         if points:
-            await self._commit(points)
+            try:
+                await self._commit(points)
+            except REBALANCED as exc:
+                # The group moved on while this process was not polling (frozen, or starved): the
+                # partitions may be another member's now, and ours are handed over through
+                # `hand_over`. Not a crash: their records are delivered again from the last
+                # committed offset and start nothing new (run ids are deterministic); points
+                # still ours are committed at the next interval, under the new generation.
+                log.warning("offsets not committed: the group rebalanced", error=type(exc).__name__)
+                return
             self._inflight.committed(points)
 
     async def hand_over(self, partitions: set[TopicPartition]) -> None:
