@@ -8,13 +8,24 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench lint system-deps install jars clean
+.PHONY: run test drill storm soak bench lint system-deps install jars clean
 
 run: install jars
 	$(VENV)/bin/hookline run --config examples/hookline.yaml
 
 test: install jars
 	$(VENV)/bin/pytest
+
+# Every part of the stack killed (and frozen) at every moment, three rounds; `make test` runs a short drill.
+drill: install jars
+	HOOKLINE_DRILL=full HOOKLINE_DRILL_ROUNDS=$${HOOKLINE_DRILL_ROUNDS:-3} $(VENV)/bin/pytest tests/drill
+
+# A burst of 10,000 alerts, and a 10-minute soak at 80 % of the measured maximum rate.
+storm: install jars
+	$(PY) bench/storm.py
+
+soak: install jars
+	$(PY) bench/soak.py
 
 bench: install jars
 	$(PY) bench/matching.py

@@ -249,7 +249,13 @@ class ManagedProcess:
                 await asyncio.to_thread(proc.wait)
         self.stop()
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
     def kill(self) -> None:
+        """SIGKILL, as a crash would; the process can be spawned again afterwards."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        self.stop()

@@ -201,6 +201,10 @@ class KafkaServer:
     def kill(self) -> None:
         self._process.kill()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
 
 @dataclass
 class TemporalServer:
@@ -260,6 +264,10 @@ class TemporalServer:
 
     def kill(self) -> None:
         self._process.kill()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
 
 
 @dataclass

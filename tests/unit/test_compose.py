@@ -34,7 +34,7 @@ OFFICIAL_IMAGES = {"kafka": "apache/kafka", "temporal": "temporalio/temporal"}
 # Read by the CLI (`--config`), not by the settings classes.
 CLI_VARIABLES = {"HOOKLINE_CONFIG"}
 # Services that serve /healthz and publish their port, with the settings section that holds it.
-HTTP_SECTIONS = {"gateway": "gateway", "triggers": "triggers"}
+HTTP_SECTIONS = {"gateway": "gateway", "triggers": "triggers", "worker": "worker"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,33 @@
+"""The drill stack (its own Kafka and Temporal: the drills kill them) and the results table."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.drill.harness import DrillStack, Outcome
+
+OUTCOMES: list[Outcome] = []
+
+
+@pytest.fixture(scope="session")
+def drill_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
+    stack = DrillStack(Path(tmp_path_factory.mktemp("drill")))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(stack.start())
+        yield stack
+    finally:
+        stack.stop()
+        loop.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if OUTCOMES:
+        terminalreporter.section("drills")
+        terminalreporter.write_line(Outcome.header())
+        for outcome in OUTCOMES:
+            terminalreporter.write_line(outcome.row())
