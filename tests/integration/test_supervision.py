@@ -1,0 +1,65 @@
+"""`hookline run`'s supervisor with a real `hookline worker`: a frozen worker (alive, its loop not
+turning, as when a step's fork wedged it) is noticed through its liveness probe and replaced, and
+the replacement serves the pools again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import aiohttp
+import pytest
+
+from hookline.settings import TemporalSettings
+from hookline.stack import free_port
+from hookline.supervisor import Child, Supervisor
+
+pytestmark = pytest.mark.integration
+
+
+async def ready(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as s, s.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def test_a_frozen_worker_is_replaced_by_the_supervisor(temporal_settings: TemporalSettings) -> None:
+    port = free_port()
+    env = dict(
+        os.environ,
+        HOOKLINE_TEMPORAL__ADDRESS=temporal_settings.address,
+        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal_settings.task_queue,
+        HOOKLINE_TEMPORAL__RUNNER_QUEUE_PREFIX=temporal_settings.runner_queue_prefix,
+        HOOKLINE_WORKER__PORT=str(port),
+        HOOKLINE_LOG__LEVEL="warning",
+    )
+    worker = Child("worker", [sys.executable, "-m", "hookline.cli", "worker"], env, f"http://127.0.0.1:{port}/healthz")
+    lines: list[str] = []
+    supervisor = Supervisor(
+        [worker], probe_every_s=0.5, probe_timeout_s=1.0, unhealthy_after=3, stop_grace_s=2.0, echo=lines.append
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervisor.run(stop))
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = loop.time() + 60
+        while not await ready(f"http://127.0.0.1:{port}/readyz"):
+            assert loop.time() < deadline, "the worker never became ready"
+            await asyncio.sleep(0.2)
+        frozen = worker.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)
+        deadline = loop.time() + 60
+        while worker.pid == frozen or not await ready(f"http://127.0.0.1:{port}/readyz"):
+            assert loop.time() < deadline, f"the frozen worker was not replaced: {lines}"
+            await asyncio.sleep(0.2)
+        assert lines and lines[0].startswith("worker failed its liveness probe 3 times in a row (no answer")
+        with pytest.raises(ProcessLookupError):
+            os.kill(frozen, 0)
+    finally:
+        stop.set()
+        assert await running == 0
