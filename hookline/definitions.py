@@ -12,6 +12,10 @@ Definition ids cannot contain `@`. Heads written before versions were archived h
 `<id>@v<N>` record: such a head counts as its own version and is archived on its next change.
 Every process that needs definitions holds a `DefinitionStore` that reads the topic from the
 beginning and then follows it.
+
+Writes are checked against the topics policy (`hookline.topics`) besides the schema; a stored
+definition that fails it (saved before the policy, or under a wider one) is still readable but
+not in force: `all()` leaves it out, so no trigger of it subscribes, matches or ticks.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from aiokafka.errors import KafkaError
 from hookline.kafka import create_consumer, create_producer, topic_partitions
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
+from hookline.topics import topic_errors
 from schemas.validation import SchemaError
 from schemas.workflow import DefinitionError, WorkflowDefinition, parse_definition
 
@@ -100,6 +105,8 @@ class DefinitionStore:
         self._topic = settings.workflows_topic
         self._check = check
         self._heads: dict[str, StoredDefinition] = {}
+        #: Heads the topics policy refuses, with why: readable, but not in force.
+        self._refused: dict[str, list[SchemaError]] = {}
         self._archive: dict[str, dict[int, StoredDefinition]] = {}
         self._deleted: dict[str, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -132,9 +139,14 @@ class DefinitionStore:
             known.add(head.version)
         return sorted(known)
 
-    def all(self) -> list[StoredDefinition]:
-        """The current version of every definition that is not deleted, by id."""
-        return sorted(self._heads.values(), key=lambda d: d.id)
+    def all(self, *, refused: bool = False) -> list[StoredDefinition]:
+        """The current version of every definition in force (not deleted, and allowed by the
+        topics policy), by id; with `refused`, also those the policy refuses."""
+        return sorted((d for d in self._heads.values() if refused or d.id not in self._refused), key=lambda d: d.id)
+
+    def refusal(self, definition_id: str) -> list[SchemaError]:
+        """Why the current version of `definition_id` is not in force; empty if it is."""
+        return self._refused.get(definition_id, [])
 
     def deleted(self, definition_id: str) -> int | None:
         """The last version of `definition_id` if it is currently deleted."""
@@ -202,10 +214,19 @@ class DefinitionStore:
     def _apply_record(self, key: str, value: bytes | None) -> None:
         definition_id, marked, suffix = key.partition("@")
         if not marked:
+            self._refused.pop(definition_id, None)
             if value is None:
                 self._heads.pop(definition_id, None)
-            else:
-                self._heads[definition_id] = _decode(definition_id, value)
+                return
+            head = self._heads[definition_id] = _decode(definition_id, value)
+            if errors := topic_errors(head.definition, self._settings):
+                self._refused[definition_id] = errors
+                log.warning(
+                    "stored definition ignored: it names topics it may not subscribe to",
+                    definition_id=definition_id,
+                    version=head.version,
+                    errors=[str(e) for e in errors],
+                )
         elif suffix == "deleted":
             if value is None:
                 self._deleted.pop(definition_id, None)
@@ -266,7 +287,8 @@ class DefinitionStore:
 
     def _validate(self, document: dict[str, Any]) -> WorkflowDefinition:
         definition = parse_definition(document)
-        errors = self._check(definition) if self._check is not None else []
+        errors = topic_errors(definition, self._settings)
+        errors += self._check(definition) if self._check is not None else []
         if errors:
             raise DefinitionError(errors)
         return definition

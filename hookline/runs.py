@@ -23,12 +23,10 @@ from schemas.agents import AgentCatalog
 from schemas.events import Event
 from schemas.run import WORKFLOW_NAME, Route, RunRequest, RunState
 from schemas.validation import SchemaError
-from schemas.workflow import Action, DefinitionError
+from schemas.workflow import DEFAULT_TEAM, Action, DefinitionError
 
 __all__ = ["DEFAULT_TEAM", "NotStartable", "build_request", "start_run", "team_of"]
 
-#: The team of definitions that name none (e.g. files applied at start-up).
-DEFAULT_TEAM = "default"
 # Fallback step timeout for inline actions (agents carry their own default).
 _INLINE_TIMEOUT_S = 300.0
 

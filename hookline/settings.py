@@ -7,7 +7,7 @@ Precedence, highest first: keyword arguments, `HOOKLINE_*` environment variables
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -56,6 +56,12 @@ class KafkaSettings(Section):
     # Time a produce may take before the gateway answers 503; also bounds the producer's requests.
     request_timeout_ms: int = Field(5000, ge=500)
     linger_ms: int = Field(2, ge=0)
+    trigger_topics: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
+        default_factory=dict,
+        description="Team (\"*\": every team) → the external topics its `kafka` triggers may name, as "
+        "shell-style patterns (fnmatch: `orders.*`, `shop-[ab]`). Empty: none. Hookline's own topics "
+        "(the prefix) and internal ones (`_*`) are never allowed (docs/triggers.md).",
+    )
 
     @property
     def events_topic(self) -> str:

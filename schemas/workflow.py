@@ -25,8 +25,11 @@ from schemas.validation import SchemaError, location, validate
 
 #: Most steps (`steps` and `parallel` together) in one definition.
 MAX_STEPS = 200
+#: The team of definitions that name none (e.g. files applied at start-up).
+DEFAULT_TEAM = "default"
 
 __all__ = [
+    "DEFAULT_TEAM",
     "MAX_STEPS",
     "Action",
     "Compensation",

@@ -17,8 +17,9 @@ from gateway.api.state import API, ApiState
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hookline.definitions import DefinitionExists, StoredDefinition
 from hookline.runs import team_of
+from hookline.topics import topic_errors
 from schemas.validation import SchemaError
-from schemas.workflow import DefinitionError, WorkflowDefinition, parse_definition
+from schemas.workflow import DefinitionError, WorkflowDefinition, agent_errors, parse_definition
 
 __all__ = [
     "create_workflow",
@@ -87,9 +88,13 @@ def _owned(doc: dict[str, Any], principal: Principal, fallback: str | None) -> d
 
 def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
     try:
-        return parse_definition(doc, agents=state.agents.agents.keys())
+        definition = parse_definition(doc)
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
+    errors = topic_errors(definition, state.settings.kafka) + agent_errors(definition, state.agents.agents.keys())
+    if errors:
+        raise Unprocessable("the workflow definition is invalid", errors=errors)
+    return definition
 
 
 async def create_workflow(request: web.Request, principal: Principal) -> web.Response:
@@ -117,7 +122,7 @@ async def list_workflows(request: web.Request, principal: Principal) -> web.Resp
     after = request.query.get("cursor", "")
     items = [
         s
-        for s in state.definitions().all()
+        for s in state.definitions().all(refused=True)  # listed, so that its team can fix it
         if principal.sees(team_of(s)) and (team is None or team_of(s) == team) and s.id > after
     ]
     page = items[:limit]

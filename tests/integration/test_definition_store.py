@@ -343,3 +343,17 @@ async def test_records_on_the_topic_follow_the_documented_key_layout(
         ("deploy", 3),
         ("deploy@deleted", None),
     ]
+
+
+async def test_a_stored_definition_naming_a_topic_its_team_may_not_read_is_kept_but_not_in_force(
+    open_store: OpenStore, kafka_settings: KafkaSettings
+) -> None:
+    # Saved under a wider policy (or before there was one); the policy now allows no topic.
+    wider = await open_store(kafka_settings.model_copy(update={"trigger_topics": {"*": ["*"]}}))
+    await wider.put(document("reader", trigger={"type": "kafka", "topic": "orders"}))
+    await wider.put(document("deploy"))
+    now = await open_store(kafka_settings)
+    assert [d.id for d in now.all()] == ["deploy"]  # what the triggers and the ticker act on
+    assert [d.id for d in now.all(refused=True)] == ["deploy", "reader"]  # what its team can read and fix
+    assert now.get("reader") is not None
+    assert [e.location for e in now.refusal("reader")] == ["trigger.topic"]
