@@ -2,10 +2,26 @@
 
 A run request pins the definition version and resolves, once, where every step runs: the
 agent catalog may change later, a running workflow does not.
+
+Workflow ids are deterministic where the run must happen once, and each kind of run has an id
+space of its own, named by the segment after the definition id, so that no sender can occupy
+or pre-empt the id of another kind of run (nor an event of another source):
+
+| kind | workflow id |
+|---|---|
+| event | `<definition>:event:<source>/<dedupe key>` |
+| schedule tick | `<definition>:schedule:<trigger index>-<slot, UTC>` |
+| manual start | `<definition>:manual:<random hex>` |
+| start with Idempotency-Key | `<definition>:key:<hash of team and key>` |
+
+Definition ids and source names hold no `:` or `/` (a `kafka` trigger's source is
+`kafka:<topic>`, which holds one `:` and no `/`), so the source ends at the first `/`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -22,10 +38,21 @@ from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
 from schemas.agents import AgentCatalog
 from schemas.events import Event
 from schemas.run import WORKFLOW_NAME, Route, RunRequest, RunState
+from schemas.ticks import TICK_SOURCE
 from schemas.validation import SchemaError
 from schemas.workflow import DEFAULT_TEAM, Action, DefinitionError
 
-__all__ = ["DEFAULT_TEAM", "NotStartable", "build_request", "start_run", "team_of"]
+__all__ = [
+    "DEFAULT_TEAM",
+    "NotStartable",
+    "build_request",
+    "event_run_id",
+    "keyed_run_id",
+    "manual_run_id",
+    "start_run",
+    "team_of",
+    "workflow_id_for",
+]
 
 # Fallback step timeout for inline actions (agents carry their own default).
 _INLINE_TIMEOUT_S = 300.0
@@ -42,6 +69,31 @@ class NotStartable(ValueError):
 
 def team_of(stored: StoredDefinition) -> str:
     return stored.definition.team_id or DEFAULT_TEAM
+
+
+def event_run_id(definition_id: str, source: str, dedupe_key: str) -> str:
+    """The run an event of configured source `source` starts: a sender picks its dedupe key,
+    never its source, so it reaches only its own source's runs."""
+    return f"{definition_id}:event:{source.replace('/', '%2F')}/{dedupe_key}"
+
+
+def workflow_id_for(definition_id: str, event: Event, dedupe_key: str | None = None) -> str:
+    """The run `event` starts (or, with `dedupe_key` = `event.resolves`, the run of the event of
+    the same source that it resolves). Ticks have their own space: their key is Hookline's."""
+    key = event.dedupekey if dedupe_key is None else dedupe_key
+    if event.hooklinesource == TICK_SOURCE:
+        return f"{definition_id}:schedule:{key.removeprefix('schedule-')}"
+    return event_run_id(definition_id, event.hooklinesource, key)
+
+
+def manual_run_id(definition_id: str) -> str:
+    return f"{definition_id}:manual:{uuid.uuid4().hex}"
+
+
+def keyed_run_id(definition_id: str, team: str, key: str) -> str:
+    """A start with an Idempotency-Key: the same team and key give the same run."""
+    digest = hashlib.sha256(team.encode() + b"\0" + key.encode("utf-8", "backslashreplace")).hexdigest()
+    return f"{definition_id}:key:{digest[:32]}"
 
 
 def _route(

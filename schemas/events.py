@@ -22,7 +22,17 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["HEADERS_EXTENSION", "HEADER_PREFIX", "Event", "EventDecodeError", "is_extension_name", "new_event_id"]
+from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
+
+__all__ = [
+    "HEADERS_EXTENSION",
+    "HEADER_PREFIX",
+    "Event",
+    "EventDecodeError",
+    "is_extension_name",
+    "json_data",
+    "new_event_id",
+]
 
 HEADER_PREFIX = "ce_"
 _ATTRIBUTES = (
@@ -61,6 +71,21 @@ class EventDecodeError(ValueError):
     """A Kafka record that is not a Hookline CloudEvent; the message says why."""
 
 
+def json_data(value: bytes, what: str = "value", not_json: str | None = None) -> Any:
+    """A record's JSON, nested at most `MAX_JSON_DEPTH` levels: records reach
+    the triggers from any producer, past the gateway's own check, and a deeper document would
+    cost stack in every library that walks it."""
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson's own limit (1024), far above ours
+            raise EventDecodeError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
+        raise EventDecodeError(f"{not_json or what + ' is not JSON'}: {exc}") from exc
+    if depth_exceeds(data, MAX_JSON_DEPTH):
+        raise EventDecodeError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    return data
+
+
 class Event(BaseModel):
     """One normalised event."""
 
@@ -96,11 +121,17 @@ class Event(BaseModel):
         return key, orjson.dumps(self.data), headers
 
     @classmethod
-    def from_kafka(cls, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> Event:
+    def from_kafka(
+        cls, value: bytes | None, headers: list[tuple[str, bytes | None]] | tuple[tuple[str, bytes | None], ...]
+    ) -> Event:
         """Decode a binary-mode record; raises `EventDecodeError` with the reason."""
         attrs: dict[str, Any] = {}
         extensions: dict[str, str] = {}
         for name, raw in headers:
+            if raw is None:  # Kafka allows a null header value; other producers than ours send them
+                if name.startswith(HEADER_PREFIX):
+                    raise EventDecodeError(f"header {name} has no value (null)")
+                continue
             if name.startswith(HEADER_PREFIX):
                 try:
                     text = raw.decode()
@@ -118,10 +149,7 @@ class Event(BaseModel):
             raise EventDecodeError(f"missing CloudEvents headers: {', '.join('ce_' + m for m in missing)}")
         if attrs["specversion"] != "1.0":
             raise EventDecodeError(f"unsupported ce_specversion {attrs['specversion']!r}")
-        try:
-            data = orjson.loads(value) if value else {}
-        except orjson.JSONDecodeError as exc:
-            raise EventDecodeError(f"value is not JSON: {exc}") from exc
+        data = json_data(value) if value else {}
         if not isinstance(data, dict):
             raise EventDecodeError("value must be a JSON object")
         try:

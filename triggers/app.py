@@ -23,7 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from temporalio.client import Client
 
-from hookline.definitions import DefinitionStore
+from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.health import HealthRoutes, serve_health
 from hookline.kafka import create_consumer, create_producer
 from hookline.logging import get_logger
@@ -32,8 +32,9 @@ from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.external import event_from_record
 from triggers.inflight import InFlight
-from triggers.matching import TriggerIndex
+from triggers.matching import Match, TriggerIndex, failure
 from triggers.metrics import TriggersMetrics
+from triggers.replay import DLQ_DEFINITION, replayed_for
 from triggers.schedules import Ticker
 from triggers.settings import TriggersSettings
 from triggers.starter import WorkflowStarter
@@ -194,43 +195,80 @@ class TriggersService:
         return self._index
 
     async def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
+        """Start what `record` matches. A fault of the record (it does not decode, or cannot be
+        matched) dead-letters the record; a fault of one definition (its filter, its input, its
+        start) dead-letters the record for that definition alone, and the others still start.
+        Only faults of Kafka and Temporal themselves end the service."""
         try:
             if record.topic == self._settings.kafka.events_topic:
                 event = Event.from_kafka(record.value, record.headers)
             else:
                 event = event_from_record(record)
-        except EventDecodeError as exc:
-            await self._dead_letter(record, f"undecodable event: {exc}")
+        except Exception as exc:  # any record, however made, is the record's fault
+            why = str(exc) if isinstance(exc, EventDecodeError) else failure(exc)
+            await self._dead_letter(record, f"undecodable event: {why}")
             return
+        try:
+            matches = self._matcher().matches(event)
+        except Exception as exc:  # e.g. data no serialiser can walk
+            await self._dead_letter(record, f"the event cannot be matched: {failure(exc)}")
+            return
+        only = replayed_for(record)
         bound = log.bind(event_id=event.id, dedupe_key=event.dedupekey)
-        for match in self._matcher().matches(event):
-            stored = match.stored
-            started_at = time.perf_counter()
-            try:
-                if event.resolves:
-                    workflow_id, outcome = await self._starter.resolve(event, stored, match.trigger)
-                else:
-                    workflow_id, started = await self._starter.start(event, stored, match.trigger)
-                    outcome = "started" if started else "existing"
-            except Unprocessable as exc:
-                await self._dead_letter(record, str(exc))
-                continue
-            self.metrics.start_latency.observe(time.perf_counter() - started_at)
-            self.metrics.workflows_started.labels(stored.id, outcome).inc()
-            bound.info(f"workflow {outcome}", workflow_id=workflow_id, definition=stored.id, version=stored.version)
+        for match in matches:
+            if only is not None and match.stored.id not in only:
+                continue  # a replay concerns the definitions it was dead-lettered for, no other
+            reason = match.error or await self._deliver(event, match, bound)
+            if reason is not None:
+                await self._dead_letter(record, reason, match.stored)
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+    async def _deliver(self, event: Event, match: Match, bound: Any) -> str | None:
+        """Start (or signal) the run of one matched definition; the reason it cannot, or None."""
+        stored = match.stored
+        started_at = time.perf_counter()
+        try:
+            if event.resolves:
+                workflow_id, outcome = await self._starter.resolve(event, stored, match.trigger)
+            else:
+                workflow_id, started = await self._starter.start(event, stored, match.trigger)
+                outcome = "started" if started else "existing"
+        except Unprocessable as exc:
+            return str(exc)
+        except Exception as exc:  # Hookline's own per-record code, not infrastructure
+            bound.exception("starting failed unexpectedly", definition=stored.id, version=stored.version)
+            return f"definition {stored.id} v{stored.version}: unexpected {failure(exc)}"
+        self.metrics.start_latency.observe(time.perf_counter() - started_at)
+        self.metrics.workflows_started.labels(stored.id, outcome).inc()
+        bound.info(f"workflow {outcome}", workflow_id=workflow_id, definition=stored.id, version=stored.version)
+        return None
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], reason: str, definition: StoredDefinition | None = None
+    ) -> None:
+        """Put `record` on the DLQ with `reason`; with `definition`, the record concerns that
+        definition only (the others it matched were started), and a replay starts it alone."""
         assert self._dlq is not None
         headers = [
             *list(record.headers or ()),
-            ("hookline_dlq_reason", reason.encode()),
+            ("hookline_dlq_reason", reason.encode(errors="replace")),
             ("hookline_dlq_topic", record.topic.encode()),
             ("hookline_dlq_partition", str(record.partition).encode()),
             ("hookline_dlq_offset", str(record.offset).encode()),
         ]
+        if definition is not None:
+            headers += [
+                (DLQ_DEFINITION, definition.id.encode()),
+                ("hookline_dlq_version", str(definition.version).encode()),
+            ]
         await self._dlq.send_and_wait(self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers)
         self.metrics.dead_lettered.inc()
-        log.warning("dead-lettered", reason=reason, partition=record.partition, offset=record.offset)
+        log.warning(
+            "dead-lettered",
+            reason=reason,
+            definition=definition.id if definition else None,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
     async def ticker_problem(self) -> str | None:
         """Liveness: the ticker, if this process runs one, has not died."""

@@ -3,19 +3,19 @@
 A record with CloudEvents headers (binary mode), or a JSON CloudEvent as its value (structured
 mode), keeps its id, source and type; any other JSON object becomes an event of type
 `dev.hookline.kafka.record`. Either way the event's source name is `kafka:<topic>`, and its
-dedupe key is stable across redeliveries: the CloudEvent's own (`dedupekey`, else its id), or
-topic + partition + offset for plain records.
+dedupe key is stable across redeliveries and DLQ replays: the CloudEvent's own (`dedupekey`,
+else its id), or topic + partition + offset of the record as first consumed for plain records.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from schemas.events import HEADER_PREFIX, Event, EventDecodeError
+from schemas.events import HEADER_PREFIX, Event, EventDecodeError, json_data
+from triggers.replay import replay_origin
 
 __all__ = ["RECORD_TYPE", "event_from_record"]
 
@@ -31,10 +31,7 @@ def event_from_record(record: ConsumerRecord[bytes, bytes]) -> Event:
             headers += [(f"{HEADER_PREFIX}dedupekey", dict(headers).get(f"{HEADER_PREFIX}id", b""))]
         event = Event.from_kafka(record.value, headers)
         return event.model_copy(update={"hooklinesource": source})
-    try:
-        value: Any = orjson.loads(record.value) if record.value else None
-    except orjson.JSONDecodeError as exc:
-        raise EventDecodeError(f"record is neither a CloudEvent nor JSON: {exc}") from exc
+    value: Any = json_data(record.value, "record", "record is neither a CloudEvent nor JSON") if record.value else None
     if not isinstance(value, dict):
         raise EventDecodeError("record value must be a JSON object")
     key = record.key.decode(errors="replace") if record.key else ""
@@ -50,11 +47,13 @@ def event_from_record(record: ConsumerRecord[bytes, bytes]) -> Event:
             )
         except ValidationError as exc:
             raise EventDecodeError(f"invalid CloudEvent: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    # A replayed copy has coordinates of its own; the occurrence is the record first consumed.
+    topic, partition, offset = replay_origin(record)
     return Event(
-        id=f"{record.topic}-{record.partition}-{record.offset}",
-        source=f"kafka://{record.topic}",
+        id=f"{topic}-{partition}-{offset}",
+        source=f"kafka://{topic}",
         type=RECORD_TYPE,
-        dedupekey=f"kafka-{record.topic}-{record.partition}-{record.offset}",
+        dedupekey=f"kafka-{topic}-{partition}-{offset}",
         partitionkey=key,
         hooklinesource=source,
         data=value,

@@ -5,6 +5,10 @@ regex of literal alternatives such as `service=~"checkout|payments"`), so
 the cost of matching an event grows with the definitions that could match it, not with all of
 them: an event looks up its own value at each indexed path, and only those candidates (plus the
 few triggers without an equality matcher) have their whole filter evaluated.
+
+A definition whose filter fails in a way no one planned for fails alone: it comes back as a
+match with an `error` (its record goes to the DLQ for that definition), and the others match
+as if it were not there.
 """
 
 from __future__ import annotations
@@ -15,18 +19,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hookline.definitions import StoredDefinition
+from hookline.runs import workflow_id_for
 from schemas.events import Event
 from schemas.expressions import ExpressionError, render
 from schemas.filters import as_text, event_context, lookup
 from schemas.workflow import Trigger
 
-__all__ = ["Match", "TriggerIndex", "explain", "trigger_input"]
+__all__ = ["Match", "TriggerIndex", "explain", "failure", "trigger_input"]
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
     stored: StoredDefinition
     trigger: Trigger
+    #: Set when evaluating the definition's filter failed: the reason, for the DLQ.
+    error: str | None = None
+
+
+def failure(exc: BaseException) -> str:
+    """An unexpected exception in words (type and message), for a DLQ reason or an answer."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @dataclass(slots=True)
@@ -82,17 +94,28 @@ class TriggerIndex:
         for stored in definitions:
             for index, trigger in enumerate(stored.definition.triggers):
                 if (key := _bucket_key(stored, index, trigger)) is not None:
-                    self._by_source[key].add(Match(stored, trigger))
+                    try:
+                        self._by_source[key].add(Match(stored, trigger))
+                    except Exception:  # its filter fails: scanned, where it fails for itself alone
+                        self._by_source[key].scan.append(Match(stored, trigger))
 
     def matches(self, event: Event) -> list[Match]:
-        """One match per definition (its first trigger that passes), in definition id order."""
+        """One match per definition (its first trigger that passes, or the first that failed to
+        evaluate, with its `error`), in definition id order."""
         bucket = self._by_source.get(_event_key(event))
         if bucket is None:
             return []
         context = event_context(event.model_dump(mode="json"))
         chosen: dict[str, Match] = {}
         for match in bucket.candidates(context):
-            if match.stored.id not in chosen and match.trigger.compiled_filter.passes(context):
+            if match.stored.id in chosen:
+                continue
+            try:
+                passes = match.trigger.compiled_filter.passes(context)
+            except Exception as exc:  # one definition's fault is its own, never the record's
+                chosen[match.stored.id] = Match(match.stored, match.trigger, f"the filter failed: {failure(exc)}")
+                continue
+            if passes:
                 chosen[match.stored.id] = match
         return [chosen[k] for k in sorted(chosen)]
 
@@ -119,21 +142,26 @@ def explain(definitions: Iterable[StoredDefinition], event: Event) -> list[Expla
     context = event_context(event.model_dump(mode="json"))
     answers: list[Explanation] = []
     for stored in sorted(definitions, key=lambda d: d.id):
-        reasons = []
-        for index, trigger in enumerate(stored.definition.triggers):
-            key = _bucket_key(stored, index, trigger)
-            if key is None:
-                reasons.append(f"{trigger.type} trigger")
-            elif key != _event_key(event):
-                reasons.append(f"source is {_event_key(event)!r}, not {key!r}")
-            elif (why := trigger.compiled_filter.explain(context)) is not None:
-                reasons.append(why)
-            else:
-                answers.append(_would_start(stored, trigger, event))
-                break
-        else:
-            answers.append(Explanation(stored.id, stored.version, "; ".join(reasons) or "no trigger"))
+        try:
+            answers.append(_explain_one(stored, event, context))
+        except Exception as exc:  # one definition's fault is its own row, never the request's
+            answers.append(Explanation(stored.id, stored.version, f"cannot be evaluated: {failure(exc)}"))
     return answers
+
+
+def _explain_one(stored: StoredDefinition, event: Event, context: dict[str, Any]) -> Explanation:
+    reasons = []
+    for index, trigger in enumerate(stored.definition.triggers):
+        key = _bucket_key(stored, index, trigger)
+        if key is None:
+            reasons.append(f"{trigger.type} trigger")
+        elif key != _event_key(event):
+            reasons.append(f"source is {_event_key(event)!r}, not {key!r}")
+        elif (why := trigger.compiled_filter.explain(context)) is not None:
+            reasons.append(why)
+        else:
+            return _would_start(stored, trigger, event)
+    return Explanation(stored.id, stored.version, "; ".join(reasons) or "no trigger")
 
 
 def _would_start(stored: StoredDefinition, trigger: Trigger, event: Event) -> Explanation:
@@ -141,12 +169,14 @@ def _would_start(stored: StoredDefinition, trigger: Trigger, event: Event) -> Ex
         run_input = stored.definition.checked_input(trigger_input(trigger, event))
     except (ExpressionError, ValueError) as exc:
         return Explanation(stored.id, stored.version, f"matches, but the run could not start: {exc}")
+    except Exception as exc:  # what the triggers would dead-letter for this definition
+        return Explanation(stored.id, stored.version, f"matches, but the run could not start: {failure(exc)}")
     key = event.resolves if event.resolves and trigger.on_resolved in ("signal", "cancel") else event.dedupekey
     return Explanation(
         stored.id,
         stored.version,
         None,
         run_input,
-        f"{stored.id}:{key}",
+        workflow_id_for(stored.id, event, key),
         trigger.on_resolved if event.resolves else None,
     )

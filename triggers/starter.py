@@ -1,4 +1,5 @@
-"""Starting workflows exactly once: the workflow id is derived from definition + dedupe key."""
+"""Starting workflows exactly once: the workflow id is derived from definition + the event's
+source and dedupe key (`hookline.runs.workflow_id_for`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from hookline.definitions import StoredDefinition
 from hookline.logging import get_logger
-from hookline.runs import NotStartable, build_request, start_run
+from hookline.runs import NotStartable, build_request, start_run, workflow_id_for
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.events import Event
@@ -41,10 +42,6 @@ _TRANSIENT = {
 }
 
 
-def workflow_id_for(definition_id: str, dedupe_key: str) -> str:
-    return f"{definition_id}:{dedupe_key}"
-
-
 class WorkflowStarter:
     def __init__(
         self,
@@ -69,7 +66,7 @@ class WorkflowStarter:
         Retries while Temporal is unreachable; raises `Unprocessable` for permanent faults and
         `asyncio.CancelledError` if the service is stopping (the record stays uncommitted).
         """
-        workflow_id = workflow_id_for(stored.id, event.dedupekey)
+        workflow_id = workflow_id_for(stored.id, event)
         try:
             run_input = trigger_input(trigger, event)
             request = build_request(stored, self._agents, self._settings, input=run_input, event=event)
@@ -91,7 +88,7 @@ class WorkflowStarter:
         if policy == "start":
             workflow_id, started = await self.start(event, stored, trigger)
             return workflow_id, "started" if started else "existing"
-        workflow_id = workflow_id_for(stored.id, event.resolves)
+        workflow_id = workflow_id_for(stored.id, event, event.resolves)  # same source only
         try:
             request = build_request(
                 stored, self._agents, self._settings, input=trigger_input(trigger, event), event=event

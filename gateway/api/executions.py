@@ -1,14 +1,13 @@
 """Executions: manual starts, listing a definition's runs, one run's state and history, cancel.
 
-An execution id is the Temporal workflow id: `<definition>:manual-<uuid>` for a manual start,
-`<definition>:key-<hash>` with an Idempotency-Key, `<definition>:<dedupe key>` for triggered
-runs. Its team is the `HooklineTeam` search attribute; other teams get 404.
+An execution id is the Temporal workflow id: `<definition>:manual:<uuid>` for a manual start,
+`<definition>:key:<hash>` with an Idempotency-Key, `<definition>:event:<source>/<dedupe key>`
+for triggered runs (each kind its own id space: `hookline.runs`). Its team is the `HooklineTeam`
+search attribute; other teams get 404.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +32,7 @@ from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import visible_definition
 from gateway.errors import BadRequest, Conflict, NotFound, Unprocessable
-from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, start_run, team_of
+from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, keyed_run_id, manual_run_id, start_run, team_of
 from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
 from schemas.run import WORKFLOW_NAME, RunState, StepState
 from schemas.validation import SchemaError
@@ -67,13 +66,6 @@ def _links(execution_id: str) -> dict[str, str]:
     return {"self": base, "history": f"{base}/history", "cancel": f"{base}/cancel"}
 
 
-def _execution_id(definition_id: str, team: str, key: str | None) -> str:
-    if key is None:
-        return f"{definition_id}:manual-{uuid.uuid4().hex}"
-    digest = hashlib.sha256(team.encode() + b"\0" + key.encode("utf-8", "backslashreplace")).hexdigest()
-    return f"{definition_id}:key-{digest[:32]}"
-
-
 def _idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= _MAX_KEY_CHARS:
@@ -92,7 +84,7 @@ async def start_workflow(request: web.Request, principal: Principal) -> web.Resp
         run = build_request(stored, state.agents, state.settings.temporal, input=run_input)
     except NotStartable as exc:
         raise Unprocessable(str(exc), errors=[SchemaError("definition", str(exc))]) from exc
-    execution_id = _execution_id(stored.id, principal.team, key)
+    execution_id = manual_run_id(stored.id) if key is None else keyed_run_id(stored.id, principal.team, key)
     client = state.temporal()
     async with state.temporal_call():
         try:

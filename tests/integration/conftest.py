@@ -16,12 +16,12 @@ from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings
 from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
+from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
-from triggers.starter import workflow_id_for
 from worker.app import build_workers
 from worker.settings import WorkerSettings
 
@@ -95,8 +95,10 @@ async def worker(
 def incident_workflow_ids(body: dict[str, Any]) -> list[str]:
     """The workflow id each alert of a notification must run Incident Response under."""
     return [
-        workflow_id_for(
-            "incident-response", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
+        event_run_id(
+            "incident-response",
+            "alertmanager",
+            alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
         )
         for a in body["alerts"]
     ]

@@ -16,13 +16,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
+from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from tests.conftest import read_topic, running
 from tests.integration.conftest import runs_of
 from triggers.app import TriggersService
-from triggers.starter import workflow_id_for
 
 DEFINITION = "alert-lifecycle"
 
@@ -75,8 +75,8 @@ def resolved_of(firing: dict[str, Any]) -> dict[str, Any]:
 
 def run_id_of(body: dict[str, Any], status: str = "firing") -> str:
     alert = body["alerts"][0]
-    return workflow_id_for(
-        DEFINITION, alert_dedupe_key(body["receiver"], alert["fingerprint"], alert["startsAt"], status)
+    return event_run_id(
+        DEFINITION, "alertmanager", alert_dedupe_key(body["receiver"], alert["fingerprint"], alert["startsAt"], status)
     )
 
 

@@ -27,6 +27,7 @@ from gateway.settings import GatewayOptions, GatewaySettings
 from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
 from hookline.kafka import ensure_topics
+from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from hookline.stack import KafkaServer, free_port
 from schemas.events import Event
@@ -222,7 +223,7 @@ async def test_resends_and_ha_duplicates_repeat_keys_and_start_one_run_per_state
             kafka_settings,
             lambda c: sent(c, "b:9100", "resolved", 2) and sent(c, "a:9100", "firing", 8),
         )
-        workflow_ids = {f"{definition.id}:{key}" for keys in changes.values() for key in keys}
+        workflow_ids = {event_run_id(definition.id, "alertmanager", key) for keys in changes.values() for key in keys}
         runs = await runs_once_settled(temporal_client, workflow_ids)
 
     assert {(i, s) for i, _, _, s in changes} == {

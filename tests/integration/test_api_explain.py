@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from tests.conftest import DATA, read_topic
 from tests.integration.test_api_support import API, auth
@@ -55,7 +56,9 @@ async def test_a_webhook_body_is_explained_alert_by_alert_for_the_callers_defini
     assert set(rows) == {"page-on-critical", "warnings"}  # not team B's
     assert rows["page-on-critical"]["matches"] is True
     assert rows["page-on-critical"]["input"] == {"who": "checkout"}
-    assert rows["page-on-critical"]["workflow_id"] == f"page-on-critical:{answer['events'][0]['event']['dedupekey']}"
+    assert rows["page-on-critical"]["workflow_id"] == event_run_id(
+        "page-on-critical", "alertmanager", answer["events"][0]["event"]["dedupekey"]
+    )
     assert rows["warnings"]["reason"] == "severity=\"warning\" does not hold (labels.severity is 'critical')"
     assert await read_topic(kafka_settings, kafka_settings.events_topic) == []  # nothing published
 

@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from hookline.cli import cli
 from hookline.definitions import DefinitionStore
+from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from tests.conftest import DATA, read_topic, running
 from tests.integration.conftest import runs_of
@@ -69,23 +70,24 @@ async def test_unstartable_event_is_dead_lettered_then_replayed_once_fixed(
         assert b"input.service: None is not of type 'string'" in headers["hookline_dlq_reason"]
         assert headers["hookline_dlq_topic"] == kafka_settings.events_topic.encode()
         dedupe = headers["ce_dedupekey"].decode()
+        strict, lenient = (event_run_id(d, "alertmanager", dedupe) for d in ("strict-input", "lenient"))
         # The same record still started the definition it can start: the partition moved on.
-        assert await wait_for_runs(temporal_client, f"lenient:{dedupe}")
-        assert await runs_of(temporal_client, f"strict-input:{dedupe}") == []
+        assert await wait_for_runs(temporal_client, lenient)
+        assert await runs_of(temporal_client, strict) == []
 
         listing = await cli_run(["replay", "--dry-run"], kafka_settings)
         assert listing.exit_code == 0 and "would replay 1 of 1" in listing.output
         await asyncio.sleep(1)
-        assert await runs_of(temporal_client, f"strict-input:{dedupe}") == []
+        assert await runs_of(temporal_client, strict) == []
 
         await store.put({**STRICT, "inputs": {"type": "object"}})  # the fix: input no longer required
         for _ in range(2):  # replaying twice starts it once
             replayed = await cli_run(["replay", "--reason", "is not of type"], kafka_settings)
             assert replayed.exit_code == 0 and "replayed 1 of 1" in replayed.output
-        assert len(await wait_for_runs(temporal_client, f"strict-input:{dedupe}")) == 1
+        assert len(await wait_for_runs(temporal_client, strict)) == 1
         await asyncio.sleep(1)
-    assert len(await runs_of(temporal_client, f"strict-input:{dedupe}")) == 1
-    assert len(await runs_of(temporal_client, f"lenient:{dedupe}")) == 1
+    assert len(await runs_of(temporal_client, strict)) == 1
+    assert len(await runs_of(temporal_client, lenient)) == 1
 
 
 async def test_explain_names_what_would_start_and_why_not_without_starting_anything(
@@ -109,7 +111,7 @@ async def test_explain_names_what_would_start_and_why_not_without_starting_anyth
     assert rows["only-critical"]["reason"].startswith('severity="page" does not hold')
     assert rows["strict-input"]["matches"] is True
     assert rows["strict-input"]["input"] == {"service": "checkout"}
-    assert rows["strict-input"]["workflow_id"].startswith("strict-input:")
+    assert rows["strict-input"]["workflow_id"].startswith("strict-input:event:alertmanager/")
     assert await read_topic(kafka_settings, kafka_settings.events_topic) == []
 
     bad = tmp_path / "bad.json"

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings
 from hookline.definitions import DefinitionStore
+from hookline.runs import workflow_id_for
 from hookline.settings import KafkaSettings
 from schemas.ticks import TICK_TYPE, tick_event
 from tests.conftest import events_of, read_topic, running
@@ -122,7 +123,7 @@ async def test_an_external_scheduler_ticking_a_slot_twice_starts_one_run(
             assert (await ticks.post("/ticks/nightly-report", json={"slot": slot}, headers=AUTH)).status == 202
         ids = await run_ids(temporal_client, "nightly-report", expect=2)
     assert ids == [
-        f"nightly-report:{tick_event('nightly-report', 0, datetime(2026, 11, d, 2, tzinfo=UTC)).dedupekey}"
+        workflow_id_for("nightly-report", tick_event("nightly-report", 0, datetime(2026, 11, d, 2, tzinfo=UTC)))
         for d in (24, 25)
     ]
 

@@ -74,7 +74,7 @@ async def test_two_tickers_running_start_one_run_per_slot(
     service = triggers_service()
     async with running(service.run, service.stop):
         ids = await run_ids(temporal_client, "every-minute", expect=2)
-    assert ids == ["every-minute:schedule-0-20261124T100100Z", "every-minute:schedule-0-20261124T100200Z"]
+    assert ids == ["every-minute:schedule:0-20261124T100100Z", "every-minute:schedule:0-20261124T100200Z"]
 
 
 @pytest.mark.parametrize(
@@ -115,4 +115,4 @@ async def test_the_triggers_service_ticks_in_real_time(
         ids = await run_ids(temporal_client, "every-second", expect=2)
     slots = [i.rsplit("-", 1)[1] for i in ids]
     assert len(slots) >= 2 and len(set(slots)) == len(slots)
-    assert all(i.startswith("every-second:schedule-0-") for i in ids)
+    assert all(i.startswith("every-second:schedule:0-") for i in ids)
