@@ -22,8 +22,15 @@ from triggers.app import TriggersService
 
 
 @pytest.fixture
+async def kafka_settings(kafka_settings: KafkaSettings) -> KafkaSettings:
+    """This test's topics, the default team allowed to subscribe to the orders topics."""
+    return kafka_settings.model_copy(update={"trigger_topics": {"default": ["orders.*"]}})
+
+
+@pytest.fixture
 async def orders_topic(kafka_settings: KafkaSettings) -> str:
-    name = f"{kafka_settings.topic_prefix}.orders"
+    # Not under the prefix: Hookline's own topics cannot be subscribed to.
+    name = f"orders.{kafka_settings.topic_prefix}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
     await admin.start()
     try:
@@ -39,6 +46,14 @@ async def wait_for_run(client: Client, workflow_id: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{workflow_id} never started")
+
+
+async def wait_for_runs_of(client: Client, definition_id: str) -> None:
+    for _ in range(300):
+        if [w async for w in client.list_workflows(f"HooklineDefinitionId = '{definition_id}'")]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{definition_id} never started")
 
 
 async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
@@ -97,3 +112,38 @@ async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
     headers = dict(dead.headers)
     assert headers["hookline_dlq_topic"] == orders_topic.encode()
     assert headers["hookline_dlq_reason"].startswith(b"undecodable event: record is neither a CloudEvent nor JSON")
+
+
+async def test_a_stored_definition_naming_the_dlq_starts_nothing(
+    store: DefinitionStore,
+    orders_topic: str,
+    kafka_settings: KafkaSettings,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    # Written before topics were checked at save: it would loop the DLQ's records into runs.
+    looping: dict[str, Any] = {
+        "id": "dlq-reader",
+        "name": "DLQ reader",
+        "trigger": {"type": "kafka", "topic": kafka_settings.dlq_topic},
+        "steps": [{"name": "ship", "agent": "deployer"}],
+    }
+    record = {"id": "dlq-reader", "version": 1, "digest": "d", "definition": looping, "created_at": ""}
+    producer = create_producer(kafka_settings)
+    await producer.start()
+    await producer.send_and_wait(kafka_settings.workflows_topic, orjson.dumps(record), key=b"dlq-reader")
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        await store.put(
+            {
+                "name": "Fulfil Order",
+                "trigger": {"type": "kafka", "topic": orders_topic},
+                "steps": [{"name": "ship", "agent": "deployer"}],
+            }
+        )
+        await producer.send_and_wait(kafka_settings.dlq_topic, orjson.dumps({"kind": "dead"}))
+        await producer.send_and_wait(orders_topic, orjson.dumps({"kind": "order"}))
+        await wait_for_runs_of(temporal_client, "fulfil-order")
+        await asyncio.sleep(2)
+    await producer.stop()
+    assert [w.id async for w in temporal_client.list_workflows("HooklineDefinitionId = 'dlq-reader'")] == []
