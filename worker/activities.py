@@ -17,6 +17,7 @@ from hookline.logging import get_logger
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import StepRequest, StepResult
 from worker.runners import Runner, StepFailed
+from worker.runners.base import InlineCapped
 
 __all__ = ["RUN_STEP", "StepActivities"]
 
@@ -122,6 +123,9 @@ class StepActivities:
         started_at = datetime.now(UTC)
         try:
             runner.check(agent)
+            if request.action is not None and isinstance(runner, InlineCapped):
+                # Options written in a definition, not by the operator: capped by the worker's policy.
+                runner.check_inline(agent)
             async with _heartbeating(self._heartbeat_s):
                 result = await runner.run(agent, request)
         except StepFailed as exc:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from fnmatch import fnmatchcase
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -13,6 +14,7 @@ from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 
 __all__ = [
+    "InlineCapped",
     "OutputBuffer",
     "Runner",
     "RunnerContext",
@@ -21,6 +23,8 @@ __all__ = [
     "StepFailed",
     "agent_options",
     "config_error",
+    "inline_refused",
+    "matches_any",
     "parse_options",
     "require_command",
     "runner_settings",
@@ -74,6 +78,20 @@ def runner_settings(model: type[OptionsT], context: RunnerContext, kind: str) ->
     return parse_options(model, context.settings, f"worker.runner_settings.{kind}")
 
 
+def inline_refused(kind: str, option: str, value: object, policy: str, allowed: object) -> StepFailed:
+    """An inline action's option beyond what the worker allows definitions (a Config error)."""
+    return config_error(
+        f"inline action option {option}={value!r} exceeds this worker's policy "
+        f"worker.runner_settings.{kind}.inline.{policy} (allowed: {allowed!r}); use an agent configured by the "
+        "operator, or have the operator widen the policy"
+    )
+
+
+def matches_any(value: str, patterns: Iterable[str]) -> bool:
+    """Whether `value` matches one of the shell-style `patterns` (fnmatch, case-sensitive)."""
+    return any(fnmatchcase(value, p) for p in patterns)
+
+
 def require_command(agent: Agent) -> None:
     if not agent.command:
         raise config_error(f"agent {agent.name!r} has no command")
@@ -101,6 +119,16 @@ class Runner(Protocol):
     async def run(self, agent: Agent, request: StepRequest) -> StepResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InlineCapped(Protocol):
+    """A runner whose options can reach beyond the step (host network, privileges, host paths,
+    other identities). Options written in a definition's inline action are checked by
+    `check_inline` against the kind's `runner_settings.<kind>.inline` policy before the step
+    runs; an agent's options (the operator's own configuration) are not."""
+
+    def check_inline(self, agent: Agent) -> None: ...
 
 
 @dataclass(frozen=True)

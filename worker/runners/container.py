@@ -25,6 +25,7 @@ from worker.runners.base import (
     StepFailed,
     agent_options,
     config_error,
+    inline_refused,
     require_command,
     runner_settings,
     step_context,
@@ -32,7 +33,7 @@ from worker.runners.base import (
 )
 from worker.runners.shell import exit_failure
 
-__all__ = ["ContainerOptions", "ContainerRunner", "ContainerSettings"]
+__all__ = ["ContainerInlinePolicy", "ContainerOptions", "ContainerRunner", "ContainerSettings"]
 
 
 class ContainerOptions(RunnerOptions):
@@ -54,10 +55,28 @@ class ContainerOptions(RunnerOptions):
     non_retryable_exit_codes: list[int] = Field(default_factory=list)
 
 
+class ContainerInlinePolicy(RunnerOptions):
+    """What inline actions (written in definitions) may ask of the container runner."""
+
+    networks: list[str] = Field(
+        default_factory=lambda: ["none"],
+        description='Network modes allowed (never "host" or "container:<id>" unless listed).',
+    )
+    cap_add: list[str] = Field(default_factory=list, description="Capabilities that may be given back.")
+    new_privileges: bool = Field(False, description="Whether no_new_privileges may be turned off.")
+    max_pids: int = Field(512, gt=0, description="Highest pids_limit (and no unlimited one).")
+
+
 class ContainerSettings(RunnerOptions):
     """Worker `runner_settings.container:`."""
 
     docker_url: str = Field("unix:///var/run/docker.sock", description="Docker Engine API endpoint.")
+    inline: ContainerInlinePolicy = Field(default_factory=ContainerInlinePolicy)
+
+
+def _capabilities(names: list[str]) -> set[str]:
+    # Docker takes "NET_ADMIN" and "CAP_NET_ADMIN" alike, in any case.
+    return {n.upper().removeprefix("CAP_") for n in names}
 
 
 def _spec(agent: Agent, request: StepRequest, options: ContainerOptions) -> dict[str, Any]:
@@ -116,6 +135,17 @@ class ContainerRunner:
     def check(self, agent: Agent) -> None:
         self.options(agent)
         require_command(agent)
+
+    def check_inline(self, agent: Agent) -> None:
+        options, policy = self.options(agent), self._settings.inline
+        if options.network not in policy.networks:
+            raise inline_refused(self.kind, "network", options.network, "networks", policy.networks)
+        if extra := sorted(_capabilities(options.cap_add) - _capabilities(policy.cap_add)):
+            raise inline_refused(self.kind, "cap_add", extra, "cap_add", policy.cap_add)
+        if not options.no_new_privileges and not policy.new_privileges:
+            raise inline_refused(self.kind, "no_new_privileges", False, "new_privileges", False)
+        if options.pids_limit is None or options.pids_limit > policy.max_pids:
+            raise inline_refused(self.kind, "pids_limit", options.pids_limit, "max_pids", policy.max_pids)
 
     def _client(self) -> aiodocker.Docker:
         if self._docker is None:

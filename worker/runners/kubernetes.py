@@ -33,13 +33,14 @@ from worker.runners.base import (
     StepFailed,
     agent_options,
     config_error,
+    inline_refused,
     require_command,
     runner_settings,
     step_env,
 )
 from worker.runners.shell import exit_failure
 
-__all__ = ["KubernetesOptions", "KubernetesRunner", "KubernetesSettings"]
+__all__ = ["KubernetesInlinePolicy", "KubernetesOptions", "KubernetesRunner", "KubernetesSettings"]
 
 CONTAINER = "step"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hookline"}
@@ -60,6 +61,17 @@ class KubernetesOptions(RunnerOptions):
     non_retryable_exit_codes: list[int] = Field(default_factory=list)
 
 
+class KubernetesInlinePolicy(RunnerOptions):
+    """What inline actions (written in definitions) may ask of the kubernetes runner."""
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces besides the worker's own (runner_settings.kubernetes.namespace)."
+    )
+    service_accounts: list[str] = Field(
+        default_factory=list, description="Service accounts a Job may run as; none: no token is mounted."
+    )
+
+
 class KubernetesSettings(RunnerOptions):
     """Worker `runner_settings.kubernetes:`."""
 
@@ -70,6 +82,7 @@ class KubernetesSettings(RunnerOptions):
     ttl_seconds_after_finished: int = Field(600, ge=0)
     watch_timeout_s: int = Field(60, ge=1, description="Each watch request's server-side timeout; then re-watched.")
     pod_check_s: float = Field(5.0, gt=0, description="How often the pod is checked for not being able to start.")
+    inline: KubernetesInlinePolicy = Field(default_factory=KubernetesInlinePolicy)
 
 
 def _job_name_prefix(step: str) -> str:
@@ -138,6 +151,16 @@ class KubernetesRunner:
     def check(self, agent: Agent) -> None:
         self.options(agent)
         require_command(agent)
+
+    def check_inline(self, agent: Agent) -> None:
+        options, policy = self.options(agent), self._settings.inline
+        namespaces = [self._settings.namespace, *policy.namespaces]
+        if options.namespace is not None and options.namespace not in namespaces:
+            raise inline_refused(self.kind, "namespace", options.namespace, "namespaces", namespaces)
+        if options.service_account is not None and options.service_account not in policy.service_accounts:
+            raise inline_refused(
+                self.kind, "service_account", options.service_account, "service_accounts", policy.service_accounts
+            )
 
     async def _client(self) -> client.ApiClient:
         async with self._lock:

@@ -19,11 +19,19 @@ from worker.runners.base import (
     RunnerOptions,
     agent_options,
     config_error,
+    inline_refused,
     runner_settings,
 )
 from worker.runners.shell import ShellOptions, ShellRunner
 
-__all__ = ["ETC_PATHS", "SYSTEM_PATHS", "SandboxOptions", "SandboxRunner", "SandboxSettings"]
+__all__ = [
+    "ETC_PATHS",
+    "SYSTEM_PATHS",
+    "SandboxInlinePolicy",
+    "SandboxOptions",
+    "SandboxRunner",
+    "SandboxSettings",
+]
 
 #: The entries of /etc that programs need (dynamic loader, users and groups, name resolution,
 #: TLS roots, time zone). Never all of /etc: it holds secrets (ssh client keys, TLS private keys
@@ -60,11 +68,22 @@ class SandboxOptions(ShellOptions):
     read_only_paths: list[Path] = Field(default_factory=list, description="More host paths to show, read-only.")
 
 
+class SandboxInlinePolicy(RunnerOptions):
+    """What inline actions (written in definitions) may ask of the sandbox runner. Their working
+    directory is always an empty one of their own, so it may be writable."""
+
+    network: bool = Field(False, description="Whether they may share the worker's network.")
+    read_only_paths: list[Path] = Field(
+        default_factory=list, description="Host paths they may show (each with what is under it), read-only."
+    )
+
+
 class SandboxSettings(RunnerOptions):
     """Worker `runner_settings.sandbox:`."""
 
     bwrap: str = Field("bwrap", description="The bubblewrap binary (Debian package bubblewrap).")
     system_paths: list[Path] = Field(default_factory=lambda: [Path(p) for p in SYSTEM_PATHS])
+    inline: SandboxInlinePolicy = Field(default_factory=SandboxInlinePolicy)
 
 
 class SandboxRunner(ShellRunner):
@@ -93,6 +112,17 @@ class SandboxRunner(ShellRunner):
                 raise config_error(f"agent {agent.name!r} options.read_only_paths: {str(path)!r} is not absolute")
         if agent.workdir is not None and not agent.workdir.is_absolute():
             raise config_error(f"agent {agent.name!r} needs an absolute workdir for the sandbox")
+
+    def check_inline(self, agent: Agent) -> None:
+        options, policy = self.sandbox_options(agent), self._settings.inline
+        if options.network and not policy.network:
+            raise inline_refused(self.kind, "network", True, "network", False)
+        # Resolved: a symlink under an allowed path must not lead out of it.
+        allowed = [p.resolve() for p in policy.read_only_paths]
+        for path in options.read_only_paths:
+            if not any(path.resolve().is_relative_to(root) for root in allowed):
+                shown = [str(p) for p in policy.read_only_paths]
+                raise inline_refused(self.kind, "read_only_paths", str(path), "read_only_paths", shown)
 
     async def run(self, agent: Agent, request: StepRequest) -> StepResult:
         if agent.workdir is not None:

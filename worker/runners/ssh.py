@@ -24,6 +24,8 @@ from worker.runners.base import (
     StepFailed,
     agent_options,
     config_error,
+    inline_refused,
+    matches_any,
     require_command,
     runner_settings,
     step_context,
@@ -31,7 +33,7 @@ from worker.runners.base import (
 )
 from worker.runners.shell import exit_failure
 
-__all__ = ["SshOptions", "SshRunner", "SshSettings"]
+__all__ = ["SshInlinePolicy", "SshOptions", "SshRunner", "SshSettings"]
 
 
 class SshOptions(RunnerOptions):
@@ -44,12 +46,21 @@ class SshOptions(RunnerOptions):
     non_retryable_exit_codes: list[int] = Field(default_factory=list)
 
 
+class SshInlinePolicy(RunnerOptions):
+    """What inline actions (written in definitions) may ask of the ssh runner. Their keys are
+    always among the worker's `client_keys`."""
+
+    hosts: list[str] = Field(default_factory=list, description="Hosts they may log in to (fnmatch patterns).")
+    users: list[str] = Field(default_factory=list, description="Users they may log in as.")
+
+
 class SshSettings(RunnerOptions):
     """Worker `runner_settings.ssh:`."""
 
     known_hosts: Path | None = Field(None, description="The only host keys trusted (OpenSSH known_hosts format).")
     client_keys: list[Path] = Field(default_factory=list, description="Private keys agents log in with.")
     connect_timeout_s: float = Field(15.0, gt=0)
+    inline: SshInlinePolicy = Field(default_factory=SshInlinePolicy)
 
 
 class SshRunner:
@@ -74,6 +85,20 @@ class SshRunner:
             raise config_error("worker.runner_settings.ssh.known_hosts must name a known_hosts file")
         if not (options.client_keys or self._settings.client_keys):
             raise config_error(f"agent {agent.name!r}: no client key (options.client_keys or runner_settings)")
+
+    def check_inline(self, agent: Agent) -> None:
+        options, policy = self.options(agent), self._settings.inline
+        if not matches_any(options.host, policy.hosts):
+            raise inline_refused(self.kind, "host", options.host, "hosts", policy.hosts)
+        if options.username not in policy.users:
+            raise inline_refused(self.kind, "username", options.username, "users", policy.users)
+        configured = {k.resolve() for k in self._settings.client_keys}
+        for key in options.client_keys or ():
+            if key.resolve() not in configured:
+                raise config_error(
+                    f"inline action option client_keys names {str(key)!r}, not one of this worker's keys "
+                    "(worker.runner_settings.ssh.client_keys); an inline action logs in only with those"
+                )
 
     async def close(self) -> None:
         """Nothing to release: each step opens and closes its own connection."""
