@@ -5,6 +5,12 @@ record. A partition's commit point is its lowest offset not yet handled (or one 
 one dispatched when none is pending), so commits stay in order per partition whatever order the
 records finish in. A record whose handling was cancelled (the service stopping) or failed stays
 pending: nothing at or after it is committed, and the next owner of the partition reads it again.
+
+Records with the same key in a partition (one alert's firing and resolved) are handled one
+after another, in offset order: each waits for the one before it, so they reach the starter in
+the order they were produced. Records of other keys, or without a key, are not held back. A
+record waiting for its predecessor counts against the limit; if the predecessor failed or was
+cancelled, it is not handled and stays pending.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class InFlight:
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._running: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
+        # The last record dispatched per (partition, key), which the next one of that key awaits.
+        self._last: dict[tuple[TopicPartition, bytes], asyncio.Task[None]] = {}
         self._changed = asyncio.Condition()
         #: The first unexpected error of a handler; the service stops on it.
         self.failure: BaseException | None = None
@@ -40,11 +48,28 @@ class InFlight:
         tp = TopicPartition(record.topic, record.partition)
         self._pending[tp].add(record.offset)
         self._next[tp] = max(self._next.get(tp, 0), record.offset + 1)
-        task = asyncio.create_task(self._handle(tp, record, handler), name=f"record {tp.partition}:{record.offset}")
+        chain = (tp, record.key) if record.key is not None else None
+        before = self._last.get(chain) if chain is not None else None
+        task = asyncio.create_task(
+            self._handle(tp, record, handler, before), name=f"record {tp.partition}:{record.offset}"
+        )
         self._running[tp].add(task)
+        if chain is not None:
+            self._last[chain] = task
+            task.add_done_callback(lambda done: self._last.pop(chain) if self._last.get(chain) is done else None)
 
-    async def _handle(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], handler: Handler) -> None:
+    async def _handle(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[Any, Any],
+        handler: Handler,
+        before: asyncio.Task[None] | None,
+    ) -> None:
         try:
+            if before is not None:
+                await asyncio.wait({before})  # its outcome is its own; only whether it got through matters
+                if before.cancelled() or self.failure is not None:
+                    return  # stays pending: the service is stopping or failed
             await handler(record)
         except asyncio.CancelledError:
             raise
@@ -95,6 +120,9 @@ class InFlight:
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop what is known of partitions handed to another consumer."""
-        for tp in partitions:
+        gone = set(partitions)
+        for tp in gone:
             for table in (self._pending, self._next, self._committed, self._running):
                 table.pop(tp, None)
+        for chain in [c for c in self._last if c[0] in gone]:
+            del self._last[chain]

@@ -85,3 +85,58 @@ async def test_drain_waits_only_for_the_partitions_named_and_forget_drops_them()
     inflight.forget([TP1])
     assert inflight.commit_points() == {TP0: 0}
     inflight.cancel()
+
+
+def keyed(partition: int, offset: int, key: bytes | None) -> ConsumerRecord[Any, Any]:
+    return ConsumerRecord("events", partition, offset, 0, 0, key, None, None, 0, 0, [])
+
+
+class Order(Gate):
+    """A gate that notes the order in which handlers start and finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[int] = []
+        self.finished: list[int] = []
+
+    async def __call__(self, r: ConsumerRecord[Any, Any]) -> None:
+        self.started.append(r.offset)
+        await super().__call__(r)
+        self.finished.append(r.offset)
+
+
+async def test_records_with_the_same_key_are_handled_one_after_another_in_offset_order() -> None:
+    inflight, gate = InFlight(limit=10), Order()
+    for offset in (1, 2, 3):
+        inflight.dispatch(keyed(0, offset, b"alert-1"), gate)
+    await gate.open(inflight, (0, 3), (0, 2))  # the later ones are ready first
+    assert gate.started == [1] and gate.finished == []
+    await gate.open(inflight, (0, 1))
+    assert gate.finished == [1, 2, 3]
+    assert inflight.commit_points() == {TP0: 4}
+
+
+async def test_records_with_other_keys_or_none_are_not_held_back() -> None:
+    inflight, gate = InFlight(limit=10), Order()
+    inflight.dispatch(keyed(0, 1, b"alert-1"), gate)
+    inflight.dispatch(keyed(0, 2, b"alert-2"), gate)
+    inflight.dispatch(keyed(0, 3, None), gate)
+    inflight.dispatch(keyed(0, 4, None), gate)
+    inflight.dispatch(keyed(1, 5, b"alert-1"), gate)  # the same key on another partition
+    for key in ((0, 4), (0, 3), (0, 2), (1, 5)):  # each finishes while alert-1 at offset 1 waits
+        await gate.open(inflight, key)
+        assert gate.finished[-1] == key[1]
+    assert inflight.commit_points() == {TP0: 1, TP1: 6}
+    inflight.cancel()
+
+
+async def test_after_a_failed_record_the_next_of_its_key_is_not_handled() -> None:
+    inflight, gate = InFlight(limit=10), Order()
+    gate.fail.add((0, 1))
+    inflight.dispatch(keyed(0, 1, b"alert-1"), gate)
+    inflight.dispatch(keyed(0, 2, b"alert-1"), gate)
+    await gate.open(inflight, (0, 2), (0, 1))
+    assert isinstance(inflight.failure, RuntimeError)
+    assert gate.started == [1]
+    await inflight.drain()
+    assert inflight.commit_points() == {TP0: 1}
