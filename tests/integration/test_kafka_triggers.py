@@ -108,7 +108,7 @@ async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
         await asyncio.sleep(1)
     await producer.stop()
     runs = [w.id async for w in temporal_client.list_workflows("HooklineDefinitionId = 'fulfil-order'")]
-    assert sorted(runs) == sorted([plain_id, "fulfil-order:order-3", "fulfil-order:order-4"])
+    assert sorted(runs) == sorted([plain_id, order_3, order_4])
     headers = dict(dead.headers)
     assert headers["hookline_dlq_topic"] == orders_topic.encode()
     assert headers["hookline_dlq_reason"].startswith(b"undecodable event: record is neither a CloudEvent nor JSON")
