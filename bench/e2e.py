@@ -38,14 +38,13 @@ sys.path.insert(0, str(ROOT))
 from gateway.sources.alertmanager import AlertmanagerSource  # noqa: E402
 from hookline.definitions import DefinitionStore, StoredDefinition  # noqa: E402
 from hookline.kafka import create_producer, ensure_topics  # noqa: E402
-from hookline.runs import build_request, start_run  # noqa: E402
+from hookline.runs import build_request, start_run, workflow_id_for  # noqa: E402
 from hookline.settings import KafkaSettings, TemporalSettings  # noqa: E402
 from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port  # noqa: E402
 from hookline.temporal import connect  # noqa: E402
 from schemas.agents import AgentCatalog  # noqa: E402
 from schemas.run import WORKFLOW_NAME, RunRequest  # noqa: E402
 from schemas.workflow import parse_definition  # noqa: E402
-from triggers.starter import workflow_id_for  # noqa: E402
 
 CONCURRENCY = 64  # the triggers' default `concurrency`, used for the bare loop too
 DEFINITION = {
@@ -64,7 +63,7 @@ def notification() -> dict[str, Any]:
 
 def workflow_id(doc: dict[str, Any]) -> str:
     event = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), "application/json")[0]
-    return workflow_id_for("incident-response", event.dedupekey)
+    return workflow_id_for("incident-response", event)
 
 
 def start(component: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -130,7 +129,7 @@ async def rate_phase(kafka: KafkaSettings, client: Any, env: dict[str, str], log
         event = source.parse(json.dumps(doc).encode(), "application/json")[0]
         key, value, headers = event.to_kafka()
         await producer.send(kafka.events_topic, value, key=key, headers=headers)
-        ids.append(workflow_id_for("incident-response", event.dedupekey))
+        ids.append(workflow_id_for("incident-response", event))
     await producer.flush()
     await producer.stop()
     triggers = start("triggers", env, log)

@@ -39,10 +39,10 @@ from gateway.sources.alertmanager import AlertmanagerSource
 from hookline.definitions import DefinitionStore
 from hookline.kafka import create_consumer, ensure_topics, topic_partitions
 from hookline.processes import ManagedProcess
+from hookline.runs import workflow_id_for
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import KafkaServer, TemporalServer, free_port
 from hookline.temporal import connect
-from triggers.starter import workflow_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -74,7 +74,7 @@ def notification(alerts: int, tag: str) -> dict[str, Any]:
 def workflow_ids(doc: dict[str, Any]) -> list[str]:
     """The run ids Hookline must give the alerts of a notification (definition + dedupe key)."""
     events = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), "application/json")
-    return [workflow_id_for(DEFINITION_ID, e.dedupekey) for e in events]
+    return [workflow_id_for(DEFINITION_ID, e) for e in events]
 
 
 @dataclass
