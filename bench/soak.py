@@ -45,7 +45,9 @@ async def main(args: argparse.Namespace) -> None:
             maximum = outcome.completed / (time.monotonic() - t0)
             rate = 0.8 * maximum
             print(f"burst of {args.probe}: {maximum:.1f} runs completed/s; soaking at 80 %: {rate:.1f} alerts/s")
-        print(f"Soak on the drill stack; 2 cores; {datetime.now(UTC):%Y-%m-%d}; {args.minutes} min at {rate:.1f} alerts/s")
+        print(
+            f"Soak on the drill stack; 2 cores; {datetime.now(UTC):%Y-%m-%d}; {args.minutes} min at {rate:.1f} alerts/s"
+        )
         start_rss = stack.rss_mb()
         print(f"RSS at start (MB): {start_rss}")
         ids: set[str] = set()
