@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import add_api_routes
 from gateway.errors import UnknownSource, problem_middleware
-from gateway.ingress import hook_handler
+from gateway.ingress import bounded_bodies, hook_handler
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import EVENT_HEADROOM_BYTES, KAFKA_MESSAGE_BYTES, GatewaySettings
@@ -47,7 +47,14 @@ def create_app(
     """Build the gateway; the producer and the API's clients are opened and closed with the app.
     `agents` replaces the catalog read from `settings.agents_file`."""
     options = settings.gateway
-    app = web.Application(client_max_size=options.max_body_bytes, middlewares=[problem_middleware])
+    app = web.Application(
+        client_max_size=options.max_body_bytes,
+        middlewares=[problem_middleware, bounded_bodies(options.read_timeout_s, own=("/hooks/", "/ticks/"))],
+        # aiohttp closes a connection whose request has not fully arrived when its keep-alive
+        # timer fires, and that timer starts with the connection (or the previous answer) and
+        # does not move as bytes trickle in: it is the bound on slow request lines and headers.
+        handler_args={"keepalive_timeout": options.header_timeout_s},
+    )
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
     app[SOURCES] = build_sources(options.sources)

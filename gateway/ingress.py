@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, SlowBody, TooManyRequests
 from gateway.metrics import GatewayMetrics
@@ -16,7 +17,7 @@ from gateway.publisher import EventPublisher
 from gateway.sources import Source
 from hookline.logging import get_logger
 
-__all__ = ["Handler", "accepted", "counted", "hook_handler", "read_body"]
+__all__ = ["Handler", "accepted", "bounded_bodies", "counted", "hook_handler", "read_body"]
 
 log = get_logger(__name__)
 
@@ -50,6 +51,22 @@ async def read_body(request: web.Request, timeout_s: float, *, retry_after_s: in
         if retry_after_s is not None:
             raise SlowBody(detail, retry_after_s=retry_after_s) from None
         raise RequestTimeout(detail) from None
+
+
+def bounded_bodies(read_timeout_s: float, *, own: tuple[str, ...]) -> Middleware:
+    """A middleware that reads every request's body within `read_timeout_s` before its handler
+    runs (which then reads it from memory), except on the routes under `own`, whose handlers
+    read theirs with `read_body` after their cheaper checks (size, credentials, rate limit)."""
+
+    @web.middleware
+    async def bounded(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.body_exists and not request.path.startswith(own):
+            await read_body(request, read_timeout_s)
+        return await handler(request)
+
+    return bounded
 
 
 def counted(handler: Handler, metrics: GatewayMetrics, source: str) -> Handler:

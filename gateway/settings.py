@@ -59,8 +59,15 @@ class GatewayOptions(Section):
     read_timeout_s: float = Field(
         30.0,
         gt=0,
-        description="Longest time to receive a request body; slower clients get 408 (alertmanager sources: 503, which "
-        "Alertmanager retries) and are cut off.",
+        description="Longest time to receive a request body, on every route; slower clients get 408 (alertmanager "
+        "sources: 503, which Alertmanager retries) and are cut off.",
+    )
+    header_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="Longest time a connection may take to send a request's line and headers, counted from the "
+        "connection's start or its previous answer; slower connections, and keep-alive connections idle that long, "
+        "are closed without an answer.",
     )
     sources: Sources = Field(
         default_factory=_default_sources,
