@@ -1,12 +1,14 @@
 """Bearer tokens of the REST API: each bound to a team (or every team) and to scopes.
 
-Tokens are hashed once at start-up and looked up by their SHA-256 digest, so checking a token
-takes the same time whatever it shares with a configured one, and the table holds no secret.
+Tokens are hashed once at start-up, so the table holds no secret; a presented token's digest is
+compared with every configured one in constant time (`hmac.compare_digest`, no early exit), so
+checking it takes the same time whatever it shares with a configured one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,9 +52,9 @@ class TokenTable:
     """The configured tokens by digest."""
 
     def __init__(self, tokens: Iterable[ApiToken]) -> None:
-        self._by_digest = {
-            _digest(t.token.get_secret_value()): Principal(t.name, t.team, frozenset(t.scopes)) for t in tokens
-        }
+        self._by_digest = [
+            (_digest(t.token.get_secret_value()), Principal(t.name, t.team, frozenset(t.scopes))) for t in tokens
+        ]
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -64,7 +66,11 @@ class TokenTable:
         scheme, _, credentials = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise Unauthorized("the Authorization header must read `Bearer <token>`", invalid=True)
-        principal = self._by_digest.get(_digest(credentials.strip()))
+        presented = _digest(credentials.strip())
+        principal = None
+        for digest, candidate in self._by_digest:
+            if hmac.compare_digest(digest, presented):
+                principal = candidate
         if principal is None:
             raise Unauthorized("the bearer token is not valid", invalid=True)
         return principal

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 from typing import Any
 
 import orjson
@@ -86,6 +87,6 @@ def decode_cursor(cursor: str, scope: str) -> bytes:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
         raw = b""
-    if len(raw) <= 8 or raw[:8] != _check(raw[8:], scope):
+    if len(raw) <= 8 or not hmac.compare_digest(raw[:8], _check(raw[8:], scope)):
         raise BadRequest('query parameter "cursor" is not a cursor this API returned for this listing')
     return raw[8:]

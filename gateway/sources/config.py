@@ -69,9 +69,8 @@ class SecretRef(Section):
             except (OSError, UnicodeDecodeError) as exc:
                 raise ValueError(f"cannot read secret file {self.file}: {exc.__class__.__name__}") from None
             where = f"file {self.file}"
-        else:
-            assert self.value is not None
-            text, where = self.value.get_secret_value(), "value"
+        else:  # `value`, the one given (an empty text fails the length check below)
+            text, where = (self.value.get_secret_value() if self.value is not None else ""), "value"
         if len(text) < MIN_SECRET_LENGTH:
             raise ValueError(f"the secret in {where} is shorter than {MIN_SECRET_LENGTH} characters")
         self._secret = SecretStr(text)

@@ -140,6 +140,6 @@ class SandboxRunner(ShellRunner):
             args.append("--share-net")
         for path in [*self._settings.system_paths, *options.read_only_paths]:
             args += ["--ro-bind-try", str(path), str(path)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108 - an empty tmpfs of the sandbox's own
         args += ["--bind" if options.writable_workdir else "--ro-bind", workdir, workdir, "--chdir", workdir]
         return [*args, "--", *agent.command]

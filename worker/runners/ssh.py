@@ -131,7 +131,8 @@ class SshRunner:
             ) from None
 
     async def _connect(self, options: SshOptions) -> asyncssh.SSHClientConnection:
-        assert self._settings.known_hosts is not None
+        if self._settings.known_hosts is None:  # `check` refused the step already
+            raise config_error("worker.runner_settings.ssh.known_hosts must name a known_hosts file")
         return await asyncssh.connect(
             options.host,
             options.port,
