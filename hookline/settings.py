@@ -58,7 +58,7 @@ class KafkaSettings(Section):
     linger_ms: int = Field(2, ge=0)
     trigger_topics: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
         default_factory=dict,
-        description="Team (\"*\": every team) → the external topics its `kafka` triggers may name, as "
+        description='Team ("*": every team) → the external topics its `kafka` triggers may name, as '
         "shell-style patterns (fnmatch: `orders.*`, `shop-[ab]`). Empty: none. Hookline's own topics "
         "(the prefix) and internal ones (`_*`) are never allowed (docs/triggers.md).",
     )
