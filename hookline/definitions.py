@@ -6,12 +6,16 @@ Compaction keeps only the latest record per key, so every version has a key of i
 - `<id>`: the current version; a tombstone (null value) deletes the definition.
 - `<id>@deleted`: `{"id", "version", "deleted_at"}`, the last version of a deleted definition,
   written with the head's tombstone and tombstoned itself when the id is created again.
+- `<id>@claim`: `{"writer", "base", "version"}`, written before each of the above: versions are
+  compare-and-set across processes (`hookline.claims`).
 
 Version values are `{"id", "version", "digest", "definition": <document>, "created_at"}`.
 Definition ids cannot contain `@`. Heads written before versions were archived have no
 `<id>@v<N>` record: such a head counts as its own version and is archived on its next change.
 Every process that needs definitions holds a `DefinitionStore` that reads the topic from the
-beginning and then follows it.
+beginning and then follows it. A write reads the topic to its end first, claims the version it
+will write, and writes only if its claim won; `expected` (an API's `If-Match`) makes it
+conditional on the version current at that point.
 
 Writes are checked against the topics policy (`hookline.topics`) besides the schema; a stored
 definition that fails it (saved before the policy, or under a wider one) is still readable but
@@ -23,7 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +41,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from hookline.claims import CLAIM_TTL_MS, Claim, Claims
 from hookline.kafka import create_consumer, create_producer, topic_partitions
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
@@ -41,7 +49,14 @@ from hookline.topics import topic_errors
 from schemas.validation import SchemaError
 from schemas.workflow import DefinitionError, WorkflowDefinition, parse_definition
 
-__all__ = ["DefinitionExists", "DefinitionStore", "StoredDefinition", "load_definition_files"]
+__all__ = [
+    "DefinitionExists",
+    "DefinitionStore",
+    "StaleVersion",
+    "StoredDefinition",
+    "WriteContended",
+    "load_definition_files",
+]
 
 log = get_logger(__name__)
 
@@ -70,6 +85,42 @@ class DefinitionExists(ValueError):
     def __init__(self, definition_id: str) -> None:
         self.definition_id = definition_id
         super().__init__(f'a workflow definition with id "{definition_id}" already exists; update it instead')
+
+
+class StaleVersion(ValueError):
+    """A conditional write expected another current version (or none)."""
+
+    def __init__(self, definition_id: str, expected: int, current: int) -> None:
+        self.definition_id, self.expected, self.current = definition_id, expected, current
+        now = f"version {current} is current" if current else "it does not exist"
+        super().__init__(
+            f'workflow definition "{definition_id}" was expected at version {expected}, but {now}; '
+            "read it again and retry"
+        )
+
+
+class WriteContended(ValueError):
+    """Other writers kept winning the claim for this definition's next version (or one of them
+    died holding it, for up to `CLAIM_TTL_MS`)."""
+
+    def __init__(self, definition_id: str) -> None:
+        self.definition_id = definition_id
+        super().__init__(
+            f'workflow definition "{definition_id}" is being written by someone else at the same time; retry shortly'
+        )
+
+
+#: Waits before each attempt of a write after its claim lost; about 4 s in all.
+_BACKOFF_S = (0.0, 0.02, 0.05, 0.1, 0.1, 0.2, 0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5)
+
+
+async def _attempts(definition_id: str) -> AsyncIterator[int]:
+    """Attempt numbers, with a jittered pause before each retry; `WriteContended` after the last."""
+    for attempt, delay in enumerate(_BACKOFF_S):
+        if delay:
+            await asyncio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
+        yield attempt
+    raise WriteContended(definition_id)
 
 
 def _digest(document: dict[str, Any]) -> str:
@@ -109,14 +160,17 @@ class DefinitionStore:
         self._refused: dict[str, list[SchemaError]] = {}
         self._archive: dict[str, dict[int, StoredDefinition]] = {}
         self._deleted: dict[str, int] = {}
+        self._claims = Claims()
+        #: The verdicts on this view's own claims being written, by writer token.
+        self._verdicts: dict[str, bool] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._follow: asyncio.Task[None] | None = None
         self._following = False
         self._positions: dict[int, int] = {}
         self._advanced = asyncio.Condition()
-        # Versions are numbered from what this view has seen: without it two writes in this
-        # process could both pick the same next number.
+        # One write at a time in this process: claims settle races between processes, this
+        # keeps this process's own writes from losing claims to each other.
         self._write_lock = asyncio.Lock()
         #: Bumped on every change, so views derived from the definitions know when to rebuild.
         self.generation = 0
@@ -189,7 +243,7 @@ class DefinitionStore:
                     continue
                 for tp, records in batches.items():
                     for record in records:
-                        self._apply(record.key, record.value)
+                        self._apply(record.key, record.value, record.timestamp)
                         self._positions[tp.partition] = record.offset + 1
                 async with self._advanced:
                     self._advanced.notify_all()
@@ -199,11 +253,14 @@ class DefinitionStore:
             async with self._advanced:
                 self._advanced.notify_all()
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
         if key is None:
             return
         name = key.decode(errors="replace")
         try:
+            if name.endswith("@claim"):
+                self._apply_claim(name.removesuffix("@claim"), value, timestamp_ms)
+                return  # no definition changed
             self._apply_record(name, value)
         except Exception as exc:
             # A record written by a newer or broken writer must never stop this process.
@@ -211,14 +268,25 @@ class DefinitionStore:
             return
         self.generation += 1
 
+    def _apply_claim(self, definition_id: str, value: bytes | None, timestamp_ms: int) -> None:
+        if value is None:
+            return
+        claim = Claim.decode(value)
+        head = self._heads.get(definition_id)
+        won = self._claims.judge(definition_id, claim, head.version if head else 0, timestamp_ms)
+        if claim.writer in self._verdicts:
+            self._verdicts[claim.writer] = won
+
     def _apply_record(self, key: str, value: bytes | None) -> None:
         definition_id, marked, suffix = key.partition("@")
         if not marked:
             self._refused.pop(definition_id, None)
+            self._claims.settled(definition_id)
             if value is None:
                 self._heads.pop(definition_id, None)
                 return
             head = self._heads[definition_id] = _decode(definition_id, value)
+            self._claims.saw_version(definition_id, head.version)
             if errors := topic_errors(head.definition, self._settings):
                 self._refused[definition_id] = errors
                 log.warning(
@@ -232,6 +300,7 @@ class DefinitionStore:
                 self._deleted.pop(definition_id, None)
             else:
                 self._deleted[definition_id] = int(orjson.loads(value)["version"])
+                self._claims.saw_version(definition_id, self._deleted[definition_id])
         elif suffix.startswith("v") and suffix[1:].isdecimal():
             archive = self._archive.setdefault(definition_id, {})
             if value is None:
@@ -241,6 +310,7 @@ class DefinitionStore:
             if stored.version != int(suffix[1:]):
                 raise ValueError(f"version {stored.version} stored under {key}")
             archive[stored.version] = stored
+            self._claims.saw_version(definition_id, stored.version)
         else:
             raise ValueError(f"unknown key suffix @{suffix}")
 
@@ -253,37 +323,62 @@ class DefinitionStore:
         if not self._caught_up(offsets):
             raise RuntimeError(f"stopped following {self._topic} before reading the records written")
 
-    async def put(self, document: dict[str, Any], *, definition_id: str | None = None) -> StoredDefinition:
+    async def put(
+        self, document: dict[str, Any], *, definition_id: str | None = None, expected: int | None = None
+    ) -> StoredDefinition:
         """Validate and store a new version; an unchanged document keeps its version.
-        `definition_id` sets the document's id (the id in a PUT URL wins over the body's)."""
+        `definition_id` sets the document's id (the id in a PUT URL wins over the body's).
+        With `expected`, only if that version is current (0: only if none is); `StaleVersion`
+        otherwise."""
         if definition_id is not None:
             document = {**document, "id": definition_id}
         async with self._write_lock:
             definition = self._validate(document)
-            current = self._heads.get(definition.id)
-            digest = _digest(document)
-            if current is not None and current.digest == digest:
-                return current
-            return await self._write(definition, document, digest)
+            did, digest = definition.id, _digest(document)
+            async for _ in _attempts(did):
+                await self._catch_up()
+                current = self._heads.get(did)
+                _check_expected(did, expected, current)
+                if current is not None and current.digest == digest:
+                    return current
+                stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now())
+                if await self._claim(did, current, stored.version):
+                    await self._send(self._version_records(stored))
+                    return stored
+        raise AssertionError("unreachable: _attempts raises when it runs out")
 
     async def create(self, document: dict[str, Any]) -> StoredDefinition:
-        """Store version 1 (or the next after a deletion); `DefinitionExists` if the id exists."""
+        """Store version 1 (or the next after a deletion); `DefinitionExists` if the id exists,
+        also when another writer created it at the same moment."""
         async with self._write_lock:
             definition = self._validate(document)
-            if definition.id in self._heads:
-                raise DefinitionExists(definition.id)
-            return await self._write(definition, document, _digest(document))
+            did, digest = definition.id, _digest(document)
+            async for _ in _attempts(did):
+                await self._catch_up()
+                if did in self._heads:
+                    raise DefinitionExists(did)
+                stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now())
+                if await self._claim(did, None, stored.version):
+                    await self._send(self._version_records(stored))
+                    return stored
+        raise AssertionError("unreachable: _attempts raises when it runs out")
 
-    async def delete(self, definition_id: str) -> StoredDefinition | None:
-        """Delete the definition, keeping its versions; returns what was current, if anything."""
+    async def delete(self, definition_id: str, *, expected: int | None = None) -> StoredDefinition | None:
+        """Delete the definition, keeping its versions; returns what was current, if anything.
+        With `expected`, only if that version is current; `StaleVersion` otherwise."""
         async with self._write_lock:
-            head = self._heads.get(definition_id)
-            if head is None:
-                return None
-            marker = orjson.dumps({"id": definition_id, "version": head.version, "deleted_at": _now()})
-            records = self._unarchived_head(definition_id)
-            await self._send([*records, (f"{definition_id}@deleted", marker), (definition_id, None)])
-            return head
+            async for _ in _attempts(definition_id):
+                await self._catch_up()
+                head = self._heads.get(definition_id)
+                if head is None:
+                    return None
+                _check_expected(definition_id, expected, head)
+                if await self._claim(definition_id, head, None):
+                    marker = orjson.dumps({"id": definition_id, "version": head.version, "deleted_at": _now()})
+                    records = self._unarchived_head(definition_id)
+                    await self._send([*records, (f"{definition_id}@deleted", marker), (definition_id, None)])
+                    return head
+        raise AssertionError("unreachable: _attempts raises when it runs out")
 
     def _validate(self, document: dict[str, Any]) -> WorkflowDefinition:
         definition = parse_definition(document)
@@ -293,6 +388,11 @@ class DefinitionStore:
             raise DefinitionError(errors)
         return definition
 
+    def _next_version(self, definition_id: str) -> int:
+        # Never reuse a number: not one of a deleted definition's versions, nor one claimed.
+        known = [0, *self.versions(definition_id), self._deleted.get(definition_id, 0)]
+        return max([*known, self._claims.top(definition_id)]) + 1
+
     def _unarchived_head(self, definition_id: str) -> list[tuple[str, bytes | None]]:
         # A head from before versions were archived would be lost with its next change.
         head = self._heads.get(definition_id)
@@ -300,17 +400,37 @@ class DefinitionStore:
             return []
         return [(f"{definition_id}@v{head.version}", _encode(head))]
 
-    async def _write(self, definition: WorkflowDefinition, document: dict[str, Any], digest: str) -> StoredDefinition:
-        did = definition.id
-        # Never reuse a number, also not one of a deleted definition's versions.
-        version = max([0, *self.versions(did), self._deleted.get(did, 0)]) + 1
-        stored = StoredDefinition(did, version, digest, document, definition, _now())
-        value = _encode(stored)
-        records = [*self._unarchived_head(did), (f"{did}@v{version}", value), (did, value)]
+    def _version_records(self, stored: StoredDefinition) -> list[tuple[str, bytes | None]]:
+        did, value = stored.id, _encode(stored)
+        records = [*self._unarchived_head(did), (f"{did}@v{stored.version}", value), (did, value)]
         if did in self._deleted:
             records.append((f"{did}@deleted", None))
-        await self._send(records)
-        return stored
+        return records
+
+    async def _claim(self, definition_id: str, current: StoredDefinition | None, version: int | None) -> bool:
+        """Claim the write after `current` (to `version`; None: a deletion); whether it won."""
+        writer = uuid.uuid4().hex
+        claim = Claim(writer, current.version if current is not None else 0, version)
+        self._verdicts[writer] = False
+        sent = time.time()
+        try:
+            await self._send([(f"{definition_id}@claim", claim.encode())])
+            won = self._verdicts[writer]
+        finally:
+            del self._verdicts[writer]
+        if won and (time.time() - sent) * 1000 > CLAIM_TTL_MS / 2:
+            # Written now, the version could land after another writer took the expired claim over.
+            log.warning("definition write abandoned: its claim took too long", definition_id=definition_id)
+            raise WriteContended(definition_id)
+        return won
+
+    async def _catch_up(self) -> None:
+        """Read the topic up to its current end, so a write starts from every earlier write."""
+        if self._consumer is None:
+            raise RuntimeError("the definition store is not started")
+        tps = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(tps)
+        await self._wait_for({tp.partition: off for tp, off in ends.items()})
 
     async def _send(self, records: list[tuple[str, bytes | None]]) -> None:
         """Produce `records` in order and wait until this view has read all of them."""
@@ -335,6 +455,12 @@ class DefinitionStore:
             except DefinitionError as exc:
                 raise DefinitionError([e.__class__(f"{where}: {e.location}", e.message) for e in exc.errors]) from exc
         return stored
+
+
+def _check_expected(definition_id: str, expected: int | None, current: StoredDefinition | None) -> None:
+    have = current.version if current is not None else 0
+    if expected is not None and expected != have:
+        raise StaleVersion(definition_id, expected, have)
 
 
 def load_definition_files(paths: Iterable[Path]) -> list[tuple[str, dict[str, Any]]]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from hookline.definitions import DefinitionExists, DefinitionStore
+from hookline.definitions import DefinitionExists, DefinitionStore, StaleVersion
 from hookline.kafka import create_producer, ensure_topics
 from hookline.settings import KafkaSettings
 from schemas.validation import SchemaError
@@ -329,16 +329,20 @@ async def test_records_on_the_topic_follow_the_documented_key_layout(
     await store.delete("deploy")
     await store.create(document())
 
-    records = await read_topic(kafka_settings, kafka_settings.workflows_topic, expect=9)
+    records = await read_topic(kafka_settings, kafka_settings.workflows_topic, expect=13)
 
     layout = [(r.key.decode(), None if r.value is None else orjson.loads(r.value).get("version")) for r in records]
     assert layout == [
+        ("deploy@claim", 1),
         ("deploy@v1", 1),
         ("deploy", 1),
+        ("deploy@claim", 2),
         ("deploy@v2", 2),
         ("deploy", 2),
+        ("deploy@claim", None),  # a deletion claims no version number
         ("deploy@deleted", 2),
         ("deploy", None),
+        ("deploy@claim", 3),
         ("deploy@v3", 3),
         ("deploy", 3),
         ("deploy@deleted", None),
@@ -357,3 +361,68 @@ async def test_a_stored_definition_naming_a_topic_its_team_may_not_read_is_kept_
     assert [d.id for d in now.all(refused=True)] == ["deploy", "reader"]  # what its team can read and fix
     assert now.get("reader") is not None
     assert [e.location for e in now.refusal("reader")] == ["trigger.topic"]
+
+
+# --- concurrent writers (issue 10, class 6) ---------------------------------------------------
+
+
+async def test_two_processes_writing_one_definition_at_once_each_land_their_own_version(
+    open_store: OpenStore,
+) -> None:
+    first, second = await open_store(), await open_store()
+    await first.create(document())
+    await eventually(lambda: second.get("deploy") is not None)
+
+    written = await asyncio.gather(
+        *(
+            store.put(document(description=f"{name}-{n}"))
+            for n in range(8)
+            for name, store in [("a", first), ("b", second)]
+        )
+    )
+
+    versions = [s.version for s in written]
+    assert len(set(versions)) == len(versions) == 16
+    fresh = await open_store()
+    for stored in written:
+        kept = fresh.get_version("deploy", stored.version)
+        assert kept is not None and kept.document == stored.document
+
+
+async def test_a_write_expecting_a_version_that_is_no_longer_current_is_refused(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    await first.create(document())
+    await second.put(document(description="by the second"), expected=1)
+
+    with pytest.raises(StaleVersion) as refused:
+        await first.put(document(description="by the first, from version 1"), expected=1)
+
+    assert (refused.value.expected, refused.value.current) == (1, 2)
+    current = first.get("deploy")
+    assert current is not None and current.document["description"] == "by the second"
+
+
+async def test_of_two_processes_deleting_and_updating_from_one_version_only_one_succeeds(
+    open_store: OpenStore,
+) -> None:
+    first, second = await open_store(), await open_store()
+    await first.create(document())
+    await eventually(lambda: second.get("deploy") is not None)
+
+    outcomes = await asyncio.gather(
+        first.delete("deploy", expected=1),
+        second.put(document(description="updated"), expected=1),
+        return_exceptions=True,
+    )
+
+    assert sum(isinstance(o, StaleVersion) for o in outcomes) == 1, outcomes
+
+
+async def test_two_processes_creating_one_id_at_once_create_it_once(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+
+    outcomes = await asyncio.gather(
+        first.create(document(description="a")), second.create(document(description="b")), return_exceptions=True
+    )
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["DefinitionExists", "StoredDefinition"]
