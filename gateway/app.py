@@ -61,6 +61,9 @@ def create_app(
     app[PUBLISHER] = publisher or EventPublisher(
         settings.kafka,
         timeout_s=options.produce_timeout_s,
+        transactional_producers=options.transactional_producers,
+        instance_id=options.instance_id,
+        transaction_timeout_s=options.transaction_timeout_s,
         retry_after_s=options.retry_after_s,
         metrics=app[METRICS],
         # The producer must take any body the gateway takes, with its attributes.

@@ -1,9 +1,19 @@
-"""Publishing events to Kafka: 2xx only once every event of a request is acknowledged."""
+"""Publishing events to Kafka: 2xx only once every event of a request is acknowledged, and the
+events of one request become visible to the triggers all together or not at all.
+
+A request of one event is one record: the idempotent producer writes it or not. A request of
+several (an Alertmanager group, a CloudEvents batch) is written in a Kafka transaction by one of
+a small pool of transactional producers; the triggers read with `read_committed`, so a failure
+between two events of a request (a broker gone, a record refused) aborts them all and the
+sender's retry is the only copy that counts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -55,11 +65,14 @@ class DeadlineWatch:
 
         def settle(future: asyncio.Future[Any]) -> None:
             nonlocal remaining
+            # Retrieved even when the waiter is settled, so a second failure is not logged later
+            # as "exception never retrieved".
+            exc = None if future.cancelled() else future.exception()
             if waiter.done():
                 return
             if future.cancelled():
                 waiter.set_exception(KafkaError("produce cancelled"))
-            elif (exc := future.exception()) is not None:
+            elif exc is not None:
                 waiter.set_exception(exc)
             else:
                 remaining -= 1
@@ -84,6 +97,115 @@ class DeadlineWatch:
                     waiter.set_exception(TimeoutError(f"no ack within {self._timeout_s:g}s"))
 
 
+def default_instance_id() -> str:
+    """This process among the gateway replicas: unique per process (hostname and pid)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class TransactionalProducers:
+    """A pool of transactional producers, one request's transaction on each at a time.
+
+    Each has its own transactional id (`<client id>-gateway-<instance>-<n>`); starting one fences
+    an earlier process that used the same id and aborts what it left open. A process that dies
+    with a transaction open leaves it to the broker, which aborts it after `transaction_timeout_s`;
+    until then `read_committed` readers of its partitions wait, so keep it short.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        size: int,
+        instance_id: str,
+        max_request_bytes: int,
+        timeout_s: float,
+        transaction_timeout_s: float,
+    ) -> None:
+        self._settings = settings
+        self._ids = [f"{settings.client_id}-gateway-{instance_id}-{n}" for n in range(size)]
+        self._max_request_bytes = max_request_bytes
+        self._timeout_s = timeout_s
+        self._transaction_timeout_ms = int(transaction_timeout_s * 1000)
+        self._idle: asyncio.Queue[AIOKafkaProducer] = asyncio.Queue()
+        self._all: dict[AIOKafkaProducer, str] = {}
+        self._starting: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        for transactional_id in self._ids:
+            self._replace(transactional_id)
+
+    def _replace(self, transactional_id: str, broken: AIOKafkaProducer | None = None) -> None:
+        task = asyncio.create_task(self._open(transactional_id, broken), name=f"kafka-txn-{transactional_id}")
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _open(self, transactional_id: str, broken: AIOKafkaProducer | None) -> None:
+        if broken is not None:
+            self._all.pop(broken, None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(broken.stop(), self._timeout_s)
+        delay = 0.2
+        while True:
+            producer = create_producer(
+                self._settings,
+                max_request_size=self._max_request_bytes,
+                transactional_id=transactional_id,
+                transaction_timeout_ms=self._transaction_timeout_ms,
+            )
+            try:
+                await producer.start()
+            except BaseException as exc:  # cancelled (the gateway stopping) included: close it
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                if not isinstance(exc, KafkaError | OSError):
+                    raise
+                log.warning("transactional producer not started, retrying", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._all[producer] = transactional_id
+            self._idle.put_nowait(producer)
+            return
+
+    async def stop(self) -> None:
+        for task in list(self._starting):
+            task.cancel()
+        await asyncio.gather(*self._starting, return_exceptions=True)
+        for producer in list(self._all):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self._timeout_s)
+        self._all.clear()
+
+    async def publish(self, topic: str, events: Sequence[Event], deadlines: DeadlineWatch) -> None:
+        """All of `events` in one transaction, committed; raises (having aborted) otherwise."""
+        try:
+            producer = await asyncio.wait_for(self._idle.get(), self._timeout_s)
+        except TimeoutError:
+            raise KafkaError("no transactional producer free in time") from None
+        settled = False
+        try:
+            await producer.begin_transaction()
+            futures = []
+            for event in events:
+                key, value, headers = event.to_kafka()
+                futures.append(await producer.send(topic, value, key=key, headers=headers))
+            await deadlines.wait_all(futures)
+            await asyncio.wait_for(producer.commit_transaction(), self._timeout_s)
+            settled = True
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.abort_transaction(), self._timeout_s)
+                settled = True
+            raise
+        finally:
+            if settled:
+                self._idle.put_nowait(producer)
+            else:
+                # Its transaction is in doubt (Kafka gone mid-way): a new producer with the same
+                # transactional id fences it, and the broker aborts what it left open.
+                self._replace(self._all[producer], producer)
+
+
 class EventPublisher:
     """Owns the idempotent producer. Connects in the background, so the gateway starts (and
     answers 503) while Kafka is still down, and reconnects if the producer fails to start."""
@@ -96,6 +218,9 @@ class EventPublisher:
         retry_after_s: int,
         metrics: GatewayMetrics,
         max_request_bytes: int = 1024 * 1024,
+        transactional_producers: int = 4,
+        instance_id: str | None = None,
+        transaction_timeout_s: float = 10.0,
     ) -> None:
         self._settings = settings
         self._max_request_bytes = max_request_bytes
@@ -106,6 +231,14 @@ class EventPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
         self._deadlines = DeadlineWatch(timeout_s)
+        self._transactions = TransactionalProducers(
+            settings,
+            size=transactional_producers,
+            instance_id=instance_id or default_instance_id(),
+            max_request_bytes=max_request_bytes,
+            timeout_s=timeout_s,
+            transaction_timeout_s=max(transaction_timeout_s, timeout_s + 1),
+        )
 
     @property
     def connected(self) -> bool:
@@ -114,6 +247,7 @@ class EventPublisher:
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
         self._deadlines.start()
+        self._transactions.start()
 
     async def _connect(self) -> None:
         delay = 0.2
@@ -135,6 +269,7 @@ class EventPublisher:
     async def stop(self) -> None:
         """Stop taking events and flush what is in flight."""
         await self._deadlines.stop()
+        await self._transactions.stop()
         if self._connector is not None and not self._connector.done():
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -158,6 +293,8 @@ class EventPublisher:
 
     async def publish(self, events: Sequence[Event], *, source: str) -> None:
         """Send every event and wait for all acks; raises `Unavailable` if any is not acked in time."""
+        if not events:
+            return
         producer = self._producer
         if producer is None:
             raise Unavailable("Kafka is not reachable; retry later", retry_after_s=self._retry_after_s)
@@ -166,11 +303,12 @@ class EventPublisher:
             # send() itself is bounded by request_timeout_ms (metadata, buffer space), but aiokafka
             # retries a dead broker for ever rather than failing the delivery future: the wait for
             # the acks is bounded by the deadline watch.
-            futures = []
-            for event in events:
-                key, value, headers = event.to_kafka()
-                futures.append(await producer.send(self._topic, value, key=key, headers=headers))
-            await self._deadlines.wait_all(futures)
+            if len(events) == 1:
+                key, value, headers = events[0].to_kafka()
+                future = await producer.send(self._topic, value, key=key, headers=headers)
+                await self._deadlines.wait_all([future])
+            else:
+                await self._transactions.publish(self._topic, events, self._deadlines)
         except MessageSizeTooLargeError as exc:
             # Refused by the producer (over max_request_size) or the broker (message.max.bytes):
             # the same event fails the same way on every retry, so this is not a 503.
@@ -180,8 +318,8 @@ class EventPublisher:
                 "(the event's data is the body re-serialised, plus its attributes)"
             ) from exc
         except (KafkaError, TimeoutError, OSError) as exc:
-            # Events of this request that did reach Kafka carry their dedupe keys, so the client's
-            # retry cannot start a second run; nothing here is acknowledged to the client.
+            # Nothing of this request is visible to the triggers (one record, or an aborted
+            # transaction), and nothing is acknowledged to the client.
             self._metrics.produce_for(source)[2].inc()
             log.warning("produce failed", source=source, error=repr(exc), events=len(events))
             raise Unavailable(

@@ -56,6 +56,25 @@ class GatewayOptions(Section):
     )
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 answers.")
     produce_timeout_s: float = Field(5.0, gt=0, description="Longest wait for Kafka's ack before 503.")
+    transactional_producers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Producers writing requests of several events, each request in one Kafka transaction "
+        "(all of its events visible to the triggers, or none).",
+    )
+    instance_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="This replica's name in its transactional ids (default: hostname-pid). A stable name (e.g. a "
+        "StatefulSet pod's) lets a restarted replica abort at once what its predecessor left open.",
+    )
+    transaction_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long Kafka keeps a transaction of a dead gateway open before aborting it; the triggers "
+        "wait that long for the partitions it wrote to. At least produce_timeout_s + 1.",
+    )
     read_timeout_s: float = Field(
         30.0,
         gt=0,
