@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from schemas.expressions import expression_errors, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
 from schemas.inputs import UnusableSchema, input_violations, inputs_schema_errors
+from schemas.secrets import SecretRef, malformed_references
 from schemas.ticks import cron_error
 from schemas.validation import SchemaError, location, validate
 
@@ -98,7 +99,7 @@ class Action(_Model):
     runner: str
     pool: str | None = None
     command: tuple[str, ...] = ()
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str | SecretRef] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -260,6 +261,14 @@ def _step_errors(doc: dict[str, Any]) -> list[SchemaError]:
                 errors.extend(expression_errors(step["when"], f"{where}.when"))
             errors.extend(template_errors(step.get("with"), f"{where}.with"))
             errors.extend(template_errors((step.get("on_failure") or {}).get("with"), f"{where}.on_failure.with"))
+            for at, action in (
+                (f"{where}.action", step.get("action")),
+                (f"{where}.on_failure.action", (step.get("on_failure") or {}).get("action")),
+            ):
+                errors.extend(
+                    SchemaError(bad, "a secret reference is {secret: NAME}, NAME of letters, digits, _ . -")
+                    for bad in malformed_references((action or {}).get("options"), f"{at}.options")
+                )
     return errors
 
 

@@ -18,6 +18,7 @@ from schemas.agents import Agent, AgentCatalog
 from schemas.run import StepRequest, StepResult
 from worker.runners import Runner, StepFailed
 from worker.runners.base import InlineCapped
+from worker.secrets import Secrets
 
 __all__ = ["RUN_STEP", "StepActivities"]
 
@@ -68,8 +69,10 @@ class StepActivities:
         *,
         inline_runners: frozenset[str],
         heartbeat_s: float = HEARTBEAT_EVERY_S,
+        secrets: Secrets | None = None,
     ) -> None:
         self._agents = agents
+        self._secrets = secrets or Secrets()
         self._runners = runners
         self._inline = inline_runners
         self._heartbeat_s = heartbeat_s
@@ -83,14 +86,19 @@ class StepActivities:
                     "(worker.inline_runners); use an agent",
                     "InlineActionDisabled",
                 )
+            try:
+                # Resolved here, on the worker: only the references are in the run's history.
+                env, options = self._secrets.resolve(action.env), self._secrets.resolve(action.options)
+            except StepFailed as exc:
+                raise _config_error(str(exc), "Config") from None
             return Agent(
                 name=f"inline:{request.step}",
                 runner=action.runner,
                 pool=action.pool,
                 command=action.command,
-                env=action.env,
+                env=env,
                 timeout_s=request.timeout_s or 300.0,
-                options=action.options,
+                options=options,
             )
         agent = self._agents.get(request.agent or "")
         if agent is None:

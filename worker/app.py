@@ -19,6 +19,7 @@ from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
 from worker.pools import pools_of
 from worker.runners import RegistryError, Runner, RunnerContext, RunnerRegistry, StepFailed
+from worker.secrets import Secrets
 from worker.settings import WorkerSettings
 from worker.workflow import HooklineRun
 
@@ -114,7 +115,12 @@ def build_workers(
     runners = runners if runners is not None else build_runners(settings)
     check_served_pools(agents, list(runners))
     _check_agents(agents, runners)
-    activities = StepActivities(agents, runners, inline_runners=frozenset(settings.worker.inline_runners))
+    activities = StepActivities(
+        agents,
+        runners,
+        inline_runners=frozenset(settings.worker.inline_runners),
+        secrets=Secrets(settings.worker.secrets_dir, os.environ),
+    )
     options = settings.worker
     shutdown = timedelta(seconds=options.graceful_shutdown_s)
     workers: list[Worker] = []

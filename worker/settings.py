@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -35,6 +36,11 @@ class WorkerOptions(Section):
         default_factory=lambda: ["PATH", "LANG", "LC_ALL", "HOME", "TZ"],
         description="Allow-list: the worker's environment variables a local step (shell, sandbox) "
         "inherits. Everything else a step sees is set per agent (`env`).",
+    )
+    secrets_dir: Path | None = Field(
+        None,
+        description="Where `{secret: NAME}` in inline actions is read from: the file NAME in this folder; "
+        "otherwise the worker's environment variable HOOKLINE_SECRET_<NAME>.",
     )
     runner_settings: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
