@@ -91,8 +91,13 @@ class TriggersService:
         """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""
         kafka = self._settings.kafka
         await self.definitions.start()
-        ticker = Ticker(kafka, self.definitions, grace=timedelta(seconds=self._options.schedule_grace_s))
-        ticking = asyncio.create_task(ticker.run(), name="ticker") if self._options.ticker else None
+        ticker = Ticker(
+            kafka,
+            self.definitions,
+            grace=timedelta(seconds=self._options.schedule_grace_s),
+            on_failure=lambda definition: self.metrics.schedule_failures.labels(definition).inc(),
+        )
+        ticking = asyncio.create_task(self._keep_ticking(ticker), name="ticker") if self._options.ticker else None
         self._ticking = ticking
         self._dlq = create_producer(kafka)
         await self._dlq.start()
@@ -270,8 +275,22 @@ class TriggersService:
             offset=record.offset,
         )
 
+    async def _keep_ticking(self, ticker: Ticker) -> None:
+        """Run the ticker; when Kafka fails under it, start it again (with backoff) until stopped."""
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await ticker.run()
+                return
+            except Exception as exc:  # its Kafka producer or state reader; a schedule's own fault never gets here
+                log.error("schedule ticker failed; restarting it", error=repr(exc), retry_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, 30.0)
+
     async def ticker_problem(self) -> str | None:
-        """Liveness: the ticker, if this process runs one, has not died."""
+        """Liveness: the ticker, if this process runs one, has not died (Kafka failing under it
+        restarts it; a dead ticker is a bug, and a restart of the process is the cure)."""
         if self._ticking is not None and self._ticking.done() and not self._stopping.is_set():
             failure = None if self._ticking.cancelled() else self._ticking.exception()
             return f"the schedule ticker stopped: {type(failure).__name__ if failure else 'cancelled'}"

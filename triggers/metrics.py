@@ -27,6 +27,12 @@ class TriggersMetrics:
         self.dead_lettered = Counter(
             "hookline_triggers_dead_lettered_total", "Records sent to the DLQ", registry=self.registry
         )
+        self.schedule_failures = Counter(
+            "hookline_triggers_schedule_failures_total",
+            "Ticks of a schedule that failed (the schedule is retried with backoff; the others tick on)",
+            ["definition"],
+            registry=self.registry,
+        )
         self.start_latency = Histogram(
             "hookline_triggers_start_latency_seconds",
             "Time to start (or find) one workflow",

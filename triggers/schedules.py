@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from croniter import croniter
 
 from hookline.definitions import DefinitionStore, StoredDefinition
@@ -32,9 +33,18 @@ from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 from schemas.ticks import schedule_id, tick_event
 
-__all__ = ["Schedule", "Ticker", "due_slots", "schedules_of"]
+__all__ = ["Schedule", "ScheduleFailure", "Ticker", "due_slots", "schedules_of"]
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFailure:
+    """A schedule whose tick failed: how many times in a row, the last error, when to try again."""
+
+    count: int
+    error: str
+    retry_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +124,7 @@ class Ticker:
         *,
         grace: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._definitions = definitions
@@ -122,6 +133,9 @@ class Ticker:
         self._last: dict[str, datetime] = {}
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
+        self._on_failure = on_failure
+        #: Schedules whose last tick failed, by schedule id.
+        self.failures: dict[str, ScheduleFailure] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -149,30 +163,66 @@ class Ticker:
             await self.close()
 
     async def tick_once(self) -> float:
-        """Emit what is due; returns how long to sleep before looking again."""
+        """Emit what is due; returns how long to sleep before looking again. A schedule that fails
+        (anything but Kafka failing) is reported and retried later; the others tick on."""
         assert self._producer is not None
         now = self._clock()
         wake = now + timedelta(seconds=1)  # also picks up new and changed definitions
         for schedule in schedules_of(self._definitions.all()):
-            last = self._last.setdefault(schedule.id, now)  # a new schedule starts from now
-            slots, newest = due_slots(schedule, last, now, self._grace)
-            for slot in slots:
-                event = tick_event(
-                    schedule.definition_id, schedule.index, slot, cron=schedule.cron, timezone=schedule.timezone
-                )
-                key, value, headers = event.to_kafka()
-                await self._producer.send_and_wait(self._settings.events_topic, value, key=key, headers=headers)
-            if newest != last:
-                # Recorded after the ticks are durable: a crash in between re-ticks (same dedupe
-                # keys, so no second run) rather than loses a slot.
-                self._last[schedule.id] = newest
-                await self._producer.send_and_wait(
-                    self._settings.schedules_topic, orjson.dumps({"last": newest.isoformat()}), key=schedule.id.encode()
-                )
-                log.info("ticked", schedule=schedule.id, slots=[s.isoformat() for s in slots], up_to=newest.isoformat())
-            upcoming = schedule.next_slot(self._last[schedule.id])
-            wake = min(wake, upcoming + schedule.offset(upcoming))
+            failing = self.failures.get(schedule.id)
+            if failing is not None and now < failing.retry_at:
+                continue
+            try:
+                upcoming = await self._tick(schedule, now)
+            except (KafkaError, OSError):
+                raise  # the ticker's own infrastructure: the service retries the whole ticker
+            except Exception as exc:  # this schedule's fault alone
+                self._failed(schedule, now, exc)
+                continue
+            if failing is not None:
+                log.info("schedule ticks again", schedule=schedule.id, after_failures=failing.count)
+                del self.failures[schedule.id]
+            wake = min(wake, upcoming)
         return max(0.0, (wake - self._clock()).total_seconds())
+
+    async def _tick(self, schedule: Schedule, now: datetime) -> datetime:
+        """Emit `schedule`'s due slots; returns when it is next due."""
+        assert self._producer is not None
+        last = self._last.setdefault(schedule.id, now)  # a new schedule starts from now
+        slots, newest = due_slots(schedule, last, now, self._grace)
+        for slot in slots:
+            event = tick_event(
+                schedule.definition_id, schedule.index, slot, cron=schedule.cron, timezone=schedule.timezone
+            )
+            key, value, headers = event.to_kafka()
+            await self._producer.send_and_wait(self._settings.events_topic, value, key=key, headers=headers)
+        if newest != last:
+            # Recorded after the ticks are durable: a crash in between re-ticks (same dedupe
+            # keys, so no second run) rather than loses a slot.
+            self._last[schedule.id] = newest
+            await self._producer.send_and_wait(
+                self._settings.schedules_topic, orjson.dumps({"last": newest.isoformat()}), key=schedule.id.encode()
+            )
+            log.info("ticked", schedule=schedule.id, slots=[s.isoformat() for s in slots], up_to=newest.isoformat())
+        upcoming = schedule.next_slot(self._last[schedule.id])
+        return upcoming + schedule.offset(upcoming)
+
+    def _failed(self, schedule: Schedule, now: datetime, exc: Exception) -> None:
+        previous = self.failures.get(schedule.id)
+        count = previous.count + 1 if previous is not None else 1
+        # Back off from 10 s to 10 min: a schedule that cannot tick must not cost every round.
+        retry_in = timedelta(seconds=min(600, 10 * 2 ** min(count - 1, 6)))
+        self.failures[schedule.id] = ScheduleFailure(count, f"{type(exc).__name__}: {exc}"[:300], now + retry_in)
+        if self._on_failure is not None:
+            self._on_failure(schedule.definition_id)
+        log.error(
+            "schedule failed; the other schedules tick on",
+            schedule=schedule.id,
+            definition=schedule.definition_id,
+            failures=count,
+            error=self.failures[schedule.id].error,
+            retry_in_s=retry_in.total_seconds(),
+        )
 
     async def _load_state(self) -> None:
         consumer = create_consumer(self._settings, group_id=None)

@@ -4,16 +4,17 @@ per slot however many tickers run, and a ticker that was down applies the missed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from temporalio.client import Client
 
-from hookline.definitions import DefinitionStore
+from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.settings import KafkaSettings
 from schemas.events import Event
-from schemas.ticks import TICK_TYPE
+from schemas.ticks import TICK_TYPE, schedule_id
 from tests.conftest import events_of, read_topic, running
 from triggers.app import TriggersService
 from triggers.schedules import Ticker
@@ -116,3 +117,41 @@ async def test_the_triggers_service_ticks_in_real_time(
     slots = [i.rsplit("-", 1)[1] for i in ids]
     assert len(slots) >= 2 and len(set(slots)) == len(slots)
     assert all(i.startswith("every-second:schedule:0-") for i in ids)
+
+
+class Definitions:
+    """What the ticker reads: the stored definitions, here with one that the store would now
+    refuse (stored before cron checks existed) beside a good one."""
+
+    def __init__(self, stored: list[StoredDefinition]) -> None:
+        self._stored = stored
+
+    def all(self) -> list[StoredDefinition]:
+        return self._stored
+
+
+async def test_a_schedule_that_fails_at_run_time_is_reported_and_the_others_tick_on(
+    store: DefinitionStore, kafka_settings: KafkaSettings
+) -> None:
+    good = await store.put({"name": "Minutely", "trigger": {"type": "schedule", "cron": "* * * * *"}})
+    never = await store.put({"name": "Never", "trigger": {"type": "schedule", "cron": "0 0 * * *"}})
+    # The 30th of February: croniter searches 50 years for it and raises.
+    broken_trigger = never.definition.trigger[0].model_copy(update={"cron": "0 0 30 2 *"})
+    broken = dataclasses.replace(never, definition=never.definition.model_copy(update={"trigger": (broken_trigger,)}))
+    failed: list[str] = []
+    clock = Clock()
+    ticker = Ticker(kafka_settings, Definitions([broken, good]), clock=clock, on_failure=failed.append)  # type: ignore[arg-type]
+    await ticker.open()
+    try:
+        await ticker.tick_once()
+        clock.now = at(10, 2, 5)  # past its 10 s backoff: tried again
+        await ticker.tick_once()
+        await ticker.tick_once()  # within its 20 s backoff now: not tried
+    finally:
+        await ticker.close()
+
+    assert [e.data["slot"][11:16] for e in await ticks(kafka_settings)] == ["10:01", "10:02"]
+    assert failed == ["never", "never"]
+    failure = ticker.failures[schedule_id("never", 0)]
+    assert failure.count == 2 and failure.error.startswith("CroniterBadDateError")
+    assert schedule_id("minutely", 0) not in ticker.failures
