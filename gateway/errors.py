@@ -138,6 +138,12 @@ class Conflict(GatewayError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class PreconditionFailed(GatewayError):
+    """`If-Match` named a version that is not (or no longer) the current one."""
+
+    status, title, slug = 412, "Precondition failed", "precondition-failed"
+
+
 class Unprocessable(GatewayError, ValueError):
     """Well-formed JSON that does not validate; `errors` says where and why."""
 

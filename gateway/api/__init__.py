@@ -36,6 +36,12 @@ from schemas.agents import AgentCatalog
 __all__ = ["API_PREFIX", "ROUTES", "ApiState", "Route", "add_api_routes"]
 
 _DEFINITION_WRITE = (400, 413, 415, 422, 503)
+_IF_MATCH = Param(
+    "If-Match",
+    "header",
+    'Only if this version is current: its ETag (`"3"`) or number; `*`: if any is. Otherwise 412.',
+)
+_IF_NONE_MATCH = Param("If-None-Match", "header", "`*`: only if the definition does not exist yet (else 412).")
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -89,8 +95,9 @@ ROUTES: tuple[Route, ...] = (
         "write",
         "Create or replace a workflow definition (a changed body becomes a new version)",
         {200: "Workflow", 201: "Workflow"},
-        (*_DEFINITION_WRITE, 404),
+        (*_DEFINITION_WRITE, 404, 409, 412),
         body="WorkflowDefinition",
+        params=(_IF_MATCH, _IF_NONE_MATCH),
     ),
     Route(
         "DELETE",
@@ -99,7 +106,8 @@ ROUTES: tuple[Route, ...] = (
         "write",
         "Delete a workflow definition; its versions stay readable, its executions run on",
         {200: "Deleted"},
-        (404, 503),
+        (400, 404, 409, 412, 503),
+        params=(_IF_MATCH,),
     ),
     Route(
         "POST",
@@ -108,9 +116,10 @@ ROUTES: tuple[Route, ...] = (
         "execute",
         "Start a run of the definition's current version; the same Idempotency-Key answers the same run",
         {202: "Started"},
-        (400, 404, 413, 415, 422, 503),
+        (400, 404, 412, 413, 415, 422, 503),
         body="StartRequest",
         params=(
+            _IF_MATCH,
             Param(
                 "Idempotency-Key",
                 "header",

@@ -27,11 +27,18 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.api.auth import Principal
 from gateway.api.history import read_history
 from gateway.api.inputs import start_input
-from gateway.api.messages import decode_cursor, encode_cursor, json_response, page_limit, read_object
+from gateway.api.messages import (
+    decode_cursor,
+    encode_cursor,
+    expected_version,
+    json_response,
+    page_limit,
+    read_object,
+)
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import visible_definition
-from gateway.errors import BadRequest, Conflict, NotFound, Unprocessable
+from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, keyed_run_id, manual_run_id, start_run, team_of
 from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
 from schemas.run import WORKFLOW_NAME, RunState, StepState
@@ -79,6 +86,12 @@ async def start_workflow(request: web.Request, principal: Principal) -> web.Resp
     key = _idempotency_key(request)
     body = await read_object(request, empty_ok=True)
     stored = visible_definition(state, principal, request.match_info["workflow_id"])
+    expected = expected_version(request) if "If-Match" in request.headers else None
+    if isinstance(expected, int) and expected != stored.version:
+        raise PreconditionFailed(
+            f'If-Match names version {expected} of "{stored.id}", but version {stored.version} is current; '
+            "read it again and retry"
+        )
     run_input = start_input(body, stored.definition.inputs)
     try:
         run = build_request(stored, state.agents, state.settings.temporal, input=run_input)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -14,7 +14,17 @@ from aiohttp import web
 from gateway.errors import BadRequest, UnsupportedMediaType
 from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
 
-__all__ = ["MAX_DEPTH", "decode_cursor", "encode_cursor", "json_response", "page_limit", "query_int", "read_object"]
+__all__ = [
+    "MAX_DEPTH",
+    "decode_cursor",
+    "encode_cursor",
+    "etag",
+    "expected_version",
+    "json_response",
+    "page_limit",
+    "query_int",
+    "read_object",
+]
 
 #: Deeper JSON is refused with 400 before any validator recurses into it.
 MAX_DEPTH = MAX_JSON_DEPTH
@@ -65,6 +75,31 @@ def query_int(request: web.Request, name: str, *, minimum: int, maximum: int | N
         bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise BadRequest(f'query parameter "{name}" must be {bound}, got {value}')
     return value
+
+
+def etag(version: int) -> str:
+    """The entity tag of a definition version: the number, quoted."""
+    return f'"{version}"'
+
+
+def expected_version(request: web.Request) -> int | Literal["*"] | None:
+    """The version a conditional request expects current: `If-Match` with a version number or
+    its ETag (`"3"`, `W/"3"`, `3`), `*` for any; `If-None-Match: *` expects none (0); None when
+    the request is unconditional. 400 for anything else."""
+    if request.headers.get("If-None-Match", "").strip() == "*":
+        return 0
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    value = raw.strip()
+    if value == "*":
+        return "*"
+    tag = value.removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18 or int(tag) < 1:
+        raise BadRequest(
+            f'If-Match must name one version, as its ETag (e.g. "3") or its number, or be *; got "{raw[:50]}"'
+        )
+    return int(tag)
 
 
 def page_limit(request: web.Request, default: int, maximum: int) -> int:

@@ -6,16 +6,17 @@ team's definitions only; another team's are answered 404, as if they did not exi
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from gateway.api.auth import Principal
-from gateway.api.messages import json_response, page_limit, query_int, read_object
+from gateway.api.messages import etag, expected_version, json_response, page_limit, query_int, read_object
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
-from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable
-from hookline.definitions import DefinitionExists, StoredDefinition
+from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from hookline.definitions import DefinitionExists, StaleVersion, StoredDefinition, WriteContended
 from hookline.runs import team_of
 from hookline.topics import topic_errors
 from schemas.validation import SchemaError
@@ -31,6 +32,8 @@ __all__ = [
     "visible_definition",
 ]
 
+
+T = TypeVar("T")
 
 _TRIGGER_SUMMARY = {"type", "source", "topic", "cron"}
 
@@ -105,12 +108,12 @@ async def create_workflow(request: web.Request, principal: Principal) -> web.Res
     store = state.definitions()
     try:
         stored = await state.write(store.create(doc))
-    except DefinitionExists as exc:
+    except (DefinitionExists, WriteContended) as exc:
         raise Conflict(str(exc)) from exc
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
     body = detail(stored, store.versions(stored.id))
-    return json_response(body, 201, headers={"Location": body["links"]["self"]})
+    return json_response(body, 201, headers={"Location": body["links"]["self"], "ETag": etag(stored.version)})
 
 
 async def list_workflows(request: web.Request, principal: Principal) -> web.Response:
@@ -142,7 +145,32 @@ async def get_workflow(request: web.Request, principal: Principal) -> web.Respon
         if found is None or not principal.sees(team_of(found)):
             raise NotFound(f'no version {version} of workflow definition "{definition_id}"')
         stored = found
-    return json_response(detail(stored, store.versions(definition_id)))
+    return json_response(detail(stored, store.versions(definition_id)), headers={"ETag": etag(stored.version)})
+
+
+def _expected(request: web.Request, current: StoredDefinition | None) -> int | None:
+    """The version the request's precondition expects (None: unconditional); 412 at once when
+    this view already shows it failed. The store checks it again as it writes."""
+    expected = expected_version(request)
+    if expected == "*":
+        if current is None:
+            raise PreconditionFailed("If-Match: * needs a current version, and there is none")
+        return None
+    if expected is not None and expected != (current.version if current else 0):
+        raise PreconditionFailed(
+            str(StaleVersion(request.match_info["workflow_id"], expected, current.version if current else 0))
+        )
+    return expected
+
+
+async def _written(operation: Awaitable[T]) -> T:
+    """A store write's conflicts as answers: a failed precondition 412, contention 409."""
+    try:
+        return await operation
+    except StaleVersion as exc:
+        raise PreconditionFailed(str(exc)) from exc
+    except WriteContended as exc:
+        raise Conflict(str(exc)) from exc
 
 
 async def replace_workflow(request: web.Request, principal: Principal) -> web.Response:
@@ -159,18 +187,21 @@ async def replace_workflow(request: web.Request, principal: Principal) -> web.Re
         raise NotFound(f'no workflow definition "{definition_id}"')
     doc = _owned({**doc, "id": definition_id}, principal, existing.definition.team_id if existing else None)
     _parse(state, doc)
+    expected = _expected(request, existing)
     try:
-        stored = await state.write(store.put(doc, definition_id=definition_id))
+        stored = await state.write(_written(store.put(doc, definition_id=definition_id, expected=expected)))
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
-    return json_response(detail(stored, store.versions(definition_id)), 201 if existing is None else 200)
+    status = 201 if existing is None else 200
+    return json_response(detail(stored, store.versions(definition_id)), status, headers={"ETag": etag(stored.version)})
 
 
 async def delete_workflow(request: web.Request, principal: Principal) -> web.Response:
     """Delete the definition; its versions stay readable and its running executions run on."""
     state = request.app[API]
     stored = visible_definition(state, principal, request.match_info["workflow_id"])
-    deleted = await state.write(state.definitions().delete(stored.id))
+    expected = _expected(request, stored)
+    deleted = await state.write(_written(state.definitions().delete(stored.id, expected=expected)))
     if deleted is None:  # deleted by someone else in the meantime
         raise NotFound(f'no workflow definition "{stored.id}"')
     return json_response({"id": stored.id, "deleted": True, "version": deleted.version})

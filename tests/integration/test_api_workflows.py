@@ -282,6 +282,62 @@ async def test_created_again_after_delete_continues_the_version_numbers(api: Tes
     assert (await create(api, build(description="again")))["version"] == 2
 
 
+# --- conditional writes (If-Match) ---------------------------------------------------------------
+
+
+async def test_read_answers_the_version_as_its_etag(api: TestClient[Any, Any]) -> None:
+    await create(api, build())
+    await api.put(f"{API}/workflows/build", json=build(description="v2"), headers=auth("a"))
+    assert (await api.get(f"{API}/workflows/build", headers=auth("a"))).headers["ETag"] == '"2"'
+    assert (await api.get(f"{API}/workflows/build?version=1", headers=auth("a"))).headers["ETag"] == '"1"'
+
+
+@pytest.mark.parametrize("if_match", ['"1"', 'W/"1"', "1"])
+async def test_put_with_the_current_version_in_if_match_writes(api: TestClient[Any, Any], if_match: str) -> None:
+    await create(api, build())
+    response = await api.put(
+        f"{API}/workflows/build", json=build(description="v2"), headers={**auth("a"), "If-Match": if_match}
+    )
+    assert (response.status, response.headers["ETag"]) == (200, '"2"')
+
+
+async def test_put_with_a_stale_if_match_is_412_and_writes_nothing(api: TestClient[Any, Any]) -> None:
+    await create(api, build())
+    await api.put(f"{API}/workflows/build", json=build(description="v2"), headers=auth("a"))
+    stale = await api.put(
+        f"{API}/workflows/build", json=build(description="from v1"), headers={**auth("a"), "If-Match": '"1"'}
+    )
+    assert "version 2" in (await problem(stale, 412))["detail"]
+    current = await (await api.get(f"{API}/workflows/build", headers=auth("a"))).json()
+    assert (current["version"], current["description"]) == (2, "v2")
+
+
+async def test_put_if_none_match_star_creates_only(api: TestClient[Any, Any]) -> None:
+    headers = {**auth("a"), "If-None-Match": "*"}
+    assert (await api.put(f"{API}/workflows/build", json=build(), headers=headers)).status == 201
+    await problem(await api.put(f"{API}/workflows/build", json=build(description="v2"), headers=headers), 412)
+
+
+async def test_delete_with_a_stale_if_match_is_412_and_deletes_nothing(api: TestClient[Any, Any]) -> None:
+    await create(api, build())
+    await api.put(f"{API}/workflows/build", json=build(description="v2"), headers=auth("a"))
+    await problem(await api.delete(f"{API}/workflows/build", headers={**auth("a"), "If-Match": '"1"'}), 412)
+    assert (await api.get(f"{API}/workflows/build", headers=auth("a"))).status == 200
+
+
+async def test_start_with_a_stale_if_match_is_412(api: TestClient[Any, Any]) -> None:
+    await create(api, build())
+    await api.put(f"{API}/workflows/build", json=build(description="v2"), headers=auth("a"))
+    await problem(await api.post(f"{API}/workflows/build/start", headers={**auth("a"), "If-Match": '"1"'}), 412)
+
+
+@pytest.mark.parametrize("if_match", ['"v1"', '"1", "2"', "0", "-1", '"\uff11"'])
+async def test_if_match_that_names_no_version_is_400(api: TestClient[Any, Any], if_match: str) -> None:
+    await create(api, build())
+    response = await api.put(f"{API}/workflows/build", json=build(), headers={**auth("a"), "If-Match": if_match})
+    await problem(response, 400)
+
+
 # --- validate -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,144 @@
+"""Two real gateway processes (two replicas behind a load balancer) writing the same definitions
+at the same moment: every write lands as a version of its own, readable afterwards with its own
+content, or is refused with 409/412. None is lost, no version number is given twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.stack import free_port
+from tests.conftest import EXAMPLES, ROOT
+from tests.integration.test_api_support import API, TOKENS, auth
+
+WRITES = 20
+
+
+def start_gateway(kafka: KafkaSettings, temporal: TemporalSettings, port: int) -> subprocess.Popen[bytes]:
+    tokens = [{**t.model_dump(), "token": t.token.get_secret_value()} for t in TOKENS.values()]
+    env = dict(
+        os.environ,
+        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
+        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
+        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
+        HOOKLINE_GATEWAY__PORT=str(port),
+        HOOKLINE_API__TOKENS=json.dumps(tokens),
+        HOOKLINE_API__WRITE_TIMEOUT_S="60",
+        HOOKLINE_AGENTS_FILE=str(EXAMPLES / "agents.yaml"),
+        HOOKLINE_LOG__FORMAT="json",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "hookline.cli", "gateway"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL
+    )
+
+
+@pytest.fixture
+def gateways(kafka_settings: KafkaSettings, temporal_settings: TemporalSettings) -> Iterator[list[str]]:
+    """The base URLs of two gateway processes on this test's topics."""
+    ports = [free_port(), free_port()]
+    processes = [start_gateway(kafka_settings, temporal_settings, port) for port in ports]
+    try:
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers=auth("a"), timeout=aiohttp.ClientTimeout(total=90)) as session:
+        yield session
+
+
+async def wait_ready(http: aiohttp.ClientSession, base: str) -> None:
+    for _ in range(600):
+        try:
+            async with http.get(f"{base}{API}/workflows") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the gateway at {base} never served the API")
+
+
+def body(definition_id: str, content: str) -> dict[str, Any]:
+    return {
+        "id": definition_id,
+        "name": definition_id,
+        "description": content,
+        "steps": [{"name": "b", "agent": "builder"}],
+    }
+
+
+async def writer(
+    http: aiohttp.ClientSession, base: str, definition_id: str, name: str, conditional: bool
+) -> list[tuple[int, str, int | None]]:
+    """WRITES PUTs of distinct content: (status, content, version written or None). A
+    conditional writer sends If-Match with the version it last read (or wrote)."""
+    outcomes: list[tuple[int, str, int | None]] = []
+    etag: str | None = None
+    for n in range(WRITES):
+        content = f"{name}-{n}"
+        headers = {"If-Match": etag} if conditional and etag else {}
+        async with http.put(
+            f"{base}{API}/workflows/{definition_id}", json=body(definition_id, content), headers=headers
+        ) as r:
+            answer = await r.json(content_type=None)
+            version = answer.get("version") if r.status < 300 else None
+            outcomes.append((r.status, content, version))
+            etag = r.headers.get("ETag", etag)
+        if conditional and n % 3 == 2:  # sometimes start again from what is current
+            async with http.get(f"{base}{API}/workflows/{definition_id}") as r:
+                etag = r.headers.get("ETag") if r.status == 200 else None
+    return outcomes
+
+
+async def test_two_gateway_processes_writing_the_same_definitions_lose_no_write(
+    gateways: list[str], http: aiohttp.ClientSession
+) -> None:
+    for base in gateways:
+        await wait_ready(http, base)
+    plan = [
+        (definition_id, base, f"{definition_id}@{i}-{'cas' if conditional else 'plain'}", conditional)
+        for definition_id in ("alpha", "beta")
+        for i, base in enumerate(gateways)
+        for conditional in (False, True)
+    ]
+
+    results = await asyncio.gather(*(writer(http, base, d, name, cas) for d, base, name, cas in plan))
+
+    for definition_id in ("alpha", "beta"):
+        outcomes = [o for (d, *_), result in zip(plan, results, strict=True) if d == definition_id for o in result]
+        assert {status for status, _, _ in outcomes} <= {200, 201, 409, 412}, outcomes
+        landed = {version: content for status, content, version in outcomes if status in (200, 201)}
+        written = [version for status, _, version in outcomes if status in (200, 201)]
+        assert len(written) == len(landed), f"a version was given to two writes: {sorted(written)}"
+        refused = {content for status, content, _ in outcomes if status in (409, 412)}
+        assert len(landed) > WRITES  # both gateways' unconditional writes landed, at least
+        for base in gateways:  # every landed write reads back from either replica, as written
+            async with http.get(f"{base}{API}/workflows/{definition_id}") as r:
+                current = await r.json()
+            stored = {}
+            for version in current["versions"]:
+                async with http.get(f"{base}{API}/workflows/{definition_id}?version={version}") as r:
+                    stored[version] = (await r.json())["definition"]["description"]
+            assert stored == landed  # nothing missing, nothing written that was reported refused
+            assert not refused & set(stored.values()), "a refused write was stored"
+            assert current["version"] == max(current["versions"])
