@@ -1,5 +1,9 @@
 """`POST /ticks/{definition}[/{trigger index}]`: an external scheduler ticks a schedule trigger.
 
+A definition's id names its team (`schemas.workflow.split_id`), so a credential bound to a team
+(`gateway.ticks.teams`) is checked against the id alone: it ticks its own team's schedules, and
+another team's are refused as any wrong credential is.
+
 The event is the one the triggers' own ticker makes (`schemas.ticks.tick_event`), so both give a
 slot the same dedupe key and any number of tickers start one run per slot. The body is optional:
 `{"slot": "<RFC 3339 time with offset>"}`; without it the slot is now, truncated to the second.
@@ -8,6 +12,8 @@ slot the same dedupe key and any number of tickers start one run per slot. The b
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -18,14 +24,33 @@ from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.sources.auth import Guard
 from gateway.sources.base import decode_json
-from gateway.sources.config import TicksConfig
+from gateway.sources.config import AuthConfig, SecretRef, TicksConfig
 from gateway.sources.ratelimit import TokenBucket
 from schemas.ticks import tick_event
+from schemas.workflow import split_id
 
 __all__ = ["TICKS_SOURCE", "add_tick_routes"]
 
 TICKS_SOURCE = "ticks"  # the metrics' source label
-_DEFINITION_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+_DEFINITION_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}~)?[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+def _joined(*configs: AuthConfig | None) -> AuthConfig:
+    given = [c for c in configs if c is not None]
+    return AuthConfig(bearer=[r for c in given for r in c.bearer], basic=[b for c in given for b in c.basic])
+
+
+def team_guards(config: TicksConfig) -> Callable[[str], Guard]:
+    """The guard of a team's schedules: `auth` alone without `teams` (open without either, as
+    before); with `teams`, the team's credentials and `auth`'s."""
+    everyone = Guard(config.auth)
+    if not config.teams:
+        return lambda team: everyone
+    # A team without credentials of its own takes `auth`'s only; without those, none opens it.
+    unguessable = AuthConfig(bearer=[SecretRef(value=secrets.token_urlsafe(32))])
+    fallback = everyone if config.auth is not None else Guard(unguessable)
+    guards = {team: Guard(_joined(config.auth, auth)) for team, auth in config.teams.items()}
+    return lambda team: guards.get(team, fallback)
 
 
 def slot_of(body: bytes, content_type: str, now: datetime) -> datetime:
@@ -52,7 +77,7 @@ def slot_of(body: bytes, content_type: str, now: datetime) -> datetime:
 
 
 def tick_handler(config: TicksConfig, publisher: EventPublisher, max_body_bytes: int, read_timeout_s: float) -> Handler:
-    guard = Guard(config.auth)
+    guard_of = team_guards(config)
     limit = config.rate_limit
     limiter = TokenBucket(limit.per_second, limit.burst) if limit is not None else None
 
@@ -64,7 +89,7 @@ def tick_handler(config: TicksConfig, publisher: EventPublisher, max_body_bytes:
             raise BadRequest(f"{definition[:130]!r} is not a workflow definition id")
         index = int(request.match_info.get("index", "0"))
         check_size(request, max_body_bytes)
-        guard.check_headers(request.headers)
+        guard_of(split_id(definition)[0]).check_headers(request.headers)
         if limiter is not None and (wait_s := limiter.take()):
             raise TooManyRequests("/ticks is over its rate limit", retry_after_s=wait_s)
         body = await read_body(request, read_timeout_s)

@@ -197,7 +197,7 @@ async def _apply(settings: ComponentSettings, paths: list[Path]) -> None:
         raise click.ClickException(str(exc)) from exc
 
     def known_agents(definition: WorkflowDefinition) -> list[SchemaError]:
-        return agent_errors(definition, catalog.agents.keys()) if catalog is not None else []
+        return agent_errors(definition, catalog.for_team(definition.team)) if catalog is not None else []
 
     store = DefinitionStore(settings.kafka, check=known_agents)
     await store.start()

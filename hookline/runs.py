@@ -16,6 +16,9 @@ or pre-empt the id of another kind of run (nor an event of another source):
 
 Definition ids and source names hold no `:` or `/` (a `kafka` trigger's source is
 `kafka:<topic>`, which holds one `:` and no `/`), so the source ends at the first `/`.
+`<definition>` is the definition's id, which is scoped by team (`schemas.workflow.qualified_id`):
+`deploy-application` in the default team, `team-uuid~deploy-application` in team `team-uuid`, so
+two teams' runs never share an id either. The search attributes carry the same id and the team.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ def keyed_run_id(definition_id: str, team: str, key: str) -> str:
 
 def _route(
     agents: AgentCatalog,
+    team: str,
     settings: TemporalSettings,
     where: str,
     agent_name: str | None,
@@ -111,7 +115,7 @@ def _route(
             action=action,
         )
     agent = agents.get(agent_name or "")
-    if agent is None:
+    if agent is None or not agent.allows(team):  # another team's agent does not exist for this one
         raise NotStartable(f"{where} names unknown agent {agent_name!r}")
     return Route(queue=settings.runner_queue(agent.pool_name), timeout_s=timeout_s or agent.timeout_s, agent=agent.name)
 
@@ -128,14 +132,15 @@ def build_request(
     routes: dict[str, Route] = {}
     compensations: dict[str, Route] = {}
     prefix = f"definition {stored.id} v{stored.version}: step"
+    team = team_of(stored)
     for step in stored.definition.all_steps():
         routes[step.name] = _route(
-            agents, settings, f"{prefix} {step.name!r}", step.agent_name, step.action, step.timeout
+            agents, team, settings, f"{prefix} {step.name!r}", step.agent_name, step.action, step.timeout
         )
         comp = step.on_failure
         if comp is not None:
             compensations[step.name] = _route(
-                agents, settings, f"{prefix} {step.name!r} on_failure", comp.agent, comp.action, comp.timeout
+                agents, team, settings, f"{prefix} {step.name!r} on_failure", comp.agent, comp.action, comp.timeout
             )
     try:
         checked = stored.definition.checked_input(input or {})

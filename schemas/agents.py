@@ -31,10 +31,17 @@ class Agent(BaseModel):
         default_factory=dict, description="Runner-specific settings, validated by the runner (docs/runners.md)."
     )
     description: str | None = None
+    teams: tuple[str, ...] | None = Field(
+        None, description="The teams whose definitions may name it; absent: every team."
+    )
 
     @property
     def pool_name(self) -> str:
         return self.pool or self.runner
+
+    def allows(self, team: str) -> bool:
+        """Whether steps of `team`'s definitions may run this agent."""
+        return self.teams is None or team in self.teams
 
 
 class AgentCatalog(BaseModel):
@@ -44,6 +51,10 @@ class AgentCatalog(BaseModel):
 
     def get(self, name: str) -> Agent | None:
         return self.agents.get(name)
+
+    def for_team(self, team: str) -> dict[str, Agent]:
+        """The agents `team` may use; to that team, the others do not exist."""
+        return {name: agent for name, agent in self.agents.items() if agent.allows(team)}
 
     @classmethod
     def load(cls, path: Path | None) -> AgentCatalog:

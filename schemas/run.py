@@ -82,6 +82,8 @@ class StepRequest(BaseModel):
     timeout_s: float | None = None
     input: Any = None
     event: Event | None = None
+    #: The run's team: an agent limited to other teams refuses the step. None: the default team.
+    team_id: str | None = None
 
 
 class StepResult(BaseModel):

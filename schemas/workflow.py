@@ -28,10 +28,13 @@ from schemas.validation import SchemaError, location, validate
 MAX_STEPS = 200
 #: The team of definitions that name none (e.g. files applied at start-up).
 DEFAULT_TEAM = "default"
+#: Between the team and the team's own id in the id of a definition outside the default team.
+TEAM_SEPARATOR = "~"
 
 __all__ = [
     "DEFAULT_TEAM",
     "MAX_STEPS",
+    "TEAM_SEPARATOR",
     "Action",
     "Compensation",
     "DefinitionError",
@@ -44,7 +47,9 @@ __all__ = [
     "dependency_graph",
     "parse_definition",
     "parse_duration",
+    "qualified_id",
     "slugify",
+    "split_id",
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -158,6 +163,10 @@ class WorkflowDefinition(_Model):
     def triggers(self) -> tuple[Trigger, ...]:
         return self.trigger or (Trigger(type="manual"),)
 
+    @property
+    def team(self) -> str:
+        return self.team_id or DEFAULT_TEAM
+
     def all_steps(self) -> tuple[Step, ...]:
         return self.steps + self.parallel
 
@@ -209,13 +218,29 @@ def dependency_graph(
     return deps
 
 
+def qualified_id(team: str | None, local_id: str) -> str:
+    """The id of `team`'s definition `local_id`: ids are scoped by team, so two teams can each
+    have a "deploy-application". The default team's ids stay as they are (`deploy-application`);
+    another team's carry the team: `team-uuid~deploy-application`."""
+    if team is None or team == DEFAULT_TEAM:
+        return local_id
+    return f"{team}{TEAM_SEPARATOR}{local_id}"
+
+
+def split_id(definition_id: str) -> tuple[str, str]:
+    """(team, the team's own id) of a definition id, qualified or not."""
+    team, separated, local_id = definition_id.rpartition(TEAM_SEPARATOR)
+    return (team, local_id) if separated else (DEFAULT_TEAM, definition_id)
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:128] or "workflow"
 
 
 def agent_errors(definition: WorkflowDefinition, known: Collection[str]) -> list[SchemaError]:
-    """Steps (and compensations) that name an agent not in `known`."""
+    """Steps (and compensations) that name an agent not in `known` (the agents the definition's
+    team may use: an agent limited to other teams is as unknown to it as a missing one)."""
     errors: list[SchemaError] = []
     for where, step in definition.located_steps():
         field = "agent" if step.agent else "agent_id"
@@ -346,8 +371,15 @@ def parse_definition(doc: Any, *, agents: Collection[str] | None = None) -> Work
         errors = _cycle_errors(doc)
     trigger = doc.get("trigger")
     triggers = [trigger] if isinstance(trigger, dict) else (trigger or [])
+    team = doc.get("team_id")
+    named_team, local_id = split_id(doc.get("id") or slugify(doc["name"]))
+    if TEAM_SEPARATOR in doc.get("id", ""):
+        if team is None:
+            team = None if named_team == DEFAULT_TEAM else named_team
+        elif named_team != team:
+            errors.append(SchemaError("id", f'the id names team "{named_team}", but team_id is "{team}"'))
     definition = WorkflowDefinition.model_validate(
-        {**doc, "id": doc.get("id") or slugify(doc["name"]), "trigger": triggers}
+        {**doc, "id": qualified_id(team, local_id), "team_id": team, "trigger": triggers}
     )
     if agents is not None:
         errors.extend(agent_errors(definition, agents))

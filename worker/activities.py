@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from hookline.logging import get_logger
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import StepRequest, StepResult
+from schemas.workflow import DEFAULT_TEAM
 from worker.runners import Runner, StepFailed
 from worker.runners.base import InlineCapped
 from worker.secrets import Secrets
@@ -103,6 +104,9 @@ class StepActivities:
         agent = self._agents.get(request.agent or "")
         if agent is None:
             raise _config_error(f"unknown agent {request.agent!r} on this worker", "UnknownAgent")
+        team = request.team_id or DEFAULT_TEAM
+        if not agent.allows(team):  # a definition saved before the agent was limited to teams
+            raise _config_error(f"agent {agent.name!r} is not available to team {team!r} on this worker", "Config")
         if request.timeout_s is not None:
             agent = agent.model_copy(update={"timeout_s": request.timeout_s})
         return agent

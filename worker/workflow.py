@@ -229,6 +229,7 @@ class _Run:
                 timeout_s=route.timeout_s,
                 input=step_input,
                 event=self.request.event,
+                team_id=self.request.team_id,
             ),
             result_type=StepResult,
             task_queue=route.queue,

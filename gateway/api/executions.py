@@ -37,7 +37,7 @@ from gateway.api.messages import (
 )
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
-from gateway.api.workflows import visible_definition
+from gateway.api.workflows import resolve_id, visible_definition
 from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, keyed_run_id, manual_run_id, start_run, team_of
 from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
@@ -133,7 +133,7 @@ def _sa(attributes: TypedSearchAttributes) -> dict[str, Any]:
 async def list_executions(request: web.Request, principal: Principal) -> web.Response:
     """The definition's runs (also those triggered by events), newest first."""
     state = request.app[API]
-    definition_id = request.match_info["workflow_id"]
+    definition_id = resolve_id(principal, request.match_info["workflow_id"])
     store = state.definitions()
     last = store.deleted(definition_id)
     stored = store.get(definition_id) or (store.get_version(definition_id, last) if last is not None else None)

@@ -146,6 +146,11 @@ def _schemas() -> dict[str, Any]:
         command={"type": "array", "items": STR},
         description=NULLABLE_STR,
         timeout_s={"type": "number"},
+        teams={
+            "type": ["array", "null"],
+            "items": STR,
+            "description": "Operator tokens only: the teams it is limited to (null: every team).",
+        },
     )
     page = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
     return {

@@ -64,7 +64,7 @@ class ApiState:
         self.sources: dict[str, Source] | None = None
 
     def check_agents(self, definition: WorkflowDefinition) -> list[SchemaError]:
-        return agent_errors(definition, self.agents.agents.keys())
+        return agent_errors(definition, self.agents.for_team(definition.team))
 
     def definitions(self) -> DefinitionStore:
         """The loaded store; 503 until it has read the definitions topic."""

@@ -1,7 +1,11 @@
 """Workflow definitions: create, list, read (any version), replace, delete, validate.
 
-A definition belongs to its `team_id` (none: `hookline.runs.DEFAULT_TEAM`). A token sees its own
-team's definitions only; another team's are answered 404, as if they did not exist.
+A definition belongs to its `team_id` (none: `hookline.runs.DEFAULT_TEAM`), and its id is scoped
+by that team (`schemas.workflow.qualified_id`): `deploy-application` in the default team,
+`team-uuid~deploy-application` in team `team-uuid`. In a URL, a team token may leave its own team
+out (`/workflows/deploy-application` is its own); an operator token's unqualified ids are the
+default team's. A token sees its own team's definitions only; another team's are answered 404
+from the id alone, whether they exist or not.
 """
 
 from __future__ import annotations
@@ -17,10 +21,17 @@ from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from hookline.definitions import DefinitionExists, StaleVersion, StoredDefinition, WriteContended
-from hookline.runs import team_of
+from hookline.runs import DEFAULT_TEAM, team_of
 from hookline.topics import topic_errors
 from schemas.validation import SchemaError
-from schemas.workflow import DefinitionError, WorkflowDefinition, agent_errors, parse_definition
+from schemas.workflow import (
+    TEAM_SEPARATOR,
+    DefinitionError,
+    WorkflowDefinition,
+    parse_definition,
+    qualified_id,
+    split_id,
+)
 
 __all__ = [
     "create_workflow",
@@ -28,6 +39,7 @@ __all__ = [
     "get_workflow",
     "list_workflows",
     "replace_workflow",
+    "resolve_id",
     "validate_workflow",
     "visible_definition",
 ]
@@ -61,8 +73,20 @@ def detail(stored: StoredDefinition, versions: list[int]) -> dict[str, Any]:
     return {**summary(stored), "digest": stored.digest, "versions": versions, "definition": stored.document}
 
 
-def visible_definition(state: ApiState, principal: Principal, definition_id: str) -> StoredDefinition:
+def resolve_id(principal: Principal, named: str) -> str:
+    """The id of the definition a URL names (`<team>~<id>`, or `<id>` of the caller's team, of
+    the default team for an operator); 404 if it is another team's, whether it exists or not."""
+    team, local_id = split_id(named)
+    if TEAM_SEPARATOR not in named and not principal.operator:
+        team = principal.team
+    if not principal.sees(team):
+        raise NotFound(f'no workflow definition "{named}"')
+    return qualified_id(team, local_id)
+
+
+def visible_definition(state: ApiState, principal: Principal, named: str) -> StoredDefinition:
     """The current version if the caller's team may see it; 404 otherwise (also when deleted)."""
+    definition_id = resolve_id(principal, named)
     store = state.definitions()
     stored = store.get(definition_id)
     if stored is not None and principal.sees(team_of(stored)):
@@ -79,14 +103,14 @@ def visible_definition(state: ApiState, principal: Principal, definition_id: str
 
 def _owned(doc: dict[str, Any], principal: Principal, fallback: str | None) -> dict[str, Any]:
     """`doc` with the team it is written for: its own `team_id`, which the caller must be allowed
-    to write (403), or else `fallback` (the existing definition's), or else the caller's team."""
+    to write (403), or else `fallback` (the team of the id in the URL), or else the caller's team."""
     if "team_id" in doc:
         team = doc["team_id"]
         if isinstance(team, str) and not principal.sees(team):
             raise Forbidden(f'this token acts for team "{principal.team}"; it cannot write team "{team}"')
         return doc  # a team_id of the wrong type is the schema's to report
     team = fallback if fallback is not None else (None if principal.operator else principal.team)
-    return doc if team is None else {**doc, "team_id": team}
+    return doc if team is None or team == DEFAULT_TEAM else {**doc, "team_id": team}
 
 
 def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
@@ -94,7 +118,7 @@ def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
         definition = parse_definition(doc)
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
-    errors = topic_errors(definition, state.settings.kafka) + agent_errors(definition, state.agents.agents.keys())
+    errors = topic_errors(definition, state.settings.kafka) + state.check_agents(definition)
     if errors:
         raise Unprocessable("the workflow definition is invalid", errors=errors)
     return definition
@@ -103,8 +127,8 @@ def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
 async def create_workflow(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
     doc = _owned(await read_object(request), principal, None)
-    # Stored with its id, so a PUT of the same document is recognised as unchanged.
-    doc = {"id": _parse(state, doc).id, **doc}
+    # Stored with its full id, so a PUT of the same document is recognised as unchanged.
+    doc = {**doc, "id": _parse(state, doc).id}
     store = state.definitions()
     try:
         stored = await state.write(store.create(doc))
@@ -136,7 +160,7 @@ async def list_workflows(request: web.Request, principal: Principal) -> web.Resp
 async def get_workflow(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
     store = state.definitions()
-    definition_id = request.match_info["workflow_id"]
+    definition_id = resolve_id(principal, request.match_info["workflow_id"])
     version = query_int(request, "version", minimum=1)
     if version is None:
         stored = visible_definition(state, principal, definition_id)
@@ -176,16 +200,15 @@ async def _written(operation: Awaitable[T]) -> T:
 async def replace_workflow(request: web.Request, principal: Principal) -> web.Response:
     """Create or replace `{workflow_id}` with the body; an unchanged body keeps its version."""
     state = request.app[API]
-    definition_id = request.match_info["workflow_id"]
+    definition_id = resolve_id(principal, request.match_info["workflow_id"])
+    team, local_id = split_id(definition_id)
     doc = await read_object(request)
-    if "id" in doc and doc["id"] != definition_id:
+    if "id" in doc and doc["id"] != local_id and (not isinstance(doc["id"], str) or _full(doc["id"]) != definition_id):
         error = SchemaError("id", f'"{str(doc["id"])[:200]}" differs from the id in the URL, "{definition_id}"')
         raise Unprocessable("the body's id must match the URL", errors=[error])
     store = state.definitions()
     existing = store.get(definition_id)
-    if existing is not None and not principal.sees(team_of(existing)):
-        raise NotFound(f'no workflow definition "{definition_id}"')
-    doc = _owned({**doc, "id": definition_id}, principal, existing.definition.team_id if existing else None)
+    doc = _owned({**doc, "id": definition_id}, principal, team)
     _parse(state, doc)
     expected = _expected(request, existing)
     try:
@@ -205,6 +228,10 @@ async def delete_workflow(request: web.Request, principal: Principal) -> web.Res
     if deleted is None:  # deleted by someone else in the meantime
         raise NotFound(f'no workflow definition "{stored.id}"')
     return json_response({"id": stored.id, "deleted": True, "version": deleted.version})
+
+
+def _full(named: str) -> str:
+    return qualified_id(*split_id(named))
 
 
 async def validate_workflow(request: web.Request, principal: Principal) -> web.Response:

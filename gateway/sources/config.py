@@ -209,9 +209,14 @@ class CloudEventsConfig(_SourceConfig):
 
 
 class TicksConfig(_SourceConfig):
-    """`/ticks/{definition}` for an external scheduler: off unless enabled."""
+    """`/ticks/{definition}` for an external scheduler: off unless enabled. `auth` ticks every
+    team's schedules; `teams` binds credentials to one team each, which tick that team's only.
+    With `teams`, a schedule is ticked only with its team's credentials or `auth`'s."""
 
     enabled: bool = False
+    teams: dict[str, AuthConfig] = Field(
+        default_factory=dict, description='Team ("default" for the default team) → credentials that tick its schedules.'
+    )
 
 
 def signing_key(ref: SecretRef) -> bytes:

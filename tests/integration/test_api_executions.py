@@ -111,7 +111,7 @@ async def test_seed_workflow_starts_and_runs_every_step(api: Api, worker: None) 
     started = await start(
         api, definition_id, "seed", json={"input": {"environment": "production", "version": "v1.2.3"}}
     )
-    assert re.fullmatch(r"deploy-application:manual:[0-9a-f]{32}", started["execution_id"])
+    assert re.fullmatch(r"team-uuid~deploy-application:manual:[0-9a-f]{32}", started["execution_id"])
     assert (started["definition_version"], started["started"]) == (1, True)
     done = await finished(api, started["execution_id"], "seed")
     assert (done["status"], done["team_id"], done["trigger"], done["event_id"]) == (

@@ -53,13 +53,13 @@ async def test_a_webhook_body_is_explained_alert_by_alert_for_the_callers_defini
     assert status == 200
     assert len(answer["events"]) == len(notification["alerts"])
     rows = {r["definition"]: r for r in answer["events"][0]["definitions"]}
-    assert set(rows) == {"page-on-critical", "warnings"}  # not team B's
-    assert rows["page-on-critical"]["matches"] is True
-    assert rows["page-on-critical"]["input"] == {"who": "checkout"}
-    assert rows["page-on-critical"]["workflow_id"] == event_run_id(
-        "page-on-critical", "alertmanager", answer["events"][0]["event"]["dedupekey"]
+    assert set(rows) == {"team-a~page-on-critical", "team-a~warnings"}  # not team B's
+    assert rows["team-a~page-on-critical"]["matches"] is True
+    assert rows["team-a~page-on-critical"]["input"] == {"who": "checkout"}
+    assert rows["team-a~page-on-critical"]["workflow_id"] == event_run_id(
+        "team-a~page-on-critical", "alertmanager", answer["events"][0]["event"]["dedupekey"]
     )
-    assert rows["warnings"]["reason"] == "severity=\"warning\" does not hold (labels.severity is 'critical')"
+    assert rows["team-a~warnings"]["reason"] == "severity=\"warning\" does not hold (labels.severity is 'critical')"
     assert await read_topic(kafka_settings, kafka_settings.events_topic) == []  # nothing published
 
 
@@ -68,7 +68,7 @@ async def test_a_cloudevent_is_explained(api: TestClient[Any, Any]) -> None:
     status, answer = await explain(api, {"event": event}, token="b")
     assert status == 200
     [row] = answer["events"][0]["definitions"]
-    assert (row["definition"], row["matches"]) == ("other-team", False)
+    assert (row["definition"], row["matches"]) == ("team-b~other-team", False)
     assert row["reason"] == "source is 'github', not 'alertmanager'"
 
 

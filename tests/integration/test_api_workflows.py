@@ -45,15 +45,16 @@ async def test_seed_body_creates_version_1_of_its_team(api: TestClient[Any, Any]
     response = await api.post(f"{API}/workflows", json=seed_body(), headers=auth("seed"))
     assert response.status == 201
     body = await response.json()
-    assert (body["id"], body["version"], body["team_id"]) == ("deploy-application", 1, "team-uuid")
-    assert response.headers["Location"] == f"{API}/workflows/deploy-application"
-    assert body["definition"] == {"id": "deploy-application", **seed_body()}
+    # Ids are scoped by team: another team's "Deploy Application" has an id of its own.
+    assert (body["id"], body["version"], body["team_id"]) == ("team-uuid~deploy-application", 1, "team-uuid")
+    assert response.headers["Location"] == f"{API}/workflows/team-uuid~deploy-application"
+    assert body["definition"] == {**seed_body(), "id": "team-uuid~deploy-application"}
 
 
 async def test_created_definition_reads_back_as_written(api: TestClient[Any, Any]) -> None:
     await create(api, build(description="compiles"))
     body = await (await api.get(f"{API}/workflows/build", headers=auth("a"))).json()
-    assert body["definition"] == build(id="build", description="compiles", team_id="team-a")
+    assert body["definition"] == build(id="team-a~build", description="compiles", team_id="team-a")
     assert (body["name"], body["description"], body["version"], body["versions"]) == ("Build", "compiles", 1, [1])
 
 
@@ -157,7 +158,7 @@ async def test_token_without_the_write_scope_cannot_delete_403(api: TestClient[A
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_another_team_definition_is_404(api: TestClient[Any, Any], method: str) -> None:
     await create(api, build())
-    response = await api.request(method, f"{API}/workflows/build", json=build(), headers=auth("b"))
+    response = await api.request(method, f"{API}/workflows/team-a~build", json=build(), headers=auth("b"))
     await problem(response, 404)
     assert (await api.get(f"{API}/workflows/build", headers=auth("a"))).status == 200
 
@@ -171,16 +172,16 @@ async def test_list_shows_only_the_token_team(api: TestClient[Any, Any]) -> None
     await create(api, build("Alpha"))
     await create(api, build("Beta"), token="b")
     body = await (await api.get(f"{API}/workflows", headers=auth("a"))).json()
-    assert [w["id"] for w in body["items"]] == ["alpha"]
+    assert [w["id"] for w in body["items"]] == ["team-a~alpha"]
 
 
 async def test_operator_lists_every_team_and_filters_by_team(api: TestClient[Any, Any]) -> None:
     await create(api, build("Alpha"))
     await create(api, build("Beta"), token="b")
     every = await (await api.get(f"{API}/workflows", headers=auth("ops"))).json()
-    assert [w["id"] for w in every["items"]] == ["alpha", "beta"]
+    assert [w["id"] for w in every["items"]] == ["team-a~alpha", "team-b~beta"]
     team_b = await (await api.get(f"{API}/workflows?team=team-b", headers=auth("ops"))).json()
-    assert [(w["id"], w["team_id"]) for w in team_b["items"]] == [("beta", "team-b")]
+    assert [(w["id"], w["team_id"]) for w in team_b["items"]] == [("team-b~beta", "team-b")]
 
 
 async def test_list_names_each_definition_triggers(api: TestClient[Any, Any]) -> None:
@@ -198,10 +199,10 @@ async def test_list_pages_with_a_cursor(api: TestClient[Any, Any]) -> None:
     for name in ("A1", "A2", "A3"):
         await create(api, build(name))
     first = await (await api.get(f"{API}/workflows?limit=2", headers=auth("a"))).json()
-    assert [w["id"] for w in first["items"]] == ["a1", "a2"]
+    assert [w["id"] for w in first["items"]] == ["team-a~a1", "team-a~a2"]
     cursor = first["next_cursor"]
     second = await (await api.get(f"{API}/workflows", params={"limit": 2, "cursor": cursor}, headers=auth("a"))).json()
-    assert ([w["id"] for w in second["items"]], second["next_cursor"]) == (["a3"], None)
+    assert ([w["id"] for w in second["items"]], second["next_cursor"]) == (["team-a~a3"], None)
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=ten", f"limit={10**6}"])
@@ -258,14 +259,14 @@ async def test_put_url_id_that_is_not_a_valid_id_is_422(api: TestClient[Any, Any
 
 async def test_put_keeps_the_team_of_the_definition_when_the_body_names_none(api: TestClient[Any, Any]) -> None:
     await create(api, build(team_id="team-b"), token="ops")
-    updated = await api.put(f"{API}/workflows/build", json=build(description="v2"), headers=auth("ops"))
-    assert (await updated.json())["team_id"] == "team-b"
+    updated = await api.put(f"{API}/workflows/team-b~build", json=build(description="v2"), headers=auth("ops"))
+    assert ((await updated.json())["team_id"], updated.status) == ("team-b", 200)
 
 
 async def test_delete_hides_the_definition_and_keeps_its_versions(api: TestClient[Any, Any]) -> None:
     await create(api, build())
     response = await api.delete(f"{API}/workflows/build", headers=auth("a"))
-    assert (response.status, await response.json()) == (200, {"id": "build", "deleted": True, "version": 1})
+    assert (response.status, await response.json()) == (200, {"id": "team-a~build", "deleted": True, "version": 1})
     gone = await problem(await api.get(f"{API}/workflows/build", headers=auth("a")), 404)
     assert "deleted" in gone["detail"]
     assert (await api.get(f"{API}/workflows/build?version=1", headers=auth("a"))).status == 200
@@ -343,7 +344,8 @@ async def test_if_match_that_names_no_version_is_400(api: TestClient[Any, Any], 
 
 async def test_validate_accepts_a_valid_definition_without_saving_it(api: TestClient[Any, Any]) -> None:
     response = await api.post(f"{API}/workflows/validate", json=seed_body(), headers=auth("seed"))
-    assert (response.status, await response.json()) == (200, {"valid": True, "id": "deploy-application", "errors": []})
+    valid = {"valid": True, "id": "team-uuid~deploy-application", "errors": []}
+    assert (response.status, await response.json()) == (200, valid)
     assert (await api.get(f"{API}/workflows/deploy-application", headers=auth("seed"))).status == 404
 
 
