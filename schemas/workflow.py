@@ -10,7 +10,7 @@ the steps that wait for it; so does a failed step with `continue_on_error`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -360,9 +360,15 @@ def _cycle_errors(doc: dict[str, Any]) -> list[SchemaError]:
     return [SchemaError("requires", "dependency cycle: " + " -> ".join(f'"{c}"' for c in cycle))]
 
 
-def parse_definition(doc: Any, *, agents: Collection[str] | None = None) -> WorkflowDefinition:
+def parse_definition(
+    doc: Any,
+    *,
+    agents: Collection[str] | None = None,
+    checks: Callable[[WorkflowDefinition], list[SchemaError]] | None = None,
+) -> WorkflowDefinition:
     """Validate a loaded YAML/JSON document and build the definition; raises `DefinitionError`
-    listing every problem. With `agents`, steps naming any other agent are errors too."""
+    listing every problem. With `agents`, steps naming any other agent are errors too; `checks`
+    add the caller's own (agents per team, topics), listed with the rest."""
     errors = validate("workflow", doc, limit=50)
     if errors:
         raise DefinitionError(errors)
@@ -383,6 +389,8 @@ def parse_definition(doc: Any, *, agents: Collection[str] | None = None) -> Work
     )
     if agents is not None:
         errors.extend(agent_errors(definition, agents))
+    if checks is not None:
+        errors.extend(checks(definition))
     if errors:
         raise DefinitionError(errors)
     return definition

@@ -114,14 +114,13 @@ def _owned(doc: dict[str, Any], principal: Principal, fallback: str | None) -> d
 
 
 def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
+    def checks(definition: WorkflowDefinition) -> list[SchemaError]:
+        return topic_errors(definition, state.settings.kafka) + state.check_agents(definition)
+
     try:
-        definition = parse_definition(doc)
+        return parse_definition(doc, checks=checks)
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
-    errors = topic_errors(definition, state.settings.kafka) + state.check_agents(definition)
-    if errors:
-        raise Unprocessable("the workflow definition is invalid", errors=errors)
-    return definition
 
 
 async def create_workflow(request: web.Request, principal: Principal) -> web.Response:

@@ -132,11 +132,10 @@ async def test_execution_links_to_the_temporal_ui(api: Api, worker: None) -> Non
     definition_id = await define(api, SIMPLE)
     started = await start(api, definition_id, json={})
     body = await execution(api, started["execution_id"])
-    manual = started["execution_id"].split(":")[1]
-    assert (
-        body["temporal_ui_url"]
-        == f"{UI}/namespaces/default/workflows/{definition_id}%3A{manual}/{body['run_id']}/history"
-    )
+    execution_id = started["execution_id"]
+    assert execution_id.startswith(f"{definition_id}:manual:")
+    quoted = execution_id.replace(":", "%3A")
+    assert body["temporal_ui_url"] == f"{UI}/namespaces/default/workflows/{quoted}/{body['run_id']}/history"
 
 
 async def test_start_without_a_body_runs_with_empty_input(api: Api, worker: None) -> None:
