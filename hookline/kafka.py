@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -10,9 +11,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 
-__all__ = ["create_consumer", "create_producer", "ensure_topics", "topic_partitions", "wait_for_kafka"]
+__all__ = ["TopicView", "create_consumer", "create_producer", "ensure_topics", "topic_partitions", "wait_for_kafka"]
+
+log = get_logger(__name__)
 
 
 def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
@@ -104,3 +108,64 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     # view only through its client.
     cluster = await consumer._client.fetch_all_metadata()
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
+class TopicView:
+    """The latest value of every key of a compacted topic: read from the beginning by `start`,
+    then followed in the background until `stop`. A topic that does not exist yet is looked for
+    again every few seconds."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._values: dict[str, bytes] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._follow: asyncio.Task[None] | None = None
+
+    def get(self, key: str) -> bytes | None:
+        return self._values.get(key)
+
+    async def start(self) -> None:
+        consumer = self._consumer = create_consumer(self._settings, group_id=None)
+        await consumer.start()
+        if await self._assign(consumer):
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                await self._read(consumer, 200)
+        self._follow = asyncio.create_task(self._run(consumer), name=f"follow-{self._topic}")
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> bool:
+        tps = await topic_partitions(consumer, self._topic)
+        if tps:
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+        return bool(tps)
+
+    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
+        for records in (await consumer.getmany(timeout_ms=timeout_ms)).values():
+            for record in records:
+                if record.key is None:
+                    continue
+                if record.value is None:
+                    self._values.pop(record.key.decode(errors="replace"), None)
+                else:
+                    self._values[record.key.decode(errors="replace")] = record.value
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                if not consumer.assignment() and not await self._assign(consumer):
+                    await asyncio.sleep(5)
+                    continue
+                await self._read(consumer, 1000)
+            except KafkaError as exc:  # the consumer reconnects by itself; keep following
+                log.warning("following a topic failed, retrying", topic=self._topic, error=str(exc))
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+        if self._consumer is not None:
+            await self._consumer.stop()

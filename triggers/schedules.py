@@ -178,10 +178,12 @@ class Ticker:
                 raise  # the ticker's own infrastructure: the service retries the whole ticker
             except Exception as exc:  # this schedule's fault alone
                 self._failed(schedule, now, exc)
+                await self._record(schedule.id)
                 continue
             if failing is not None:
                 log.info("schedule ticks again", schedule=schedule.id, after_failures=failing.count)
                 del self.failures[schedule.id]
+                await self._record(schedule.id)
             wake = min(wake, upcoming)
         return max(0.0, (wake - self._clock()).total_seconds())
 
@@ -200,12 +202,26 @@ class Ticker:
             # Recorded after the ticks are durable: a crash in between re-ticks (same dedupe
             # keys, so no second run) rather than loses a slot.
             self._last[schedule.id] = newest
-            await self._producer.send_and_wait(
-                self._settings.schedules_topic, orjson.dumps({"last": newest.isoformat()}), key=schedule.id.encode()
-            )
+            await self._record(schedule.id)
             log.info("ticked", schedule=schedule.id, slots=[s.isoformat() for s in slots], up_to=newest.isoformat())
         upcoming = schedule.next_slot(self._last[schedule.id])
         return upcoming + schedule.offset(upcoming)
+
+    async def _record(self, schedule_id: str) -> None:
+        """The schedule's state on the compacted schedules topic: its last slot (what a ticker
+        starting later resumes from) and, while it fails, why (what the API shows)."""
+        assert self._producer is not None
+        last = self._last.get(schedule_id)
+        state: dict[str, object] = {"last": last.isoformat() if last is not None else None}
+        if (failing := self.failures.get(schedule_id)) is not None:
+            state["failing"] = {
+                "count": failing.count,
+                "error": failing.error,
+                "retry_at": failing.retry_at.isoformat(),
+            }
+        await self._producer.send_and_wait(
+            self._settings.schedules_topic, orjson.dumps(state), key=schedule_id.encode()
+        )
 
     def _failed(self, schedule: Schedule, now: datetime, exc: Exception) -> None:
         previous = self.failures.get(schedule.id)

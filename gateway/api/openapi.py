@@ -99,6 +99,23 @@ def _schemas() -> dict[str, Any]:
             digest=STR,
             versions={"type": "array", "items": INT},
             definition=_ref(_DEFINITION),
+            schedules={
+                "type": "array",
+                "description": "Each cron trigger's state as the ticker last recorded it.",
+                "items": _obj(
+                    ["trigger", "cron", "timezone", "last_tick", "failing"],
+                    trigger=INT,
+                    cron=STR,
+                    timezone=STR,
+                    last_tick=NULLABLE_TIME,
+                    failing={
+                        "oneOf": [
+                            {"type": "null"},
+                            _obj(["count", "error", "retry_at"], count=INT, error=STR, retry_at=STR),
+                        ]
+                    },
+                ),
+            },
         ),
     }
     error = _obj(["location", "message"], location=STR, message=STR)

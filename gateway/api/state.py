@@ -23,6 +23,7 @@ from gateway.errors import Unavailable
 from gateway.settings import GatewaySettings
 from gateway.sources import Source
 from hookline.definitions import DefinitionStore
+from hookline.kafka import TopicView
 from hookline.logging import get_logger
 from hookline.temporal import connect
 from schemas.agents import AgentCatalog
@@ -58,6 +59,8 @@ class ApiState:
         self.agents = agents
         self.retry_after_s = settings.gateway.retry_after_s
         self._store: DefinitionStore | None = None
+        #: Each schedule's state as the triggers' ticker records it (last tick, failing).
+        self.schedules: TopicView | None = None
         self._loader: asyncio.Task[None] | None = None
         self._client: Client | None = None
         #: The webhook sources, built on first use by `/events/explain`.
@@ -131,6 +134,9 @@ class ApiState:
         if self._store is not None:
             await self._store.stop()
             self._store = None
+        if self.schedules is not None:
+            await _stop_quietly(self.schedules)
+            self.schedules = None
 
     async def _load_definitions(self) -> None:
         delay = 1.0
@@ -148,10 +154,21 @@ class ApiState:
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)
                 continue
             self._store = store
+            break
+        schedules = TopicView(self.settings.kafka, self.settings.kafka.schedules_topic)
+        try:
+            await schedules.start()
+        except asyncio.CancelledError:
+            await _stop_quietly(schedules)
+            raise
+        except Exception as exc:  # the definitions are served without their schedules' state
+            log.warning("cannot follow the schedules' state", error=str(exc))
+            await _stop_quietly(schedules)
             return
+        self.schedules = schedules
 
 
-async def _stop_quietly(store: DefinitionStore) -> None:
+async def _stop_quietly(store: DefinitionStore | TopicView) -> None:
     with contextlib.suppress(Exception):
         await store.stop()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 
 from gateway.api.auth import Principal
@@ -21,8 +22,10 @@ from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from hookline.definitions import DefinitionExists, StaleVersion, StoredDefinition, WriteContended
+from hookline.kafka import TopicView
 from hookline.runs import DEFAULT_TEAM, team_of
 from hookline.topics import topic_errors
+from schemas.ticks import schedule_id
 from schemas.validation import SchemaError
 from schemas.workflow import (
     TEAM_SEPARATOR,
@@ -69,8 +72,31 @@ def summary(stored: StoredDefinition) -> dict[str, Any]:
     }
 
 
-def detail(stored: StoredDefinition, versions: list[int]) -> dict[str, Any]:
-    return {**summary(stored), "digest": stored.digest, "versions": versions, "definition": stored.document}
+def detail(stored: StoredDefinition, versions: list[int], schedules: TopicView | None = None) -> dict[str, Any]:
+    body = {**summary(stored), "digest": stored.digest, "versions": versions, "definition": stored.document}
+    body["schedules"] = schedule_states(stored, schedules)
+    return body
+
+
+def schedule_states(stored: StoredDefinition, view: TopicView | None) -> list[dict[str, Any]]:
+    """Each cron trigger with what the ticker last recorded of it: the last slot it ticked and,
+    while its ticks fail, how often, why, and when it tries again (None while all is well)."""
+    states = []
+    for index, trigger in enumerate(stored.definition.triggers):
+        if trigger.type != "schedule" or not trigger.cron:
+            continue
+        raw = view.get(schedule_id(stored.id, index)) if view is not None else None
+        recorded = orjson.loads(raw) if raw else {}
+        states.append(
+            {
+                "trigger": index,
+                "cron": trigger.cron,
+                "timezone": trigger.timezone,
+                "last_tick": recorded.get("last"),
+                "failing": recorded.get("failing"),
+            }
+        )
+    return states
 
 
 def resolve_id(principal: Principal, named: str) -> str:
@@ -135,7 +161,7 @@ async def create_workflow(request: web.Request, principal: Principal) -> web.Res
         raise Conflict(str(exc)) from exc
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
-    body = detail(stored, store.versions(stored.id))
+    body = detail(stored, store.versions(stored.id), state.schedules)
     return json_response(body, 201, headers={"Location": body["links"]["self"], "ETag": etag(stored.version)})
 
 
@@ -168,7 +194,9 @@ async def get_workflow(request: web.Request, principal: Principal) -> web.Respon
         if found is None or not principal.sees(team_of(found)):
             raise NotFound(f'no version {version} of workflow definition "{definition_id}"')
         stored = found
-    return json_response(detail(stored, store.versions(definition_id)), headers={"ETag": etag(stored.version)})
+    return json_response(
+        detail(stored, store.versions(definition_id), state.schedules), headers={"ETag": etag(stored.version)}
+    )
 
 
 def _expected(request: web.Request, current: StoredDefinition | None) -> int | None:
@@ -215,7 +243,9 @@ async def replace_workflow(request: web.Request, principal: Principal) -> web.Re
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
     status = 201 if existing is None else 200
-    return json_response(detail(stored, store.versions(definition_id)), status, headers={"ETag": etag(stored.version)})
+    return json_response(
+        detail(stored, store.versions(definition_id), state.schedules), status, headers={"ETag": etag(stored.version)}
+    )
 
 
 async def delete_workflow(request: web.Request, principal: Principal) -> web.Response:

@@ -7,8 +7,10 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore, StoredDefinition
@@ -16,6 +18,7 @@ from hookline.settings import KafkaSettings
 from schemas.events import Event
 from schemas.ticks import TICK_TYPE, schedule_id
 from tests.conftest import events_of, read_topic, running
+from tests.integration.test_api_support import API, auth
 from triggers.app import TriggersService
 from triggers.schedules import Ticker
 
@@ -131,7 +134,7 @@ class Definitions:
 
 
 async def test_a_schedule_that_fails_at_run_time_is_reported_and_the_others_tick_on(
-    store: DefinitionStore, kafka_settings: KafkaSettings
+    store: DefinitionStore, kafka_settings: KafkaSettings, api: TestClient[Any, Any]
 ) -> None:
     good = await store.put({"name": "Minutely", "trigger": {"type": "schedule", "cron": "* * * * *"}})
     never = await store.put({"name": "Never", "trigger": {"type": "schedule", "cron": "0 0 * * *"}})
@@ -155,3 +158,24 @@ async def test_a_schedule_that_fails_at_run_time_is_reported_and_the_others_tick
     failure = ticker.failures[schedule_id("never", 0)]
     assert failure.count == 2 and failure.error.startswith("CroniterBadDateError")
     assert schedule_id("minutely", 0) not in ticker.failures
+
+    # The API shows it on the definition (the gateway follows what the ticker records).
+    async def schedules_of(definition_id: str) -> list[dict[str, Any]]:
+        response = await api.get(f"{API}/workflows/{definition_id}", headers=auth("ops"))
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body["schedules"]
+
+    for _ in range(100):
+        failing = (await schedules_of("never"))[0]["failing"]
+        if failing is not None and failing["count"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert failing is not None and failing["error"].startswith("CroniterBadDateError")
+    assert (await schedules_of("minutely"))[0] == {
+        "trigger": 0,
+        "cron": "* * * * *",
+        "timezone": "UTC",
+        "last_tick": "2026-11-24T10:02:00+00:00",
+        "failing": None,
+    }
