@@ -29,6 +29,7 @@ soak: install jars
 
 bench: install jars
 	$(PY) bench/matching.py
+	$(PY) bench/hostile.py
 	$(PY) bench/ingest.py
 
 lint: install
