@@ -1,0 +1,557 @@
+"""Fuzzing workflow definitions through the REST API of a real gateway process (real Kafka and
+Temporal):
+definitions built from the JSON Schema's shape with hostile parts go to `POST /workflows/validate`
+and then `POST /workflows`. Each answer is 2xx or 4xx, never 5xx; what validate calls valid is
+saved (or already exists) and what it calls invalid is refused; a sample of the saved ones reads
+back unchanged.
+
+Derandomized: the same definitions on every run of one Hypothesis version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import functools
+import io
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.stack import free_port
+from tests.conftest import EXAMPLES
+from tests.integration.fuzz_requests import BIG_TEXTS, NASTY_STRINGS, Deep, Obj, Raw, dump, rarely, weighted
+from tests.integration.test_api_support import API, TOKENS, auth
+from tests.integration.test_fuzz_ingress import Process, spawn, stop, wait_ready
+
+pytestmark = [
+    pytest.mark.integration,
+    # Hypothesis draws in a thread of its own while this loop sends the batches before; it takes
+    # the loop's use of the `random` module (the client's, not the strategies') for its own.
+    pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies"),
+]
+
+DEFINITIONS_WANTED = 2_000
+BATCH = 8
+IN_FLIGHT = 3
+REPLICAS = 3
+#: Replaced by the test's topic prefix: kafka triggers naming Hookline's own topics.
+PREFIX = "@PREFIX@"
+
+SHORT = st.text(max_size=6)
+
+
+@functools.cache
+def one_in(n: int) -> st.SearchStrategy[bool]:
+    """True once in `n` draws or so. (`st.integers(0, n - 1) == 0` would be true far more often:
+    Hypothesis leans towards the ends of a range.)"""
+    return st.sampled_from([False] * (n - 1) + [True])
+
+
+ODD = st.sampled_from([*NASTY_STRINGS, *BIG_TEXTS[:3]])
+NAMES = weighted(
+    (6, st.sampled_from(["Deploy", "Build", "Incident Response", "Nightly Report", "Sync Orders"])),
+    (2, SHORT),
+    (1, ODD),
+    (1, st.sampled_from(["", "x" * 200, "x" * 201, 7, None, ["a"], {"a": 1}])),
+)
+#: Anything a careless author puts where a value of another type belongs.
+WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    SHORT,
+    st.sampled_from([[], {}, [None], {"": None}, 2**64, -(2**63)]),
+)
+DURATIONS = weighted(
+    (6, st.sampled_from([30, 0.5, "500ms", "30s", "5m", "1h30m", "2d", "1.5h"])),
+    (
+        4,
+        st.sampled_from(
+            [0, -1, "0s", "", "5 minutes", "1e3s", "30", "1h 30m", 1e308, "9" * 30 + "d", "99999999999999999999d", True]
+        ),
+    ),
+    (1, WRONG),
+)
+CRONS = st.sampled_from(
+    [
+        "*/5 * * * *",
+        "0 2 * * *",
+        "*/10 * * * * *",
+        "0 0 29 2 *",
+        "0 0 30 2 *",
+        "0 0 31 4 *",
+        "61 * * * *",
+        "*/0 * * * *",
+        "1-0 * * * *",
+        "* * * * * * *",
+        "@hourly",
+        "0 0 L * *",
+        "",
+        "x",
+        "0 0 * * 8",
+        "0 0 1 1 * 2099",
+    ]
+)
+TIMEZONES = st.sampled_from(["UTC", "Europe/Berlin", "America/St_Johns", "Mars/Olympus", "../../etc/passwd", "", "utc"])
+REGEXES = st.sampled_from(["(a+)+", "checkout|payments", ".*", "[", "(?=x)", "(?<=a)b", "a{1000000}", "\\", "é+"])
+MATCHERS = st.one_of(
+    st.builds(
+        lambda name, op, value: f'{name}{op}"{value}"',
+        st.sampled_from(["severity", "labels.team", "type", "data.a.b"]),
+        st.sampled_from(["=", "!=", "=~", "!~"]),
+        REGEXES,
+    ),
+    st.sampled_from(['severity="critical"', "env!=dev", "=~x", "", "severity", '"unterminated', "a==b", "1x=1"]),
+    SHORT,
+)
+EXPRESSIONS = st.sampled_from(
+    [
+        "length(data.alerts || `[]`) > `0`",
+        "event.data.x",
+        "input.env == 'prod'",
+        "steps.build.output",
+        "[[[",
+        "foo(",
+        "`{`",
+        "${{ input.x }}",
+        "${{ }}",
+        "@" + ".a" * 500,
+        "[@, @][][@, @][][@, @][][@, @][][@, @][][@, @][][@, @][][@, @][][@, @][][@, @][][@, @][][@, @][]",
+        "length(@) " * 50,
+        "",
+        "a" * 10_000,
+    ]
+)
+FILTERS = weighted(
+    (3, st.lists(MATCHERS, max_size=3)),
+    (
+        4,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "match": st.one_of(MATCHERS, st.lists(MATCHERS, max_size=2)),
+                "any": st.lists(MATCHERS, max_size=2),
+                "expression": EXPRESSIONS,
+            },
+        ),
+    ),
+    (1, WRONG),
+)
+TEMPLATES = st.sampled_from(
+    [
+        "${{ labels.service }}",
+        "${{ annotations.summary }}",
+        "plain",
+        "${{ [[[ }}",
+        "${{",
+        "}}",
+        "${{ event }}${{ input }}",
+    ]
+)
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), SHORT, TEMPLATES
+    ),
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(SHORT, kids, max_size=3)),
+    max_leaves=5,
+)
+TOPICS = st.sampled_from(
+    [
+        "orders",
+        "orders.v1",
+        f"{PREFIX}.events",
+        f"{PREFIX}.events.dlq",
+        f"{PREFIX}.workflows",
+        f"{PREFIX}.schedules",
+        "__consumer_offsets",
+        "__transaction_state",
+        "_schemas",
+        "",
+        "a/b",
+        "x" * 250,
+    ]
+)
+
+
+TRIGGER_KINDS = st.sampled_from(["webhook", "schedule", "webhook", "schedule", "kafka", "manual", "cron", None])
+SOURCES = weighted((4, st.sampled_from(["alertmanager", "github", "events"])), (1, SHORT), (1, WRONG))
+SOME_CRON = rarely(WRONG, CRONS)
+SCHEDULE_OPTIONS = (
+    ("timezone", TIMEZONES),
+    ("jitter", DURATIONS),
+    ("missed", st.sampled_from(["skip", "once", "all", "some"])),
+    ("max_missed", st.sampled_from([1, 10, 0, -1, 10**12])),
+)
+SOME_TOPIC = rarely(WRONG, TOPICS)
+TRIGGER_INPUTS = rarely(WRONG, st.dictionaries(SHORT, TEMPLATES, max_size=3))
+ON_RESOLVED = st.sampled_from(["signal", "cancel", "ignore", "start", "explode"])
+
+
+@st.composite
+def triggers(draw: st.DrawFn) -> Any:
+    kind = draw(TRIGGER_KINDS)
+    trigger: dict[str, Any] = {"type": kind} if kind is not None else {}
+    if kind == "webhook" or draw(one_in(10)):
+        trigger["source"] = draw(SOURCES)
+    if kind == "schedule" or draw(one_in(10)):
+        if not draw(one_in(6)):
+            trigger["cron"] = draw(SOME_CRON)
+        for key, strategy in SCHEDULE_OPTIONS:
+            if draw(one_in(4)):
+                trigger[key] = draw(strategy)
+    if kind == "kafka" or draw(one_in(10)):
+        trigger["topic"] = draw(SOME_TOPIC)
+    if draw(one_in(3)):
+        trigger["filter"] = draw(FILTERS)
+    if draw(one_in(4)):
+        trigger["input"] = draw(TRIGGER_INPUTS)
+    if draw(one_in(6)):
+        trigger["on_resolved"] = draw(ON_RESOLVED)
+    if draw(one_in(15)):
+        trigger[draw(SHORT)] = draw(WRONG)
+    return trigger
+
+
+SECRET_NAMES = st.sampled_from(["DB_PASSWORD", "api.token-2", "_X", "", "1BAD", "a b", "x" * 101, "$(id)", "../etc"])
+GOOD_SECRETS = st.builds(lambda name: {"secret": name}, st.sampled_from(["DB_PASSWORD", "api.token-2", "_X"]))
+SECRETS = st.one_of(
+    st.builds(lambda name: {"secret": name}, SECRET_NAMES),
+    st.sampled_from([{"secret": 5}, {"secret": None}, {"secret": {"secret": "X"}}, {"secret": "A", "extra": 1}, {}]),
+)
+RUNNERS = st.sampled_from(["shell", "http", "container", "kubernetes", "ssh", "sandbox", "nope", ""])
+
+
+SOME_RUNNER = rarely(WRONG, RUNNERS)
+COMMANDS = rarely(WRONG, st.lists(st.sampled_from(["echo", "${{ input.x }}", "", "a" * 1000]), max_size=3))
+ENVS = st.dictionaries(SHORT, weighted((6, SHORT), (3, GOOD_SECRETS), (1, SECRETS), (1, WRONG)), max_size=3)
+OPTIONS = st.one_of(
+    st.fixed_dictionaries({"headers": st.dictionaries(SHORT, st.one_of(SHORT, SECRETS), max_size=2)}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "network": st.sampled_from(["none", "host", "bridge"]),
+            "cap_add": st.just(["SYS_ADMIN"]),
+            "namespace": SHORT,
+            "url": st.sampled_from(["http://169.254.169.254/", "file:///etc/passwd", "https://example.com"]),
+            "token": SECRETS,
+        },
+    ),
+    WRONG,
+)
+POOLS = rarely(WRONG, SHORT)
+
+
+@st.composite
+def actions(draw: st.DrawFn) -> Any:
+    action: dict[str, Any] = {"runner": draw(SOME_RUNNER)}
+    if draw(st.booleans()):
+        action["command"] = draw(COMMANDS)
+    if draw(st.booleans()):
+        action["env"] = draw(ENVS)
+    if draw(one_in(3)):
+        action["options"] = draw(OPTIONS)
+    if draw(one_in(10)):
+        action["pool"] = draw(POOLS)
+    return action
+
+
+AGENTS = weighted(
+    (6, st.sampled_from(["analyzer", "notifier", "builder", "deployer", "test-agent-uuid"])),
+    (2, st.sampled_from(["nope", "ANALYZER", "analyzer ", ""])),
+    (1, WRONG),
+)
+RETRIES = st.one_of(
+    st.sampled_from([1, 3, 0, -1, 10**9]),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "max_attempts": st.sampled_from([1, 5, 0]),
+            "initial_interval": DURATIONS,
+            "backoff_coefficient": st.sampled_from([1, 2.5, 0.5, 1e308]),
+            "max_interval": DURATIONS,
+            "non_retryable_errors": st.lists(SHORT, max_size=2),
+        },
+    ),
+    WRONG,
+)
+
+
+STEP_KINDS = st.sampled_from(["agent"] * 6 + ["agent_id", "agent_id", "action", "action", "two", "none"])
+API_TYPE = rarely(WRONG, st.just("agent"))
+PICKS = st.lists(st.integers(0, 10**6), max_size=3)
+STEP_OPTIONS = (
+    ("with", st.dictionaries(SHORT, JSON_VALUES, max_size=3), 3),
+    ("when", EXPRESSIONS, 4),
+    ("timeout", DURATIONS, 4),
+    ("retries", RETRIES, 5),
+    ("continue_on_error", st.one_of(st.booleans(), WRONG), 8),
+    ("description", st.one_of(SHORT, ODD), 8),
+)
+
+
+@st.composite
+def steps(draw: st.DrawFn, names: list[str], index: int) -> Any:
+    """Step `index`; `names` are the step names of the definition, for `requires`."""
+    step: dict[str, Any] = {"name": draw(NAMES) if draw(one_in(15)) else names[index]}
+    how = draw(STEP_KINDS)
+    if how in ("agent", "two"):
+        step["agent"] = draw(AGENTS)
+    if how == "agent_id":
+        step.update({"type": draw(API_TYPE), "agent_id": draw(AGENTS)})
+    if how in ("action", "two"):
+        step["action"] = draw(actions())
+    if draw(one_in(3)):
+        step["requires"] = [names[i % len(names)] for i in draw(PICKS)] + ([draw(SHORT)] if draw(one_in(10)) else [])
+        if draw(one_in(15)):
+            step["requires"] = draw(WRONG)
+    for key, strategy, every in STEP_OPTIONS:
+        if draw(one_in(every)):
+            step[key] = draw(strategy)
+    if draw(one_in(8)):
+        compensation: dict[str, Any] = {}
+        if draw(st.booleans()):
+            compensation["agent"] = draw(AGENTS)
+        if draw(one_in(3)):
+            compensation["action"] = draw(actions())
+        step["on_failure"] = compensation
+    if draw(one_in(20)):
+        step[draw(SHORT)] = draw(WRONG)
+    return step
+
+
+def deep(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = {"type": "object", "properties": {"a": leaf}}
+    return leaf
+
+
+INPUTS = st.one_of(
+    st.sampled_from(
+        [
+            {"type": "object", "required": ["env"], "properties": {"env": {"enum": ["prod", "staging"]}}},
+            {"type": "object", "properties": {"v": {"type": "string", "pattern": "^v[0-9]+$"}}},
+            {"properties": {"v": {"pattern": "(a+)+$"}}},
+            {"properties": {"v": {"pattern": "(?<=a)b"}}},
+            {"properties": {"v": {"pattern": "["}}},
+            {"$ref": "#"},
+            {"$ref": "#/$defs/missing"},
+            {"$ref": "https://example.com/schema.json"},
+            {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+            {"properties": {"a": {"$ref": "#/properties/a"}}},
+            {"type": "objekt"},
+            {"type": "object", "additionalProperties": False, "minProperties": 10**20},
+            {"format": "email", "patternProperties": {"(": {}}},
+            deep(30, {"type": "string"}),
+            deep(70, {"type": "string"}),
+            {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"},
+        ]
+    ),
+    st.dictionaries(SHORT, JSON_VALUES, max_size=3),
+    WRONG,
+)
+STEP_COUNTS = st.sampled_from([3, 1, 2, 3, 5, 8, 1, 0, 199, 200, 201, 400])
+PLACES = st.sampled_from(["steps", "steps", "steps", "parallel", "both", "none"])
+SOME_TRIGGERS = weighted((3, triggers()), (2, st.lists(triggers(), min_size=1, max_size=3)), (1, WRONG))
+DEFINITION_OPTIONS = (
+    ("inputs", INPUTS, 4),
+    ("timeout", DURATIONS, 5),
+    ("description", st.one_of(SHORT, ODD, st.just("d" * 200_000)), 5),
+    ("id", st.sampled_from(["my-flow", "UPPER", "-x", "a" * 128, "a" * 129, "ok.id_1", "team-b~x", "~", ""]), 12),
+    ("team_id", st.sampled_from(["team-a", "team-b", "", "team a", "*", "default"]), 10),
+)
+_numbers = itertools.count()
+TOKEN_NAMES = st.sampled_from(["a"] * 6 + ["ops", "b"])
+
+
+@st.composite
+def definitions(draw: st.DrawFn) -> Any:
+    name = draw(NAMES)
+    if isinstance(name, str) and not draw(one_in(6)):
+        name = f"{name} {next(_numbers)}"  # mostly distinct: most valid ones are saved, not refused as existing
+    count = draw(STEP_COUNTS)
+    names = [f"step {i}" for i in range(max(count, 1))]
+    drawn = [draw(steps(names, i)) for i in range(min(count, 4))]
+    # A long list costs no more draws than a short one: the drawn steps again, under their own names.
+    listed = (
+        [{**drawn[i % len(drawn)], "name": names[i]} if i >= len(drawn) else drawn[i] for i in range(count)]
+        if drawn
+        else []
+    )
+    doc: dict[str, Any] = {"name": name}
+    where = draw(PLACES)
+    if where in ("steps", "both"):
+        doc["steps"] = listed
+    if where in ("parallel", "both"):
+        doc["parallel"] = listed[::-1] if where == "both" else listed
+    if where == "steps" and count > 2 and draw(one_in(4)):  # a cycle through requires
+        listed[0] = {**listed[0], "requires": [names[count - 1]]}
+        listed[count - 1] = {**listed[count - 1], "requires": [names[0]]}
+    if draw(st.booleans()):
+        doc["trigger"] = draw(SOME_TRIGGERS)
+    for key, strategy, every in DEFINITION_OPTIONS:
+        if draw(one_in(every)):
+            doc[key] = draw(strategy)
+    if draw(one_in(20)):
+        doc[draw(SHORT)] = draw(WRONG)
+    if draw(one_in(30)):  # the API body itself, hostile: deep, duplicated keys, NaN
+        return draw(
+            st.sampled_from(
+                [
+                    Obj([("name", "first"), *doc.items(), ("name", "again")]),
+                    {**doc, "description": Deep(70, 1)},
+                    {**doc, "timeout": Raw("NaN")},
+                    [doc],
+                    Raw('"\\ud800"'),
+                ]
+            )
+        )
+    return doc
+
+
+class Batch(list[tuple[Any, str]]):
+    """Definitions and the token that sends each; a failure names its own bodies, shortened."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(f"<{len(self)} definitions>")
+
+
+def readback_equal(sent: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """What was sent reads back unchanged (the API adds the id, and the team of the token)."""
+    return all(stored.get(k) == v for k, v in sent.items() if k not in ("id", "team_id"))
+
+
+@pytest.fixture
+def api_processes(
+    kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, tmp_path: Path
+) -> Iterator[list[Process]]:
+    """Gateway processes (replicas, as behind a load balancer) with the API tokens of
+    `test_api_support`. Processes, not the in-process test client: Hypothesis generates in
+    another thread and refuses to draw while the gateway's code uses the `random` module in this
+    one. Several, because each writes one definition at a time (compare-and-set on the topic)."""
+    processes: list[Process] = []
+    try:
+        for n in range(REPLICAS):
+            port = free_port()
+            config = {
+                "kafka": kafka_settings.model_dump(mode="json"),
+                "temporal": temporal_settings.model_dump(mode="json"),
+                "log": {"format": "json", "level": "warning"},
+                "agents_file": str(EXAMPLES / "agents.yaml"),
+                "gateway": {"port": port, "instance_id": f"fuzz-{n}"},
+                "api": {
+                    "tokens": [
+                        {**t.model_dump(mode="json"), "token": t.token.get_secret_value()} for t in TOKENS.values()
+                    ]
+                },
+            }
+            path = tmp_path / f"gateway-{n}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            log = tmp_path / f"gateway-{n}.log"
+            popen = spawn(f"gateway-{n}", ["gateway", "--config", str(path)], {}, log)
+            processes.append(Process(f"gateway-{n}", popen, f"http://127.0.0.1:{port}", log))
+        yield processes
+    finally:
+        for process in processes:
+            stop(process.popen)
+
+
+async def test_fuzzed_definitions_get_2xx_or_4xx_and_validate_agrees_with_save(
+    api_processes: list[Process], session: aiohttp.ClientSession, kafka_settings: KafkaSettings
+) -> None:
+    for process in api_processes:
+        await wait_ready(session, process)
+        for _ in range(300):  # the API answers 503 until it has read the definitions topic
+            async with session.get(f"{process.base}{API}/workflows", headers=auth("ops")) as answer:
+                if answer.status == 200:
+                    break
+            await asyncio.sleep(0.1)
+    replicas = itertools.cycle(api_processes)
+    prefix = kafka_settings.topic_prefix
+    loop = asyncio.get_running_loop()
+    statuses: collections.Counter[str] = collections.Counter()
+    saved: list[tuple[str, dict[str, Any]]] = []
+    started = time.monotonic()
+
+    async def post(base: str, path: str, body: bytes, token: str) -> tuple[int, Any]:
+        async with session.post(
+            f"{base}{API}{path}",
+            data=io.BytesIO(body) if len(body) > 2**20 else body,  # over the API's limit: 413
+            headers={**auth(token), "Content-Type": "application/json"},
+        ) as answer:
+            text = await answer.read()
+            try:
+                return answer.status, orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return answer.status, text
+
+    async def one(doc: Any, token: str) -> list[str]:
+        """Validate, then save; the problems found (none: as it should be)."""
+        body = dump(doc).replace(PREFIX, prefix).encode("utf-8", "surrogatepass")
+        problems = []
+        base = next(replicas).base
+        validated, verdict = await post(base, "/workflows/validate", body, token)
+        created, answer = await post(base, "/workflows", body, token)
+        statuses[f"validate {validated}"] += 1
+        statuses[f"create {created}"] += 1
+        for what, status in (("validate", validated), ("create", created)):
+            if not (200 <= status < 300 or 400 <= status < 500):
+                problems.append(f"{what} answered {status}")
+        if validated == 200 and verdict["valid"] and created not in (201, 409):
+            problems.append(f"validate said valid, create answered {created}: {str(answer)[:500]}")
+        if validated == 200 and not verdict["valid"] and created in (201, 409):
+            problems.append(f"validate said invalid ({verdict['errors'][:3]}), create answered {created}")
+        if created == 201 and isinstance(doc, dict):
+            saved.append((answer["id"], orjson.loads(body)))
+        return [f"{p}\n  token {token}, body {body[:600]!r}" for p in problems]
+
+    async def send(batch: list[tuple[Any, str]]) -> list[str]:
+        found = await asyncio.gather(*(one(doc, token) for doc, token in batch))
+        return [p for problems in found for p in problems]
+
+    def check(problems: list[str]) -> None:
+        assert not problems, "\n".join(problems)
+
+    in_flight: collections.deque[concurrent.futures.Future[list[str]]] = collections.deque()
+
+    @settings(
+        max_examples=DEFINITIONS_WANTED // BATCH + 2,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],  # the problems name the bodies; no shrinking against a live gateway
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(st.lists(st.tuples(definitions(), TOKEN_NAMES), min_size=BATCH, max_size=BATCH).map(Batch))
+    def fuzz(batch: Batch) -> None:
+        in_flight.append(asyncio.run_coroutine_threadsafe(send(batch), loop))
+        while len(in_flight) > IN_FLIGHT or (in_flight and in_flight[0].done()):
+            check(in_flight.popleft().result())
+
+    await asyncio.to_thread(fuzz)
+    while in_flight:
+        check(await asyncio.wrap_future(in_flight.popleft()))
+    total = statuses["validate 200"] + sum(v for k, v in statuses.items() if k.startswith("validate 4"))
+    print(f"\n{total} definitions in {time.monotonic() - started:.1f}s: {sorted(statuses.items())}")
+    assert total >= DEFINITIONS_WANTED
+    assert statuses["create 201"] >= DEFINITIONS_WANTED // 20, "too few definitions were valid to test saving"
+    assert statuses["create 422"] >= DEFINITIONS_WANTED // 10, "too few definitions were invalid"
+
+    for definition_id, doc in saved[:: max(1, len(saved) // 100)]:
+        base = next(replicas).base  # written through one replica, read through another
+        async with session.get(f"{base}{API}/workflows/{definition_id}", headers=auth("ops")) as answer:
+            assert answer.status == 200, (definition_id, await answer.text())
+            stored = (await answer.json())["definition"]
+        assert readback_equal(doc, stored), (definition_id, doc, stored)
