@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from schemas.expressions import expression_errors, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
@@ -384,9 +384,16 @@ def parse_definition(
             team = None if named_team == DEFAULT_TEAM else named_team
         elif named_team != team:
             errors.append(SchemaError("id", f'the id names team "{named_team}", but team_id is "{team}"'))
-    definition = WorkflowDefinition.model_validate(
-        {**doc, "id": qualified_id(team, local_id), "team_id": team, "trigger": triggers}
-    )
+    try:
+        definition = WorkflowDefinition.model_validate(
+            {**doc, "id": qualified_id(team, local_id), "team_id": team, "trigger": triggers}
+        )
+    except ValidationError as exc:
+        # What the JSON Schema lets through and the typed model still refuses (an integral float
+        # where the model wants an int) is the author's error too, with its location, never a 500.
+        raise DefinitionError(
+            errors + [SchemaError(location(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        ) from None
     if agents is not None:
         errors.extend(agent_errors(definition, agents))
     if checks is not None:
