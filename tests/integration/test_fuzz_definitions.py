@@ -17,7 +17,7 @@ import functools
 import io
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ pytestmark = [
 DEFINITIONS_WANTED = 2_000
 BATCH = 8
 IN_FLIGHT = 3
-REPLICAS = 3
+REPLICAS = 4
 #: Replaced by the test's topic prefix: kafka triggers naming Hookline's own topics.
 PREFIX = "@PREFIX@"
 
@@ -289,7 +289,7 @@ RETRIES = st.one_of(
 )
 
 
-STEP_KINDS = st.sampled_from(["agent"] * 6 + ["agent_id", "agent_id", "action", "action", "two", "none"])
+STEP_KINDS = st.sampled_from(["agent"] * 4 + ["agent_id", "agent_id", "action", "action", "two", "none"])
 API_TYPE = rarely(WRONG, st.just("agent"))
 PICKS = st.lists(st.integers(0, 10**6), max_size=3)
 STEP_OPTIONS = (
@@ -431,6 +431,12 @@ class Batch(list[tuple[Any, str]]):
 def readback_equal(sent: dict[str, Any], stored: dict[str, Any]) -> bool:
     """What was sent reads back unchanged (the API adds the id, and the team of the token)."""
     return all(stored.get(k) == v for k, v in sent.items() if k not in ("id", "team_id"))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as client:
+        yield client
 
 
 @pytest.fixture
