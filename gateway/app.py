@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import add_api_routes
 from gateway.errors import UnknownSource, problem_middleware
-from gateway.ingress import bounded_bodies, hook_handler
+from gateway.ingress import bounded, hook_handler
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import EVENT_HEADROOM_BYTES, KAFKA_MESSAGE_BYTES, GatewaySettings
@@ -49,7 +49,7 @@ def create_app(
     options = settings.gateway
     app = web.Application(
         client_max_size=options.max_body_bytes,
-        middlewares=[problem_middleware, bounded_bodies(options.read_timeout_s, own=("/hooks/", "/ticks/"))],
+        middlewares=[problem_middleware],
         # aiohttp closes a connection whose request has not fully arrived when its keep-alive
         # timer fires, and that timer starts with the connection (or the previous answer) and
         # does not move as bytes trickle in: it is the bound on slow request lines and headers.
@@ -102,7 +102,8 @@ def create_app(
     async def kafka_connected() -> str | None:
         return None if await publisher.ready() else "not connected to Kafka"
 
-    HealthRoutes.of(ready={"kafka": kafka_connected}).add_to(app)
-    app.router.add_get("/metrics", metrics)
+    # Routes without a body of their own still read (and bound) one a client sends.
+    HealthRoutes.of(ready={"kafka": kafka_connected}).add_to(app, lambda h: bounded(h, options.read_timeout_s))
+    app.router.add_get("/metrics", bounded(metrics, options.read_timeout_s))
     add_api_routes(app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file))
     return app

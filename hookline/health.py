@@ -21,6 +21,7 @@ __all__ = ["Check", "HealthRoutes", "LoopWatch", "serve_health"]
 
 #: A named check: None when healthy, else what is wrong (one line, no secrets).
 Check = Callable[[], Awaitable[str | None]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class LoopWatch:
@@ -65,7 +66,7 @@ class LoopWatch:
         return None
 
 
-def _answer(checks: dict[str, Check], ok: str, failing: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _answer(checks: dict[str, Check], ok: str, failing: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         problems = {}
         for name, check in checks.items():
@@ -89,8 +90,9 @@ class HealthRoutes:
     live: dict[str, Check]
     ready: dict[str, Check]
 
-    def add_to(self, app: web.Application) -> None:
-        """Adds the two routes, and starts and stops the loop watch with the app."""
+    def add_to(self, app: web.Application, wrap: Callable[[Handler], Handler] = lambda handler: handler) -> None:
+        """Adds the two routes (each handler through `wrap`), and starts and stops the loop
+        watch with the app."""
 
         async def watching(app: web.Application) -> AsyncIterator[None]:
             self.watch.start()
@@ -98,8 +100,8 @@ class HealthRoutes:
             await self.watch.stop()
 
         app.cleanup_ctx.append(watching)
-        app.router.add_get("/healthz", _answer({"loop": self.watch.check, **self.live}, "ok", "unhealthy"))
-        app.router.add_get("/readyz", _answer({"loop": self.watch.check, **self.ready}, "ready", "not ready"))
+        app.router.add_get("/healthz", wrap(_answer({"loop": self.watch.check, **self.live}, "ok", "unhealthy")))
+        app.router.add_get("/readyz", wrap(_answer({"loop": self.watch.check, **self.ready}, "ready", "not ready")))
 
     @classmethod
     def of(

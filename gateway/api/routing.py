@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.api.auth import ANONYMOUS, Principal
 from gateway.api.state import API
+from gateway.ingress import read_body
 from gateway.settings import Scope
 
 __all__ = ["API_PREFIX", "ApiHandler", "Param", "Route", "guarded"]
@@ -57,8 +58,11 @@ def guarded(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
 
     async def handle(request: web.Request) -> web.Response:
         principal = ANONYMOUS
+        state = request.app[API]
+        if request.body_exists:  # within the read timeout (408); the handler reads it from memory
+            await read_body(request, state.settings.gateway.read_timeout_s)
         if route.scope is not None:
-            principal = request.app[API].tokens.authenticate(request.headers.get("Authorization"))
+            principal = state.tokens.authenticate(request.headers.get("Authorization"))
             principal.require(route.scope)
         return await route.handler(request, principal)
 
