@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -272,11 +271,9 @@ def _stack(settings: StackSettings) -> LocalStack:
 
 
 async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    from hookline.lifecycle import stop_on_signals
+
+    await stop_on_signals().wait()
 
 
 @cli.command()
@@ -359,6 +356,7 @@ def run(config_file: Path | None) -> None:
     """Everything on this machine: Kafka, Temporal, gateway, triggers and worker, with the
     example definitions applied. A component that exits or fails its liveness probe is
     restarted (one that keeps failing stops everything). Ctrl-C stops it all."""
+    from hookline.lifecycle import stop_on_signals
     from hookline.stack import StackError
     from hookline.supervisor import Child, Supervisor
 
@@ -385,10 +383,7 @@ def run(config_file: Path | None) -> None:
             for name, url in _health_urls(config_file).items()
         ]
         _print_where(settings, components=True, config_file=config_file)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         try:
             return await Supervisor(children, echo=lambda line: click.echo(line, err=True)).run(stop)
         finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -26,6 +25,7 @@ from temporalio.client import Client
 from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.health import HealthRoutes, serve_health
 from hookline.kafka import create_consumer, create_producer
+from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from schemas.events import Event, EventDecodeError
@@ -329,22 +329,17 @@ async def serve(
     The signal handlers come first, so a SIGTERM while Temporal is still being reached ends the
     process cleanly too.
     """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     service: TriggersService | None = None
     options = settings.triggers
     async with serve_health(status_app(lambda: service), options.host, options.port):
-        connecting = asyncio.ensure_future(connect())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
-            connecting.cancel()
+        client = await unless_stopped(connect(), stop)
+        if client is None:
             return
-        service = TriggersService(settings, connecting.result(), agents=agents)
-        stopping.add_done_callback(lambda _: service.stop() if service is not None else None)
+        running = service = TriggersService(settings, client, agents=agents)
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: running.stop())
         try:
-            await service.run()
+            await running.run()
         finally:
             stopping.cancel()

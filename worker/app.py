@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 
@@ -14,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from hookline.health import HealthRoutes, serve_health
+from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
@@ -194,22 +193,14 @@ def health_app(client: Callable[[], Client | None], workers: Callable[[], list[W
 async def serve(settings: WorkerSettings, connect: Callable[[], Awaitable[Client]]) -> None:
     """Serve the health endpoint, connect, and run every worker until SIGTERM/SIGINT, then shut
     down gracefully."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     client: Client | None = None
     serving: list[Worker] = []
     options = settings.worker
     async with serve_health(health_app(lambda: client, lambda: serving), options.host, options.port):
-        connecting = asyncio.ensure_future(connect())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
-            connecting.cancel()
+        client = await unless_stopped(connect(), stop)
+        if client is None:
             return
-        stopping.cancel()
-        client = connecting.result()
         try:
             async with running_workers(settings, client) as workers:
                 serving.extend(workers)
