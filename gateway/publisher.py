@@ -97,6 +97,10 @@ class DeadlineWatch:
                     waiter.set_exception(TimeoutError(f"no ack within {self._timeout_s:g}s"))
 
 
+#: How long an aborted request waits for its transaction's abort before replacing the producer.
+_ABORT_WAIT_S = 1.0
+
+
 def default_instance_id() -> str:
     """This process among the gateway replicas: unique per process (hostname and pid)."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -184,17 +188,21 @@ class TransactionalProducers:
             raise KafkaError("no transactional producer free in time") from None
         settled = False
         try:
-            await producer.begin_transaction()
-            futures = []
-            for event in events:
-                key, value, headers = event.to_kafka()
-                futures.append(await producer.send(topic, value, key=key, headers=headers))
-            await deadlines.wait_all(futures)
-            await asyncio.wait_for(producer.commit_transaction(), self._timeout_s)
+            # All of it within the produce timeout: with Kafka gone, beginning a transaction can
+            # wait for ever for a producer id.
+            async with asyncio.timeout(self._timeout_s):
+                await producer.begin_transaction()
+                futures = []
+                for event in events:
+                    key, value, headers = event.to_kafka()
+                    futures.append(await producer.send(topic, value, key=key, headers=headers))
+                await deadlines.wait_all(futures)
+                await producer.commit_transaction()
             settled = True
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.abort_transaction(), self._timeout_s)
+                # Briefly: a producer that cannot abort now is replaced, which fences it.
+                await asyncio.wait_for(producer.abort_transaction(), _ABORT_WAIT_S)
                 settled = True
             raise
         finally:

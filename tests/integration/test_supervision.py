@@ -40,15 +40,16 @@ async def test_a_frozen_worker_is_replaced_by_the_supervisor(temporal_settings: 
     worker = Child("worker", [sys.executable, "-m", "hookline.cli", "worker"], env, f"http://127.0.0.1:{port}/healthz")
     lines: list[str] = []
     supervisor = Supervisor(
-        [worker], probe_every_s=0.5, probe_timeout_s=1.0, unhealthy_after=3, stop_grace_s=2.0, echo=lines.append
+        [worker], probe_every_s=0.5, probe_timeout_s=2.0, unhealthy_after=3, stop_grace_s=2.0, echo=lines.append
     )
     stop = asyncio.Event()
     running = asyncio.create_task(supervisor.run(stop))
     loop = asyncio.get_running_loop()
     try:
         deadline = loop.time() + 60
-        while not await ready(f"http://127.0.0.1:{port}/readyz"):
-            assert loop.time() < deadline, "the worker never became ready"
+        # Ready, and seen healthy by the supervisor (until then it gives a new child time).
+        while not (worker.answered and await ready(f"http://127.0.0.1:{port}/readyz")):
+            assert loop.time() < deadline, f"the worker never became ready: {lines}"
             await asyncio.sleep(0.2)
         frozen = worker.pid
         assert frozen is not None
