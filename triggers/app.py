@@ -135,7 +135,10 @@ class TriggersService:
             if crashed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._inflight.drain(), 5)
-            await self._consumer.stop()  # leaves the group
+            try:
+                await self._consumer.stop()  # leaves the group
+            except Exception as exc:  # aiokafka re-raises a fetcher error here; the consumer is done either way
+                log.warning("the consumer stopped with an error", error=repr(exc))
             await self._dlq.stop()
             await self.definitions.stop()
 
