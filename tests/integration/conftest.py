@@ -98,7 +98,7 @@ def incident_workflow_ids(body: dict[str, Any]) -> list[str]:
         event_run_id(
             "incident-response",
             "alertmanager",
-            alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
+            alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"]),
         )
         for a in body["alerts"]
     ]
