@@ -17,7 +17,8 @@ from hookline.logging import get_logger
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import StepRequest, StepResult
 from schemas.workflow import DEFAULT_TEAM
-from worker.runners import Runner, StepFailed
+from worker.errors import StepFailed
+from worker.runners import Runner
 from worker.runners.base import InlineCapped
 from worker.secrets import Secrets
 

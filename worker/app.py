@@ -16,14 +16,14 @@ from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
+from worker.errors import PoolNotServed, RegistryError, StepFailed
 from worker.pools import pools_of
-from worker.runners import RegistryError, Runner, RunnerContext, RunnerRegistry, StepFailed
+from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
 from worker.settings import WorkerSettings
 from worker.workflow import HooklineRun
 
 __all__ = [
-    "PoolNotServed",
     "build_runners",
     "build_workers",
     "check_served_pools",
@@ -69,10 +69,6 @@ def build_runners(
 def served_pools(agents: AgentCatalog, kinds: list[str]) -> list[str]:
     """The pools a worker serving `kinds` polls: each kind's own pool and every pool its agents name."""
     return sorted({a.pool_name for a in agents.agents.values() if a.runner in kinds} | set(kinds))
-
-
-class PoolNotServed(ValueError):
-    """A pool this worker would poll has agents of a runner kind it does not serve."""
 
 
 def check_served_pools(agents: AgentCatalog, kinds: list[str]) -> None:

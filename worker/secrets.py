@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.secrets import SecretRef, is_reference
-from worker.runners.base import config_error
+from worker.errors import config_error
 
 __all__ = ["ENV_PREFIX", "Secrets"]
 

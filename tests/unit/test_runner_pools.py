@@ -8,7 +8,8 @@ import pytest
 from temporalio.client import Client
 
 from schemas.agents import Agent, AgentCatalog
-from worker.app import PoolNotServed, build_runners, build_workers, check_served_pools
+from worker.app import build_runners, build_workers, check_served_pools
+from worker.errors import PoolNotServed
 from worker.pools import pools_of
 from worker.runners import RunnerRegistry
 from worker.settings import WorkerOptions, WorkerSettings

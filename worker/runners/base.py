@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
+from worker.errors import config_error
 
 __all__ = [
     "InlineCapped",
@@ -20,10 +21,7 @@ __all__ = [
     "RunnerContext",
     "RunnerFactory",
     "RunnerOptions",
-    "StepFailed",
     "agent_options",
-    "config_error",
-    "inline_refused",
     "matches_any",
     "parse_options",
     "require_command",
@@ -33,23 +31,6 @@ __all__ = [
 ]
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
-
-
-class StepFailed(Exception):
-    """The step ran and failed. `kind` is the error type a definition's
-    `retries.non_retryable_errors` can name (e.g. "ExitCode", "Timeout"); `retryable=False`
-    means running it again cannot help (bad configuration), whatever the retry policy says."""
-
-    def __init__(self, message: str, *, retryable: bool, output: str = "", kind: str = "StepFailed") -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.output = output
-        self.kind = kind
-
-
-def config_error(message: str) -> StepFailed:
-    """A fault in the agent's configuration: never retried."""
-    return StepFailed(message, retryable=False, kind="Config")
 
 
 class RunnerOptions(BaseModel):
@@ -76,15 +57,6 @@ def agent_options(model: type[OptionsT], agent: Agent) -> OptionsT:
 def runner_settings(model: type[OptionsT], context: RunnerContext, kind: str) -> OptionsT:
     """The worker's `runner_settings.<kind>` as a runner's model."""
     return parse_options(model, context.settings, f"worker.runner_settings.{kind}")
-
-
-def inline_refused(kind: str, option: str, value: object, policy: str, allowed: object) -> StepFailed:
-    """An inline action's option beyond what the worker allows definitions (a Config error)."""
-    return config_error(
-        f"inline action option {option}={value!r} exceeds this worker's policy "
-        f"worker.runner_settings.{kind}.inline.{policy} (allowed: {allowed!r}); use an agent configured by the "
-        "operator, or have the operator widen the policy"
-    )
 
 
 def matches_any(value: str, patterns: Iterable[str]) -> bool:

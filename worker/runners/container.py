@@ -18,20 +18,17 @@ from pydantic import Field
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
+from worker.errors import StepFailed, config_error, exit_failure, inline_refused, timed_out
 from worker.runners.base import (
     OutputBuffer,
     RunnerContext,
     RunnerOptions,
-    StepFailed,
     agent_options,
-    config_error,
-    inline_refused,
     require_command,
     runner_settings,
     step_context,
     step_env,
 )
-from worker.runners.shell import exit_failure
 
 __all__ = ["ContainerInlinePolicy", "ContainerOptions", "ContainerRunner", "ContainerSettings"]
 
@@ -166,7 +163,7 @@ class ContainerRunner:
                 container = await self._create(agent, request, options)
                 output, code = await self._attach_and_wait(container, request)
         except TimeoutError:
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+            raise timed_out(agent.timeout_s) from None
         except aiodocker.DockerError as exc:
             raise StepFailed(
                 f"container engine: {exc.message} ({exc.status})", retryable=exc.status >= 500, kind="Engine"

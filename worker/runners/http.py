@@ -25,15 +25,8 @@ from yarl import URL
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
-from worker.runners.base import (
-    OutputBuffer,
-    RunnerContext,
-    RunnerOptions,
-    StepFailed,
-    agent_options,
-    runner_settings,
-    step_context,
-)
+from worker.errors import StepFailed, WorkerError, timed_out
+from worker.runners.base import OutputBuffer, RunnerContext, RunnerOptions, agent_options, runner_settings, step_context
 
 __all__ = ["AddressBlocked", "GuardedResolver", "HttpOptions", "HttpRunner", "HttpSettings", "blocked_reason"]
 
@@ -45,7 +38,7 @@ _RETRYABLE_STATUS = {408, 425, 429}
 _CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 
 
-class AddressBlocked(Exception):
+class AddressBlocked(WorkerError):
     """The request would reach an address agents may not reach."""
 
 
@@ -216,7 +209,7 @@ class HttpRunner:
         except AddressBlocked as exc:
             raise StepFailed(str(exc), retryable=False, kind="Blocked") from None
         except TimeoutError:
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+            raise timed_out(agent.timeout_s) from None
         except aiohttp.ClientError as exc:
             raise StepFailed(
                 f"{method} {_shown(url)}: {type(exc).__name__}: {exc}", retryable=True, kind="Connection"

@@ -26,19 +26,16 @@ from pydantic import Field
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
+from worker.errors import StepFailed, config_error, exit_failure, inline_refused, timed_out
 from worker.runners.base import (
     OutputBuffer,
     RunnerContext,
     RunnerOptions,
-    StepFailed,
     agent_options,
-    config_error,
-    inline_refused,
     require_command,
     runner_settings,
     step_env,
 )
-from worker.runners.shell import exit_failure
 
 __all__ = ["KubernetesInlinePolicy", "KubernetesOptions", "KubernetesRunner", "KubernetesSettings"]
 
@@ -244,7 +241,7 @@ class KubernetesRunner:
                 output, code = await self._logs(core, namespace, name)
         except TimeoutError:
             await self._delete(batch, namespace, name)
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+            raise timed_out(agent.timeout_s) from None
         except (asyncio.CancelledError, StepFailed):
             await self._delete(batch, namespace, name)
             raise

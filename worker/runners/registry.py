@@ -6,15 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 
+from worker.errors import RegistryError
 from worker.runners.base import Runner, RunnerContext, RunnerFactory
 
-__all__ = ["ENTRY_POINT_GROUP", "RegistryError", "RunnerRegistry", "builtin_factories"]
+__all__ = ["ENTRY_POINT_GROUP", "RunnerRegistry", "builtin_factories"]
 
 ENTRY_POINT_GROUP = "hookline.runners"
-
-
-class RegistryError(ValueError):
-    """A runner kind is registered twice, cannot be loaded, or is not registered at all."""
 
 
 def _shell(context: RunnerContext) -> Runner:

@@ -14,14 +14,8 @@ from pydantic import Field
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
-from worker.runners.base import (
-    RunnerContext,
-    RunnerOptions,
-    agent_options,
-    config_error,
-    inline_refused,
-    runner_settings,
-)
+from worker.errors import config_error, inline_refused
+from worker.runners.base import RunnerContext, RunnerOptions, agent_options, runner_settings
 from worker.runners.shell import ShellOptions, ShellRunner
 
 __all__ = [

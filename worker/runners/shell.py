@@ -15,19 +15,18 @@ from pydantic import Field
 from hookline.processes import ChildProcess, spawn
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
+from worker.errors import config_error, exit_failure, timed_out
 from worker.runners.base import (
     OutputBuffer,
     RunnerContext,
     RunnerOptions,
-    StepFailed,
     agent_options,
-    config_error,
     require_command,
     step_context,
     step_env,
 )
 
-__all__ = ["ShellOptions", "ShellRunner", "exit_failure"]
+__all__ = ["ShellOptions", "ShellRunner"]
 
 
 class ShellOptions(RunnerOptions):
@@ -36,14 +35,6 @@ class ShellOptions(RunnerOptions):
     non_retryable_exit_codes: list[int] = Field(
         default_factory=list, description="Exit codes that mean retrying cannot help (e.g. 2, a usage error)."
     )
-
-
-def exit_failure(code: int, output: str, non_retryable: list[int]) -> StepFailed:
-    """A non-zero exit as a typed failure: `ExitCode` for a code, `Killed` for a signal."""
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        return StepFailed(f"killed by signal {name}", retryable=True, output=output, kind="Killed")
-    return StepFailed(f"exited with code {code}", retryable=code not in non_retryable, output=output, kind="ExitCode")
 
 
 class ShellRunner:
@@ -92,7 +83,7 @@ class ShellRunner:
             output = await asyncio.wait_for(self._collect(proc), agent.timeout_s)
         except TimeoutError:
             await self._kill_group(proc)
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+            raise timed_out(agent.timeout_s) from None
         except asyncio.CancelledError:
             await self._kill_group(proc)
             raise

@@ -17,21 +17,18 @@ from pydantic import Field
 
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
+from worker.errors import StepFailed, config_error, exit_failure, inline_refused, killed_by, timed_out
 from worker.runners.base import (
     OutputBuffer,
     RunnerContext,
     RunnerOptions,
-    StepFailed,
     agent_options,
-    config_error,
-    inline_refused,
     matches_any,
     require_command,
     runner_settings,
     step_context,
     step_env,
 )
-from worker.runners.shell import exit_failure
 
 __all__ = ["SshInlinePolicy", "SshOptions", "SshRunner", "SshSettings"]
 
@@ -114,7 +111,7 @@ class SshRunner:
                 finally:
                     conn.close()
         except TimeoutError:
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+            raise timed_out(agent.timeout_s) from None
         except asyncssh.HostKeyNotVerifiable as exc:
             raise StepFailed(
                 f"host key of {options.host}:{options.port} not trusted ({exc.reason}); add it to known_hosts",
@@ -165,9 +162,7 @@ class SshRunner:
             await _kill(conn, process, session)
             raise
         if completed.exit_signal is not None:
-            raise StepFailed(
-                f"killed by signal {completed.exit_signal[0]}", retryable=True, output=output.text(), kind="Killed"
-            )
+            raise killed_by(completed.exit_signal[0], output.text())
         code = completed.exit_status or 0
         if code != 0:
             raise exit_failure(code, output.text(), options.non_retryable_exit_codes)
