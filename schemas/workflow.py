@@ -9,6 +9,7 @@ the steps that wait for it; so does a failed step with `continue_on_error`.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Collection
 from functools import cached_property
@@ -22,7 +23,7 @@ from schemas.filters import Filter, filter_errors, parse_filter
 from schemas.inputs import UnusableSchema, input_violations, inputs_schema_errors
 from schemas.secrets import SecretRef, malformed_references
 from schemas.ticks import cron_error
-from schemas.validation import SchemaError, location, validate
+from schemas.validation import SchemaError, explain, location, validate
 
 #: Most steps (`steps` and `parallel` together) in one definition.
 MAX_STEPS = 200
@@ -186,12 +187,11 @@ class WorkflowDefinition(_Model):
         if isinstance(properties, dict):
             for name, spec in properties.items():
                 if name not in filled and isinstance(spec, dict) and "default" in spec:
-                    filled[name] = spec["default"]
+                    filled[name] = copy.deepcopy(spec["default"])  # the run's own, not the definition's
         try:
-            found = input_violations(self.inputs, filled)
+            errors = explain(input_violations(self.inputs, filled), at="input")
         except UnusableSchema as exc:
             raise DefinitionError([SchemaError("inputs", str(exc))]) from None
-        errors = [SchemaError(location(["input", *e.absolute_path]), e.message) for e in found]
         if errors:
             raise DefinitionError(errors)
         return filled

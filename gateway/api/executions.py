@@ -92,11 +92,11 @@ async def start_workflow(request: web.Request, principal: Principal) -> web.Resp
             f'If-Match names version {expected} of "{stored.id}", but version {stored.version} is current; '
             "read it again and retry"
         )
-    run_input = start_input(body, stored.definition.inputs)
+    run_input = start_input(body)
     try:
         run = build_request(stored, state.agents, state.settings.temporal, input=run_input)
-    except NotStartable as exc:
-        raise Unprocessable(str(exc), errors=[SchemaError("definition", str(exc))]) from exc
+    except NotStartable as exc:  # an agent it names is gone, or the input breaks its `inputs` schema
+        raise Unprocessable(str(exc), errors=exc.errors or [SchemaError("definition", str(exc))]) from exc
     execution_id = manual_run_id(stored.id) if key is None else keyed_run_id(stored.id, principal.team, key)
     client = state.temporal()
     async with state.temporal_call():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import jsonschema_rs
 import orjson
 
 from gateway.errors import BadRequest, InvalidPayload
@@ -17,7 +16,7 @@ from gateway.sources.config import _JsonFields
 from gateway.sources.ratelimit import TokenBucket
 from schemas.events import HEADERS_EXTENSION, Event, new_event_id
 from schemas.inputs import InputsValidator
-from schemas.validation import SchemaError, location
+from schemas.validation import Validator
 
 __all__ = ["JsonSource", "body_dedupe_key", "field"]
 
@@ -42,19 +41,6 @@ def body_dedupe_key(doc: Any) -> str:
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
-def _schema_errors(validator: Any, doc: Any) -> list[SchemaError]:
-    errors: list[SchemaError] = []
-    for error in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))[:20]:
-        where = location(error.absolute_path)
-        if error.validator == "required" and isinstance(error.instance, dict):
-            for name in error.validator_value:
-                if name not in error.instance:
-                    errors.append(SchemaError(f"{where}.{name}" if where else name, "is required"))
-        else:
-            errors.append(SchemaError(where, error.message))
-    return errors
-
-
 class JsonSource:
     retries_only_5xx = False
 
@@ -68,11 +54,9 @@ class JsonSource:
         self._config = config
         self._source_uri = f"/hooks/{name}"
         schema = config.json_schema
-        # Both engines match patterns in linear time: a sender's body must not be able to stall
-        # the gateway on a pattern of the source's schema.
-        linear = jsonschema_rs.RegexOptions()
-        self._fast = jsonschema_rs.validator_for(schema, pattern_options=linear) if schema is not None else None
-        self._explain = InputsValidator(schema) if schema is not None else None
+        # Patterns are matched in linear time (RE2): a sender's body must not be able to stall the
+        # gateway on a pattern of the source's schema.
+        self._schema = Validator(schema, kind=InputsValidator) if schema is not None else None
 
     def document(self, body: bytes, headers: Headers) -> Any:
         """The JSON document of the body (GitHub overrides this for its form encoding)."""
@@ -83,8 +67,7 @@ class JsonSource:
         doc = self.document(body, headers)
         if not isinstance(doc, dict):
             raise BadRequest(f"the body must be a JSON object, got {type(doc).__name__}")
-        if self._fast is not None and self._explain is not None and not self._fast.is_valid(doc):
-            errors = _schema_errors(self._explain, doc) or [SchemaError("", "does not match the schema")]
+        if self._schema is not None and (errors := self._schema.errors(doc)):
             raise InvalidPayload(f"the body does not match the source's schema: {errors[0]}", errors=errors)
         config = self._config
         dedupe = self._attribute(headers, doc, config.dedupe_header, config.dedupe_field, "dedupe key", required=True)

@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
-from gateway.api.inputs import start_input
 from gateway.app import create_app
-from gateway.errors import Unprocessable
 from gateway.settings import ApiOptions, ApiToken, GatewaySettings
+from hookline.definitions import StoredDefinition
+from hookline.runs import NotStartable, build_request
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from schemas.agents import AgentCatalog
@@ -73,9 +73,12 @@ def test_checked_input_turns_a_failing_schema_into_a_definition_error(inputs: di
 
 
 @pytest.mark.parametrize("inputs", UNUSABLE)
-def test_start_input_turns_a_failing_schema_into_a_422(inputs: dict[str, Any]) -> None:
-    with pytest.raises(Unprocessable) as info:
-        start_input({"input": {"x": 1}}, inputs)
+def test_a_start_with_a_failing_schema_is_not_startable(inputs: dict[str, Any]) -> None:
+    stored = StoredDefinition(
+        "x", 1, "digest", {"name": "x", "inputs": inputs}, WorkflowDefinition(id="x", name="x", inputs=inputs)
+    )
+    with pytest.raises(NotStartable) as info:
+        build_request(stored, AgentCatalog(), TemporalSettings(), input={"x": 1})
     assert [e.location for e in info.value.errors] == ["inputs"]
 
 

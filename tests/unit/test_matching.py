@@ -101,4 +101,4 @@ def test_explain_says_why_each_definition_does_not_match_and_what_a_match_would_
     }
     assert (answers["any"].input, answers["any"].workflow_id) == ({"sev": "warning"}, "any:event:alertmanager/k")
     reason = answers["needs-version"].reason
-    assert reason is not None and "could not start" in reason and "'version' is a required property" in reason
+    assert reason is not None and "could not start" in reason and "input.version: is required" in reason

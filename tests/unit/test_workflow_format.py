@@ -240,7 +240,7 @@ def test_start_input_gets_defaults_and_is_checked_against_inputs() -> None:
     with pytest.raises(DefinitionError) as info:
         definition.checked_input({"environment": 3})
     assert [str(e) for e in info.value.errors] == [
-        "input: 'version' is a required property",
+        "input.version: is required",
         "input.environment: 3 is not of type 'string'",
     ]
     assert parse_definition({"name": "free"}).checked_input({"anything": 1}) == {"anything": 1}
