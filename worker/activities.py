@@ -18,8 +18,7 @@ from schemas.agents import Agent, AgentCatalog
 from schemas.run import StepRequest, StepResult
 from schemas.workflow import DEFAULT_TEAM
 from worker.errors import StepFailed
-from worker.runners import Runner
-from worker.runners.base import InlineCapped
+from worker.runners import InlineCapped, Runner
 from worker.secrets import Secrets
 
 __all__ = ["RUN_STEP", "StepActivities"]
@@ -67,7 +66,7 @@ class StepActivities:
     def __init__(
         self,
         agents: AgentCatalog,
-        runners: dict[str, Runner],
+        runners: dict[str, Runner[Any]],
         *,
         inline_runners: frozenset[str],
         heartbeat_s: float = HEARTBEAT_EVERY_S,
@@ -135,12 +134,12 @@ class StepActivities:
         bound.info("step started")
         started_at = datetime.now(UTC)
         try:
-            runner.check(agent)
+            options = runner.check(agent)
             if request.action is not None and isinstance(runner, InlineCapped):
                 # Options written in a definition, not by the operator: capped by the worker's policy.
-                runner.check_inline(agent)
+                runner.check_inline(agent, options)
             async with _heartbeating(self._heartbeat_s):
-                result = await runner.run(agent, request)
+                result = await runner.run(agent, options, request)
         except StepFailed as exc:
             bound.warning("step failed", error=str(exc), kind=exc.kind, retryable=exc.retryable)
             raise ApplicationError(

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from temporalio.client import Client
@@ -40,7 +41,7 @@ def build_runners(
     settings: WorkerSettings,
     registry: RunnerRegistry | None = None,
     environ: Mapping[str, str] | None = None,
-) -> dict[str, Runner]:
+) -> dict[str, Runner[Any]]:
     """One runner per kind this worker serves; raises ValueError (`RegistryError` for an unknown
     kind or settings for a kind that is not registered) naming the problem."""
     registry = registry if registry is not None else RunnerRegistry.discover()
@@ -52,7 +53,7 @@ def build_runners(
         )
     environ = os.environ if environ is None else environ
     inherited = {k: v for k, v in environ.items() if k in options.inherit_env}
-    runners: dict[str, Runner] = {}
+    runners: dict[str, Runner[Any]] = {}
     for name in dict.fromkeys(options.runners):
         context = RunnerContext(
             output_cap_bytes=options.output_cap_bytes,
@@ -86,7 +87,7 @@ def check_served_pools(agents: AgentCatalog, kinds: list[str]) -> None:
         )
 
 
-def _check_agents(agents: AgentCatalog, runners: Mapping[str, Runner]) -> None:
+def _check_agents(agents: AgentCatalog, runners: Mapping[str, Runner[Any]]) -> None:
     # A bad agent must not stop the pool serving the good ones: its steps fail as Config errors.
     for agent in agents.agents.values():
         runner = runners.get(agent.runner)
@@ -102,7 +103,7 @@ def build_workers(
     settings: WorkerSettings,
     client: Client,
     agents: AgentCatalog | None = None,
-    runners: dict[str, Runner] | None = None,
+    runners: dict[str, Runner[Any]] | None = None,
 ) -> list[Worker]:
     """One worker for the workflow task queue (if enabled) and one per served runner pool.
     Runners built here are closed by nobody: use `running_workers` for runners with clients."""

@@ -42,11 +42,12 @@ async def spawn_steps(count: int) -> None:
     runner = ShellRunner(output_cap_bytes=65536, base_env={"PATH": "/usr/bin:/bin"})
     agent = Agent(name="quick", command=("true",), timeout_s=30)
     request = StepRequest(workflow_id="w", step="s", agent="quick", input={})
+    options = runner.check(agent)
     slots = asyncio.Semaphore(32)
 
     async def one() -> None:
         async with slots:
-            assert (await runner.run(agent, request)).exit_code == 0
+            assert (await runner.run(agent, options, request)).exit_code == 0
 
     await asyncio.gather(*(one() for _ in range(count)))
 

@@ -17,11 +17,11 @@ from schemas.run import StepRequest
 from schemas.workflow import Action
 from worker.activities import StepActivities
 from worker.runners import RunnerContext, StepFailed
-from worker.runners.base import InlineCapped
-from worker.runners.container import ContainerRunner
-from worker.runners.kubernetes import KubernetesRunner
-from worker.runners.sandbox import SandboxRunner
-from worker.runners.ssh import SshRunner
+from worker.runners.base import InlineCapped, RunnerOptions, agent_options
+from worker.runners.container import ContainerOptions, ContainerRunner
+from worker.runners.kubernetes import KubernetesOptions, KubernetesRunner
+from worker.runners.sandbox import SandboxOptions, SandboxRunner
+from worker.runners.ssh import SshOptions, SshRunner
 
 FACTORIES = {
     "container": ContainerRunner.create,
@@ -35,10 +35,16 @@ BASE = {
     "sandbox": {},
     "ssh": {"host": "build-1.internal", "username": "deploy"},
 }
+OPTIONS: dict[str, type[RunnerOptions]] = {
+    "container": ContainerOptions,
+    "kubernetes": KubernetesOptions,
+    "sandbox": SandboxOptions,
+    "ssh": SshOptions,
+}
 SSH_WIDENED = {"hosts": ["build-*.internal"], "users": ["deploy"]}
 
 
-def runner(kind: str, settings: dict[str, Any] | None = None) -> InlineCapped:
+def runner(kind: str, settings: dict[str, Any] | None = None) -> InlineCapped[Any]:
     made = FACTORIES[kind](RunnerContext(settings=settings or {}))
     assert isinstance(made, InlineCapped)
     return made
@@ -46,6 +52,12 @@ def runner(kind: str, settings: dict[str, Any] | None = None) -> InlineCapped:
 
 def inline(kind: str, **options: Any) -> Agent:
     return Agent(name="inline:step", runner=kind, command=("true",), options={**BASE[kind], **options})
+
+
+def check_inline(capped: InlineCapped[Any], agent: Agent) -> None:
+    """The policy check the activity makes on an inline action's options, as `check` parsed them
+    (`check` itself is left out: it also wants bwrap and a known_hosts file on this machine)."""
+    capped.check_inline(agent, agent_options(OPTIONS[agent.runner], agent))
 
 
 @pytest.mark.parametrize(
@@ -69,7 +81,7 @@ def inline(kind: str, **options: Any) -> Agent:
 )
 def test_dangerous_inline_options_are_refused_by_default(kind: str, options: dict[str, Any], named: str) -> None:
     with pytest.raises(StepFailed) as refused:
-        runner(kind).check_inline(inline(kind, **options))
+        check_inline(runner(kind), inline(kind, **options))
     assert (refused.value.kind, refused.value.retryable) == ("Config", False)
     assert f"inline action option {named} exceeds this worker's policy worker.runner_settings.{kind}.inline." in str(
         refused.value
@@ -78,7 +90,7 @@ def test_dangerous_inline_options_are_refused_by_default(kind: str, options: dic
 
 @pytest.mark.parametrize("kind", ["container", "kubernetes", "sandbox"])
 def test_inline_options_within_the_default_policy_pass(kind: str) -> None:
-    runner(kind).check_inline(inline(kind))
+    check_inline(runner(kind), inline(kind))
 
 
 @pytest.mark.parametrize(
@@ -90,34 +102,34 @@ def test_inline_options_within_the_default_policy_pass(kind: str) -> None:
 )
 def test_ssh_hosts_and_users_come_only_from_the_policy(options: dict[str, Any], named: str) -> None:
     ssh = runner("ssh", {"inline": SSH_WIDENED})
-    ssh.check_inline(inline("ssh"))
+    check_inline(ssh, inline("ssh"))
     with pytest.raises(StepFailed, match=re.escape(f"inline action option {named} exceeds")):
-        ssh.check_inline(inline("ssh", **options))
+        check_inline(ssh, inline("ssh", **options))
 
 
 def test_ssh_keys_come_only_from_the_workers_keys(tmp_path: Path) -> None:
     ssh = runner("ssh", {"inline": SSH_WIDENED, "client_keys": [str(tmp_path / "deploy_key")]})
-    ssh.check_inline(inline("ssh", client_keys=[str(tmp_path / "deploy_key")]))
+    check_inline(ssh, inline("ssh", client_keys=[str(tmp_path / "deploy_key")]))
     refused = re.escape("client_keys names '/root/.ssh/id_ed25519', not one of this worker's keys")
     with pytest.raises(StepFailed, match=refused):
-        ssh.check_inline(inline("ssh", client_keys=["/root/.ssh/id_ed25519"]))
+        check_inline(ssh, inline("ssh", client_keys=["/root/.ssh/id_ed25519"]))
 
 
 def test_the_operator_widens_the_policy_per_runner_kind(tmp_path: Path) -> None:
     container = runner("container", {"inline": {"networks": ["none", "bridge"], "cap_add": ["NET_BIND_SERVICE"]}})
-    container.check_inline(inline("container", network="bridge", cap_add=["CAP_NET_BIND_SERVICE"]))
+    check_inline(container, inline("container", network="bridge", cap_add=["CAP_NET_BIND_SERVICE"]))
     kubernetes = runner("kubernetes", {"namespace": "steps", "inline": {"service_accounts": ["reader"]}})
-    kubernetes.check_inline(inline("kubernetes", namespace="steps", service_account="reader"))
+    check_inline(kubernetes, inline("kubernetes", namespace="steps", service_account="reader"))
     (tmp_path / "tools").mkdir()
     sandbox = runner("sandbox", {"inline": {"network": True, "read_only_paths": [str(tmp_path)]}})
-    sandbox.check_inline(inline("sandbox", network=True, read_only_paths=[str(tmp_path / "tools")]))
+    check_inline(sandbox, inline("sandbox", network=True, read_only_paths=[str(tmp_path / "tools")]))
 
 
 def test_a_symlink_under_an_allowed_sandbox_path_cannot_lead_out_of_it(tmp_path: Path) -> None:
     (tmp_path / "escape").symlink_to("/etc")
     sandbox = runner("sandbox", {"inline": {"read_only_paths": [str(tmp_path)]}})
     with pytest.raises(StepFailed, match="read_only_paths="):
-        sandbox.check_inline(inline("sandbox", read_only_paths=[str(tmp_path / "escape")]))
+        check_inline(sandbox, inline("sandbox", read_only_paths=[str(tmp_path / "escape")]))
 
 
 async def test_a_step_whose_inline_options_exceed_the_policy_fails_without_retry() -> None:

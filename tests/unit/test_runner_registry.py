@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from worker.settings import WorkerOptions, WorkerSettings
 BUILT_IN = ["container", "http", "kubernetes", "sandbox", "shell", "ssh"]
 
 
-def plugin_factory(context: RunnerContext) -> Runner:
+def plugin_factory(context: RunnerContext) -> Runner[Any]:
     """Stands in for a third-party runner's entry point."""
     return ShellRunner.create(context)
 

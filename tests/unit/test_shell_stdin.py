@@ -17,7 +17,7 @@ async def test_a_step_that_ignores_its_stdin_succeeds() -> None:
     # Far more than a pipe holds: the write outlives the process.
     request = StepRequest(workflow_id="w", step="s", agent="quick", input={"blob": "x" * 4_000_000})
     for _ in range(5):
-        assert (await RUNNER.run(agent, request)).exit_code == 0
+        assert (await RUNNER.run(agent, RUNNER.check(agent), request)).exit_code == 0
 
 
 def test_a_step_that_exits_before_reading_its_context_succeeds_on_uvloop() -> None:
@@ -27,7 +27,7 @@ def test_a_step_that_exits_before_reading_its_context_succeeds_on_uvloop() -> No
     request = StepRequest(workflow_id="w", step="s", agent="quick", input={"blob": "x" * 4_000_000})
 
     async def many() -> list[int]:
-        return [(await RUNNER.run(agent, request)).exit_code for _ in range(5)]
+        return [(await RUNNER.run(agent, RUNNER.check(agent), request)).exit_code for _ in range(5)]
 
     loop = uvloop.new_event_loop()
     try:

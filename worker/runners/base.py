@@ -30,7 +30,9 @@ __all__ = [
     "step_env",
 ]
 
-OptionsT = TypeVar("OptionsT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+OptionsT = TypeVar("OptionsT")
+OptionsT_contra = TypeVar("OptionsT_contra", contravariant=True)
 
 
 class RunnerOptions(BaseModel):
@@ -40,7 +42,7 @@ class RunnerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse_options(model: type[OptionsT], raw: Mapping[str, Any], where: str) -> OptionsT:
+def parse_options(model: type[ModelT], raw: Mapping[str, Any], where: str) -> ModelT:
     """`raw` validated as `model`; a `StepFailed` of kind Config naming each bad key otherwise."""
     try:
         return model.model_validate(dict(raw))
@@ -49,12 +51,12 @@ def parse_options(model: type[OptionsT], raw: Mapping[str, Any], where: str) -> 
         raise config_error(f"{where}: {problems}") from None
 
 
-def agent_options(model: type[OptionsT], agent: Agent) -> OptionsT:
+def agent_options(model: type[ModelT], agent: Agent) -> ModelT:
     """The agent's `options:` as a runner's model; a config error names the agent."""
     return parse_options(model, agent.options, f"agent {agent.name!r} options")
 
 
-def runner_settings(model: type[OptionsT], context: RunnerContext, kind: str) -> OptionsT:
+def runner_settings(model: type[ModelT], context: RunnerContext, kind: str) -> ModelT:
     """The worker's `runner_settings.<kind>` as a runner's model."""
     return parse_options(model, context.settings, f"worker.runner_settings.{kind}")
 
@@ -65,19 +67,24 @@ def matches_any(value: str, patterns: Iterable[str]) -> bool:
 
 
 def require_command(agent: Agent) -> None:
+    """A Config error unless the agent has a command to run."""
     if not agent.command:
         raise config_error(f"agent {agent.name!r} has no command")
 
 
-class Runner(Protocol):
+class Runner(Protocol[OptionsT]):
     """Runs one step of an agent.
 
-    - `check(agent)` validates the agent's runner-specific configuration (`agent.options`) and
-      raises `StepFailed(kind="Config", retryable=False)`; the worker calls it before `run`.
-    - `run` returns a `StepResult` or raises `StepFailed`. It keeps at most the worker's output
-      cap, stops what it started (process, container, job) on `asyncio.CancelledError` and on
-      its timeout (`agent.timeout_s`), then re-raises / reports `Timeout`. The activity around
-      it heartbeats while it runs; that is how a cancellation reaches it.
+    - `check(agent)` validates the agent's runner-specific configuration and returns its options
+      parsed (`OptionsT`, usually the kind's `RunnerOptions` model of `agent.options`), or raises
+      `StepFailed(kind="Config", retryable=False)`. The worker calls it once per step, before
+      `run`, and at start-up for every configured agent.
+    - `run(agent, options, request)` gets what `check` returned for that agent (it does not check
+      or parse again) and returns a `StepResult` or raises `StepFailed`. It keeps at most the
+      worker's output cap, stops what it started (process, container, job) on
+      `asyncio.CancelledError` and on its timeout (`agent.timeout_s`), then re-raises / reports
+      `timed_out`. The activity around it heartbeats while it runs; that is how a cancellation
+      reaches it.
     - `close()` releases the clients the runner opened (it opens them lazily, on first use).
     """
 
@@ -86,21 +93,21 @@ class Runner(Protocol):
         """The name the kind is registered under."""
         ...
 
-    def check(self, agent: Agent) -> None: ...
+    def check(self, agent: Agent) -> OptionsT: ...
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult: ...
+    async def run(self, agent: Agent, options: OptionsT, request: StepRequest) -> StepResult: ...
 
     async def close(self) -> None: ...
 
 
 @runtime_checkable
-class InlineCapped(Protocol):
+class InlineCapped(Protocol[OptionsT_contra]):
     """A runner whose options can reach beyond the step (host network, privileges, host paths,
-    other identities). Options written in a definition's inline action are checked by
-    `check_inline` against the kind's `runner_settings.<kind>.inline` policy before the step
-    runs; an agent's options (the operator's own configuration) are not."""
+    other identities). Options written in a definition's inline action (as `check` returned
+    them) are checked by `check_inline` against the kind's `runner_settings.<kind>.inline`
+    policy before the step runs; an agent's options (the operator's own configuration) are not."""
 
-    def check_inline(self, agent: Agent) -> None: ...
+    def check_inline(self, agent: Agent, options: OptionsT_contra) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ class RunnerContext:
 class RunnerFactory(Protocol):
     """An entry point of the `hookline.runners` group: builds the runner from the worker's context."""
 
-    def __call__(self, context: RunnerContext) -> Runner: ...
+    def __call__(self, context: RunnerContext) -> Runner[Any]: ...
 
 
 class OutputBuffer:

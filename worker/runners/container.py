@@ -126,15 +126,13 @@ class ContainerRunner:
         settings = runner_settings(ContainerSettings, context, "container")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
-    def options(self, agent: Agent) -> ContainerOptions:
-        return agent_options(ContainerOptions, agent)
-
-    def check(self, agent: Agent) -> None:
-        self.options(agent)
+    def check(self, agent: Agent) -> ContainerOptions:
+        options = agent_options(ContainerOptions, agent)
         require_command(agent)
+        return options
 
-    def check_inline(self, agent: Agent) -> None:
-        options, policy = self.options(agent), self._settings.inline
+    def check_inline(self, agent: Agent, options: ContainerOptions) -> None:
+        policy = self._settings.inline
         if options.network not in policy.networks:
             raise inline_refused(self.kind, "network", options.network, "networks", policy.networks)
         if extra := sorted(_capabilities(options.cap_add) - _capabilities(policy.cap_add)):
@@ -154,9 +152,7 @@ class ContainerRunner:
             await self._docker.close()
             self._docker = None
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        self.check(agent)
-        options = self.options(agent)
+    async def run(self, agent: Agent, options: ContainerOptions, request: StepRequest) -> StepResult:
         container: DockerContainer | None = None
         try:
             async with asyncio.timeout(agent.timeout_s):

@@ -155,11 +155,8 @@ class HttpRunner:
         settings = runner_settings(HttpSettings, context, "http")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
-    def options(self, agent: Agent) -> HttpOptions:
+    def check(self, agent: Agent) -> HttpOptions:
         return agent_options(HttpOptions, agent)
-
-    def check(self, agent: Agent) -> None:
-        self.options(agent)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -178,8 +175,7 @@ class HttpRunner:
             await self._session.close()
             self._session = None
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        options = self.options(agent)
+    async def run(self, agent: Agent, options: HttpOptions, request: StepRequest) -> StepResult:
         payload: Any = {"context": step_context(request), "input": request.input, "none": None}[options.body]
         method: str = options.method
         url = URL(str(options.url))

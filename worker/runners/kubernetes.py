@@ -142,15 +142,13 @@ class KubernetesRunner:
         settings = runner_settings(KubernetesSettings, context, "kubernetes")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
-    def options(self, agent: Agent) -> KubernetesOptions:
-        return agent_options(KubernetesOptions, agent)
-
-    def check(self, agent: Agent) -> None:
-        self.options(agent)
+    def check(self, agent: Agent) -> KubernetesOptions:
+        options = agent_options(KubernetesOptions, agent)
         require_command(agent)
+        return options
 
-    def check_inline(self, agent: Agent) -> None:
-        options, policy = self.options(agent), self._settings.inline
+    def check_inline(self, agent: Agent, options: KubernetesOptions) -> None:
+        policy = self._settings.inline
         namespaces = [self._settings.namespace, *policy.namespaces]
         if options.namespace is not None and options.namespace not in namespaces:
             raise inline_refused(self.kind, "namespace", options.namespace, "namespaces", namespaces)
@@ -220,9 +218,7 @@ class KubernetesRunner:
             ),
         )
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        self.check(agent)
-        options = self.options(agent)
+    async def run(self, agent: Agent, options: KubernetesOptions, request: StepRequest) -> StepResult:
         namespace = options.namespace or self._settings.namespace
         try:
             api = await self._client()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from worker.errors import RegistryError
 from worker.runners.base import Runner, RunnerContext, RunnerFactory
@@ -14,37 +15,37 @@ __all__ = ["ENTRY_POINT_GROUP", "RunnerRegistry", "builtin_factories"]
 ENTRY_POINT_GROUP = "hookline.runners"
 
 
-def _shell(context: RunnerContext) -> Runner:
+def _shell(context: RunnerContext) -> Runner[Any]:
     from worker.runners.shell import ShellRunner
 
     return ShellRunner.create(context)
 
 
-def _sandbox(context: RunnerContext) -> Runner:
+def _sandbox(context: RunnerContext) -> Runner[Any]:
     from worker.runners.sandbox import SandboxRunner
 
     return SandboxRunner.create(context)
 
 
-def _http(context: RunnerContext) -> Runner:
+def _http(context: RunnerContext) -> Runner[Any]:
     from worker.runners.http import HttpRunner
 
     return HttpRunner.create(context)
 
 
-def _ssh(context: RunnerContext) -> Runner:
+def _ssh(context: RunnerContext) -> Runner[Any]:
     from worker.runners.ssh import SshRunner
 
     return SshRunner.create(context)
 
 
-def _container(context: RunnerContext) -> Runner:
+def _container(context: RunnerContext) -> Runner[Any]:
     from worker.runners.container import ContainerRunner
 
     return ContainerRunner.create(context)
 
 
-def _kubernetes(context: RunnerContext) -> Runner:
+def _kubernetes(context: RunnerContext) -> Runner[Any]:
     from worker.runners.kubernetes import KubernetesRunner
 
     return KubernetesRunner.create(context)
@@ -105,7 +106,7 @@ class RunnerRegistry:
     def names(self) -> list[str]:
         return sorted(self._factories)
 
-    def create(self, name: str, context: RunnerContext) -> Runner:
+    def create(self, name: str, context: RunnerContext) -> Runner[Any]:
         """Build runner `name`; raises `RegistryError` for an unknown name."""
         factory = self._factories.get(name)
         if factory is None:

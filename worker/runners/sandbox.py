@@ -15,8 +15,8 @@ from pydantic import Field
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.errors import config_error, inline_refused
-from worker.runners.base import RunnerContext, RunnerOptions, agent_options, runner_settings
-from worker.runners.shell import ShellOptions, ShellRunner
+from worker.runners.base import RunnerContext, RunnerOptions, agent_options, require_command, runner_settings
+from worker.runners.shell import ProcessRunner, ShellOptions
 
 __all__ = [
     "ETC_PATHS",
@@ -80,9 +80,8 @@ class SandboxSettings(RunnerOptions):
     inline: SandboxInlinePolicy = Field(default_factory=SandboxInlinePolicy)
 
 
-class SandboxRunner(ShellRunner):
+class SandboxRunner(ProcessRunner[SandboxOptions]):
     kind: ClassVar[str] = "sandbox"
-    options_model: ClassVar[type[ShellOptions]] = SandboxOptions
 
     def __init__(self, *, output_cap_bytes: int, base_env: dict[str, str], settings: SandboxSettings) -> None:
         super().__init__(output_cap_bytes=output_cap_bytes, base_env=base_env)
@@ -93,12 +92,9 @@ class SandboxRunner(ShellRunner):
         settings = runner_settings(SandboxSettings, context, "sandbox")
         return cls(output_cap_bytes=context.output_cap_bytes, base_env=dict(context.inherited_env), settings=settings)
 
-    def sandbox_options(self, agent: Agent) -> SandboxOptions:
-        return agent_options(SandboxOptions, agent)
-
-    def check(self, agent: Agent) -> None:
-        super().check(agent)
-        options = self.sandbox_options(agent)
+    def check(self, agent: Agent) -> SandboxOptions:
+        options = agent_options(SandboxOptions, agent)
+        require_command(agent)
         if shutil.which(self._settings.bwrap) is None:
             raise config_error(f"bubblewrap ({self._settings.bwrap!r}) is not installed on this worker")
         for path in options.read_only_paths:
@@ -106,9 +102,10 @@ class SandboxRunner(ShellRunner):
                 raise config_error(f"agent {agent.name!r} options.read_only_paths: {str(path)!r} is not absolute")
         if agent.workdir is not None and not agent.workdir.is_absolute():
             raise config_error(f"agent {agent.name!r} needs an absolute workdir for the sandbox")
+        return options
 
-    def check_inline(self, agent: Agent) -> None:
-        options, policy = self.sandbox_options(agent), self._settings.inline
+    def check_inline(self, agent: Agent, options: SandboxOptions) -> None:
+        policy = self._settings.inline
         if options.network and not policy.network:
             raise inline_refused(self.kind, "network", True, "network", False)
         # Resolved: a symlink under an allowed path must not lead out of it.
@@ -118,16 +115,15 @@ class SandboxRunner(ShellRunner):
                 shown = [str(p) for p in policy.read_only_paths]
                 raise inline_refused(self.kind, "read_only_paths", str(path), "read_only_paths", shown)
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
+    async def run(self, agent: Agent, options: SandboxOptions, request: StepRequest) -> StepResult:
         if agent.workdir is not None:
-            return await super().run(agent, request)
+            return await super().run(agent, options, request)
         # No working directory (an inline action): an empty one of the step's own, removed after
         # it, so nothing of the worker's current directory is shown.
         with tempfile.TemporaryDirectory(prefix="hookline-step-") as scratch:
-            return await super().run(agent.model_copy(update={"workdir": Path(scratch)}), request)
+            return await super().run(agent.model_copy(update={"workdir": Path(scratch)}), options, request)
 
-    def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
-        options = self.sandbox_options(agent)
+    def argv(self, agent: Agent, options: SandboxOptions) -> list[str]:
         workdir = str(agent.workdir)  # absolute: `check` ran first, `run` made one if none
         args = [self._settings.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         if options.network:

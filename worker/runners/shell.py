@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import orjson
 from pydantic import Field
@@ -26,7 +27,7 @@ from worker.runners.base import (
     step_env,
 )
 
-__all__ = ["ShellOptions", "ShellRunner"]
+__all__ = ["ProcessRunner", "ShellOptions", "ShellRunner"]
 
 
 class ShellOptions(RunnerOptions):
@@ -37,35 +38,30 @@ class ShellOptions(RunnerOptions):
     )
 
 
-class ShellRunner:
-    kind: ClassVar[str] = "shell"
-    options_model: ClassVar[type[ShellOptions]] = ShellOptions
+ProcessOptionsT = TypeVar("ProcessOptionsT", bound=ShellOptions)
+
+
+class ProcessRunner(ABC, Generic[ProcessOptionsT]):
+    """A step as a local process: the shell runner, and the sandbox, which runs the same argv
+    under bubblewrap. A kind says how its agents are checked and what is executed."""
+
+    kind: ClassVar[str]
 
     def __init__(self, *, output_cap_bytes: int, base_env: Mapping[str, str]) -> None:
         self._cap = output_cap_bytes
         self._base_env = dict(base_env)
 
-    @classmethod
-    def create(cls, context: RunnerContext) -> ShellRunner:
-        return cls(output_cap_bytes=context.output_cap_bytes, base_env=context.inherited_env)
+    @abstractmethod
+    def check(self, agent: Agent) -> ProcessOptionsT: ...
 
-    def options(self, agent: Agent) -> ShellOptions:
-        return agent_options(self.options_model, agent)
-
-    def check(self, agent: Agent) -> None:
-        self.options(agent)
-        require_command(agent)
-
-    def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
-        """What is executed; the sandbox wraps it."""
-        return list(agent.command)
+    @abstractmethod
+    def argv(self, agent: Agent, options: ProcessOptionsT) -> list[str]:
+        """What is executed."""
 
     async def close(self) -> None:
         """Nothing to release: every step's process is gone when `run` returns."""
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        self.check(agent)
-        options = self.options(agent)
+    async def run(self, agent: Agent, options: ProcessOptionsT, request: StepRequest) -> StepResult:
         stdin = orjson.dumps(step_context(request))
         env = {**self._base_env, **step_env(agent, request)}
         try:
@@ -107,3 +103,19 @@ class ShellRunner:
         proc.kill_group(signal.SIGKILL)
         with contextlib.suppress(Exception):
             await proc.wait()
+
+
+class ShellRunner(ProcessRunner[ShellOptions]):
+    kind: ClassVar[str] = "shell"
+
+    @classmethod
+    def create(cls, context: RunnerContext) -> ShellRunner:
+        return cls(output_cap_bytes=context.output_cap_bytes, base_env=context.inherited_env)
+
+    def check(self, agent: Agent) -> ShellOptions:
+        options = agent_options(ShellOptions, agent)
+        require_command(agent)
+        return options
+
+    def argv(self, agent: Agent, options: ShellOptions) -> list[str]:
+        return list(agent.command)

@@ -72,19 +72,17 @@ class SshRunner:
         settings = runner_settings(SshSettings, context, "ssh")
         return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
 
-    def options(self, agent: Agent) -> SshOptions:
-        return agent_options(SshOptions, agent)
-
-    def check(self, agent: Agent) -> None:
-        options = self.options(agent)
+    def check(self, agent: Agent) -> SshOptions:
+        options = agent_options(SshOptions, agent)
         require_command(agent)
         if self._settings.known_hosts is None or not self._settings.known_hosts.is_file():
             raise config_error("worker.runner_settings.ssh.known_hosts must name a known_hosts file")
         if not (options.client_keys or self._settings.client_keys):
             raise config_error(f"agent {agent.name!r}: no client key (options.client_keys or runner_settings)")
+        return options
 
-    def check_inline(self, agent: Agent) -> None:
-        options, policy = self.options(agent), self._settings.inline
+    def check_inline(self, agent: Agent, options: SshOptions) -> None:
+        policy = self._settings.inline
         if not matches_any(options.host, policy.hosts):
             raise inline_refused(self.kind, "host", options.host, "hosts", policy.hosts)
         if options.username not in policy.users:
@@ -100,9 +98,7 @@ class SshRunner:
     async def close(self) -> None:
         """Nothing to release: each step opens and closes its own connection."""
 
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        self.check(agent)
-        options = self.options(agent)
+    async def run(self, agent: Agent, options: SshOptions, request: StepRequest) -> StepResult:
         try:
             async with asyncio.timeout(agent.timeout_s):
                 conn = await self._connect(options)

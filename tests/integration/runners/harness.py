@@ -49,7 +49,7 @@ class Harness:
     (`slow` sleeps on `token`), `running(token)` says whether that slow work is still going."""
 
     kind: str
-    runner: Runner
+    runner: Runner[Any]
     agent: Callable[[Behaviour, str], Agent]
     running: Callable[[str], Awaitable[bool]]
     heartbeats: list[Any] = field(default_factory=list)

@@ -24,9 +24,10 @@ from worker.runners import (
     RunnerContext,
     RunnerOptions,
     StepFailed,
+    agent_options,
     config_error,
-    parse_options,
     step_context,
+    timed_out,
 )
 
 __all__ = ["PythonOptions", "PythonRunner", "create"]
@@ -46,8 +47,9 @@ class PythonRunner:
     def __init__(self, output_cap_bytes: int) -> None:
         self._cap = output_cap_bytes
 
-    def _function(self, agent: Agent) -> StepFunction:
-        options = parse_options(PythonOptions, agent.options, f"agent {agent.name!r} options")
+    def check(self, agent: Agent) -> StepFunction:
+        """The function the agent names, imported: what `run` gets for the agent."""
+        options = agent_options(PythonOptions, agent)
         module_name, _, name = options.callable.partition(":")
         try:
             function = getattr(importlib.import_module(module_name), name)
@@ -58,17 +60,13 @@ class PythonRunner:
         step_function: StepFunction = function
         return step_function
 
-    def check(self, agent: Agent) -> None:
-        self._function(agent)
-
-    async def run(self, agent: Agent, request: StepRequest) -> StepResult:
-        function = self._function(agent)
+    async def run(self, agent: Agent, function: StepFunction, request: StepRequest) -> StepResult:
         try:
             # Cancellation arrives here as asyncio.CancelledError and simply propagates.
             async with asyncio.timeout(agent.timeout_s):
                 value = await function(step_context(request))
         except TimeoutError:
-            raise StepFailed(f"timed out after {agent.timeout_s:g}s", retryable=True, kind="Timeout") from None
+            raise timed_out(agent.timeout_s) from None
         except StepFailed:
             raise
         except Exception as exc:  # the step's own failure, reported like a non-zero exit
