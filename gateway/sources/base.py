@@ -12,7 +12,7 @@ from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.sources.auth import Guard
 from gateway.sources.ratelimit import TokenBucket
 from schemas.events import Event
-from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
+from schemas.limits import MAX_JSON_DEPTH, depth_exceeds, may_nest_deeper
 
 __all__ = ["Headers", "Source", "as_headers", "decode_json", "media_type"]
 
@@ -68,6 +68,6 @@ def decode_json(body: bytes, content_type: str) -> Any:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
     # Checked once here, for every source: a deeper document would cost stack in each library
     # that walks it (validators, serialisers) and fail there as a 500.
-    if depth_exceeds(doc, MAX_JSON_DEPTH):
+    if may_nest_deeper(body, MAX_JSON_DEPTH) and depth_exceeds(doc, MAX_JSON_DEPTH):
         raise BadRequest(TOO_DEEP)
     return doc

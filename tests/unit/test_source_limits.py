@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
@@ -23,7 +25,7 @@ from gateway.sources.config import CloudEventsConfig
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from schemas.events import Event
-from schemas.limits import MAX_JSON_DEPTH
+from schemas.limits import MAX_JSON_DEPTH, depth_exceeds, may_nest_deeper
 
 GITHUB_SECRET = "github-webhook-secret-1"
 WHSEC_KEY = b"0123456789abcdef01234567"
@@ -196,3 +198,19 @@ async def test_a_cloudevents_batch_over_its_sources_limit_is_413_naming_it(
 
 def test_the_default_cloudevents_batch_limit_is_100() -> None:
     assert CloudEventsConfig().max_batch_events == 100
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='ab{[]}"\\', max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="k{[", max_size=2), inner, max_size=3),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values, limit=st.integers(min_value=0, max_value=12))
+def test_the_bracket_count_shortcut_never_lets_a_too_deep_document_through(value: Any, limit: int) -> None:
+    # decode_json skips the walk when the text opens at most `limit` objects and arrays.
+    raw = json.dumps(value).encode()
+    if depth_exceeds(value, limit):
+        assert may_nest_deeper(raw, limit)
