@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
+from schemas.limits import MAX_JSON_DEPTH, depth_exceeds, may_nest_deeper
 
 __all__ = [
     "HEADERS_EXTENSION",
@@ -47,6 +47,7 @@ _ATTRIBUTES = (
     "hooklinesource",
     "resolves",
 )
+_HEADER_NAMES = tuple((name, HEADER_PREFIX + name) for name in _ATTRIBUTES)
 _REQUIRED = ("specversion", "id", "source", "type", "dedupekey")
 _MODELLED = frozenset((*_ATTRIBUTES, "datacontenttype", "data"))
 #: What a `ce_*` header may set; `ce_data` (the value is the data) and unknown names set nothing.
@@ -81,7 +82,7 @@ def json_data(value: bytes, what: str = "value", not_json: str | None = None) ->
         if str(exc).startswith("depth limit exceeded"):  # orjson's own limit (1024), far above ours
             raise EventDecodeError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
         raise EventDecodeError(f"{not_json or what + ' is not JSON'}: {exc}") from exc
-    if depth_exceeds(data, MAX_JSON_DEPTH):
+    if may_nest_deeper(value, MAX_JSON_DEPTH) and depth_exceeds(data, MAX_JSON_DEPTH):
         raise EventDecodeError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     return data
 
@@ -108,13 +109,14 @@ class Event(BaseModel):
 
     def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """Key, value and headers of the binary-mode Kafka record."""
+        attributes = self.__dict__  # on the ingest path of every event: no getattr per attribute
         headers = [("content-type", self.datacontenttype.encode())]
-        for name in _ATTRIBUTES:
-            value = getattr(self, name)
+        for name, header in _HEADER_NAMES:
+            value = attributes[name]
             if value is None or value == "":
                 continue
-            text = value.isoformat() if isinstance(value, datetime) else str(value)
-            headers.append((HEADER_PREFIX + name, text.encode()))
+            text = value.isoformat() if name == "time" else str(value)
+            headers.append((header, text.encode()))
         for name, text in self.extensions.items():
             headers.append((HEADER_PREFIX + name, text.encode()))
         key = (self.partitionkey or self.dedupekey).encode()
