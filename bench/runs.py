@@ -1,0 +1,255 @@
+"""Runs completed: from webhook to completed run, against a bare Temporal loop in the same run.
+
+Starts its own Kafka and Temporal dev server (SQLite with the WAL pragmas, as `make run` does),
+then `hookline gateway`, `hookline triggers` and `hookline worker` (the shell runner; the agent
+runs `true`) and, in a process of its own, the bare baseline's worker (bench/bare_temporal.py).
+
+1. burst: --runs single-alert Alertmanager notifications, 32 connections, for a one-step and a
+   three-step definition (steps one after the other); runs completed/s from the first request to
+   the last run's close.
+2. latency: one-step runs offered at --rate per second for --seconds; for each, the time from
+   the gateway's 202 to the run's close in Temporal (same clock), p50 and p99.
+3. bare: start a one-activity workflow and wait for its end, --runs of them at 64 at a time,
+   one Python worker process: a no-op activity, an activity that spawns `true`, and one that
+   spawns `true` on a separate task queue (as Hookline's runner pools are).
+
+Targets (issue 18, 2 cores): one-step ≥ 1.5x the best bare loop, three-step ≥ 1.0x it,
+202 → completed p50 ≤ 150 ms at 20 runs/s.
+
+    .venv/bin/python bench/runs.py [--runs 1000] [--rate 20] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bare_temporal import SHAPES, run_loop  # noqa: E402
+from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
+from hookline.definitions import DefinitionStore  # noqa: E402
+from hookline.kafka import ensure_topics  # noqa: E402
+from hookline.runs import event_run_id  # noqa: E402
+from hookline.settings import KafkaSettings, TemporalSettings  # noqa: E402
+from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port  # noqa: E402
+from hookline.temporal import connect  # noqa: E402
+
+BARE_CONCURRENCY = 64
+POST_CONNECTIONS = 32
+
+
+def definition(kind: str, steps: int) -> dict[str, Any]:
+    names = [f"step {i + 1}" for i in range(steps)]
+    return {
+        "id": kind,
+        "name": kind,
+        "trigger": {"type": "webhook", "source": "alertmanager", "filter": [f'bench="{kind}"']},
+        "steps": [
+            {"name": name, "agent": "noop", **({"requires": [names[i - 1]]} if i else {})}
+            for i, name in enumerate(names)
+        ],
+    }
+
+
+DEFINITIONS = {"one-step": definition("one-step", 1), "three-step": definition("three-step", 3)}
+
+
+def notification(kind: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((ROOT / "tests" / "data" / "alertmanager-firing.json").read_text())
+    doc["alerts"] = doc["alerts"][:1]
+    doc["alerts"][0]["fingerprint"] = uuid.uuid4().hex[:16]
+    doc["alerts"][0]["labels"]["bench"] = kind
+    return doc
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(url)
+
+
+async def closed(client: Any, kind: str, n: int, timeout: float = 600) -> dict[str, tuple[datetime, datetime]]:
+    """Run id → (start, close) of `kind`'s runs, once `n` of them have completed."""
+    query = f"HooklineDefinitionId = '{kind}' AND ExecutionStatus = 'Completed'"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await client.count_workflows(query)).count >= n:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise TimeoutError(f"fewer than {n} {kind} runs completed within {timeout:g}s")
+    runs = {}
+    async for w in client.list_workflows(query):
+        runs[w.id] = (w.start_time, w.close_time)
+    return runs
+
+
+async def post_all(port: int, docs: list[dict[str, Any]], rate: float | None) -> list[float]:
+    """POST every notification (at `rate` per second, or as fast as 32 connections go); the
+    time of each 202."""
+    url = f"http://127.0.0.1:{port}/hooks/alertmanager"
+    accepted: list[float] = [0.0] * len(docs)
+    semaphore = asyncio.Semaphore(POST_CONNECTIONS)
+    connector = aiohttp.TCPConnector(limit=POST_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(i: int, doc: dict[str, Any]) -> None:
+            async with semaphore, session.post(url, json=doc) as r:
+                if r.status != 202:
+                    raise RuntimeError(f"{r.status}: {await r.text()}")
+                accepted[i] = time.time()
+
+        t0 = time.monotonic()
+        tasks = []
+        for i, doc in enumerate(docs):
+            if rate is not None:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(post(i, doc)))
+        await asyncio.gather(*tasks)
+    return accepted
+
+
+async def burst(port: int, client: Any, kind: str, n: int) -> float:
+    first = time.time()
+    await post_all(port, [notification(kind) for _ in range(n)], None)
+    runs = await closed(client, kind, n)
+    last = max(end.timestamp() for _, end in runs.values())
+    return n / (last - first)
+
+
+def run_id(kind: str, doc: dict[str, Any]) -> str:
+    alert = doc["alerts"][0]
+    key = alert_dedupe_key(doc["receiver"], alert["fingerprint"], alert["startsAt"], "firing")
+    return event_run_id(kind, "alertmanager", key)
+
+
+async def latency(port: int, client: Any, rate: int, seconds: int, done_before: int) -> dict[str, float]:
+    docs = [notification("one-step") for _ in range(rate * seconds)]
+    accepted = await post_all(port, docs, rate)
+    runs = await closed(client, "one-step", done_before + len(docs))
+    lat = [
+        (runs[run_id("one-step", doc)][1].timestamp() - t202) * 1000 for doc, t202 in zip(docs, accepted, strict=True)
+    ]
+    return {"runs": len(docs), "p50": pct(lat, 50), "p99": pct(lat, 99)}
+
+
+async def main(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="hookline-runs-"))
+    stack = LocalStack(
+        KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
+        TemporalServer(tmp / "temporal", port=free_port(), db_file=tmp / "temporal" / "db.sqlite"),
+    )
+    await stack.start()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        kafka = KafkaSettings(bootstrap_servers=stack.kafka.bootstrap_servers, topic_prefix="bench")
+        temporal = TemporalSettings(address=stack.temporal.address, task_queue="bench")
+        await ensure_topics(kafka)
+        store = DefinitionStore(kafka)
+        await store.start()
+        for document in DEFINITIONS.values():
+            await store.put(document)
+        await store.stop()
+        agents = tmp / "agents.yaml"
+        agents.write_text('agents:\n  noop: {command: ["true"]}\n')
+        port, worker_port = free_port(), free_port()
+        env = dict(
+            os.environ,
+            HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+            HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
+            HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
+            HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
+            HOOKLINE_AGENTS_FILE=str(agents),
+            HOOKLINE_GATEWAY__PORT=str(port),
+            HOOKLINE_TRIGGERS__PORT="0",
+            HOOKLINE_TRIGGERS__TICKER="false",
+            HOOKLINE_WORKER__PORT=str(worker_port),
+            HOOKLINE_LOG__LEVEL="warning",
+            HOOKLINE_LOG__FORMAT="json",
+        )
+        log = tmp / "components.log"
+        for component in ("gateway", "triggers", "worker"):
+            processes.append(spawn([sys.executable, "-m", "hookline.cli", component], env, log))
+        bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
+        bare_argv = [sys.executable, str(ROOT / "bench" / "bare_temporal.py"), "worker"]
+        processes.append(spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env, log))
+        await wait_ready(f"http://127.0.0.1:{port}/readyz")
+        await wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
+        client = await connect(temporal)
+        await asyncio.sleep(2)  # the triggers join their group
+        print(f"Temporal dev server (SQLite, WAL), Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
+        warm = 50
+        await burst(port, client, "one-step", warm)
+        await run_loop(client, bare_queue, "noop", warm, BARE_CONCURRENCY)
+
+        results: dict[str, float] = {}
+        results["one-step"] = await burst(port, client, "one-step", args.runs)
+        results["three-step"] = await burst(port, client, "three-step", args.runs)
+        for shape in SHAPES:
+            results[f"bare {shape}"] = await run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY)
+        lat = await latency(port, client, args.rate, args.seconds, warm + args.runs)
+
+        best = max(results[f"bare {s}"] for s in SHAPES)
+        print(f"runs completed/s, {args.runs} runs each (Hookline: 32 connections posting; bare: 64 at a time):")
+        for name, value in results.items():
+            target = {"one-step": " (target >= 1.5x)", "three-step": " (target >= 1.0x)"}.get(name, "")
+            print(f"  {name:<18} {value:7.1f}/s   {value / best:5.2f}x the best bare loop{target}")
+        print(
+            f"202 -> run completed, one step, {args.rate}/s for {args.seconds}s ({lat['runs']:.0f} runs): "
+            f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms   (target: p50 <= 150 ms)"
+        )
+    finally:
+        for proc in processes:
+            stop(proc)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=15)
+    asyncio.run(main(parser.parse_args()))
