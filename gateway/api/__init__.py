@@ -12,11 +12,27 @@ from aiohttp import web
 from gateway.api.agents import list_agents
 from gateway.api.events import explain_event
 from gateway.api.executions import (
+    FILTERABLE,
     cancel_execution,
     execution_history,
     get_execution,
     list_executions,
     start_workflow,
+)
+from gateway.api.models import (
+    AgentList,
+    CancelRequested,
+    Deleted,
+    Execution,
+    ExecutionList,
+    Explanations,
+    History,
+    OpenApiDocument,
+    RunnerList,
+    Started,
+    ValidationResult,
+    Workflow,
+    WorkflowList,
 )
 from gateway.api.openapi import SPEC, encode_spec, serve_openapi
 from gateway.api.routing import API_PREFIX, Param, Route, guarded
@@ -50,7 +66,7 @@ ROUTES: tuple[Route, ...] = (
         create_workflow,
         "write",
         "Create a workflow definition (version 1)",
-        {201: "Workflow"},
+        {201: Workflow},
         (*_DEFINITION_WRITE, 409),
         body="WorkflowDefinition",
     ),
@@ -60,7 +76,7 @@ ROUTES: tuple[Route, ...] = (
         list_workflows,
         "read",
         "List the workflow definitions the token's team may see, by id",
-        {200: "WorkflowList"},
+        {200: WorkflowList},
         (400, 503),
         params=(
             Param("team", "query", "Only this team's definitions (a team-bound token may name only its own: 403)."),
@@ -74,7 +90,7 @@ ROUTES: tuple[Route, ...] = (
         validate_workflow,
         "read",
         "Validate a workflow definition without saving it",
-        {200: "ValidationResult"},
+        {200: ValidationResult},
         (400, 413, 415),
         body="WorkflowDefinition",
     ),
@@ -84,7 +100,7 @@ ROUTES: tuple[Route, ...] = (
         get_workflow,
         "read",
         "Read a workflow definition: the current version, or ?version=N",
-        {200: "Workflow"},
+        {200: Workflow},
         (400, 404, 503),
         params=(Param("version", "query", "A stored version number.", {"type": "integer", "minimum": 1}),),
     ),
@@ -94,7 +110,7 @@ ROUTES: tuple[Route, ...] = (
         replace_workflow,
         "write",
         "Create or replace a workflow definition (a changed body becomes a new version)",
-        {200: "Workflow", 201: "Workflow"},
+        {200: Workflow, 201: Workflow},
         (*_DEFINITION_WRITE, 404, 409, 412),
         body="WorkflowDefinition",
         params=(_IF_MATCH, _IF_NONE_MATCH),
@@ -105,7 +121,7 @@ ROUTES: tuple[Route, ...] = (
         delete_workflow,
         "write",
         "Delete a workflow definition; its versions stay readable, its executions run on",
-        {200: "Deleted"},
+        {200: Deleted},
         (400, 404, 409, 412, 503),
         params=(_IF_MATCH,),
     ),
@@ -115,7 +131,7 @@ ROUTES: tuple[Route, ...] = (
         start_workflow,
         "execute",
         "Start a run of the definition's current version; the same Idempotency-Key answers the same run",
-        {202: "Started"},
+        {202: Started},
         (400, 404, 412, 413, 415, 422, 503),
         body="StartRequest",
         params=(
@@ -133,14 +149,14 @@ ROUTES: tuple[Route, ...] = (
         list_executions,
         "read",
         "List the definition's executions (manual and triggered), newest first",
-        {200: "ExecutionList"},
+        {200: ExecutionList},
         (400, 404, 503),
         params=(
             Param(
                 "status",
                 "query",
                 "Only executions in this state.",
-                {"enum": ["running", "succeeded", "failed", "cancelled", "terminated", "timed_out"]},
+                {"enum": [status.value for status in FILTERABLE]},
             ),
             Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
             Param("cursor", "query", "`next_cursor` of the previous page."),
@@ -152,7 +168,7 @@ ROUTES: tuple[Route, ...] = (
         get_execution,
         "read",
         "An execution: status, step states, timestamps, trigger event, Temporal UI link",
-        {200: "Execution"},
+        {200: Execution},
         (404, 503),
     ),
     Route(
@@ -161,7 +177,7 @@ ROUTES: tuple[Route, ...] = (
         execution_history,
         "read",
         "An execution's step-level events, in order",
-        {200: "History"},
+        {200: History},
         (404, 503),
     ),
     Route(
@@ -170,17 +186,17 @@ ROUTES: tuple[Route, ...] = (
         cancel_execution,
         "execute",
         "Cancel a running execution: its steps stop and completed steps are compensated",
-        {202: "CancelRequested"},
+        {202: CancelRequested},
         (404, 409, 503),
     ),
-    Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: "AgentList"}),
+    Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: AgentList}),
     Route(
         "GET",
         "/runners",
         list_runners,
         "read",
         "List the runner pools, their runner kinds, and whether a worker polls each now",
-        {200: "RunnerList"},
+        {200: RunnerList},
         (503,),
     ),
     Route(
@@ -190,7 +206,7 @@ ROUTES: tuple[Route, ...] = (
         "read",
         "Which of your definitions an event (or a webhook body of a source) would start, why the others "
         "would not, and with which input and workflow id; starts nothing",
-        {200: "Explanations"},
+        {200: Explanations},
         (400, 415, 422, 503),
         body="ExplainRequest",
     ),
@@ -200,7 +216,7 @@ ROUTES: tuple[Route, ...] = (
         serve_openapi,
         None,
         "This OpenAPI 3.1 document (no token needed)",
-        {200: "OpenApiDocument"},
+        {200: OpenApiDocument},
     ),
 )
 

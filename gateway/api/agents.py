@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.auth import Principal
 from gateway.api.messages import json_response
+from gateway.api.models import Agent, AgentList
 from gateway.api.state import API
 
 __all__ = ["list_agents"]
@@ -17,15 +18,15 @@ async def list_agents(request: web.Request, principal: Principal) -> web.Respons
     catalog = request.app[API].agents
     agents = catalog.agents if principal.operator else catalog.for_team(principal.team)
     items = [
-        {
-            "name": a.name,
-            "runner": a.runner,
-            "pool": a.pool_name,
-            "command": list(a.command),
-            "description": a.description,
-            "timeout_s": a.timeout_s,
+        Agent(
+            name=a.name,
+            runner=a.runner,
+            pool=a.pool_name,
+            command=list(a.command),
+            description=a.description,
+            timeout_s=a.timeout_s,
             **({"teams": list(a.teams) if a.teams is not None else None} if principal.operator else {}),
-        }
+        )
         for a in sorted(agents.values(), key=lambda a: a.name)
     ]
-    return json_response({"items": items})
+    return json_response(AgentList(items=items), exclude_unset=True)  # `teams` for operators only

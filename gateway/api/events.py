@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from gateway.api.auth import Principal
 from gateway.api.messages import json_response, read_object
+from gateway.api.models import DefinitionExplanation, EventExplanation, EventSummary, Explanations
 from gateway.api.state import API
 from gateway.errors import GatewayError, Unprocessable
 from gateway.sources import build_sources
@@ -61,16 +62,16 @@ def _events(doc: dict[str, Any], sources: dict[str, Any]) -> list[Event]:
     return events
 
 
-def _row(e: Explanation) -> dict[str, Any]:
-    return {
-        "definition": e.definition_id,
-        "version": e.version,
-        "matches": e.matches,
-        "reason": e.reason,
-        "workflow_id": e.workflow_id,
-        "on_resolved": e.on_resolved,
-        "input": e.input,
-    }
+def _row(e: Explanation) -> DefinitionExplanation:
+    return DefinitionExplanation(
+        definition=e.definition_id,
+        version=e.version,
+        matches=e.matches,
+        reason=e.reason,
+        workflow_id=e.workflow_id,
+        on_resolved=e.on_resolved,
+        input=e.input,
+    )
 
 
 async def explain_event(request: web.Request, principal: Principal) -> web.Response:
@@ -81,17 +82,17 @@ async def explain_event(request: web.Request, principal: Principal) -> web.Respo
     events = _events(doc, state.sources)
     visible = [d for d in state.definitions().all() if principal.sees(team_of(d))]
     answers = [
-        {
-            "event": {
-                "id": event.id,
-                "type": event.type,
-                "source": event.source,
-                "subject": event.subject,
-                "dedupekey": event.dedupekey,
-                "resolves": event.resolves,
-            },
-            "definitions": [_row(e) for e in explain(visible, event)],
-        }
+        EventExplanation(
+            event=EventSummary(
+                id=event.id,
+                type=event.type,
+                source=event.source,
+                subject=event.subject,
+                dedupekey=event.dedupekey,
+                resolves=event.resolves,
+            ),
+            definitions=[_row(e) for e in explain(visible, event)],
+        )
         for event in events
     ]
-    return json_response({"events": answers})
+    return json_response(Explanations(events=answers))

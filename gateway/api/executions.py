@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 from temporalio.client import (
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
-from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -35,6 +35,16 @@ from gateway.api.messages import (
     page_limit,
     read_object,
 )
+from gateway.api.models import (
+    CancelRequested,
+    Execution,
+    ExecutionList,
+    ExecutionStatus,
+    ExecutionSummary,
+    History,
+    HistoryEvent,
+    Started,
+)
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import resolve_id, visible_definition
@@ -44,26 +54,28 @@ from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
 from schemas.run import WORKFLOW_NAME, RunState, StepState
 from schemas.validation import SchemaError
 
-__all__ = ["cancel_execution", "execution_history", "get_execution", "list_executions", "start_workflow"]
+__all__ = ["FILTERABLE", "cancel_execution", "execution_history", "get_execution", "list_executions", "start_workflow"]
 
 S = WorkflowExecutionStatus
+E = ExecutionStatus
+#: Temporal's status of an execution → the API's (any other: unknown).
 STATUS = {
-    S.RUNNING: "running",
-    S.COMPLETED: "succeeded",
-    S.FAILED: "failed",
-    S.CANCELED: "cancelled",
-    S.TERMINATED: "terminated",
-    S.TIMED_OUT: "timed_out",
-    S.CONTINUED_AS_NEW: "continued_as_new",
+    S.RUNNING: E.RUNNING,
+    S.COMPLETED: E.SUCCEEDED,
+    S.FAILED: E.FAILED,
+    S.CANCELED: E.CANCELLED,
+    S.TERMINATED: E.TERMINATED,
+    S.TIMED_OUT: E.TIMED_OUT,
+    S.CONTINUED_AS_NEW: E.CONTINUED_AS_NEW,
 }
-# The `status` filter of the executions list → Temporal's ExecutionStatus.
-_VISIBILITY_STATUS = {
-    "running": "Running",
-    "succeeded": "Completed",
-    "failed": "Failed",
-    "cancelled": "Canceled",
-    "terminated": "Terminated",
-    "timed_out": "TimedOut",
+#: The statuses the executions list filters by → Temporal's ExecutionStatus in a visibility query.
+FILTERABLE = {
+    E.RUNNING: "Running",
+    E.SUCCEEDED: "Completed",
+    E.FAILED: "Failed",
+    E.CANCELLED: "Canceled",
+    E.TERMINATED: "Terminated",
+    E.TIMED_OUT: "TimedOut",
 }
 _MAX_KEY_CHARS = 255
 
@@ -105,15 +117,15 @@ async def start_workflow(request: web.Request, principal: Principal) -> web.Resp
             run_id = handle.result_run_id or handle.first_execution_run_id
         except WorkflowAlreadyStartedError as exc:  # the same key, and that run has finished
             started, run_id = False, exc.run_id
-    answer: dict[str, Any] = {
-        "execution_id": execution_id,
-        "run_id": run_id,
-        "definition_id": stored.id,
-        "definition_version": stored.version,
-        "started": started,
-        "links": _links(execution_id),
-    }
-    return json_response(answer, 202, headers={"Location": answer["links"]["self"]})
+    answer = Started(
+        execution_id=execution_id,
+        run_id=run_id,
+        definition_id=stored.id,
+        definition_version=stored.version,
+        started=started,
+        links=_links(execution_id),
+    )
+    return json_response(answer, 202, headers={"Location": answer.links["self"]})
 
 
 def _quote(value: str) -> str:
@@ -121,13 +133,21 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _sa(attributes: TypedSearchAttributes) -> dict[str, Any]:
-    return {
-        "definition_id": attributes.get(SA_DEFINITION),
-        "team_id": attributes.get(SA_TEAM) or DEFAULT_TEAM,
-        "event_id": attributes.get(SA_EVENT),
-        "source": attributes.get(SA_SOURCE),
-    }
+def _summary(execution: WorkflowExecution) -> ExecutionSummary:
+    status = execution.status
+    attributes = execution.typed_search_attributes
+    return ExecutionSummary(
+        execution_id=execution.id,
+        run_id=execution.run_id,
+        status=STATUS.get(status, E.UNKNOWN) if status else E.UNKNOWN,
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+        definition_id=attributes.get(SA_DEFINITION),
+        team_id=attributes.get(SA_TEAM) or DEFAULT_TEAM,
+        event_id=attributes.get(SA_EVENT),
+        source=attributes.get(SA_SOURCE),
+        links=_links(execution.id),
+    )
 
 
 async def list_executions(request: web.Request, principal: Principal) -> web.Response:
@@ -144,9 +164,9 @@ async def list_executions(request: web.Request, principal: Principal) -> web.Res
         query += f" AND {SA_TEAM.name} = {_quote(principal.team)}"
     status = request.query.get("status")
     if status is not None:
-        if status not in _VISIBILITY_STATUS:
-            raise BadRequest(f'query parameter "status" must be one of {", ".join(_VISIBILITY_STATUS)}')
-        query += f" AND ExecutionStatus = {_quote(_VISIBILITY_STATUS[status])}"
+        if status not in FILTERABLE:
+            raise BadRequest(f'query parameter "status" must be one of {", ".join(FILTERABLE)}')
+        query += f" AND ExecutionStatus = {_quote(FILTERABLE[ExecutionStatus(status)])}"
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
     cursor = request.query.get("cursor")
     token = decode_cursor(cursor, query) if cursor else None
@@ -154,20 +174,9 @@ async def list_executions(request: web.Request, principal: Principal) -> web.Res
     async with state.temporal_call():
         pages = client.list_workflows(query, page_size=limit, next_page_token=token)
         await pages.fetch_next_page()
-    items = [
-        {
-            "execution_id": w.id,
-            "run_id": w.run_id,
-            "status": STATUS.get(w.status, "unknown") if w.status else "unknown",
-            "started_at": w.start_time,
-            "closed_at": w.close_time,
-            **_sa(w.typed_search_attributes),
-            "links": _links(w.id),
-        }
-        for w in pages.current_page or []
-    ]
+    items = [_summary(w) for w in pages.current_page or []]
     next_cursor = encode_cursor(pages.next_page_token, query) if pages.next_page_token else None
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return json_response(ExecutionList(items=items, next_cursor=next_cursor))
 
 
 async def _visible_execution(
@@ -212,13 +221,8 @@ async def _queried_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> R
 def _state_view(
     steps: dict[str, StepState], version: int | None, error: str | None, source: str, note: str | None = None
 ) -> dict[str, Any]:
-    return {
-        "definition_version": version,
-        "error": error,
-        "steps": {name: s.model_dump(mode="json") for name, s in steps.items()},
-        "state_source": source,
-        "state_note": note,
-    }
+    """The fields of an `Execution` that tell its run's state, and where they were read."""
+    return {"definition_version": version, "error": error, "steps": steps, "state_source": source, "state_note": note}
 
 
 async def _run_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
@@ -240,20 +244,14 @@ async def get_execution(request: web.Request, principal: Principal) -> web.Respo
     handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
     async with state.temporal_call():
         run_state = await _run_state(state, handle)
-    attributes = _sa(description.typed_search_attributes)
-    body = {
-        "execution_id": description.id,
-        "run_id": description.run_id,
-        "status": STATUS.get(description.status, "unknown") if description.status else "unknown",
-        **attributes,
-        "trigger": "event" if attributes["event_id"] else "manual",
-        "started_at": description.start_time,
-        "closed_at": description.close_time,
+    summary = _summary(description)
+    execution = Execution(
+        **dict(summary),
+        trigger="event" if summary.event_id else "manual",
         **run_state,
-        "temporal_ui_url": _ui_url(state, description),
-        "links": _links(description.id),
-    }
-    return json_response(body)
+        temporal_ui_url=_ui_url(state, description),
+    )
+    return json_response(execution)
 
 
 async def execution_history(request: web.Request, principal: Principal) -> web.Response:
@@ -261,7 +259,9 @@ async def execution_history(request: web.Request, principal: Principal) -> web.R
     handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
     async with state.temporal_call():
         history = await read_history(state.temporal(), handle)
-    return json_response({"execution_id": description.id, "run_id": description.run_id, "events": history.events})
+    events = [HistoryEvent.model_validate(event) for event in history.events]
+    answer = History(execution_id=description.id, run_id=description.run_id, events=events)
+    return json_response(answer, exclude_unset=True)  # run events have no step, attempt, ...
 
 
 async def cancel_execution(request: web.Request, principal: Principal) -> web.Response:
@@ -278,5 +278,6 @@ async def cancel_execution(request: web.Request, principal: Principal) -> web.Re
             if exc.status != RPCStatusCode.NOT_FOUND:  # it closed in the meantime
                 raise
             raise Conflict(f'execution "{description.id}" has already closed') from exc
-    answer = {"execution_id": description.id, "run_id": description.run_id, "status": "cancel_requested"}
-    return json_response(answer, 202)
+    return json_response(
+        CancelRequested(execution_id=description.id, run_id=description.run_id, status="cancel_requested"), 202
+    )

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway.errors import BadRequest, UnsupportedMediaType
 from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
@@ -30,9 +31,12 @@ __all__ = [
 MAX_DEPTH = MAX_JSON_DEPTH
 
 
-def json_response(body: object, status: int = 200, *, headers: dict[str, str] | None = None) -> web.Response:
-    body_bytes = orjson.dumps(body, option=orjson.OPT_UTC_Z)
-    return web.Response(body=body_bytes, status=status, headers=headers, content_type="application/json")
+def json_response(
+    answer: BaseModel, status: int = 200, *, headers: dict[str, str] | None = None, exclude_unset: bool = False
+) -> web.Response:
+    """`answer` as JSON; with `exclude_unset`, without the fields its handler left out."""
+    body = orjson.dumps(answer.model_dump(mode="json", exclude_unset=exclude_unset))
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
 async def read_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:

@@ -1,31 +1,38 @@
 """The OpenAPI 3.1 document of the API, built from the route table (so it cannot drift from the
 routes) and served unauthenticated at /api/v1/openapi.json.
 
-The workflow definition schema is `schemas/workflow.schema.json` itself, its `$defs` lifted into
-the components; the step state schema is the pydantic model's.
+The answers' schemas are generated from the models the handlers build (`gateway.api.models`);
+the workflow definition schema is `schemas/workflow.schema.json` itself, its `$defs` lifted into
+the components.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway.api.auth import Principal
 from gateway.api.routing import Route
-from schemas.run import StepState
-from worker.pools import PoolStatus
 
 __all__ = ["SPEC", "build_spec", "encode_spec", "serve_openapi"]
 
 SPEC = web.AppKey("openapi", bytes)
 _DEFINITION = "WorkflowDefinition"
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(model=name)}
+
 
 _PROBLEM = {
     "type": "object",
@@ -40,33 +47,17 @@ _PROBLEM = {
         "errors": {
             "type": "array",
             "description": "Where the input is wrong (validation failures).",
-            "items": {
-                "type": "object",
-                "required": ["location", "message"],
-                "properties": {"location": {"type": "string"}, "message": {"type": "string"}},
-            },
+            "items": _ref("SchemaError"),
         },
     },
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _obj(required: Iterable[str] = (), **properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(required), "properties": properties}
 
 
-STR, INT, BOOL, TIME = (
-    {"type": "string"},
-    {"type": "integer"},
-    {"type": "boolean"},
-    {"type": "string", "format": "date-time"},
-)
-NULLABLE_STR = {"type": ["string", "null"]}
-NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-LINKS = {"type": "object", "additionalProperties": {"type": "string"}}
+STR = {"type": "string"}
 
 
 def _definition_schemas() -> dict[str, Any]:
@@ -80,135 +71,28 @@ def _definition_schemas() -> dict[str, Any]:
     return {_DEFINITION: schema, **{f"{_DEFINITION}.{name}": value for name, value in defs.items()}}
 
 
-def _schemas() -> dict[str, Any]:
-    summary = _obj(
-        ["id", "name", "team_id", "version"],
-        id=STR,
-        name=STR,
-        description=NULLABLE_STR,
-        team_id=STR,
-        version=INT,
-        created_at=NULLABLE_TIME,
-        triggers={"type": "array", "items": {"type": "object"}},
-        links=LINKS,
+class _Schemas(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False  # "title": "Execution Id" beside every property says nothing its name does not
+
+
+def _answer_schemas(routes: Iterable[Route]) -> tuple[dict[type[BaseModel], dict[str, Any]], dict[str, Any]]:
+    """The answer models of `routes`: each one's reference, and the components they need."""
+    models = {model for route in routes for model in route.responses.values() if model is not None}
+    refs, schema = models_json_schema(
+        [(model, "serialization") for model in sorted(models, key=lambda m: m.__name__)],
+        ref_template=_REF,
+        schema_generator=_Schemas,
     )
-    workflow = {
-        "allOf": [_ref("WorkflowSummary")],
-        **_obj(
-            ["definition", "versions", "digest"],
-            digest=STR,
-            versions={"type": "array", "items": INT},
-            definition=_ref(_DEFINITION),
-            schedules={
-                "type": "array",
-                "description": "Each cron trigger's state as the ticker last recorded it.",
-                "items": _obj(
-                    ["trigger", "cron", "timezone", "last_tick", "failing"],
-                    trigger=INT,
-                    cron=STR,
-                    timezone=STR,
-                    last_tick=NULLABLE_TIME,
-                    failing={
-                        "oneOf": [
-                            {"type": "null"},
-                            _obj(["count", "error", "retry_at"], count=INT, error=STR, retry_at=STR),
-                        ]
-                    },
-                ),
-            },
-        ),
-    }
-    error = _obj(["location", "message"], location=STR, message=STR)
-    sa = {"definition_id": NULLABLE_STR, "team_id": STR, "event_id": NULLABLE_STR, "source": NULLABLE_STR}
-    status = {"enum": ["running", "succeeded", "failed", "cancelled", "terminated", "timed_out", "continued_as_new"]}
-    execution_item = _obj(
-        ["execution_id", "run_id", "status"],
-        execution_id=STR,
-        run_id=STR,
-        status=status,
-        started_at=NULLABLE_TIME,
-        closed_at=NULLABLE_TIME,
-        links=LINKS,
-        **sa,
-    )
-    execution = {
-        "allOf": [_ref("ExecutionSummary")],
-        **_obj(
-            ["steps", "state_source"],
-            trigger={"enum": ["manual", "event"]},
-            definition_version={"type": ["integer", "null"]},
-            error=NULLABLE_STR,
-            steps={"type": "object", "additionalProperties": _ref("StepState")},
-            state_source={"enum": ["query", "result", "history"]},
-            state_note=NULLABLE_STR,
-            temporal_ui_url=NULLABLE_STR,
-        ),
-    }
-    event = _obj(
-        ["id", "time", "type"],
-        id=INT,
-        time=TIME,
-        type=STR,
-        step=NULLABLE_STR,
-        compensation=BOOL,
-        attempt={"type": ["integer", "null"]},
-        error=STR,
-        signal=STR,
-    )
-    agent = _obj(
-        ["name", "runner", "pool"],
-        name=STR,
-        runner=STR,
-        pool=STR,
-        command={"type": "array", "items": STR},
-        description=NULLABLE_STR,
-        timeout_s={"type": "number"},
-        teams={
-            "type": ["array", "null"],
-            "items": STR,
-            "description": "Operator tokens only: the teams it is limited to (null: every team).",
-        },
-    )
-    page = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last."}
+    return {model: refs[(model, "serialization")] for model in models}, schema.get("$defs", {})
+
+
+def _request_schemas() -> dict[str, Any]:
     return {
-        "Problem": _PROBLEM,
-        **_definition_schemas(),
-        "WorkflowSummary": summary,
-        "Workflow": workflow,
-        "WorkflowList": _obj(["items"], items={"type": "array", "items": _ref("WorkflowSummary")}, next_cursor=page),
-        "ValidationResult": _obj(
-            ["valid", "errors"], valid=BOOL, id=NULLABLE_STR, errors={"type": "array", "items": error}
-        ),
-        "Deleted": _obj(["id", "deleted", "version"], id=STR, deleted=BOOL, version=INT),
         "StartRequest": {
             **_obj((), input={"type": ["object", "null"], "description": "Checked against the `inputs` schema."}),
             "additionalProperties": False,
         },
-        "Started": _obj(
-            ["execution_id", "definition_id", "definition_version", "started"],
-            execution_id=STR,
-            run_id=NULLABLE_STR,
-            definition_id=STR,
-            definition_version=INT,
-            started={"type": "boolean", "description": "False when the Idempotency-Key found an execution."},
-            links=LINKS,
-        ),
-        "StepState": StepState.model_json_schema(mode="serialization"),
-        "ExecutionSummary": execution_item,
-        "Execution": execution,
-        "ExecutionList": _obj(["items"], items={"type": "array", "items": _ref("ExecutionSummary")}, next_cursor=page),
-        "HistoryEvent": event,
-        "History": _obj(
-            ["execution_id", "events"],
-            execution_id=STR,
-            run_id=STR,
-            events={"type": "array", "items": _ref("HistoryEvent")},
-        ),
-        "CancelRequested": _obj(
-            ["execution_id", "status"], execution_id=STR, run_id=STR, status={"const": "cancel_requested"}
-        ),
-        "Agent": agent,
-        "AgentList": _obj(["items"], items={"type": "array", "items": _ref("Agent")}),
         "ExplainRequest": {
             "type": "object",
             "description": "Either a CloudEvent, or a webhook body with the name of its configured source.",
@@ -217,36 +101,10 @@ def _schemas() -> dict[str, Any]:
                 _obj(["source", "body"], source=STR, body={"description": "What /hooks/{source} would receive."}),
             ],
         },
-        "Explanations": _obj(
-            ["events"],
-            events={
-                "type": "array",
-                "items": _obj(
-                    ["event", "definitions"],
-                    event={"type": "object"},
-                    definitions={
-                        "type": "array",
-                        "items": _obj(
-                            ["definition", "version", "matches", "reason"],
-                            definition=STR,
-                            version=INT,
-                            matches=BOOL,
-                            reason={**NULLABLE_STR, "description": "The first condition that failed."},
-                            workflow_id=NULLABLE_STR,
-                            on_resolved=NULLABLE_STR,
-                            input={"type": ["object", "null"]},
-                        ),
-                    },
-                ),
-            },
-        ),
-        "RunnerPool": PoolStatus.model_json_schema(mode="serialization"),
-        "RunnerList": _obj(["items"], items={"type": "array", "items": _ref("RunnerPool")}),
-        "OpenApiDocument": {"type": "object"},
     }
 
 
-def _operation(route: Route) -> dict[str, Any]:
+def _operation(route: Route, refs: Mapping[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": STR} for name in re.findall(r"{(\w+)}", route.path)
     ]
@@ -255,10 +113,10 @@ def _operation(route: Route) -> dict[str, Any]:
         for p in route.params
     ]
     responses: dict[str, Any] = {}
-    for status, schema in sorted(route.responses.items()):
+    for status, model in sorted(route.responses.items()):
         answer: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-        if schema is not None:
-            answer["content"] = {"application/json": {"schema": _ref(schema)}}
+        if model is not None:
+            answer["content"] = {"application/json": {"schema": refs[model]}}
         responses[str(status)] = answer
     errors = {*route.errors, *((401, 403) if route.scope else ())}
     for status in sorted(errors):
@@ -283,9 +141,11 @@ def _operation(route: Route) -> dict[str, Any]:
 
 
 def build_spec(routes: Iterable[Route]) -> dict[str, Any]:
+    routes = tuple(routes)
+    refs, answers = _answer_schemas(routes)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.url, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.url, {})[route.method.lower()] = _operation(route, refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -296,7 +156,7 @@ def build_spec(routes: Iterable[Route]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": {"Problem": _PROBLEM, **_definition_schemas(), **_request_schemas(), **answers},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "A configured api.tokens entry."}
             },

@@ -1,7 +1,8 @@
 """The route table's entry type, and the wrapper that authenticates each call.
 
 One table (`gateway.api.ROUTES`) registers the aiohttp routes and builds the OpenAPI document,
-so the two cannot drift apart.
+so the two cannot drift apart; each route names the models of its answers, which its handler
+builds and the document describes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway.api.auth import ANONYMOUS, Principal
 from gateway.api.state import API
@@ -41,8 +43,8 @@ class Route:
     handler: ApiHandler
     scope: Scope | None  # None: no token needed
     summary: str
-    #: status → name of the JSON answer's schema in the OpenAPI components (None: no body)
-    responses: Mapping[int, str | None]
+    #: status → the model of the JSON answer, which the handler builds (None: no body)
+    responses: Mapping[int, type[BaseModel] | None]
     #: error statuses this route answers besides 401/403 (added for every route with a scope)
     errors: tuple[int, ...] = ()
     body: str | None = None  # name of the request body's schema in the components

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from gateway.api.auth import Principal
 from gateway.api.messages import json_response
+from gateway.api.models import RunnerList, RunnerPool
 from gateway.api.state import API
 from hookline.runs import team_of
 from worker.pools import describe_pools, pools_of
@@ -26,4 +27,4 @@ async def list_runners(request: web.Request, principal: Principal) -> web.Respon
                 pools.setdefault(step.action.pool or step.action.runner, (step.action.runner,))
     async with state.temporal_call():
         statuses = await describe_pools(state.temporal(), state.settings.temporal, dict(sorted(pools.items())))
-    return json_response({"items": [s.model_dump(mode="json") for s in statuses]})
+    return json_response(RunnerList(items=[RunnerPool.model_validate(dict(s)) for s in statuses]))

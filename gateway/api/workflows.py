@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.api.auth import Principal
 from gateway.api.messages import etag, expected_version, json_response, page_limit, query_int, read_object
+from gateway.api.models import Deleted, ScheduleState, ValidationResult, Workflow, WorkflowList, WorkflowSummary
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
@@ -58,27 +59,31 @@ def _links(definition_id: str) -> dict[str, str]:
     return {"self": base, "start": f"{base}/start", "executions": f"{base}/executions"}
 
 
-def summary(stored: StoredDefinition) -> dict[str, Any]:
+def summary(stored: StoredDefinition) -> WorkflowSummary:
     d = stored.definition
-    return {
-        "id": stored.id,
-        "name": d.name,
-        "description": d.description,
-        "team_id": team_of(stored),
-        "version": stored.version,
-        "created_at": stored.created_at or None,
-        "triggers": [t.model_dump(mode="json", include=_TRIGGER_SUMMARY, exclude_none=True) for t in d.triggers],
-        "links": _links(stored.id),
-    }
+    return WorkflowSummary(
+        id=stored.id,
+        name=d.name,
+        description=d.description,
+        team_id=team_of(stored),
+        version=stored.version,
+        created_at=stored.created_at or None,
+        triggers=[t.model_dump(mode="json", include=_TRIGGER_SUMMARY, exclude_none=True) for t in d.triggers],
+        links=_links(stored.id),
+    )
 
 
-def detail(stored: StoredDefinition, versions: list[int], schedules: TopicView | None = None) -> dict[str, Any]:
-    body = {**summary(stored), "digest": stored.digest, "versions": versions, "definition": stored.document}
-    body["schedules"] = schedule_states(stored, schedules)
-    return body
+def detail(stored: StoredDefinition, versions: list[int], schedules: TopicView | None = None) -> Workflow:
+    return Workflow(
+        **dict(summary(stored)),
+        digest=stored.digest,
+        versions=versions,
+        definition=stored.document,
+        schedules=schedule_states(stored, schedules),
+    )
 
 
-def schedule_states(stored: StoredDefinition, view: TopicView | None) -> list[dict[str, Any]]:
+def schedule_states(stored: StoredDefinition, view: TopicView | None) -> list[ScheduleState]:
     """Each cron trigger with what the ticker last recorded of it: the last slot it ticked and,
     while its ticks fail, how often, why, and when it tries again (None while all is well)."""
     states = []
@@ -88,13 +93,13 @@ def schedule_states(stored: StoredDefinition, view: TopicView | None) -> list[di
         raw = view.get(schedule_id(stored.id, index)) if view is not None else None
         recorded = orjson.loads(raw) if raw else {}
         states.append(
-            {
-                "trigger": index,
-                "cron": trigger.cron,
-                "timezone": trigger.timezone,
-                "last_tick": recorded.get("last"),
-                "failing": recorded.get("failing"),
-            }
+            ScheduleState(
+                trigger=index,
+                cron=trigger.cron,
+                timezone=trigger.timezone,
+                last_tick=recorded.get("last"),
+                failing=recorded.get("failing"),
+            )
         )
     return states
 
@@ -162,7 +167,7 @@ async def create_workflow(request: web.Request, principal: Principal) -> web.Res
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
     body = detail(stored, store.versions(stored.id), state.schedules)
-    return json_response(body, 201, headers={"Location": body["links"]["self"], "ETag": etag(stored.version)})
+    return json_response(body, 201, headers={"Location": body.links["self"], "ETag": etag(stored.version)})
 
 
 async def list_workflows(request: web.Request, principal: Principal) -> web.Response:
@@ -179,7 +184,7 @@ async def list_workflows(request: web.Request, principal: Principal) -> web.Resp
     ]
     page = items[:limit]
     next_cursor = page[-1].id if len(items) > limit else None
-    return json_response({"items": [summary(s) for s in page], "next_cursor": next_cursor})
+    return json_response(WorkflowList(items=[summary(s) for s in page], next_cursor=next_cursor))
 
 
 async def get_workflow(request: web.Request, principal: Principal) -> web.Response:
@@ -256,7 +261,7 @@ async def delete_workflow(request: web.Request, principal: Principal) -> web.Res
     deleted = await state.write(_written(state.definitions().delete(stored.id, expected=expected)))
     if deleted is None:  # deleted by someone else in the meantime
         raise NotFound(f'no workflow definition "{stored.id}"')
-    return json_response({"id": stored.id, "deleted": True, "version": deleted.version})
+    return json_response(Deleted(id=stored.id, deleted=True, version=deleted.version))
 
 
 def _full(named: str) -> str:
@@ -277,5 +282,4 @@ async def validate_workflow(request: web.Request, principal: Principal) -> web.R
         definition_id = _parse(state, doc).id
     except Unprocessable as exc:
         errors.extend(exc.errors)
-    listed = [{"location": e.location, "message": e.message} for e in errors]
-    return json_response({"valid": not errors, "id": definition_id, "errors": listed})
+    return json_response(ValidationResult(valid=not errors, id=definition_id, errors=errors))

@@ -1,0 +1,260 @@
+"""The API's JSON answers as pydantic models: the handlers build them, and the OpenAPI document's
+response schemas are generated from them (`gateway.api.openapi`), so the two cannot differ.
+
+Two answers leave a key out rather than send null (an agent's `teams` for a team token; `step`,
+`error` and the like on history events that have none): they are sent with `exclude_unset`,
+and their handlers set exactly the keys they send.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
+
+from schemas.run import StepState
+from schemas.validation import SchemaError
+from worker.pools import PoolStatus
+
+__all__ = [
+    "Agent",
+    "AgentList",
+    "CancelRequested",
+    "DefinitionExplanation",
+    "Deleted",
+    "EventExplanation",
+    "EventSummary",
+    "Execution",
+    "ExecutionList",
+    "ExecutionStatus",
+    "ExecutionSummary",
+    "Explanations",
+    "History",
+    "HistoryEvent",
+    "OpenApiDocument",
+    "RunnerList",
+    "RunnerPool",
+    "ScheduleFailure",
+    "ScheduleState",
+    "Started",
+    "ValidationResult",
+    "Workflow",
+    "WorkflowList",
+    "WorkflowSummary",
+]
+
+#: Named links to the resource's own URLs (`self`, `history`, ...).
+Links = dict[str, str]
+#: A time as recorded, ISO 8601 text (sent as it was stored).
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+#: A workflow definition as written, described by `schemas/workflow.schema.json` (in allOf: pydantic
+#: would look a bare $ref up among its own models).
+DefinitionDocument = Annotated[
+    dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/WorkflowDefinition"}]})
+]
+Cursor = Annotated[str | None, Field(description="Pass as `cursor` for the next page; null on the last.")]
+
+
+class ExecutionStatus(StrEnum):
+    """An execution's status: Temporal's, in the API's words (`unknown`: one Temporal did not say)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+    TIMED_OUT = "timed_out"
+    CONTINUED_AS_NEW = "continued_as_new"
+    UNKNOWN = "unknown"
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- workflow definitions -----------------------------------------------------------------------
+
+
+class WorkflowSummary(_Answer):
+    id: str
+    name: str
+    description: str | None
+    team_id: str
+    version: int
+    created_at: Timestamp | None
+    triggers: list[dict[str, Any]] = Field(description="Each trigger's type and its source, topic or cron.")
+    links: Links
+
+
+class ScheduleFailure(_Answer):
+    """Why a schedule's ticks fail, as the ticker records it (what it may add later is left out)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    count: int
+    error: str
+    retry_at: Timestamp
+
+
+class ScheduleState(_Answer):
+    """A cron trigger's state as the ticker last recorded it."""
+
+    trigger: int = Field(description="The trigger's index in the definition.")
+    cron: str
+    timezone: str
+    last_tick: Timestamp | None
+    failing: ScheduleFailure | None
+
+
+class Workflow(WorkflowSummary):
+    digest: str
+    versions: list[int]
+    definition: DefinitionDocument
+    schedules: list[ScheduleState] = Field(description="Each cron trigger's state as the ticker last recorded it.")
+
+
+class WorkflowList(_Answer):
+    items: list[WorkflowSummary]
+    next_cursor: Cursor
+
+
+class ValidationResult(_Answer):
+    valid: bool
+    id: str | None = Field(description="The id the definition would be saved under (null: it has errors).")
+    errors: list[SchemaError]
+
+
+class Deleted(_Answer):
+    id: str
+    deleted: bool
+    version: int
+
+
+# --- executions ---------------------------------------------------------------------------------
+
+
+class Started(_Answer):
+    execution_id: str
+    run_id: str | None
+    definition_id: str
+    definition_version: int
+    started: bool = Field(description="False when the Idempotency-Key found an execution.")
+    links: Links
+
+
+class ExecutionSummary(_Answer):
+    execution_id: str
+    run_id: str
+    status: ExecutionStatus
+    started_at: datetime | None
+    closed_at: datetime | None
+    definition_id: str | None
+    team_id: str
+    event_id: str | None
+    source: str | None
+    links: Links
+
+
+class Execution(ExecutionSummary):
+    trigger: Literal["manual", "event"]
+    definition_version: int | None
+    error: str | None
+    steps: dict[str, StepState]
+    state_source: Literal["query", "result", "history"]
+    state_note: str | None
+    temporal_ui_url: str | None
+
+
+class ExecutionList(_Answer):
+    items: list[ExecutionSummary]
+    next_cursor: Cursor
+
+
+class HistoryEvent(_Answer):
+    """A step-level event of a run; only step events have `step`, `compensation` and `attempt`."""
+
+    id: int
+    time: datetime
+    type: str
+    step: str | None = None
+    compensation: bool = False
+    attempt: int | None = None
+    error: str | None = None
+    signal: str | None = None
+
+
+class History(_Answer):
+    execution_id: str
+    run_id: str
+    events: list[HistoryEvent]
+
+
+class CancelRequested(_Answer):
+    execution_id: str
+    run_id: str
+    status: Literal["cancel_requested"]
+
+
+# --- agents, runners, explain, the document -----------------------------------------------------
+
+
+class Agent(_Answer):
+    """An agent as callers may see it: what runs where, never its environment or working directory."""
+
+    name: str
+    runner: str
+    pool: str
+    command: list[str]
+    description: str | None
+    timeout_s: float
+    teams: list[str] | None = Field(
+        None, description="Operator tokens only: the teams it is limited to (null: every team)."
+    )
+
+
+class AgentList(_Answer):
+    items: list[Agent]
+
+
+class RunnerPool(PoolStatus):
+    """A runner pool, the runner kinds its agents use, and whether a worker polls it now."""
+
+
+class RunnerList(_Answer):
+    items: list[RunnerPool]
+
+
+class EventSummary(_Answer):
+    """The attributes of an explained event that decide what it starts."""
+
+    id: str
+    type: str
+    source: str
+    subject: str | None
+    dedupekey: str
+    resolves: str | None
+
+
+class DefinitionExplanation(_Answer):
+    definition: str
+    version: int
+    matches: bool
+    reason: str | None = Field(description="The first condition that failed.")
+    workflow_id: str | None
+    on_resolved: str | None
+    input: dict[str, Any] | None
+
+
+class EventExplanation(_Answer):
+    event: EventSummary
+    definitions: list[DefinitionExplanation]
+
+
+class Explanations(_Answer):
+    events: list[EventExplanation]
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """This document."""
