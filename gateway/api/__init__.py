@@ -207,7 +207,7 @@ ROUTES: tuple[Route, ...] = (
         "Which of your definitions an event (or a webhook body of a source) would start, why the others "
         "would not, and with which input and workflow id; starts nothing",
         {200: Explanations},
-        (400, 415, 422, 503),
+        (400, 413, 415, 422, 503),
         body="ExplainRequest",
     ),
     Route(

@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.settings import ApiOptions, ApiToken, GatewaySettings, Scope
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
+from tests.openapi_contract import record_answers
 
 API = "/api/v1"
 
@@ -69,6 +70,10 @@ async def wait_api_ready(client: TestClient[Any, Any], timeout: float = 30.0) ->
 async def start_api(
     aiohttp_client: AiohttpClient, settings: GatewaySettings, agents: AgentCatalog
 ) -> TestClient[Any, Any]:
-    client = await aiohttp_client(create_app(settings, agents=agents))
+    """A ready gateway; each answer of its API must conform to the OpenAPI document, or the test
+    fails as the gateway stops (`tests.openapi_contract`)."""
+    app = create_app(settings, agents=agents)
+    record_answers(app)
+    client = await aiohttp_client(app)
     await wait_api_ready(client)
     return client

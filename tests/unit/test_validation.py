@@ -68,7 +68,7 @@ def test_given_values_win_over_defaults() -> None:
 
 
 def test_a_default_is_the_run_s_own_copy() -> None:
-    inputs = {"type": "object", "properties": {"tags": {"type": "array", "default": ["a"]}}}
+    inputs: dict[str, Any] = {"type": "object", "properties": {"tags": {"type": "array", "default": ["a"]}}}
     checked = definition(inputs).checked_input({})
     checked["tags"].append("b")
     assert inputs["properties"]["tags"]["default"] == ["a"]
