@@ -7,7 +7,8 @@ workflow, and the loop that starts such workflows and waits for their ends.
 Three shapes, the activity
 - `noop`: returns at once, on the workflow's own task queue (eager dispatch applies);
 - `spawn`: spawns `true` and waits for it, on the workflow's own task queue;
-- `spawn-queue`: spawns `true`, on a separate task queue, as Hookline's runner pools do.
+- `spawn-queue`: spawns `true`, on a separate task queue, as Hookline's runner pools do;
+and, for reference only, `local-spawn`: spawns `true` as a local activity.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 SHAPES = ("noop", "spawn", "spawn-queue")
+#: Not one of the issue's baseline shapes: the activity as a local activity, for reference.
+LOCAL = "local-spawn"
 
 
 @activity.defn
@@ -40,6 +43,9 @@ async def spawn_true() -> None:
 class BareOne:
     @workflow.run
     async def run(self, shape: str, queue: str) -> None:
+        if shape == LOCAL:
+            await workflow.execute_local_activity(spawn_true, start_to_close_timeout=timedelta(seconds=30))
+            return
         await workflow.execute_activity(
             noop if shape == "noop" else spawn_true,
             task_queue=queue if shape == "spawn-queue" else None,

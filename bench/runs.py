@@ -16,7 +16,7 @@ runs `true`) and, in a process of its own, the bare baseline's worker (bench/bar
 Targets (issue 18, 2 cores): one-step ≥ 1.5x the best bare loop, three-step ≥ 1.0x it,
 202 → completed p50 ≤ 150 ms at 20 runs/s.
 
-    .venv/bin/python bench/runs.py [--runs 1000] [--rate 20] [--seconds 15]
+    .venv/bin/python bench/runs.py [--runs 1000] [--rate 20] [--seconds 15] [--local-pools shell]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bare_temporal import SHAPES, run_loop  # noqa: E402
+from bench.bare_temporal import LOCAL, SHAPES, run_loop  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
 from hookline.definitions import DefinitionStore  # noqa: E402
 from hookline.kafka import ensure_topics  # noqa: E402
@@ -194,7 +194,7 @@ async def main(args: argparse.Namespace) -> None:
             await store.put(document)
         await store.stop()
         agents = tmp / "agents.yaml"
-        agents.write_text('agents:\n  noop: {command: ["true"]}\n')
+        agents.write_text('agents:\n  noop: {command: ["true"], timeout_s: 10}\n')
         port, worker_port = free_port(), free_port()
         env = dict(
             os.environ,
@@ -209,6 +209,7 @@ async def main(args: argparse.Namespace) -> None:
             HOOKLINE_WORKER__PORT=str(worker_port),
             HOOKLINE_LOG__LEVEL="warning",
             HOOKLINE_LOG__FORMAT="json",
+            HOOKLINE_TEMPORAL__LOCAL_POOLS=json.dumps(args.local_pools),
         )
         log = tmp / "components.log"
         for component in ("gateway", "triggers", "worker"):
@@ -221,6 +222,7 @@ async def main(args: argparse.Namespace) -> None:
         client = await connect(temporal)
         await asyncio.sleep(2)  # the triggers join their group
         print(f"Temporal dev server (SQLite, WAL), Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
+        print(f"temporal.local_pools: {args.local_pools or 'none (every step through its pool queue)'}")
         warm = 50
         await burst(port, client, "one-step", warm)
         await run_loop(client, bare_queue, "noop", warm, BARE_CONCURRENCY)
@@ -228,14 +230,18 @@ async def main(args: argparse.Namespace) -> None:
         results: dict[str, float] = {}
         results["one-step"] = await burst(port, client, "one-step", args.runs)
         results["three-step"] = await burst(port, client, "three-step", args.runs)
-        for shape in SHAPES:
+        for shape in (*SHAPES, LOCAL):
             results[f"bare {shape}"] = await run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY)
         lat = await latency(port, client, args.rate, args.seconds, warm + args.runs)
 
         best = max(results[f"bare {s}"] for s in SHAPES)
         print(f"runs completed/s, {args.runs} runs each (Hookline: 32 connections posting; bare: 64 at a time):")
         for name, value in results.items():
-            target = {"one-step": " (target >= 1.5x)", "three-step": " (target >= 1.0x)"}.get(name, "")
+            target = {
+                "one-step": " (target >= 1.5x)",
+                "three-step": " (target >= 1.0x)",
+                f"bare {LOCAL}": " (reference only: not one of the baseline's shapes)",
+            }.get(name, "")
             print(f"  {name:<18} {value:7.1f}/s   {value / best:5.2f}x the best bare loop{target}")
         print(
             f"202 -> run completed, one step, {args.rate}/s for {args.seconds}s ({lat['runs']:.0f} runs): "
@@ -252,4 +258,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--local-pools", nargs="*", default=[], help="temporal.local_pools for Hookline (e.g. shell); default none"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -109,15 +109,23 @@ def _route(
     timeout_s: float | None,
 ) -> Route:
     if action is not None:
+        pool, timeout = action.pool or action.runner, timeout_s or _INLINE_TIMEOUT_S
         return Route(
-            queue=settings.runner_queue(action.pool or action.runner),
-            timeout_s=timeout_s or _INLINE_TIMEOUT_S,
+            queue=settings.runner_queue(pool),
+            timeout_s=timeout,
             action=action,
+            local=settings.runs_locally(pool, timeout),
         )
     agent = agents.get(agent_name or "")
     if agent is None or not agent.allows(team):  # another team's agent does not exist for this one
         raise NotStartable(f"{where} names unknown agent {agent_name!r}")
-    return Route(queue=settings.runner_queue(agent.pool_name), timeout_s=timeout_s or agent.timeout_s, agent=agent.name)
+    timeout = timeout_s or agent.timeout_s
+    return Route(
+        queue=settings.runner_queue(agent.pool_name),
+        timeout_s=timeout,
+        agent=agent.name,
+        local=settings.runs_locally(agent.pool_name, timeout),
+    )
 
 
 def build_request(

@@ -87,9 +87,29 @@ class TemporalSettings(Section):
     # Runner pools poll `<runner_queue_prefix><pool>`, e.g. hookline.runner.shell.
     runner_queue_prefix: str = "hookline.runner."
     ui_url: str | None = None
+    local_pools: list[str] = Field(
+        default_factory=list,
+        description="Runner pools whose short steps run as Temporal local activities, in the worker "
+        "that runs the run's interpreter: no round trip through the pool's task queue, and a run of "
+        "short steps one after the other completes in a single workflow task. Every worker that runs "
+        "the interpreter (`worker.workflows`) must serve these pools; it refuses to start otherwise. "
+        "Decided when a run starts (it is in the run's request), so changing it never affects a "
+        "running run. See docs/workflows.md.",
+    )
+    local_max_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Only steps of `local_pools` whose timeout is at most this run locally: a local "
+        "step holds its run's workflow task, so a signal (e.g. a resolved alert) reaches the run "
+        "only between steps or at the task's heartbeat (every few seconds).",
+    )
 
     def runner_queue(self, pool: str) -> str:
         return f"{self.runner_queue_prefix}{pool}"
+
+    def runs_locally(self, pool: str, timeout_s: float) -> bool:
+        """Whether a step on `pool` with this timeout runs as a local activity."""
+        return pool in self.local_pools and timeout_s <= self.local_max_timeout_s
 
 
 class LogSettings(Section):

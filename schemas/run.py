@@ -40,6 +40,8 @@ class Route(BaseModel):
     timeout_s: float
     agent: str | None = None
     action: Action | None = None
+    #: Run as a local activity in the interpreter's worker (`temporal.local_pools`), not on `queue`.
+    local: bool = False
 
 
 class RunRequest(BaseModel):

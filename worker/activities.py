@@ -48,6 +48,10 @@ async def _heartbeating(every_s: float) -> AsyncIterator[None]:
     """Heartbeat while the runner works: they tell Temporal the worker is alive and are how a
     cancellation reaches the step (as asyncio.CancelledError in the runner)."""
 
+    if activity.info().is_local:  # a local activity has no heartbeats; its cancellation comes in-process
+        yield
+        return
+
     async def beat() -> None:
         while True:
             activity.heartbeat()

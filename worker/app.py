@@ -27,6 +27,7 @@ from worker.workflow import HooklineRun
 __all__ = [
     "build_runners",
     "build_workers",
+    "check_local_pools",
     "check_served_pools",
     "health_app",
     "running_workers",
@@ -87,6 +88,18 @@ def check_served_pools(agents: AgentCatalog, kinds: list[str]) -> None:
         )
 
 
+def check_local_pools(agents: AgentCatalog, kinds: list[str], local_pools: list[str]) -> None:
+    """Raises `PoolNotServed` if this worker runs the interpreter but does not serve a pool whose
+    steps run as local activities (`temporal.local_pools`): they would run here and fail."""
+    missing = sorted(set(local_pools) - set(served_pools(agents, kinds)))
+    if missing:
+        raise PoolNotServed(
+            f"temporal.local_pools names pool(s) {', '.join(missing)}, whose steps run in the worker that "
+            f"runs the interpreter, but this worker does not serve them (it serves {', '.join(kinds)}): "
+            "serve them here (--runner), or set worker.workflows to false, or remove them from local_pools"
+        )
+
+
 def _check_agents(agents: AgentCatalog, runners: Mapping[str, Runner[Any]]) -> None:
     # A bad agent must not stop the pool serving the good ones: its steps fail as Config errors.
     for agent in agents.agents.values():
@@ -121,11 +134,16 @@ def build_workers(
     shutdown = timedelta(seconds=options.graceful_shutdown_s)
     workers: list[Worker] = []
     if options.workflows:
+        local = settings.temporal.local_pools
+        check_local_pools(agents, list(runners), local)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.temporal.task_queue,
                 workflows=[HooklineRun],
+                # The steps of `temporal.local_pools` run here as local activities.
+                activities=[activities.run_step] if local else [],
+                max_concurrent_local_activities=options.max_concurrent_activities,
                 graceful_shutdown_timeout=shutdown,
             )
         )

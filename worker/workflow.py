@@ -60,9 +60,15 @@ def _retry_policy(retries: Retries | None) -> RetryPolicy:
     )
 
 
-def _reason(error: ActivityError) -> tuple[str, int | None]:
+def _cause(error: FailureError) -> BaseException | None:
+    """Why a step's activity failed. A queued activity fails with an `ActivityError` around the
+    cause; a local one with the cause itself (an ApplicationError, CancelledError, TimeoutError)."""
+    return error.cause if isinstance(error, ActivityError) else error
+
+
+def _reason(error: FailureError) -> tuple[str, int | None]:
     """What went wrong in words, and the attempt it happened on when the runner said."""
-    cause = error.cause
+    cause = _cause(error)
     if isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details else None
         attempt = details.get("attempt") if isinstance(details, dict) else None
@@ -164,8 +170,8 @@ class _Run:
         state.started_at = workflow.now()
         try:
             result = await self._activity(step.name, self.request.routes[step.name], step_input, step.retries)
-        except ActivityError as exc:
-            if isinstance(exc.cause, CancelledError):  # the run (or a failing sibling) cancelled it
+        except FailureError as exc:
+            if isinstance(_cause(exc), CancelledError):  # the run (or a failing sibling) cancelled it
                 state.status = "cancelled"
                 state.finished_at = workflow.now()
                 raise asyncio.CancelledError() from exc
@@ -208,9 +214,9 @@ class _Run:
                     render(compensation.with_, context) if compensation.with_ is not None else self.request.input
                 )
                 await self._activity(name, self.request.compensations[name], step_input, None, compensation=True)
-            except (ActivityError, ExpressionError) as exc:
+            except (FailureError, ExpressionError) as exc:
                 state.compensation = "failed"
-                state.compensation_error = _reason(exc)[0] if isinstance(exc, ActivityError) else str(exc)
+                state.compensation_error = _reason(exc)[0] if isinstance(exc, FailureError) else str(exc)
                 continue
             state.compensation = "succeeded"
             state.status = "compensated"
@@ -218,26 +224,40 @@ class _Run:
     async def _activity(
         self, step: str, route: Route, step_input: Any, retries: Retries | None, *, compensation: bool = False
     ) -> StepResult:
+        request = StepRequest(
+            workflow_id=workflow.info().workflow_id,
+            step=step,
+            compensation=compensation,
+            agent=route.agent,
+            action=route.action,
+            timeout_s=route.timeout_s,
+            input=step_input,
+            event=self.request.event,
+            team_id=self.request.team_id,
+        )
+        timeout = timedelta(seconds=route.timeout_s + TIMEOUT_GRACE_S)
+        # A cancelled step has really stopped before compensation starts.
+        cancellation = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if route.local:
+            # In this worker (it serves the pool: `temporal.local_pools`), within this workflow task.
+            local: StepResult = await workflow.execute_local_activity(
+                RUN_STEP,
+                request,
+                result_type=StepResult,
+                start_to_close_timeout=timeout,
+                retry_policy=_retry_policy(retries),
+                cancellation_type=cancellation,
+            )
+            return local
         result: StepResult = await workflow.execute_activity(
             RUN_STEP,
-            StepRequest(
-                workflow_id=workflow.info().workflow_id,
-                step=step,
-                compensation=compensation,
-                agent=route.agent,
-                action=route.action,
-                timeout_s=route.timeout_s,
-                input=step_input,
-                event=self.request.event,
-                team_id=self.request.team_id,
-            ),
+            request,
             result_type=StepResult,
             task_queue=route.queue,
-            start_to_close_timeout=timedelta(seconds=route.timeout_s + TIMEOUT_GRACE_S),
+            start_to_close_timeout=timeout,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=_retry_policy(retries),
-            # A cancelled step has really stopped before compensation starts.
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            cancellation_type=cancellation,
         )
         return result
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
 from hookline.definitions import StoredDefinition
@@ -37,6 +38,15 @@ SCRIPTS = {
         "import json, sys; d = json.load(sys.stdin); print(json.dumps({'got': d['input'], 'step': d['step']}))",
     ],
 }
+
+
+@pytest.fixture(params=["queued", "local"])
+def temporal_settings(request: pytest.FixtureRequest, temporal_settings: TemporalSettings) -> TemporalSettings:
+    """Every test twice: steps through the shell pool's task queue, and as local activities
+    (`temporal.local_pools`) in the worker that runs the interpreter."""
+    if request.param == "local":
+        return temporal_settings.model_copy(update={"local_pools": ["shell"], "local_max_timeout_s": 600.0})
+    return temporal_settings
 
 
 @pytest.fixture
@@ -324,3 +334,29 @@ async def test_expression_errors_at_run_time_fail_the_step_with_the_reason(start
     state, _ = await outcome(handle)
     assert state.steps["a"].status == "failed"
     assert state.steps["a"].error is not None and "length" in state.steps["a"].error
+
+
+async def test_local_steps_leave_markers_and_queued_steps_activity_tasks(
+    start: Callable[..., Any], temporal_settings: TemporalSettings
+) -> None:
+    handle = await start(
+        {
+            "name": "three in a row",
+            "steps": [
+                {"name": "a", "agent": "ok"},
+                {"name": "b", "agent": "ok", "requires": ["a"]},
+                {"name": "c", "agent": "ok", "requires": ["b"]},
+            ],
+        }
+    )
+    state, error = await outcome(handle)
+    assert (error, state.status) == (None, "succeeded")
+    kinds = [event.event_type for event in (await handle.fetch_history()).events]
+    scheduled = kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    markers = kinds.count(EventType.EVENT_TYPE_MARKER_RECORDED)
+    tasks = kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    if temporal_settings.local_pools:
+        # All three steps ran inside the run's first workflow task.
+        assert (scheduled, markers, tasks) == (0, 3, 1)
+    else:
+        assert (scheduled, markers, tasks) == (3, 0, 4)
