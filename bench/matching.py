@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hookline.definitions import StoredDefinition  # noqa: E402
+from hookline.matching import TriggerIndex  # noqa: E402
 from schemas.events import Event  # noqa: E402
 from schemas.filters import event_context  # noqa: E402
 from schemas.workflow import parse_definition  # noqa: E402
-from triggers.matching import TriggerIndex  # noqa: E402
 
 
 def definitions(n: int) -> list[StoredDefinition]:

@@ -21,11 +21,11 @@ if TYPE_CHECKING:  # imported lazily at run time: each command loads only what i
     from temporalio.client import Client
 
     from gateway.settings import GatewaySettings
+    from hookline.matching import Explanation
     from hookline.stack import LocalStack
     from schemas.agents import AgentCatalog
     from schemas.events import Event
     from schemas.validation import SchemaError
-    from triggers.matching import Explanation
     from triggers.settings import TriggersSettings
     from worker.settings import WorkerSettings
 
@@ -474,7 +474,7 @@ def _events_of(body: bytes, source: str | None, settings: GatewaySettings) -> li
 
 async def _explain(settings: ComponentSettings, events: list[Event]) -> list[list[Explanation]]:
     from hookline.definitions import DefinitionStore
-    from triggers.matching import explain as explain_event
+    from hookline.matching import explain as explain_event
 
     store = DefinitionStore(settings.kafka)
     await store.start()

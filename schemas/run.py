@@ -12,6 +12,8 @@ from schemas.workflow import Action, WorkflowDefinition
 
 __all__ = [
     "RESOLVED_SIGNAL",
+    "RUN_STEP",
+    "STATE_QUERY",
     "WORKFLOW_NAME",
     "Resolved",
     "Route",
@@ -24,8 +26,12 @@ __all__ = [
     "StepStatus",
 ]
 
+# The names Temporal knows Hookline's parts by, in one place: the interpreter workflow, its
+# signal and query, and the step activity.
 WORKFLOW_NAME = "HooklineRun"
 RESOLVED_SIGNAL = "resolved"
+STATE_QUERY = "state"
+RUN_STEP = "run_step"
 
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "compensated"]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]

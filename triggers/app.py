@@ -27,12 +27,12 @@ from hookline.health import HealthRoutes, serve_health
 from hookline.kafka import create_consumer, create_producer
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
+from hookline.matching import Match, TriggerIndex, failure
 from schemas.agents import AgentCatalog
 from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.external import event_from_record
 from triggers.inflight import InFlight
-from triggers.matching import Match, TriggerIndex, failure
 from triggers.metrics import TriggersMetrics
 from triggers.replay import DLQ_DEFINITION, replayed_for
 from triggers.schedules import Ticker

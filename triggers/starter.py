@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from hookline.definitions import StoredDefinition
 from hookline.logging import get_logger
+from hookline.matching import trigger_input
 from hookline.runs import NotStartable, build_request, start_run, workflow_id_for
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
@@ -21,7 +22,6 @@ from schemas.expressions import ExpressionError
 from schemas.run import RESOLVED_SIGNAL, Resolved, RunRequest
 from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
-from triggers.matching import trigger_input
 
 __all__ = ["WorkflowStarter", "workflow_id_for"]
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from hookline.logging import get_logger
 from schemas.agents import Agent, AgentCatalog
-from schemas.run import StepRequest, StepResult
+from schemas.run import RUN_STEP, StepRequest, StepResult
 from schemas.workflow import DEFAULT_TEAM
 from worker.errors import StepFailed
 from worker.runners import InlineCapped, Runner
@@ -23,7 +23,6 @@ from worker.secrets import Secrets
 
 __all__ = ["RUN_STEP", "StepActivities"]
 
-RUN_STEP = "run_step"
 HEARTBEAT_EVERY_S = 2.0
 log = get_logger(__name__)
 

@@ -15,10 +15,10 @@ from temporalio.worker import Worker
 from hookline.health import HealthRoutes, serve_health
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
+from hookline.pools import pools_of
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
 from worker.errors import PoolNotServed, RegistryError, StepFailed
-from worker.pools import pools_of
 from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
 from worker.settings import WorkerSettings

@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.expressions import ExpressionError, evaluate, render, truthy
     from schemas.run import (
         RESOLVED_SIGNAL,
+        RUN_STEP,
+        STATE_QUERY,
         WORKFLOW_NAME,
         Resolved,
         Route,
@@ -33,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
     from schemas.workflow import Retries, Step
-    from worker.activities import RUN_STEP
 
 __all__ = ["HooklineRun"]
 
@@ -268,7 +269,7 @@ class HooklineRun:
         self._run: _Run | None = None
         self._resolved: Resolved | None = None
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> RunState | None:
         return self._run.state if self._run else None
 

@@ -20,10 +20,10 @@ from gateway.api.models import DefinitionExplanation, EventExplanation, EventSum
 from gateway.api.state import API
 from gateway.errors import GatewayError, Unprocessable
 from gateway.sources import build_sources
+from hookline.matching import Explanation, explain
 from hookline.runs import team_of
 from schemas.events import Event, new_event_id
 from schemas.validation import SchemaError, location
-from triggers.matching import Explanation, explain
 
 __all__ = ["explain_event"]
 

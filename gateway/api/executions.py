@@ -51,7 +51,7 @@ from gateway.api.workflows import resolve_id, visible_definition
 from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, keyed_run_id, manual_run_id, start_run, team_of
 from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
-from schemas.run import WORKFLOW_NAME, RunState, StepState
+from schemas.run import STATE_QUERY, WORKFLOW_NAME, RunState, StepState
 from schemas.validation import SchemaError
 
 __all__ = ["FILTERABLE", "cancel_execution", "execution_history", "get_execution", "list_executions", "start_workflow"]
@@ -211,7 +211,7 @@ async def _queried_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> R
     """The interpreter's own account, if a worker answers in time."""
     try:
         result: RunState | None = await handle.query(
-            "state", result_type=RunState, rpc_timeout=timedelta(seconds=state.options.query_timeout_s)
+            STATE_QUERY, result_type=RunState, rpc_timeout=timedelta(seconds=state.options.query_timeout_s)
         )
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError):
         return None

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
+from hookline.pools import PoolStatus
 from schemas.run import StepState
 from schemas.validation import SchemaError
-from worker.pools import PoolStatus
 
 __all__ = [
     "Agent",

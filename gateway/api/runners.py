@@ -9,8 +9,8 @@ from gateway.api.auth import Principal
 from gateway.api.messages import json_response
 from gateway.api.models import RunnerList, RunnerPool
 from gateway.api.state import API
+from hookline.pools import describe_pools, pools_of
 from hookline.runs import team_of
-from worker.pools import describe_pools, pools_of
 
 __all__ = ["list_runners"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hookline.definitions import StoredDefinition
+from hookline.matching import TriggerIndex, explain
 from schemas.events import Event
 from schemas.workflow import parse_definition
-from triggers.matching import TriggerIndex, explain
 
 
 def stored(doc: dict[str, Any]) -> StoredDefinition:

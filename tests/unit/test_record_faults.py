@@ -10,11 +10,11 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from hookline.definitions import StoredDefinition
+from hookline.matching import TriggerIndex, explain
 from schemas.events import Event, EventDecodeError
 from schemas.limits import MAX_JSON_DEPTH
 from schemas.workflow import parse_definition
 from triggers.external import event_from_record
-from triggers.matching import TriggerIndex, explain
 
 HEADERS = [
     ("ce_specversion", b"1.0"),

@@ -7,10 +7,10 @@ from typing import cast
 import pytest
 from temporalio.client import Client
 
+from hookline.pools import pools_of
 from schemas.agents import Agent, AgentCatalog
 from worker.app import build_runners, build_workers, check_served_pools
 from worker.errors import PoolNotServed
-from worker.pools import pools_of
 from worker.runners import RunnerRegistry
 from worker.settings import WorkerOptions, WorkerSettings
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from hookline.definitions import StoredDefinition
+from hookline.matching import TriggerIndex
 from schemas.ticks import tick_event
 from schemas.workflow import parse_definition
-from triggers.matching import TriggerIndex
 from triggers.schedules import Schedule, due_slots, schedules_of
 
 GRACE = timedelta(seconds=60)

@@ -19,13 +19,13 @@ import yaml
 from temporalio.client import Client
 
 from hookline.definitions import StoredDefinition
+from hookline.pools import PoolStatus, describe_pools, pools_of
 from hookline.runs import build_request, start_run
 from hookline.settings import TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from schemas.workflow import parse_definition
 from tests.conftest import ROOT
-from worker.pools import PoolStatus, describe_pools, pools_of
 
 PLUGIN = ROOT / "examples" / "runners" / "python-runner"
 AGENTS = {"agents": {"greeter": {"runner": "python", "options": {"callable": "hookline_python_runner.examples:greet"}}}}
