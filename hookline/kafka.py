@@ -72,8 +72,26 @@ async def ensure_topics(settings: KafkaSettings) -> None:
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass  # another process created it meanwhile
+            await _until_led(admin, [t.name for t in missing])
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 15.0) -> None:
+    """Wait until every partition of `topics` has a leader: a topic just created is not in every
+    broker's metadata at once, and a reader started right after would find it missing."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        led = [
+            t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        ]
+        if len(led) == len(topics) and all(led):
+            return
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topics {', '.join(topics)} created but without leaders after {timeout_s:g}s")
+        await asyncio.sleep(0.1)
 
 
 async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
