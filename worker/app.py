@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from hookline.health import HealthRoutes, serve_health
 from hookline.lifecycle import stop_on_signals, unless_stopped
@@ -144,6 +145,11 @@ def build_workers(
                 # The steps of `temporal.local_pools` run here as local activities.
                 activities=[activities.run_step] if local else [],
                 max_concurrent_local_activities=options.max_concurrent_activities,
+                # The sandbox re-imports the workflow's module for every run it starts: about 40 %
+                # of the worker's CPU in bench/runs.py. The interpreter is one workflow of ours,
+                # deterministic by construction; tests/integration/test_engine.py replays its
+                # histories in the sandbox to keep it so.
+                workflow_runner=SandboxedWorkflowRunner() if options.workflow_sandbox else UnsandboxedWorkflowRunner(),
                 graceful_shutdown_timeout=shutdown,
             )
         )

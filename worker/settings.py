@@ -25,6 +25,13 @@ class WorkerOptions(Section):
     )
     workflows: bool = Field(True, description="Also run the interpreter workflow task queue.")
     max_concurrent_activities: int = Field(32, ge=1)
+    workflow_sandbox: bool = Field(
+        False,
+        description="Run the interpreter workflow in Temporal's sandbox, which re-imports its module "
+        "for every run (a guard against non-deterministic workflow code, at about 40 % of the worker's "
+        "CPU). Off: the interpreter is Hookline's own, and the test suite replays its histories in the "
+        "sandbox.",
+    )
     output_cap_bytes: int = Field(64 * 1024, ge=1024, description="Step output kept beyond this is cut.")
     graceful_shutdown_s: float = Field(10.0, ge=0)
     inline_runners: list[str] = Field(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Replayer
 
 from hookline.definitions import StoredDefinition
 from hookline.runs import build_request, start_run
@@ -24,6 +25,7 @@ from schemas.run import RunState
 from schemas.workflow import parse_definition
 from worker.app import build_workers
 from worker.settings import WorkerOptions, WorkerSettings
+from worker.workflow import HooklineRun
 
 # Each agent is a small real program; `log` appends "<step> <compensation flag>" to a file.
 SCRIPTS = {
@@ -77,9 +79,14 @@ async def engine(
 
 
 @pytest.fixture
-def start(
+async def start(
     engine: None, temporal_client: Client, temporal_settings: TemporalSettings, engine_agents: AgentCatalog
-) -> Callable[..., Any]:
+) -> AsyncIterator[Callable[..., Any]]:
+    """Starts a run of a definition. Afterwards, every run's history is replayed in Temporal's
+    sandbox: the worker runs the interpreter unsandboxed (worker.workflow_sandbox), so this is
+    where non-deterministic workflow code would show."""
+    started: list[WorkflowHandle[Any, RunState]] = []
+
     async def start(doc: dict[str, Any], input: dict[str, Any] | None = None) -> WorkflowHandle[Any, RunState]:
         definition = parse_definition(doc, agents=engine_agents.agents.keys())
         stored = StoredDefinition(
@@ -87,9 +94,13 @@ def start(
         )
         request = build_request(stored, engine_agents, temporal_settings, input=input)
         handle, _ = await start_run(temporal_client, temporal_settings, request, f"{definition.id}:{uuid.uuid4().hex}")
+        started.append(handle)
         return handle
 
-    return start
+    yield start
+    replayer = Replayer(workflows=[HooklineRun], data_converter=temporal_client.data_converter)
+    for handle in started:
+        await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def outcome(handle: WorkflowHandle[Any, RunState]) -> tuple[RunState, str | None]:
