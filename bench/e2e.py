@@ -62,7 +62,7 @@ def notification() -> dict[str, Any]:
 
 
 def workflow_id(doc: dict[str, Any]) -> str:
-    event = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), "application/json")[0]
+    event = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), {"Content-Type": "application/json"})[0]
     return workflow_id_for("incident-response", event)
 
 
@@ -126,7 +126,7 @@ async def rate_phase(kafka: KafkaSettings, client: Any, env: dict[str, str], log
     source = AlertmanagerSource("alertmanager")
     for _ in range(n):
         doc = notification()
-        event = source.parse(json.dumps(doc).encode(), "application/json")[0]
+        event = source.parse(json.dumps(doc).encode(), {"Content-Type": "application/json"})[0]
         key, value, headers = event.to_kafka()
         await producer.send(kafka.events_topic, value, key=key, headers=headers)
         ids.append(workflow_id_for("incident-response", event))
@@ -176,7 +176,9 @@ async def bare_phase(client: Any, temporal: TemporalSettings, n: int, request: R
 def same_request(temporal: TemporalSettings, agents: Path) -> RunRequest:
     definition = parse_definition(DEFINITION)
     stored = StoredDefinition(id=definition.id, version=1, digest="", document=DEFINITION, definition=definition)
-    event = AlertmanagerSource("alertmanager").parse(json.dumps(notification()).encode(), "application/json")[0]
+    event = AlertmanagerSource("alertmanager").parse(
+        json.dumps(notification()).encode(), {"Content-Type": "application/json"}
+    )[0]
     return build_request(stored, AgentCatalog.load(agents), temporal, input=event.data, event=event)
 
 

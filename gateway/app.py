@@ -105,5 +105,7 @@ def create_app(
     # Routes without a body of their own still read (and bound) one a client sends.
     HealthRoutes.of(ready={"kafka": kafka_connected}).add_to(app, lambda h: bounded(h, options.read_timeout_s))
     app.router.add_get("/metrics", bounded(metrics, options.read_timeout_s))
-    add_api_routes(app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file))
+    add_api_routes(
+        app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file), app[SOURCES]
+    )
     return app

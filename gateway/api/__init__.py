@@ -47,6 +47,7 @@ from gateway.api.workflows import (
     validate_workflow,
 )
 from gateway.settings import GatewaySettings
+from gateway.sources import Source
 from schemas.agents import AgentCatalog
 
 __all__ = ["API_PREFIX", "ROUTES", "ApiState", "Route", "add_api_routes"]
@@ -221,9 +222,12 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def add_api_routes(app: web.Application, settings: GatewaySettings, agents: AgentCatalog) -> None:
-    """Register the API's routes on `app`; its dependencies open and close with the app."""
-    app[API] = ApiState(settings, agents)
+def add_api_routes(
+    app: web.Application, settings: GatewaySettings, agents: AgentCatalog, sources: dict[str, Source]
+) -> None:
+    """Register the API's routes on `app`; its dependencies open and close with the app.
+    `sources` are the gateway's own, which `/events/explain` parses webhook bodies with."""
+    app[API] = ApiState(settings, agents, sources)
     app[SPEC] = encode_spec(ROUTES)
 
     async def dependencies(app: web.Application) -> AsyncIterator[None]:

@@ -4,14 +4,19 @@ would not, and with which input and workflow id. Starts nothing, publishes nothi
 The body is either `{"event": <CloudEvent as JSON>}` or `{"source": "<configured source>",
 "body": <webhook body>}`; a webhook body is parsed by its source exactly as `/hooks/{source}`
 would, so one Alertmanager notification explains each of its alerts.
+
+`cloudevent`, `webhook_events` and `explanations` are also what `hookline explain` runs, so the
+command and the API read an event and answer about it the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 from pydantic import ValidationError
 
 from gateway.api.auth import Principal
@@ -19,16 +24,53 @@ from gateway.api.messages import json_response, read_object
 from gateway.api.models import DefinitionExplanation, EventExplanation, EventSummary, Explanations
 from gateway.api.state import API
 from gateway.errors import GatewayError, Unprocessable
-from gateway.sources import build_sources
+from gateway.sources import Headers, Source
+from hookline.definitions import StoredDefinition
 from hookline.matching import Explanation, explain
 from hookline.runs import team_of
 from schemas.events import Event, new_event_id
 from schemas.validation import SchemaError, location
 
-__all__ = ["explain_event"]
+__all__ = ["JSON_BODY", "cloudevent", "explain_event", "explanations", "webhook_events"]
+
+#: The headers of a webhook body given without its request: a JSON document.
+JSON_BODY: Headers = CIMultiDict({"Content-Type": "application/json"})
 
 
-def _events(doc: dict[str, Any], sources: dict[str, Any]) -> list[Event]:
+def cloudevent(raw: Mapping[str, Any]) -> Event:
+    """A CloudEvent as JSON, given an id (and that id as its dedupe key) where it has none.
+    Raises pydantic's `ValidationError` for anything else."""
+    doc = {"id": new_event_id(), **raw}
+    doc.setdefault("dedupekey", doc["id"])
+    return Event.model_validate(doc)
+
+
+def webhook_events(source: Source, body: bytes) -> list[Event]:
+    """The events in a JSON webhook body, parsed by its source as `/hooks/{source}` parses them
+    (no credentials checked). Raises a `GatewayError` for what the source refuses."""
+    return source.parse(body, JSON_BODY)
+
+
+def explanations(definitions: Iterable[StoredDefinition], events: Iterable[Event]) -> list[EventExplanation]:
+    """For each event, whether each of `definitions` would start and why not."""
+    candidates = list(definitions)
+    return [
+        EventExplanation(
+            event=EventSummary(
+                id=event.id,
+                type=event.type,
+                source=event.source,
+                subject=event.subject,
+                dedupekey=event.dedupekey,
+                resolves=event.resolves,
+            ),
+            definitions=[_row(e) for e in explain(candidates, event)],
+        )
+        for event in events
+    ]
+
+
+def _events(doc: dict[str, Any], sources: Mapping[str, Source]) -> list[Event]:
     if ("event" in doc) == ("source" in doc):
         raise Unprocessable(
             'send either {"event": <CloudEvent>} or {"source": "<name>", "body": <webhook body>}',
@@ -40,10 +82,8 @@ def _events(doc: dict[str, Any], sources: dict[str, Any]) -> list[Event]:
             raise Unprocessable(
                 "event must be a CloudEvent as a JSON object", errors=[SchemaError("event", "not an object")]
             )
-        raw = {"id": new_event_id(), **raw}
-        raw.setdefault("dedupekey", raw["id"])
         try:
-            return [Event.model_validate(raw)]
+            return [cloudevent(raw)]
         except ValidationError as exc:
             errors = [SchemaError(location(["event", *e["loc"]]), e["msg"]) for e in exc.errors()]
             raise Unprocessable("event is not a valid CloudEvent", errors=errors) from exc
@@ -55,11 +95,10 @@ def _events(doc: dict[str, Any], sources: dict[str, Any]) -> list[Event]:
             errors=[SchemaError("source", "unknown")],
         )
     try:
-        events: list[Event] = sources[name].parse(orjson.dumps(doc.get("body")), "application/json")
+        return webhook_events(sources[name], orjson.dumps(doc.get("body")))
     except GatewayError as exc:
         errors = [SchemaError(f"body.{e.location}" if e.location else "body", e.message) for e in exc.errors]
         raise Unprocessable(f"the body is not what source {name!r} accepts: {exc.detail}", errors=errors) from exc
-    return events
 
 
 def _row(e: Explanation) -> DefinitionExplanation:
@@ -77,22 +116,6 @@ def _row(e: Explanation) -> DefinitionExplanation:
 async def explain_event(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
     doc = await read_object(request)
-    if state.sources is None:
-        state.sources = build_sources(state.settings.gateway.sources)
     events = _events(doc, state.sources)
     visible = [d for d in state.definitions().all() if principal.sees(team_of(d))]
-    answers = [
-        EventExplanation(
-            event=EventSummary(
-                id=event.id,
-                type=event.type,
-                source=event.source,
-                subject=event.subject,
-                dedupekey=event.dedupekey,
-                resolves=event.resolves,
-            ),
-            definitions=[_row(e) for e in explain(visible, event)],
-        )
-        for event in events
-    ]
-    return json_response(Explanations(events=answers))
+    return json_response(Explanations(events=explanations(visible, events)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TypeVar
 
 from aiohttp import web
@@ -52,7 +52,7 @@ _MAX_RETRY_DELAY_S = 30.0
 class ApiState:
     """Built with the app; `open`/`close` run in its cleanup context."""
 
-    def __init__(self, settings: GatewaySettings, agents: AgentCatalog) -> None:
+    def __init__(self, settings: GatewaySettings, agents: AgentCatalog, sources: Mapping[str, Source]) -> None:
         self.settings = settings
         self.options = settings.api
         self.tokens = TokenTable(settings.api.tokens)
@@ -63,8 +63,8 @@ class ApiState:
         self.schedules: TopicView | None = None
         self._loader: asyncio.Task[None] | None = None
         self._client: Client | None = None
-        #: The webhook sources, built on first use by `/events/explain`.
-        self.sources: dict[str, Source] | None = None
+        #: The gateway's webhook sources, by name (`/events/explain` parses bodies with them).
+        self.sources = sources
 
     def check_agents(self, definition: WorkflowDefinition) -> list[SchemaError]:
         return agent_errors(definition, self.agents.for_team(definition.team))

@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.errors import InvalidPayload
 from gateway.sources.auth import Guard
-from gateway.sources.base import Headers, decode_json
+from gateway.sources.base import Headers, as_headers, decode_json
 from gateway.sources.ratelimit import TokenBucket
 from schemas.events import Event, new_event_id
 from schemas.validation import validate
@@ -33,10 +33,8 @@ class AlertmanagerSource:
         self.guard = guard or Guard()
         self._source_uri = f"/hooks/{name}"
 
-    def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
-        """`headers` may still be a bare Content-Type string."""
-        content_type = headers if isinstance(headers, str) else headers.get("Content-Type", "")
-        notification = decode_json(body, content_type)
+    def parse(self, body: bytes, headers: Headers) -> list[Event]:
+        notification = decode_json(body, as_headers(headers).get("Content-Type", ""))
         errors = validate("alertmanager", notification)
         if errors:
             raise InvalidPayload(f"not an Alertmanager v4 notification: {errors[0]}", errors=errors)

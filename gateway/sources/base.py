@@ -34,16 +34,13 @@ class Source(Protocol):
     guard: Guard
     limiter: TokenBucket | None
 
-    def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
-        """The events in one request; raises a `GatewayError` subclass for bad input. `headers`
-        may be a bare Content-Type, for callers that have no request (`hookline explain`)."""
+    def parse(self, body: bytes, headers: Headers) -> list[Event]:
+        """The events in one request; raises a `GatewayError` subclass for bad input."""
         ...
 
 
-def as_headers(headers: Headers | str) -> Headers:
-    """Headers to look up case-insensitively. A plain string is a Content-Type (older callers)."""
-    if isinstance(headers, str):
-        return CIMultiDict({"Content-Type": headers})
+def as_headers(headers: Headers) -> Headers:
+    """Headers to look up case-insensitively (aiohttp's already are; a plain mapping is copied)."""
     if isinstance(headers, CIMultiDictProxy | CIMultiDict):
         return headers
     return CIMultiDict(headers)

@@ -58,7 +58,7 @@ class CloudEventsSource:
         self.limiter = limiter
         self.max_batch_events = max_batch_events
 
-    def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
+    def parse(self, body: bytes, headers: Headers) -> list[Event]:
         headers = as_headers(headers)
         media = media_type(headers)
         if media == STRUCTURED:

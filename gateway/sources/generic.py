@@ -62,7 +62,7 @@ class JsonSource:
         """The JSON document of the body (GitHub overrides this for its form encoding)."""
         return decode_json(body, media_type(headers))
 
-    def parse(self, body: bytes, headers: Headers | str) -> list[Event]:
+    def parse(self, body: bytes, headers: Headers) -> list[Event]:
         headers = as_headers(headers)
         doc = self.document(body, headers)
         if not isinstance(doc, dict):

@@ -73,7 +73,7 @@ def notification(alerts: int, tag: str) -> dict[str, Any]:
 
 def workflow_ids(doc: dict[str, Any]) -> list[str]:
     """The run ids Hookline must give the alerts of a notification (definition + dedupe key)."""
-    events = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), "application/json")
+    events = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), {"Content-Type": "application/json"})
     return [workflow_id_for(DEFINITION_ID, e) for e in events]
 
 

@@ -13,10 +13,11 @@ from gateway.errors import BadRequest, InvalidPayload, UnsupportedMediaType
 from gateway.sources.alertmanager import AlertmanagerSource, alert_dedupe_key
 
 SOURCE = AlertmanagerSource("alertmanager")
+JSON = {"Content-Type": "application/json"}
 
 
 def parse(doc: Any, content_type: str = "application/json") -> list[Any]:
-    return SOURCE.parse(json.dumps(doc).encode(), content_type)
+    return SOURCE.parse(json.dumps(doc).encode(), {"Content-Type": content_type})
 
 
 def test_each_alert_becomes_its_own_event(notification: Callable[..., dict[str, Any]]) -> None:
@@ -99,13 +100,13 @@ def test_body_that_is_not_an_object_is_rejected() -> None:
 
 def test_malformed_json_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="not valid JSON"):
-        SOURCE.parse(b'{"version": ', "application/json")
+        SOURCE.parse(b'{"version": ', JSON)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "", "application/x-www-form-urlencoded"])
 def test_other_content_types_are_unsupported(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType):
-        SOURCE.parse(b"{}", content_type)
+        SOURCE.parse(b"{}", {"Content-Type": content_type})
 
 
 def test_json_with_charset_parameter_is_accepted(notification: Callable[..., dict[str, Any]]) -> None:

@@ -129,7 +129,7 @@ async def test_incident_response_carries_a_hostile_alert_as_data_across_runners(
 ) -> None:
     body = json.loads((DATA / "alertmanager-firing.json").read_text())
     body["alerts"][0]["labels"]["alertname"] = "$(touch /tmp/pwned); `id` --help"
-    event = AlertmanagerSource("alertmanager").parse(orjson.dumps(body), "application/json")[0]
+    event = AlertmanagerSource("alertmanager").parse(orjson.dumps(body), {"Content-Type": "application/json"})[0]
     state = await run_example(
         "Incident Response", temporal_client, temporal_settings, agents, input=event.data, event=event
     )

@@ -41,7 +41,7 @@ async def test_alert_labels_reach_the_step_as_data_and_nothing_extra_runs(
 ) -> None:
     body = json.loads((DATA / "alertmanager-firing.json").read_text())
     body["alerts"][0]["labels"]["alertname"] = label
-    event = AlertmanagerSource("alertmanager").parse(orjson.dumps(body), "application/json")[0]
+    event = AlertmanagerSource("alertmanager").parse(orjson.dumps(body), {"Content-Type": "application/json"})[0]
     # A careless agent: it reads the label and hands it to other programs, but only as argv items.
     script = (
         "import json, subprocess, sys; ctx = json.load(sys.stdin); "

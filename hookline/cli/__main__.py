@@ -1,0 +1,5 @@
+"""`python -m hookline.cli <command>`."""
+
+from hookline.cli import main
+
+main()
