@@ -1,4 +1,4 @@
-"""The gateway: webhook ingress onto Kafka, health and metrics (and later the REST API)."""
+"""The gateway: webhook ingress onto Kafka, the REST API, health and metrics."""
 
 from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings

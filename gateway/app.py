@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import add_api_routes
 from gateway.errors import UnknownSource, problem_middleware
@@ -17,6 +16,7 @@ from gateway.sources import Source, build_sources
 from gateway.ticks import add_tick_routes
 from hookline.health import HealthRoutes
 from hookline.logging import get_logger
+from hookline.metrics import metrics_handler
 from schemas.agents import AgentCatalog
 
 __all__ = ["METRICS", "PUBLISHER", "create_app"]
@@ -34,11 +34,6 @@ async def unknown_source(request: web.Request) -> web.Response:
     name = request.match_info["source"]
     log.info("request for an unknown source", source=name[:100], known=sorted(request.app[SOURCES].keys()))
     raise UnknownSource(f"no source named {name[:100]!r} is configured (see gateway.sources)")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(
@@ -104,7 +99,8 @@ def create_app(
 
     # Routes without a body of their own still read (and bound) one a client sends.
     HealthRoutes.of(ready={"kafka": kafka_connected}).add_to(app, lambda h: bounded(h, options.read_timeout_s))
-    app.router.add_get("/metrics", bounded(metrics, options.read_timeout_s))
+    metrics = app[METRICS]
+    app.router.add_get("/metrics", bounded(metrics_handler(lambda: metrics.registry), options.read_timeout_s))
     add_api_routes(
         app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file), app[SOURCES]
     )

@@ -24,8 +24,10 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from gateway.errors import PayloadTooLarge, Unavailable
 from gateway.metrics import GatewayMetrics
+from gateway.settings import KAFKA_MESSAGE_BYTES
 from hookline.kafka import create_producer
 from hookline.logging import get_logger
+from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
 from schemas.events import Event
 
@@ -99,6 +101,19 @@ class DeadlineWatch:
 
 #: How long an aborted request waits for its transaction's abort before replacing the producer.
 _ABORT_WAIT_S = 1.0
+#: Between attempts to start a producer while Kafka is unreachable.
+_CONNECT_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
+
+
+async def _started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    """`producer`, started; stopped again if it does not start (cancelled included)."""
+    try:
+        await producer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise
+    return producer
 
 
 def default_instance_id() -> str:
@@ -148,28 +163,21 @@ class TransactionalProducers:
             self._all.pop(broken, None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(broken.stop(), self._timeout_s)
-        delay = 0.2
-        while True:
-            producer = create_producer(
-                self._settings,
-                max_request_size=self._max_request_bytes,
-                transactional_id=transactional_id,
-                transaction_timeout_ms=self._transaction_timeout_ms,
-            )
-            try:
-                await producer.start()
-            except BaseException as exc:  # cancelled (the gateway stopping) included: close it
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                if not isinstance(exc, KafkaError | OSError):
-                    raise
-                log.warning("transactional producer not started, retrying", error=str(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._all[producer] = transactional_id
-            self._idle.put_nowait(producer)
-            return
+        producer = await retry(
+            lambda: _started(
+                create_producer(
+                    self._settings,
+                    max_request_size=self._max_request_bytes,
+                    transactional_id=transactional_id,
+                    transaction_timeout_ms=self._transaction_timeout_ms,
+                )
+            ),
+            backoff=_CONNECT_BACKOFF,
+            retry_on=(KafkaError, OSError),
+            message="transactional producer not started, retrying",
+        )
+        self._all[producer] = transactional_id
+        self._idle.put_nowait(producer)
 
     async def stop(self) -> None:
         for task in list(self._starting):
@@ -225,7 +233,7 @@ class EventPublisher:
         timeout_s: float,
         retry_after_s: int,
         metrics: GatewayMetrics,
-        max_request_bytes: int = 1024 * 1024,
+        max_request_bytes: int = KAFKA_MESSAGE_BYTES,
         transactional_producers: int = 4,
         instance_id: str | None = None,
         transaction_timeout_s: float = 10.0,
@@ -248,31 +256,19 @@ class EventPublisher:
             transaction_timeout_s=max(transaction_timeout_s, timeout_s + 1),
         )
 
-    @property
-    def connected(self) -> bool:
-        return self._producer is not None
-
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="kafka-connect")
         self._deadlines.start()
         self._transactions.start()
 
     async def _connect(self) -> None:
-        delay = 0.2
-        while True:
-            producer = create_producer(self._settings, max_request_size=self._max_request_bytes)
-            try:
-                await producer.start()
-            except (KafkaError, OSError) as exc:
-                log.warning("kafka not reachable, retrying", error=str(exc), retry_in_s=delay)
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._producer = producer
-            log.info("kafka producer connected", bootstrap_servers=self._settings.bootstrap_servers)
-            return
+        self._producer = await retry(
+            lambda: _started(create_producer(self._settings, max_request_size=self._max_request_bytes)),
+            backoff=_CONNECT_BACKOFF,
+            retry_on=(KafkaError, OSError),
+            message="kafka not reachable, retrying",
+        )
+        log.info("kafka producer connected", bootstrap_servers=self._settings.bootstrap_servers)
 
     async def stop(self) -> None:
         """Stop taking events and flush what is in flight."""

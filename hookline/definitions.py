@@ -27,14 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import secrets
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import yaml
@@ -42,8 +42,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from hookline.claims import CLAIM_TTL_MS, Claim, Claims
-from hookline.kafka import create_consumer, create_producer, topic_partitions
+from hookline.kafka import assign_from_beginning, create_consumer, create_producer
 from hookline.logging import get_logger
+from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
 from hookline.topics import topic_errors
 from schemas.validation import SchemaError
@@ -61,6 +62,7 @@ __all__ = [
 log = get_logger(__name__)
 
 Check = Callable[[WorkflowDefinition], list[SchemaError]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,6 @@ class StoredDefinition:
     document: dict[str, Any]
     definition: WorkflowDefinition
     created_at: str = ""  # ISO 8601 UTC; empty for records written before it was recorded
-
-    @property
-    def team_id(self) -> str | None:
-        return self.definition.team_id
 
 
 class DefinitionExists(ValueError):
@@ -110,17 +108,30 @@ class WriteContended(ValueError):
         )
 
 
-#: Waits before each attempt of a write after its claim lost; about 4 s in all.
-_BACKOFF_S = (0.0, 0.02, 0.05, 0.1, 0.1, 0.2, 0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5)
+class _ClaimLost(Exception):
+    """Another writer's claim to the next version won: read the topic again and retry."""
 
 
-async def _attempts(definition_id: str) -> AsyncIterator[int]:
-    """Attempt numbers, with a jittered pause before each retry; `WriteContended` after the last."""
-    for attempt, delay in enumerate(_BACKOFF_S):
-        if delay:
-            await asyncio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
-        yield attempt
-    raise WriteContended(definition_id)
+#: The attempts of a write whose claims keep losing, and the jittered waits between them: about
+#: 4 s in all, then `WriteContended`.
+_ATTEMPTS = 13
+_CONTENTION = Backoff(first_s=0.02, max_s=0.5, jitter=0.5)
+
+
+async def _contended(definition_id: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()`, tried again while other writers win its claim; `WriteContended` after the last."""
+    try:
+        return await retry(
+            attempt,
+            backoff=_CONTENTION,
+            retry_on=_ClaimLost,
+            attempts=_ATTEMPTS,
+            message="definition write lost its claim, retrying",
+            level=logging.DEBUG,
+            definition_id=definition_id,
+        )
+    except _ClaimLost:
+        raise WriteContended(definition_id) from None
 
 
 def _digest(document: dict[str, Any]) -> str:
@@ -210,11 +221,9 @@ class DefinitionStore:
         """Read the topic to its end, then keep following it in the background."""
         self._consumer = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
         await self._consumer.start()
-        tps = await topic_partitions(self._consumer, self._topic)
+        tps = await assign_from_beginning(self._consumer, self._topic)
         if not tps:
             raise RuntimeError(f"topic {self._topic} does not exist; run `hookline init` or create the topics")
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)
         self._following = True
         self._follow = asyncio.create_task(self._run(), name="definitions-follow")
@@ -335,17 +344,19 @@ class DefinitionStore:
         async with self._write_lock:
             definition = self._validate(document)
             did, digest = definition.id, _digest(document)
-            async for _ in _attempts(did):
+
+            async def attempt() -> StoredDefinition:
                 await self._catch_up()
                 current = self._heads.get(did)
                 _check_expected(did, expected, current)
                 if current is not None and current.digest == digest:
                     return current
                 stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now())
-                if await self._claim(did, current, stored.version):
-                    await self._send(self._version_records(stored))
-                    return stored
-        raise AssertionError("unreachable: _attempts raises when it runs out")
+                await self._claim(did, current, stored.version)
+                await self._send(self._version_records(stored))
+                return stored
+
+            return await _contended(did, attempt)
 
     async def create(self, document: dict[str, Any]) -> StoredDefinition:
         """Store version 1 (or the next after a deletion); `DefinitionExists` if the id exists,
@@ -353,32 +364,36 @@ class DefinitionStore:
         async with self._write_lock:
             definition = self._validate(document)
             did, digest = definition.id, _digest(document)
-            async for _ in _attempts(did):
+
+            async def attempt() -> StoredDefinition:
                 await self._catch_up()
                 if did in self._heads:
                     raise DefinitionExists(did)
                 stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now())
-                if await self._claim(did, None, stored.version):
-                    await self._send(self._version_records(stored))
-                    return stored
-        raise AssertionError("unreachable: _attempts raises when it runs out")
+                await self._claim(did, None, stored.version)
+                await self._send(self._version_records(stored))
+                return stored
+
+            return await _contended(did, attempt)
 
     async def delete(self, definition_id: str, *, expected: int | None = None) -> StoredDefinition | None:
         """Delete the definition, keeping its versions; returns what was current, if anything.
         With `expected`, only if that version is current; `StaleVersion` otherwise."""
+
+        async def attempt() -> StoredDefinition | None:
+            await self._catch_up()
+            head = self._heads.get(definition_id)
+            if head is None:
+                return None
+            _check_expected(definition_id, expected, head)
+            await self._claim(definition_id, head, None)
+            marker = orjson.dumps({"id": definition_id, "version": head.version, "deleted_at": _now()})
+            records = self._unarchived_head(definition_id)
+            await self._send([*records, (f"{definition_id}@deleted", marker), (definition_id, None)])
+            return head
+
         async with self._write_lock:
-            async for _ in _attempts(definition_id):
-                await self._catch_up()
-                head = self._heads.get(definition_id)
-                if head is None:
-                    return None
-                _check_expected(definition_id, expected, head)
-                if await self._claim(definition_id, head, None):
-                    marker = orjson.dumps({"id": definition_id, "version": head.version, "deleted_at": _now()})
-                    records = self._unarchived_head(definition_id)
-                    await self._send([*records, (f"{definition_id}@deleted", marker), (definition_id, None)])
-                    return head
-        raise AssertionError("unreachable: _attempts raises when it runs out")
+            return await _contended(definition_id, attempt)
 
     def _validate(self, document: dict[str, Any]) -> WorkflowDefinition:
         definition = parse_definition(document)
@@ -407,8 +422,9 @@ class DefinitionStore:
             records.append((f"{did}@deleted", None))
         return records
 
-    async def _claim(self, definition_id: str, current: StoredDefinition | None, version: int | None) -> bool:
-        """Claim the write after `current` (to `version`; None: a deletion); whether it won."""
+    async def _claim(self, definition_id: str, current: StoredDefinition | None, version: int | None) -> None:
+        """Claim the write after `current` (to `version`; None: a deletion); `_ClaimLost` if
+        another writer's claim won."""
         writer = uuid.uuid4().hex
         claim = Claim(writer, current.version if current is not None else 0, version)
         self._verdicts[writer] = False
@@ -422,7 +438,8 @@ class DefinitionStore:
             # Written now, the version could land after another writer took the expired claim over.
             log.warning("definition write abandoned: its claim took too long", definition_id=definition_id)
             raise WriteContended(definition_id)
-        return won
+        if not won:
+            raise _ClaimLost(definition_id)
 
     async def _catch_up(self) -> None:
         """Read the topic up to its current end, so a write starts from every earlier write."""

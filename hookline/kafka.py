@@ -5,16 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
 
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 
-__all__ = ["TopicView", "create_consumer", "create_producer", "ensure_topics", "topic_partitions", "wait_for_kafka"]
+__all__ = [
+    "TopicView",
+    "assign_from_beginning",
+    "create_consumer",
+    "create_producer",
+    "ensure_topics",
+    "read_to_end",
+    "read_topic",
+    "topic_partitions",
+    "wait_for_kafka",
+]
 
 log = get_logger(__name__)
 
@@ -122,10 +134,49 @@ async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """The partitions of `topic` (refreshing metadata first); empty if the topic does not exist."""
-    # An unassigned consumer keeps no metadata for the topic; aiokafka exposes the fresh cluster
-    # view only through its client.
+    # An unassigned consumer keeps no metadata for the topic, and aiokafka (0.14) has no public
+    # call that refreshes it: `topics()` fetches the cluster's metadata but returns only names,
+    # `partitions_for_topic()` reads the cached view. Its client is the one way to fresh partitions.
     cluster = await consumer._client.fetch_all_metadata()
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
+async def assign_from_beginning(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of `topic` to `consumer`, each at its first record; returns them
+    (none, and nothing assigned, if the topic does not exist)."""
+    tps = await topic_partitions(consumer, topic)
+    if tps:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+    return tps
+
+
+async def read_to_end(consumer: AIOKafkaConsumer) -> AsyncGenerator[ConsumerRecord[bytes, bytes]]:
+    """The records of the consumer's assignment from where it is up to each partition's end as
+    it is now, in order per partition. Records written meanwhile are not read: the consumer is
+    left at those ends, where a later read finds them."""
+    ends = {tp: end for tp, end in (await consumer.end_offsets(list(consumer.assignment()))).items() if end > 0}
+    while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+        for tp, records in (await consumer.getmany(*ends, timeout_ms=500)).items():
+            for record in records:
+                if record.offset < ends[tp]:
+                    yield record
+            if records and records[-1].offset >= ends[tp]:
+                consumer.seek(tp, ends[tp])  # fetched past the end: left for a later read
+
+
+async def read_topic(settings: KafkaSettings, topic: str) -> AsyncGenerator[ConsumerRecord[bytes, bytes]]:
+    """The records of `topic` from its beginning to its end as it is now (`read_to_end`), through
+    a consumer of their own; none if the topic does not exist. Close it (`contextlib.aclosing`)
+    if you may stop reading early, so its consumer stops at once."""
+    consumer = create_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        await assign_from_beginning(consumer, topic)
+        async for record in read_to_end(consumer):
+            yield record
+    finally:
+        await consumer.stop()
 
 
 class TopicView:
@@ -146,36 +197,28 @@ class TopicView:
     async def start(self) -> None:
         consumer = self._consumer = create_consumer(self._settings, group_id=None)
         await consumer.start()
-        if await self._assign(consumer):
-            ends = await consumer.end_offsets(list(consumer.assignment()))
-            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-                await self._read(consumer, 200)
+        if await assign_from_beginning(consumer, self._topic):
+            async for record in read_to_end(consumer):
+                self._apply(record)
         self._follow = asyncio.create_task(self._run(consumer), name=f"follow-{self._topic}")
 
-    async def _assign(self, consumer: AIOKafkaConsumer) -> bool:
-        tps = await topic_partitions(consumer, self._topic)
-        if tps:
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-        return bool(tps)
-
-    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
-        for records in (await consumer.getmany(timeout_ms=timeout_ms)).values():
-            for record in records:
-                if record.key is None:
-                    continue
-                if record.value is None:
-                    self._values.pop(record.key.decode(errors="replace"), None)
-                else:
-                    self._values[record.key.decode(errors="replace")] = record.value
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.key is None:
+            return
+        if record.value is None:
+            self._values.pop(record.key.decode(errors="replace"), None)
+        else:
+            self._values[record.key.decode(errors="replace")] = record.value
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
-                if not consumer.assignment() and not await self._assign(consumer):
+                if not consumer.assignment() and not await assign_from_beginning(consumer, self._topic):
                     await asyncio.sleep(5)
                     continue
-                await self._read(consumer, 1000)
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        self._apply(record)
             except KafkaError as exc:  # the consumer reconnects by itself; keep following
                 log.warning("following a topic failed, retrying", topic=self._topic, error=str(exc))
                 await asyncio.sleep(1)

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "CONFIG_SECTIONS",
     "ComponentSettings",
     "KafkaSettings",
     "LogSettings",
@@ -53,8 +54,12 @@ class KafkaSettings(Section):
     topic_prefix: str = Field("hookline", pattern=r"^[A-Za-z0-9._-]+$")
     client_id: str = "hookline"
     events_partitions: int = Field(6, ge=1)
-    # Time a produce may take before the gateway answers 503; also bounds the producer's requests.
-    request_timeout_ms: int = Field(5000, ge=500)
+    request_timeout_ms: int = Field(
+        5000,
+        ge=500,
+        description="Bounds each request of Hookline's Kafka producers to a broker (metadata, produce). How long "
+        "the gateway waits for acknowledgements before answering 503 is gateway.produce_timeout_s.",
+    )
     linger_ms: int = Field(2, ge=0)
     trigger_topics: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
         default_factory=dict,
@@ -117,6 +122,28 @@ class LogSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+#: The top-level sections of the config file, of every component together: each component reads
+#: the whole file and takes its own sections, so a section none of them takes (a misspelt
+#: `trigers:`) would be ignored by all. A component's settings may declare only these.
+CONFIG_SECTIONS = frozenset(
+    {"kafka", "temporal", "log", "agents_file", "gateway", "api", "triggers", "worker", "stack"}
+)
+
+
+class _ConfigFile(YamlConfigSettingsSource):
+    """The YAML config file; a top-level section no component knows is an error."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        if not isinstance(self.yaml_data, dict):
+            return  # not a mapping: the settings' validation reports it
+        if unknown := sorted(str(key) for key in self.yaml_data if key not in CONFIG_SECTIONS):
+            raise SettingsError(
+                f"config file {self.yaml_file_path}: unknown section{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)}; the sections are {', '.join(sorted(CONFIG_SECTIONS))}"
+            )
+
+
 class ComponentSettings(BaseSettings):
     """Base of each component's settings: the shared sections plus the config-file source."""
 
@@ -128,6 +155,14 @@ class ComponentSettings(BaseSettings):
     agents_file: Path | None = None
 
     @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # At import: a section added to a component but not to CONFIG_SECTIONS would be refused
+        # in the config file.
+        if undeclared := sorted(set(cls.model_fields) - CONFIG_SECTIONS):
+            raise TypeError(f"{cls.__name__}: add the section(s) {', '.join(undeclared)} to CONFIG_SECTIONS")
+
+    @classmethod
     def settings_customise_sources(
         cls,
         settings_cls: type[BaseSettings],
@@ -136,7 +171,7 @@ class ComponentSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, _ConfigFile(settings_cls))
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:

@@ -1,7 +1,7 @@
 """The event envelope: CloudEvents 1.0, carried on Kafka in binary mode.
 
 Attributes travel as `ce_*` headers, the JSON data is the record value and the partition key is
-the record key. Hookline adds three extension attributes:
+the record key. Hookline adds four extension attributes:
 
 - `dedupekey`: the same real-world occurrence delivered twice has the same key;
 - `partitionkey` (the CloudEvents partitioning extension): keeps related events ordered;

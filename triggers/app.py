@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -19,7 +20,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore, StoredDefinition
@@ -28,6 +29,8 @@ from hookline.kafka import create_consumer, create_producer
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from hookline.matching import Match, TriggerIndex, failure
+from hookline.metrics import metrics_handler
+from hookline.retry import Backoff, Stopped, retry
 from schemas.agents import AgentCatalog
 from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
@@ -46,6 +49,8 @@ log = get_logger(__name__)
 REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
 # How often offsets of finished records are committed while consuming.
 COMMIT_INTERVAL_S = 0.2
+#: Between restarts of a schedule ticker that Kafka failed under.
+_TICKER_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -280,16 +285,16 @@ class TriggersService:
 
     async def _keep_ticking(self, ticker: Ticker) -> None:
         """Run the ticker; when Kafka fails under it, start it again (with backoff) until stopped."""
-        delay = 1.0
-        while not self._stopping.is_set():
-            try:
-                await ticker.run()
-                return
-            except Exception as exc:  # its Kafka producer or state reader; a schedule's own fault never gets here
-                log.error("schedule ticker failed; restarting it", error=repr(exc), retry_in_s=delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, 30.0)
+        # Its Kafka producer or state reader fails; a schedule's own fault never gets here.
+        with contextlib.suppress(Stopped):
+            await retry(
+                ticker.run,
+                backoff=_TICKER_BACKOFF,
+                retry_on=Exception,
+                message="schedule ticker failed; restarting it",
+                stopping=self._stopping,
+                level=logging.ERROR,
+            )
 
     async def ticker_problem(self) -> str | None:
         """Liveness: the ticker, if this process runs one, has not died (Kafka failing under it
@@ -313,14 +318,13 @@ def status_app(service: Callable[[], TriggersService | None]) -> web.Application
             return "connecting to Temporal"
         return None if current.consuming else "not consuming"
 
-    async def metrics(request: web.Request) -> web.Response:
+    def registry() -> CollectorRegistry | None:
         current = service()
-        body = generate_latest(current.metrics.registry) if current is not None else b""
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return current.metrics.registry if current is not None else None
 
     app = web.Application()
     HealthRoutes.of(live={"ticker": ticker}, ready={"consumer": consuming}).add_to(app)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_handler(registry))
     return app
 
 

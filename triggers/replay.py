@@ -15,14 +15,14 @@ So replaying starts nothing twice: not what the record already started, and not 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from hookline.kafka import create_consumer, create_producer, topic_partitions
+from hookline.kafka import create_producer, read_topic
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 
@@ -110,36 +110,26 @@ async def replay_dlq(
 ) -> ReplayResult:
     """Re-publish the DLQ records present now whose reason `select` accepts; `on_record(reason,
     replayed)` is told about each record examined."""
-    consumer = create_consumer(settings, group_id=None)
     producer = create_producer(settings)
-    await consumer.start()
     await producer.start()
     examined = selected = replayed = 0
     try:
-        tps = await topic_partitions(consumer, settings.dlq_topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         # Up to the end as it is now: records dead-lettered while we run wait for the next replay.
-        ends = {tp: off for tp, off in (await consumer.end_offsets(tps)).items() if off > 0}
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(*ends, timeout_ms=500)).values():
-                for record in records:
-                    if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
-                        continue
-                    examined += 1
-                    reason = _reason(record)
-                    chosen = select(reason)
-                    selected += chosen
-                    if chosen and not dry_run:
-                        # Back where it was read from: the events topic, or a `kafka` trigger's topic.
-                        topic = _header(record, "topic") or settings.events_topic
-                        headers = _replayed_headers(record)
-                        await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
-                        replayed += 1
-                    if on_record is not None:
-                        on_record(reason, chosen)
+        async with contextlib.aclosing(read_topic(settings, settings.dlq_topic)) as records:
+            async for record in records:
+                examined += 1
+                reason = _reason(record)
+                chosen = select(reason)
+                selected += chosen
+                if chosen and not dry_run:
+                    # Back where it was read from: the events topic, or a `kafka` trigger's topic.
+                    topic = _header(record, "topic") or settings.events_topic
+                    headers = _replayed_headers(record)
+                    await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+                    replayed += 1
+                if on_record is not None:
+                    on_record(reason, chosen)
         log.info("dlq replayed", examined=examined, replayed=replayed, dry_run=dry_run)
         return ReplayResult(examined, selected, replayed)
     finally:
         await producer.stop()
-        await consumer.stop()

@@ -28,14 +28,17 @@ from aiokafka.errors import KafkaError
 from croniter import croniter
 
 from hookline.definitions import DefinitionStore, StoredDefinition
-from hookline.kafka import create_consumer, create_producer, topic_partitions
+from hookline.kafka import create_producer, read_topic
 from hookline.logging import get_logger
+from hookline.retry import Backoff
 from hookline.settings import KafkaSettings
 from schemas.ticks import schedule_id, tick_event
 
 __all__ = ["Schedule", "ScheduleFailure", "Ticker", "due_slots", "schedules_of"]
 
 log = get_logger(__name__)
+#: A schedule that cannot tick is tried again from 10 s to 10 min later: it must not cost every round.
+_FAILED_BACKOFF = Backoff(first_s=10.0, max_s=600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +229,7 @@ class Ticker:
     def _failed(self, schedule: Schedule, now: datetime, exc: Exception) -> None:
         previous = self.failures.get(schedule.id)
         count = previous.count + 1 if previous is not None else 1
-        # Back off from 10 s to 10 min: a schedule that cannot tick must not cost every round.
-        retry_in = timedelta(seconds=min(600, 10 * 2 ** min(count - 1, 6)))
+        retry_in = timedelta(seconds=_FAILED_BACKOFF.delay(count))
         self.failures[schedule.id] = ScheduleFailure(count, f"{type(exc).__name__}: {exc}"[:300], now + retry_in)
         if self._on_failure is not None:
             self._on_failure(schedule.definition_id)
@@ -241,20 +243,10 @@ class Ticker:
         )
 
     async def _load_state(self) -> None:
-        consumer = create_consumer(self._settings, group_id=None)
-        await consumer.start()
-        try:
-            tps = await topic_partitions(consumer, self._settings.schedules_topic)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
-            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        if record.key is None or record.value is None:
-                            continue
-                        with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                            self._last[record.key.decode()] = datetime.fromisoformat(orjson.loads(record.value)["last"])
-        finally:
-            await consumer.stop()
+        async with contextlib.aclosing(read_topic(self._settings, self._settings.schedules_topic)) as records:
+            async for record in records:
+                if record.key is None or record.value is None:
+                    continue
+                with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    self._last[record.key.decode()] = datetime.fromisoformat(orjson.loads(record.value)["last"])
         log.info("ticker state loaded", schedules=len(self._last))

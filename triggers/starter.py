@@ -12,8 +12,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from hookline.definitions import StoredDefinition
-from hookline.logging import get_logger
 from hookline.matching import trigger_input
+from hookline.retry import Backoff, retry
 from hookline.runs import NotStartable, build_request, start_run, workflow_id_for
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
@@ -24,8 +24,6 @@ from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
 
 __all__ = ["WorkflowStarter", "workflow_id_for"]
-
-log = get_logger(__name__)
 
 T = TypeVar("T")
 # A cancel that finds the run over.
@@ -127,19 +125,20 @@ class WorkflowStarter:
 
     async def _retrying(self, workflow_id: str, call: Callable[[], Awaitable[T]]) -> T:
         """`call()`, retried with backoff while Temporal is unreachable; other RPC errors are
-        `Unprocessable`, and stopping leaves the record uncommitted (`CancelledError`)."""
-        delay = 0.1
-        while True:
-            try:
-                return await call()
-            except RPCError as exc:
-                if exc.status not in _TRANSIENT:
-                    raise Unprocessable(f"Temporal rejected the request for {workflow_id}: {exc.message}") from exc
-                log.warning(
-                    "temporal unavailable, retrying", workflow_id=workflow_id, error=exc.message, retry_in_s=delay
-                )
-                self._on_retry()
-            if self._stopping.is_set():
-                raise asyncio.CancelledError("stopping with the record uncommitted")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_max_s)
+        `Unprocessable`, and stopping leaves the record uncommitted (`Stopped`, a `CancelledError`)."""
+        try:
+            return await retry(
+                call,
+                backoff=Backoff(first_s=0.1, max_s=self._retry_max_s),
+                retry_on=_unreachable,
+                message="temporal unavailable, retrying",
+                stopping=self._stopping,
+                on_retry=self._on_retry,
+                workflow_id=workflow_id,
+            )
+        except RPCError as exc:
+            raise Unprocessable(f"Temporal rejected the request for {workflow_id}: {exc.message}") from exc
+
+
+def _unreachable(exc: Exception) -> bool:
+    return isinstance(exc, RPCError) and exc.status in _TRANSIENT

@@ -25,6 +25,7 @@ from gateway.sources import Source
 from hookline.definitions import DefinitionStore
 from hookline.kafka import TopicView
 from hookline.logging import get_logger
+from hookline.retry import Backoff, retry
 from hookline.temporal import connect
 from schemas.agents import AgentCatalog
 from schemas.validation import SchemaError
@@ -46,7 +47,8 @@ _TRANSIENT = {
     RPCStatusCode.ABORTED,
     RPCStatusCode.CANCELLED,
 }
-_MAX_RETRY_DELAY_S = 30.0
+#: Between attempts to load the definitions while Kafka is unreachable.
+_LOAD_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
 
 
 class ApiState:
@@ -139,22 +141,12 @@ class ApiState:
             self.schedules = None
 
     async def _load_definitions(self) -> None:
-        delay = 1.0
-        while True:
-            store = DefinitionStore(self.settings.kafka, check=self.check_agents)
-            try:
-                await store.start()
-            except asyncio.CancelledError:
-                await _stop_quietly(store)
-                raise
-            except Exception as exc:
-                log.warning("cannot load workflow definitions, retrying", error=str(exc), retry_in_s=delay)
-                await _stop_quietly(store)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_RETRY_DELAY_S)
-                continue
-            self._store = store
-            break
+        self._store = await retry(
+            self._started_store,
+            backoff=_LOAD_BACKOFF,
+            retry_on=Exception,
+            message="cannot load workflow definitions, retrying",
+        )
         schedules = TopicView(self.settings.kafka, self.settings.kafka.schedules_topic)
         try:
             await schedules.start()
@@ -166,6 +158,15 @@ class ApiState:
             await _stop_quietly(schedules)
             return
         self.schedules = schedules
+
+    async def _started_store(self) -> DefinitionStore:
+        store = DefinitionStore(self.settings.kafka, check=self.check_agents)
+        try:
+            await store.start()
+        except BaseException:  # cancelled (the gateway stopping) included: close it
+            await _stop_quietly(store)
+            raise
+        return store
 
 
 async def _stop_quietly(store: DefinitionStore | TopicView) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.settings import GatewaySettings
-from hookline.settings import SettingsError
+from hookline.settings import CONFIG_SECTIONS, ComponentSettings, SettingsError, StackSettings
 from triggers.settings import TriggersSettings
+from worker.settings import WorkerSettings
 
 
 def test_environment_overrides_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,3 +52,21 @@ def test_misspelt_key_in_the_config_file_is_an_error(tmp_path: Path) -> None:
     config.write_text("triggers:\n  group: g1\n")
     with pytest.raises(SettingsError, match=r"triggers\.group"):
         TriggersSettings.load(config)
+
+
+def test_misspelt_section_in_the_config_file_is_an_error_naming_the_known_ones(tmp_path: Path) -> None:
+    config = tmp_path / "hookline.yaml"
+    config.write_text("triggers:\n  group_id: g1\ntrigers:\n  concurrency: 8\n")
+    with pytest.raises(SettingsError, match=r"unknown section trigers; the sections are .*\btriggers\b") as refused:
+        GatewaySettings.load(config)
+    assert "worker" in str(refused.value) and str(config) in str(refused.value)
+
+
+def test_the_known_sections_are_those_of_every_component_together() -> None:
+    components = (GatewaySettings, TriggersSettings, WorkerSettings, StackSettings)
+    assert set().union(*(c.model_fields for c in components)) == CONFIG_SECTIONS
+
+
+def test_a_component_section_missing_from_the_known_ones_is_refused_at_import() -> None:
+    with pytest.raises(TypeError, match="surprise"):
+        type("Surprising", (ComponentSettings,), {"__annotations__": {"surprise": int}, "surprise": 1})
