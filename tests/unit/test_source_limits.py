@@ -37,7 +37,6 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
-        self.connected = True
 
     async def start(self) -> None:
         pass
