@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
 from hookline.logging import get_logger
+from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
 
 __all__ = [
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+#: How often a broker starting up is asked again whether it answers.
+_POLL = Backoff(first_s=0.25, max_s=0.25)
+#: How often a topic just created is looked at again until its partitions have leaders.
+_LEADER_POLL = Backoff(first_s=0.1, max_s=0.1)
 
 
 def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
@@ -89,47 +94,62 @@ async def ensure_topics(settings: KafkaSettings) -> None:
         await admin.close()
 
 
+class _Leaderless(Exception):
+    """A partition of a topic just created has no leader yet."""
+
+
 async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 15.0) -> None:
     """Wait until every partition of `topics` has a leader: a topic just created is not in every
     broker's metadata at once, and a reader started right after would find it missing."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def led() -> None:
         described = await admin.describe_topics(topics)
         led = [
             t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
             for t in described
         ]
-        if len(led) == len(topics) and all(led):
-            return
-        if time.monotonic() > deadline:
-            raise KafkaError(f"topics {', '.join(topics)} created but without leaders after {timeout_s:g}s")
-        await asyncio.sleep(0.1)
+        if len(led) != len(topics) or not all(led):
+            raise _Leaderless(", ".join(topics))
+
+    try:
+        await retry(
+            led,
+            backoff=_LEADER_POLL,
+            retry_on=_Leaderless,
+            within_s=timeout_s,
+            message="topics without leaders yet",
+            level=logging.DEBUG,
+        )
+    except _Leaderless:
+        raise KafkaError(f"topics {', '.join(topics)} created but without leaders after {timeout_s:g}s") from None
 
 
 async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
     """Wait until the broker answers a metadata request; raises TimeoutError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
     host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
-    while time.monotonic() < deadline:
-        try:  # a plain TCP probe first keeps the client from logging every refused attempt
-            _, writer = await asyncio.open_connection(host, int(port))
-            writer.close()
-        except OSError as exc:
-            last = exc
-            await asyncio.sleep(0.2)
-            continue
+
+    async def answers() -> None:
+        # A plain TCP probe first keeps the client from logging every refused attempt.
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.close()
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
         try:
             await admin.start()
             await admin.list_topics()
-            return
-        except (KafkaError, OSError) as exc:
-            last = exc
         finally:
             await admin.close()
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer within {timeout:.0f}s: {last}")
+
+    try:
+        await retry(
+            answers,
+            backoff=_POLL,
+            retry_on=(KafkaError, OSError),
+            within_s=timeout,
+            message="kafka not answering yet",
+            level=logging.DEBUG,
+        )
+    except (KafkaError, OSError) as exc:
+        raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer within {timeout:.0f}s: {exc}") from exc
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

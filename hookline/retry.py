@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -63,6 +64,7 @@ async def retry(
     retry_on: RetryOn,
     message: str,
     attempts: int | None = None,
+    within_s: float | None = None,
     stopping: asyncio.Event | None = None,
     on_retry: Callable[[], None] | None = None,
     level: int = logging.WARNING,
@@ -72,10 +74,12 @@ async def retry(
 
     A failure `retry_on` accepts is logged (`message`, the error, `retry_in_s`, `fields`) at
     `level`, reported to `on_retry`, and tried again after the backoff's delay; any other
-    failure propagates, and so does the last one after `attempts` in all (None: no limit).
+    failure propagates, and so does the last one after `attempts` in all, or once the next
+    attempt would start more than `within_s` after the first (None: no limit).
     Once `stopping` is set, a failure is not tried again, nor is a wait finished: `Stopped`.
     """
     failures = 0
+    deadline = None if within_s is None else time.monotonic() + within_s
     while True:
         try:
             return await attempt()
@@ -84,6 +88,8 @@ async def retry(
             if not _retryable(exc, retry_on) or (attempts is not None and failures >= attempts):
                 raise
             delay = backoff.delay(failures)
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise
             log.log(level, message, error=str(exc) or type(exc).__name__, retry_in_s=round(delay, 3), **fields)
             if on_retry is not None:
                 on_retry()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import logging
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from hookline.retry import Backoff, retry
 from hookline.settings import TemporalSettings
 
 __all__ = [
@@ -83,14 +83,20 @@ async def set_retention(client: Client, namespace: str, days: int) -> None:
 
 async def wait_for_temporal(address: str, timeout: float = 60.0) -> None:
     """Wait until the frontend answers its health check; raises TimeoutError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            client = await Client.connect(address)
-            if await client.service_client.check_health():
-                return
-        except (RPCError, RuntimeError, OSError) as exc:
-            last = exc
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"Temporal at {address} did not answer within {timeout:.0f}s: {last}")
+
+    async def healthy() -> None:
+        client = await Client.connect(address)
+        if not await client.service_client.check_health():
+            raise RuntimeError("the health check failed")
+
+    try:
+        await retry(
+            healthy,
+            backoff=Backoff(first_s=0.25, max_s=0.25),
+            retry_on=(RPCError, RuntimeError, OSError),
+            within_s=timeout,
+            message="temporal not answering yet",
+            level=logging.DEBUG,
+        )
+    except (RPCError, RuntimeError, OSError) as exc:
+        raise TimeoutError(f"Temporal at {address} did not answer within {timeout:.0f}s: {exc}") from exc

@@ -106,3 +106,11 @@ async def test_once_stopping_a_failure_is_not_tried_again_but_a_first_attempt_is
     with pytest.raises(Stopped):
         await retry(attempt, backoff=QUICK, retry_on=OSError, message="down", stopping=stopping)
     assert len(calls) == 1
+
+
+async def test_the_last_failure_propagates_once_the_time_allowed_is_spent() -> None:
+    calls, attempt = failing(1000, OSError("still down"))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(OSError, match="still down"):
+        await retry(attempt, backoff=Backoff(first_s=0.02, max_s=0.02), retry_on=OSError, message="down", within_s=0.2)
+    assert asyncio.get_running_loop().time() - started < 0.2 and 5 <= len(calls) <= 11
