@@ -28,6 +28,23 @@ DATA = Path(__file__).resolve().parent / "data"
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.hookimpl(trylast=True)  # after the folders' hooks have marked their tests
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the session's Kafka and Temporal must be marked `integration` (the
+    conftest of tests/integration and tests/drill mark theirs), or `-m "not integration"` would
+    start them too."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the session's Kafka and Temporal (the `stack` fixture) but are not marked"
+            " integration; move them under tests/integration or mark them: " + ", ".join(unmarked)
+        )
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A real Kafka (KRaft) and an in-memory Temporal dev server for the whole session."""

@@ -11,6 +11,16 @@ import pytest
 from tests.drill.harness import DrillStack, Outcome
 
 OUTCOMES: list[Outcome] = []
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The drills start a Kafka and a Temporal of their own: marked `integration` (and `drill`)
+    here, where no module can forget it, so `pytest -m "not integration"` runs the unit tests."""
+    for item in items:
+        if item.path.resolve().is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.drill)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,16 @@ from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
 from worker.app import build_workers
 from worker.settings import WorkerSettings
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder needs the session's Kafka and Temporal: marked `integration`
+    here, where no module can forget it, so `pytest -m "not integration"` runs the unit tests."""
+    for item in items:
+        if item.path.resolve().is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 async def wait_ready(client: TestClient[Any, Any]) -> None:
