@@ -116,6 +116,8 @@ class _ClaimLost(Exception):
 #: 4 s in all, then `WriteContended`.
 _ATTEMPTS = 13
 _CONTENTION = Backoff(first_s=0.02, max_s=0.5, jitter=0.5)
+#: The pause before the definitions topic is read again after a failed read.
+_REREAD = Backoff(first_s=1.0, max_s=1.0)
 
 
 async def _contended(definition_id: str, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -242,14 +244,16 @@ class DefinitionStore:
 
     async def _run(self) -> None:
         assert self._consumer is not None
+        consumer = self._consumer
         try:
             while True:
-                try:
-                    batches = await self._consumer.getmany(timeout_ms=500)
-                except KafkaError as exc:
-                    log.warning("definitions topic unreadable, retrying", topic=self._topic, error=str(exc))
-                    await asyncio.sleep(1)
-                    continue
+                batches = await retry(
+                    lambda: consumer.getmany(timeout_ms=500),
+                    backoff=_REREAD,
+                    retry_on=KafkaError,
+                    message="definitions topic unreadable, retrying",
+                    topic=self._topic,
+                )
                 for tp, records in batches.items():
                     for record in records:
                         self._apply(record.key, record.value, record.timestamp)

@@ -34,6 +34,8 @@ log = get_logger(__name__)
 _POLL = Backoff(first_s=0.25, max_s=0.25)
 #: How often a topic just created is looked at again until its partitions have leaders.
 _LEADER_POLL = Backoff(first_s=0.1, max_s=0.1)
+#: The pause before a followed topic is read again after a failed read.
+_REREAD = Backoff(first_s=1.0, max_s=1.0)
 
 
 def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
@@ -231,17 +233,23 @@ class TopicView:
             self._values[record.key.decode(errors="replace")] = record.value
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                if not consumer.assignment() and not await assign_from_beginning(consumer, self._topic):
-                    await asyncio.sleep(5)
-                    continue
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        self._apply(record)
-            except KafkaError as exc:  # the consumer reconnects by itself; keep following
-                log.warning("following a topic failed, retrying", topic=self._topic, error=str(exc))
-                await asyncio.sleep(1)
+        while True:  # the consumer reconnects by itself: a failed read is tried again
+            await retry(
+                lambda: self._read_new(consumer),
+                backoff=_REREAD,
+                retry_on=KafkaError,
+                message="following a topic failed, retrying",
+                topic=self._topic,
+            )
+
+    async def _read_new(self, consumer: AIOKafkaConsumer) -> None:
+        """Apply what is new; a topic that does not exist yet is looked for again after a pause."""
+        if not consumer.assignment() and not await assign_from_beginning(consumer, self._topic):
+            await asyncio.sleep(5)
+            return
+        for records in (await consumer.getmany(timeout_ms=1000)).values():
+            for record in records:
+                self._apply(record)
 
     async def stop(self) -> None:
         if self._follow is not None:
