@@ -2,8 +2,10 @@
 
 Whatever waits for a dependency to come back (a Kafka producer starting, the definition store
 loading, Temporal taking a start, the schedule ticker restarting, a definition write whose claim
-lost) calls `retry` with its own `Backoff`, the failures it may retry, and what to log. Faults it
-may not retry propagate at once; the service stopping ends the waiting (`Stopped`).
+lost, a followed topic's failed read, a broker or Temporal server starting up) calls `retry` with
+its own `Backoff`, the failures it may retry, and what to log. Faults it may not retry propagate at
+once; so does the last failure once `attempts` or `within_s` run out; the service stopping ends
+the waiting (`Stopped`).
 """
 
 from __future__ import annotations
