@@ -29,9 +29,9 @@ HANG_S = 5.0
 
 
 def finishes(fn: Any) -> bool:
-    """Whether `fn` returns within `HANG_S` (then it is run here too). Tried in a forked child: a backtracking regex engine
-    loops in C holding the GIL, which no thread and no signal handler of this process would get
-    past; the child is killed instead."""
+    """Whether `fn` returns within `HANG_S` (then it is run here too). Tried in a forked child
+    first: a backtracking regex engine loops in C holding the GIL, which no thread and no signal
+    handler of this process would get past; the child is killed instead."""
     pid = os.fork()
     if pid == 0:  # the child: its outcome is its exit status only
         try:
