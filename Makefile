@@ -31,11 +31,15 @@ bench: install jars
 	$(PY) bench/matching.py
 	$(PY) bench/hostile.py
 	$(PY) bench/ingest.py
+	$(PY) bench/spawn.py
+	$(PY) bench/runs.py
+	$(PY) bench/runs.py --local-pools shell
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy hookline gateway triggers worker schemas
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit/test_layers.py  # the layering contract
 
 install: system-deps $(STAMP)
 
