@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -21,6 +20,7 @@ from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
+from tests.eventually import eventually
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
 from worker.app import build_workers
@@ -39,11 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 async def wait_ready(client: TestClient[Any, Any]) -> None:
     """The producer connects in the background; wait until the gateway says it is ready."""
-    for _ in range(100):
-        if (await client.get("/readyz")).status == 200:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("gateway never became ready")
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status == 200
+
+    await eventually(ready, "the gateway to be ready", timeout=10, interval=0.1)
 
 
 @pytest.fixture
@@ -119,12 +119,24 @@ async def runs_of(client: Client, workflow_id: str) -> list[Any]:
     return [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
 
 
+async def started_runs(client: Client, workflow_id: str, timeout: float = 15) -> list[Any]:
+    """The runs of `workflow_id`, once there is one."""
+    return await eventually(lambda: runs_of(client, workflow_id), f"a run of {workflow_id}", timeout=timeout)
+
+
 async def wait_for_result(client: Client, workflow_id: str, timeout: float = 60) -> RunState:
-    for _ in range(int(timeout * 10)):
+    """The result of `workflow_id`, waiting up to `timeout` for it to start, then for its end."""
+
+    async def result() -> RunState | None:
         try:
             return await client.get_workflow_handle(workflow_id, result_type=RunState).result()
         except Exception as exc:  # not started yet
             if "not found" not in str(exc).lower():
                 raise
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} never started")
+            return None
+
+    state = await eventually(
+        result, f"{workflow_id} to start", until=lambda s: s is not None, timeout=timeout, interval=0.1
+    )
+    assert state is not None
+    return state

@@ -3,7 +3,6 @@ signal (default), cancel, ignore or start. End to end: gateway → Kafka → tri
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +20,7 @@ from hookline.settings import KafkaSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from tests.conftest import read_topic, running
+from tests.eventually import eventually
 from tests.integration.conftest import runs_of
 from triggers.app import TriggersService
 
@@ -81,26 +81,17 @@ def run_id_of(body: dict[str, Any], status: str = "firing") -> str:
 
 
 async def outcome_count(service: TriggersService, outcome: str, at_least: int = 1) -> None:
-    for _ in range(400):
+    def reported() -> bool:
         value = service.metrics.registry.get_sample_value(
             "hookline_triggers_workflows_started_total", {"definition": DEFINITION, "outcome": outcome}
         )
-        if (value or 0) >= at_least:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the triggers never reported {outcome!r}")
+        return (value or 0) >= at_least
+
+    await eventually(reported, f"the triggers to report {outcome!r} {at_least} time(s)", timeout=20)
 
 
 async def state_of(client: Client, workflow_id: str) -> RunState:
     return await client.get_workflow_handle(workflow_id).query("state", result_type=RunState)
-
-
-async def until(check: Callable[[], Any]) -> None:
-    for _ in range(400):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never held")
 
 
 def steps_run(tmp_path: Path) -> list[str]:
@@ -120,9 +111,11 @@ async def test_resolved_alert_signals_running_workflow(
     workflow_id = run_id_of(firing)
     async with lifecycle("signal"):
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
-        await until(lambda: _step_is(temporal_client, workflow_id, "diagnose", "running"))
+        await step_running(temporal_client, workflow_id, "diagnose")
         assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
-        await until(lambda: _resolved(temporal_client, workflow_id))
+        await eventually(
+            lambda: _resolved(temporal_client, workflow_id), f"{workflow_id} to see its resolution", timeout=20
+        )
         (tmp_path / "release").touch()
         state = await temporal_client.get_workflow_handle(workflow_id, result_type=RunState).result()
     assert state.resolved_by is not None
@@ -146,11 +139,11 @@ async def test_resolved_alert_cancels_running_workflow_when_told_to(
     workflow_id = run_id_of(firing)
     async with lifecycle("cancel") as service:
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
-        await until(lambda: _step_is(temporal_client, workflow_id, "diagnose", "running"))
+        await step_running(temporal_client, workflow_id, "diagnose")
         assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
         await outcome_count(service, "cancelled")
         handle = temporal_client.get_workflow_handle(workflow_id)
-        await until(lambda: _status_is(temporal_client, workflow_id, WorkflowExecutionStatus.CANCELED))
+        await ended_as(temporal_client, workflow_id, WorkflowExecutionStatus.CANCELED)
     state = await handle.query("state", result_type=RunState)
     assert (state.status, state.steps["diagnose"].status, state.steps["notify"].status) == (
         "cancelled",
@@ -195,7 +188,7 @@ async def test_resolved_before_firing_with_cancel_means_no_step_ever_runs(
     async with lifecycle("cancel") as service:
         assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
         await outcome_count(service, "cancelled")
-        await until(lambda: _status_is(temporal_client, workflow_id, WorkflowExecutionStatus.CANCELED))
+        await ended_as(temporal_client, workflow_id, WorkflowExecutionStatus.CANCELED)
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202  # arrives late
         await outcome_count(service, "existing")
     assert len(await runs_of(temporal_client, workflow_id)) == 1
@@ -247,25 +240,31 @@ async def test_start_and_ignore_policies(
     assert len(await runs_of(temporal_client, run_id_of(firing))) == 1
 
 
-async def _step_is(client: Client, workflow_id: str, step: str, status: str) -> bool:
-    try:
-        state = await state_of(client, workflow_id)
-    except Exception:  # not started yet
-        return False
-    return state is not None and state.steps[step].status == status
+async def step_running(client: Client, workflow_id: str, step: str) -> None:
+    async def running() -> bool:
+        try:
+            state = await state_of(client, workflow_id)
+        except Exception:  # not started yet
+            return False
+        return state is not None and state.steps[step].status == "running"
+
+    await eventually(running, f"step {step} of {workflow_id} to be running", timeout=20)
 
 
 async def _resolved(client: Client, workflow_id: str) -> bool:
     return (await state_of(client, workflow_id)).resolved_by is not None
 
 
-async def _status_is(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> bool:
-    try:
-        return (await client.get_workflow_handle(workflow_id).describe()).status == status
-    except Exception:
-        return False
+async def ended_as(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> None:
+    async def ended() -> bool:
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).status == status
+        except Exception:  # not started yet
+            return False
+
+    await eventually(ended, f"{workflow_id} to end {status.name}", timeout=20)
 
 
 async def _result(client: Client, workflow_id: str) -> RunState:
-    await until(lambda: _status_is(client, workflow_id, WorkflowExecutionStatus.COMPLETED))
+    await ended_as(client, workflow_id, WorkflowExecutionStatus.COMPLETED)
     return await client.get_workflow_handle(workflow_id, result_type=RunState).result()

@@ -32,6 +32,7 @@ from hookline.settings import KafkaSettings
 from hookline.stack import KafkaServer, free_port
 from schemas.events import Event
 from tests.conftest import ROOT, events_of, read_topic, running
+from tests.eventually import eventually
 from tests.integration.conftest import runs_of, wait_ready
 from triggers.app import TriggersService
 
@@ -88,13 +89,13 @@ class Alertmanager:
                 stderr=log,
             )
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/-/ready") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"alertmanager did not start; see {self._dir / 'alertmanager.log'}")
+
+            async def ready() -> bool:
+                async with session.get(f"{self.url}/-/ready") as response:
+                    return response.status == 200
+
+            what = f"alertmanager to start (see {self._dir / 'alertmanager.log'})"
+            await eventually(ready, what, timeout=10, interval=0.1, retrying=aiohttp.ClientError)
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -163,15 +164,8 @@ async def keys_by_change(kafka: KafkaSettings) -> dict[tuple[str, str, str, str]
 async def until_sent(
     kafka: KafkaSettings, check: Callable[[dict[tuple[str, str, str, str], list[str]]], bool], timeout: float = 60
 ) -> dict[tuple[str, str, str, str], list[str]]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        changes = await keys_by_change(kafka)
-        if check(changes):
-            return changes
-        if loop.time() > deadline:
-            raise AssertionError(f"Alertmanager never sent what was expected; sent so far: {dict(changes)}")
-        await asyncio.sleep(0.5)
+    what = "Alertmanager to send what was expected (last check: what it had sent)"
+    return await eventually(lambda: keys_by_change(kafka), what, until=check, timeout=timeout, interval=0.5)
 
 
 def sent(changes: dict[tuple[str, str, str, str], list[str]], instance: str, status: str, at_least: int) -> bool:
@@ -245,14 +239,12 @@ async def test_resends_and_ha_duplicates_repeat_keys_and_start_one_run_per_state
 async def runs_once_settled(client: Client, workflow_ids: set[str], settle_s: float = 1.0) -> dict[str, int]:
     """How many runs each workflow has: counted once every one has a run, and again `settle_s`
     later, so that a duplicate started meanwhile is counted too."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    waiting = set(workflow_ids)
-    while waiting:
-        waiting = {wid for wid in waiting if not await runs_of(client, wid)}
-        if waiting and loop.time() > deadline:
-            raise AssertionError(f"no run started for {sorted(waiting)}")
-        await asyncio.sleep(0.1)
+
+    async def not_started() -> list[str]:
+        return sorted([wid for wid in workflow_ids if not await runs_of(client, wid)])
+
+    what = "a run of every workflow (last check: those without)"
+    await eventually(not_started, what, until=lambda waiting: not waiting, timeout=30, interval=0.1)
     await asyncio.sleep(settle_s)
     return {wid: len(await runs_of(client, wid)) for wid in workflow_ids}
 
@@ -290,10 +282,11 @@ async def test_what_alertmanager_sends_while_kafka_is_down_arrives_once_kafka_is
 async def until_answered_503(gateway: TestClient[Any, Any], times: int) -> None:
     """Wait until the gateway has told Alertmanager 503 `times` times (so it did retry)."""
     sample = 'hookline_gateway_requests_total{source="alertmanager",status="503"} '
-    for _ in range(600):
+
+    async def answered() -> float:
         text = await (await gateway.get("/metrics")).text()
         line = next((x for x in text.splitlines() if x.startswith(sample)), None)
-        if line is not None and float(line.rsplit(" ", 1)[1]) >= times:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("Alertmanager was never answered 503")
+        return float(line.rsplit(" ", 1)[1]) if line is not None else 0.0
+
+    what = f"the gateway to answer Alertmanager 503 {times} times"
+    await eventually(answered, what, until=lambda count: count >= times, timeout=60, interval=0.1)

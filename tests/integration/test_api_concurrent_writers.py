@@ -18,6 +18,7 @@ import pytest
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from tests.conftest import EXAMPLES, ROOT
+from tests.eventually import eventually
 from tests.integration.test_api_support import API, TOKENS, auth
 
 WRITES = 20
@@ -67,15 +68,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def wait_ready(http: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(600):
-        try:
-            async with http.get(f"{base}{API}/workflows") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the gateway at {base} never served the API")
+    async def serving() -> bool:
+        async with http.get(f"{base}{API}/workflows") as response:
+            return response.status == 200
+
+    what = f"the gateway at {base} to serve the API"
+    await eventually(serving, what, timeout=60, interval=0.1, retrying=aiohttp.ClientConnectionError)
 
 
 def body(definition_id: str, content: str) -> dict[str, Any]:

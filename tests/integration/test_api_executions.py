@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from schemas.agents import Agent, AgentCatalog
 from schemas.events import Event
 from schemas.workflow import slugify
 from tests.conftest import EXAMPLES
+from tests.eventually import eventually
 from tests.integration.conftest import wait_ready
 from tests.integration.test_api_support import API, api_settings, auth, seed_body, start_api
 
@@ -77,19 +77,25 @@ async def execution(api: Api, execution_id: str, token: str = "a") -> dict[str, 
     return body
 
 
-async def until(
-    check: Callable[[], Awaitable[dict[str, Any]]], done: Callable[[dict[str, Any]], bool], timeout: float = 60
-) -> dict[str, Any]:
-    for _ in range(int(timeout * 5)):
-        value = await check()
-        if done(value):
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"never reached the expected state; last: {value}")
-
-
 async def finished(api: Api, execution_id: str, token: str = "a") -> dict[str, Any]:
-    return await until(lambda: execution(api, execution_id, token), lambda e: e["status"] != "running")
+    return await eventually(
+        lambda: execution(api, execution_id, token),
+        f"{execution_id} to finish",
+        until=lambda e: e["status"] != "running",
+        timeout=60,
+        interval=0.2,
+    )
+
+
+async def listing(api: Api, definition_id: str, count: Callable[[int], bool]) -> dict[str, Any]:
+    """The executions list of `definition_id` once `count` holds for its length."""
+    return await eventually(
+        lambda: listed(api, definition_id),
+        f"the executions of {definition_id} to be listed",
+        until=lambda body: count(len(body["items"])),
+        timeout=20,
+        interval=0.2,
+    )
 
 
 SIMPLE = {"name": "Build", "steps": [{"name": "compile", "agent": "builder"}]}
@@ -229,11 +235,12 @@ async def test_start_of_a_definition_naming_an_agent_no_longer_configured_is_422
         await store.put({"name": "Stale", "team_id": "team-a", "steps": [{"name": "x", "agent": "retired"}]})
     finally:
         await store.stop()
-    for _ in range(50):  # until the API's store has read the record
-        response = await api.post(f"{API}/workflows/stale/start", headers=auth("a"))
-        if response.status != 404:
-            break
-        await asyncio.sleep(0.2)
+    response = await eventually(
+        lambda: api.post(f"{API}/workflows/stale/start", headers=auth("a")),
+        "the API's store to read the definition",
+        until=lambda answer: answer.status != 404,
+        interval=0.2,
+    )
     assert response.status == 422
     assert "retired" in (await response.json())["detail"]
 
@@ -328,7 +335,7 @@ async def test_executions_list_shows_the_definition_runs(api: Api) -> None:
     definition_id = await define(api, LONG)
     ids = {(await start(api, definition_id))["execution_id"] for _ in range(2)}
     await start(api, await define(api, SIMPLE))  # another definition's run is not listed
-    body = await until(lambda: listed(api, definition_id), lambda b: len(b["items"]) >= 2, timeout=20)
+    body = await listing(api, definition_id, lambda n: n >= 2)
     assert {e["execution_id"] for e in body["items"]} == ids
     assert all(e["status"] == "running" and e["team_id"] == "team-a" for e in body["items"])
 
@@ -336,7 +343,7 @@ async def test_executions_list_shows_the_definition_runs(api: Api) -> None:
 async def test_executions_list_pages_with_a_cursor(api: Api) -> None:
     definition_id = await define(api, LONG)
     ids = {(await start(api, definition_id))["execution_id"] for _ in range(3)}
-    await until(lambda: listed(api, definition_id), lambda b: len(b["items"]) == 3, timeout=20)
+    await listing(api, definition_id, lambda n: n == 3)
     first = await listed(api, definition_id, "?limit=2")
     second = await listed(api, definition_id, f"?limit=2&cursor={first['next_cursor']}")
     assert len(first["items"]) == 2 and first["next_cursor"]
@@ -346,7 +353,7 @@ async def test_executions_list_pages_with_a_cursor(api: Api) -> None:
 async def test_executions_list_filters_by_status(api: Api) -> None:
     definition_id = await define(api, LONG)
     await start(api, definition_id)
-    await until(lambda: listed(api, definition_id), lambda b: len(b["items"]) == 1, timeout=20)
+    await listing(api, definition_id, lambda n: n == 1)
     assert (await listed(api, definition_id, "?status=succeeded"))["items"] == []
     assert len((await listed(api, definition_id, "?status=running"))["items"]) == 1
 
@@ -370,7 +377,13 @@ async def test_executions_of_another_team_definition_are_404(api: Api) -> None:
 async def test_cancel_stops_a_running_execution(api: Api, worker: None) -> None:
     started = await start(api, await define(api, LONG))
     execution_id = started["execution_id"]
-    await until(lambda: execution(api, execution_id), lambda e: e["steps"]["wait"]["status"] == "running")
+    await eventually(
+        lambda: execution(api, execution_id),
+        "its step to be running",
+        until=lambda e: e["steps"]["wait"]["status"] == "running",
+        timeout=60,
+        interval=0.2,
+    )
     response = await api.post(f"{API}/executions/{execution_id}/cancel", headers=auth("a"))
     assert (response.status, (await response.json())["status"]) == (202, "cancel_requested")
     done = await finished(api, execution_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -11,6 +10,7 @@ from temporalio.client import Client
 
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
+from tests.eventually import eventually
 from tests.integration.test_api_support import API, auth
 from worker.app import build_workers
 from worker.settings import WorkerSettings
@@ -36,11 +36,9 @@ async def test_a_pool_goes_from_no_pollers_to_polling_when_a_worker_starts(
     async with AsyncExitStack() as stack:
         for w in build_workers(WorkerSettings(temporal=temporal_settings), temporal_client, agents):
             await stack.enter_async_context(w)
-        for _ in range(100):
-            after = await shell_pool(api)
-            if after["polling"]:
-                break
-            await asyncio.sleep(0.1)
+        after = await eventually(
+            lambda: shell_pool(api), "the shell pool to be polled", until=lambda pool: pool["polling"], interval=0.1
+        )
     assert after["polling"] is True and after["pollers"] >= 1
 
 

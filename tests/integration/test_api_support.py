@@ -3,7 +3,6 @@ whose API is ready on the test's own Kafka topics and Temporal task queues."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -14,6 +13,7 @@ from gateway.app import create_app
 from gateway.settings import ApiOptions, ApiToken, GatewaySettings, Scope
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
+from tests.eventually import eventually
 from tests.openapi_contract import record_answers
 
 API = "/api/v1"
@@ -60,11 +60,11 @@ def api_settings(kafka: KafkaSettings, temporal: TemporalSettings, **api: Any) -
 
 async def wait_api_ready(client: TestClient[Any, Any], timeout: float = 30.0) -> None:
     """The definitions load in the background; wait until the API stops answering 503."""
-    for _ in range(int(timeout * 10)):
-        if (await client.get(f"{API}/workflows", headers=auth("ops"))).status == 200:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the API never became ready")
+
+    async def ready() -> bool:
+        return (await client.get(f"{API}/workflows", headers=auth("ops"))).status == 200
+
+    await eventually(ready, "the API to be ready", timeout=timeout, interval=0.1)
 
 
 async def start_api(

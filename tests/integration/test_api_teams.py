@@ -14,6 +14,7 @@ from gateway.settings import GatewayOptions, GatewaySettings
 from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import Agent, AgentCatalog
+from tests.eventually import eventually
 from tests.integration.conftest import wait_ready
 from tests.integration.test_api_support import API, api_settings, auth, seed_body, start_api
 
@@ -158,10 +159,11 @@ async def test_an_old_definition_naming_an_agent_of_other_teams_does_not_start(
         await store.put(build(agent="prod-deployer", team_id="team-a"))
     finally:
         await store.stop()
-    for _ in range(50):
-        response = await limited.post(f"{API}/workflows/build/start", json={}, headers=auth("a"))
-        if response.status != 404:
-            break
+    response = await eventually(
+        lambda: limited.post(f"{API}/workflows/build/start", json={}, headers=auth("a")),
+        "the API's store to read the definition",
+        until=lambda answer: answer.status != 404,
+    )
     status, problem = await answer(response)
     assert status == 422 and "unknown agent 'prod-deployer'" in problem["detail"]
 

@@ -16,6 +16,7 @@ from hookline.settings import KafkaSettings
 from schemas.validation import SchemaError
 from schemas.workflow import DefinitionError, WorkflowDefinition
 from tests.conftest import read_topic
+from tests.eventually import eventually
 
 OpenStore = Callable[..., Awaitable[DefinitionStore]]
 
@@ -61,14 +62,6 @@ async def compacted_copy(settings: KafkaSettings, unique: str) -> KafkaSettings:
     await ensure_topics(copy)
     await produce(copy, [(r.key.decode(), r.value) for r in latest.values() if r.value is not None])
     return copy
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    for _ in range(int(timeout * 20)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never held")
 
 
 async def test_new_version_is_addressable_and_the_old_one_still_is(open_store: OpenStore) -> None:
@@ -151,11 +144,11 @@ async def test_another_running_store_follows_the_changes(open_store: OpenStore) 
     generation = follower.generation
 
     await writer.put(document())
-    await eventually(lambda: follower.get("deploy") is not None)
+    await eventually(lambda: follower.get("deploy") is not None, "the follower to read the definition")
     assert follower.generation > generation
 
     await writer.delete("deploy")
-    await eventually(lambda: follower.get("deploy") is None)
+    await eventually(lambda: follower.get("deploy") is None, "the follower to read the deletion")
     assert follower.deleted("deploy") == 1
 
 
@@ -271,7 +264,7 @@ async def test_garbage_records_are_skipped_and_the_store_keeps_following(
 
     writer = await open_store()
     stored = await writer.put(document())
-    await eventually(lambda: follower.get("deploy") == stored)
+    await eventually(lambda: follower.get("deploy") == stored, "the follower to read the new version")
 
     for store in (follower, writer):
         assert [d.id for d in store.all()] == ["deploy"]
@@ -371,7 +364,7 @@ async def test_two_processes_writing_one_definition_at_once_each_land_their_own_
 ) -> None:
     first, second = await open_store(), await open_store()
     await first.create(document())
-    await eventually(lambda: second.get("deploy") is not None)
+    await eventually(lambda: second.get("deploy") is not None, "the second store to read the definition")
 
     written = await asyncio.gather(
         *(
@@ -407,7 +400,7 @@ async def test_of_two_processes_deleting_and_updating_from_one_version_only_one_
 ) -> None:
     first, second = await open_store(), await open_store()
     await first.create(document())
-    await eventually(lambda: second.get("deploy") is not None)
+    await eventually(lambda: second.get("deploy") is not None, "the second store to read the definition")
 
     outcomes = await asyncio.gather(
         first.delete("deploy", expected=1),

@@ -18,7 +18,7 @@ from hookline.definitions import DefinitionStore
 from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from tests.conftest import DATA, read_topic, running
-from tests.integration.conftest import runs_of
+from tests.integration.conftest import runs_of, started_runs
 from triggers.app import TriggersService
 
 STRICT = {
@@ -38,14 +38,6 @@ def env_of(kafka: KafkaSettings) -> dict[str, str]:
 
 async def cli_run(args: list[str], kafka: KafkaSettings) -> Any:
     return await asyncio.to_thread(CliRunner().invoke, cli, args, env=env_of(kafka), catch_exceptions=False)
-
-
-async def wait_for_runs(client: Client, workflow_id: str) -> list[Any]:
-    for _ in range(200):
-        if runs := await runs_of(client, workflow_id):
-            return runs
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never started")
 
 
 async def test_unstartable_event_is_dead_lettered_then_replayed_once_fixed(
@@ -72,7 +64,7 @@ async def test_unstartable_event_is_dead_lettered_then_replayed_once_fixed(
         dedupe = headers["ce_dedupekey"].decode()
         strict, lenient = (event_run_id(d, "alertmanager", dedupe) for d in ("strict-input", "lenient"))
         # The same record still started the definition it can start: the partition moved on.
-        assert await wait_for_runs(temporal_client, lenient)
+        assert await started_runs(temporal_client, lenient, timeout=10)
         assert await runs_of(temporal_client, strict) == []
 
         listing = await cli_run(["replay", "--dry-run"], kafka_settings)
@@ -84,7 +76,7 @@ async def test_unstartable_event_is_dead_lettered_then_replayed_once_fixed(
         for _ in range(2):  # replaying twice starts it once
             replayed = await cli_run(["replay", "--reason", "is not of type"], kafka_settings)
             assert replayed.exit_code == 0 and "replayed 1 of 1" in replayed.output
-        assert len(await wait_for_runs(temporal_client, strict)) == 1
+        assert len(await started_runs(temporal_client, strict, timeout=10)) == 1
         await asyncio.sleep(1)
     assert len(await runs_of(temporal_client, strict)) == 1
     assert len(await runs_of(temporal_client, lenient)) == 1

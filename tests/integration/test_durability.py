@@ -22,6 +22,7 @@ from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
 from tests.conftest import ROOT
+from tests.eventually import eventually
 from worker.app import build_workers
 from worker.settings import WorkerSettings
 
@@ -58,11 +59,9 @@ def start_worker(temporal: TemporalSettings, agents_file: Path) -> subprocess.Po
 
 
 async def wait_for_line(log: Path, line: str, timeout: float = 30) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if log.exists() and line in log.read_text().splitlines():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{line!r} never appeared in {log}")
+    await eventually(
+        lambda: log.exists() and line in log.read_text().splitlines(), f"{line!r} in {log}", timeout=timeout
+    )
 
 
 async def test_a_sigkilled_worker_is_replaced_and_completed_steps_do_not_run_again(

@@ -3,7 +3,6 @@ outputs, cancellation and parallel failure. Steps run real processes on the shel
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -23,6 +22,7 @@ from hookline.settings import TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from schemas.workflow import parse_definition
+from tests.eventually import eventually
 from worker.app import build_workers
 from worker.settings import WorkerOptions, WorkerSettings
 from worker.workflow import HooklineRun
@@ -116,12 +116,11 @@ async def outcome(handle: WorkflowHandle[Any, RunState]) -> tuple[RunState, str 
 
 
 async def wait_for_step(handle: WorkflowHandle[Any, RunState], step: str, status: str) -> None:
-    for _ in range(200):
+    async def reached() -> bool:
         state = await handle.query("state", result_type=RunState)
-        if state is not None and state.steps[step].status == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{step} never became {status}")
+        return state is not None and state.steps[step].status == status
+
+    await eventually(reached, f"step {step} to be {status}")
 
 
 def alive(pid_file: Path) -> bool:
@@ -280,10 +279,7 @@ async def test_cancelling_a_run_stops_its_running_step(
         }
     )
     await wait_for_step(handle, "wait", "running")
-    for _ in range(100):
-        if (workdir / "pid-wait").exists():
-            break
-        await asyncio.sleep(0.05)
+    await eventually((workdir / "pid-wait").exists, "the step to write its pid", timeout=5)
     assert alive(workdir / "pid-wait")
     await handle.cancel()
     state, error = await outcome(handle)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import io
 import itertools
 import time
@@ -28,6 +29,7 @@ import yaml
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from tests.conftest import EXAMPLES
+from tests.eventually import eventually
 from tests.integration.fuzz_requests import BIG_TEXTS, NASTY_STRINGS
 from tests.integration.fuzzing import (
     Deep,
@@ -465,6 +467,12 @@ def api_processes(
             stop(process.popen)
 
 
+async def api_ready(session: aiohttp.ClientSession, process: Process) -> bool:
+    """Whether the API answers; it answers 503 until it has read the definitions topic."""
+    async with session.get(f"{process.base}{API}/workflows", headers=auth("ops")) as answer:
+        return answer.status == 200
+
+
 # ~30 s on a quiet 2-core machine; room for a busy one beyond the suite's 120 s.
 @pytest.mark.timeout(300)
 async def test_fuzzed_definitions_get_2xx_or_4xx_and_validate_agrees_with_save(
@@ -473,11 +481,7 @@ async def test_fuzzed_definitions_get_2xx_or_4xx_and_validate_agrees_with_save(
     made = generate(authored, DEFINITIONS_WANTED)  # ~3 s, while the gateways start
     for process in api_processes:
         await wait_ready(session, process)
-        for _ in range(300):  # the API answers 503 until it has read the definitions topic
-            async with session.get(f"{process.base}{API}/workflows", headers=auth("ops")) as answer:
-                if answer.status == 200:
-                    break
-            await asyncio.sleep(0.1)
+        await eventually(functools.partial(api_ready, session, process), f"{process.name}'s API", timeout=30)
     replicas = itertools.cycle(api_processes)
     prefix = kafka_settings.topic_prefix
     statuses: collections.Counter[str] = collections.Counter()

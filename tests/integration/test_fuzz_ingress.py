@@ -34,6 +34,7 @@ from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from tests.conftest import EXAMPLES, ROOT, read_topic
+from tests.eventually import eventually
 from tests.integration.fuzz_requests import ORDER_SCHEMA, Request, requests, sources
 
 REQUESTS_WANTED = 10_000
@@ -105,18 +106,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def wait_ready(session: aiohttp.ClientSession, process: Process, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def ready() -> bool:
         if process.popen.poll() is not None:
             raise AssertionError(f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}")
-        try:
-            async with session.get(f"{process.base}/readyz") as answer:
-                if answer.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{process.name} never became ready:\n{process.tail()}")
+        async with session.get(f"{process.base}/readyz") as answer:
+            return answer.status == 200
+
+    def what() -> str:
+        return f"{process.name} to be ready; its log:\n{process.tail()}"
+
+    await eventually(ready, what, timeout=timeout, interval=0.2, retrying=aiohttp.ClientError)
 
 
 @pytest.fixture
@@ -242,26 +241,29 @@ async def exchange(session: aiohttp.ClientSession, base: URL, request: Request) 
         return f"{type(exc).__name__}: {exc}"
 
 
-async def consumed_everything(kafka: KafkaSettings, group: str, timeout: float) -> dict[int, tuple[int, int]]:
+async def wait_consumed(kafka: KafkaSettings, triggers: Process, group: str, timeout: float) -> None:
     """Wait until the triggers' group has committed every partition of the events topic up to the
-    last accepted event; the partitions still behind (partition → (committed, end)) if not."""
+    last accepted event."""
     records = await read_topic(kafka, kafka.events_topic)
     ends: dict[int, int] = {}
     for record in records:
         ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
+
+    async def behind() -> dict[int, tuple[int, int]]:
+        """The partitions not committed up to their end: partition → (committed, end)."""
+        offsets = await admin.list_consumer_group_offsets(group)
+        committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == kafka.events_topic}
+        return {p: (committed.get(p, -1), end) for p, end in ends.items() if committed.get(p, -1) < end}
+
+    def what() -> str:
+        return (
+            f"the triggers to consume every accepted event (partition: (committed, end)); its log:\n{triggers.tail()}"
+        )
+
     try:
-        behind: dict[int, tuple[int, int]] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            offsets = await admin.list_consumer_group_offsets(group)
-            committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == kafka.events_topic}
-            behind = {p: (committed.get(p, -1), end) for p, end in ends.items() if committed.get(p, -1) < end}
-            if not behind:
-                return {}
-            await asyncio.sleep(0.5)
-        return behind
+        await eventually(behind, what, until=lambda late: not late, timeout=timeout, interval=0.5)
     finally:
         await admin.close()
 
@@ -300,8 +302,7 @@ async def test_fuzzed_webhooks_get_2xx_4xx_or_503_and_every_process_survives(
         assert any(k == kind and isinstance(s, int) and 200 <= s < 300 for k, s in statuses), kind
         assert any(k == kind and isinstance(s, int) and 400 <= s < 500 for k, s in statuses), kind
 
-    behind = await consumed_everything(kafka_settings, unique, timeout=60)
-    assert not behind, f"the triggers did not consume every accepted event: {behind}\n{triggers_process.tail()}"
+    await wait_consumed(kafka_settings, triggers_process, unique, timeout=60)
     for process in (gateway_process, triggers_process):
         assert process.popen.poll() is None, f"{process.name} died:\n{process.tail()}"
         for probe in ("/healthz", "/readyz"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings
 from hookline.stack import KafkaServer, free_port
 from tests.conftest import ROOT, events_of, read_topic
+from tests.eventually import eventually
 from tests.integration.conftest import wait_ready
 
 
@@ -179,13 +179,15 @@ async def test_kafka_going_down_answers_503_then_accepts_again_when_it_is_back(
 
         await kafka.start()  # same data dir: the first event is still there
         after = notification(alerts=1)
-        for _ in range(60):
+
+        async def post() -> int:
             response = await client.post("/hooks/alertmanager", json=after)
-            if response.status == 202:
-                break
-            assert response.status == 503
-            await asyncio.sleep(0.5)
-        assert response.status == 202
+            assert response.status in (202, 503)
+            return response.status
+
+        await eventually(
+            post, "the gateway to accept again", until=lambda status: status == 202, timeout=30, interval=0.5
+        )
         fingerprints = {e.partitionkey for e in events_of(await read_topic(settings, settings.events_topic))}
         assert {before["alerts"][0]["fingerprint"], after["alerts"][0]["fingerprint"]} <= fingerprints
     finally:

@@ -20,6 +20,7 @@ from hookline.runs import workflow_id_for
 from hookline.settings import KafkaSettings
 from schemas.ticks import TICK_TYPE, tick_event
 from tests.conftest import events_of, read_topic, running
+from tests.eventually import eventually
 from tests.integration.conftest import wait_ready
 from triggers.app import TriggersService
 
@@ -131,12 +132,13 @@ async def test_an_external_scheduler_ticking_a_slot_twice_starts_one_run(
 async def run_ids(client: Client, definition: str, expect: int) -> list[str]:
     """The workflow ids of `definition`'s runs, once there are `expect` (and no more appear)."""
     query = f"HooklineDefinitionId = '{definition}'"
-    for _ in range(300):
-        if len({w.id async for w in client.list_workflows(query)}) >= expect:
-            break
-        await asyncio.sleep(0.05)
+
+    async def ids() -> list[str]:
+        return sorted({w.id async for w in client.list_workflows(query)})
+
+    await eventually(ids, f"{expect} runs of {definition}", until=lambda found: len(found) >= expect, timeout=15)
     await asyncio.sleep(1)
-    return sorted({w.id async for w in client.list_workflows(query)})
+    return await ids()
 
 
 async def test_ticks_over_their_rate_limit_get_429(

@@ -17,7 +17,8 @@ from hookline.kafka import create_producer
 from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from tests.conftest import read_topic, running
-from tests.integration.conftest import runs_of
+from tests.eventually import eventually
+from tests.integration.conftest import started_runs
 from triggers.app import TriggersService
 
 
@@ -40,20 +41,11 @@ async def orders_topic(kafka_settings: KafkaSettings) -> str:
     return name
 
 
-async def wait_for_run(client: Client, workflow_id: str) -> None:
-    for _ in range(300):
-        if await runs_of(client, workflow_id):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never started")
-
-
 async def wait_for_runs_of(client: Client, definition_id: str) -> None:
-    for _ in range(300):
-        if [w async for w in client.list_workflows(f"HooklineDefinitionId = '{definition_id}'")]:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{definition_id} never started")
+    async def runs() -> list[Any]:
+        return [w async for w in client.list_workflows(f"HooklineDefinitionId = '{definition_id}'")]
+
+    await eventually(runs, f"a run of {definition_id}", timeout=15)
 
 
 async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
@@ -103,7 +95,7 @@ async def test_records_on_a_topic_named_by_a_definition_start_its_runs(
         plain_id = event_run_id("fulfil-order", source, f"kafka-{orders_topic}-{plain.partition}-{plain.offset}")
         order_3, order_4 = (event_run_id("fulfil-order", source, key) for key in ("order-3", "order-4"))
         for workflow_id in (plain_id, order_3, order_4):
-            await wait_for_run(temporal_client, workflow_id)
+            await started_runs(temporal_client, workflow_id)
         [dead] = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=1)
         await asyncio.sleep(1)
     await producer.stop()

@@ -20,7 +20,7 @@ from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.events import Event
 from tests.conftest import read_topic, running
-from tests.integration.conftest import runs_of
+from tests.integration.conftest import runs_of, started_runs
 from tests.integration.test_dlq_and_explain import cli_run
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
@@ -32,14 +32,6 @@ LENIENT = {"name": "Lenient", "trigger": {"type": "webhook", "source": "alertman
 async def kafka_settings(kafka_settings: KafkaSettings) -> KafkaSettings:
     """This test's topics, the default team allowed to subscribe to the orders topics."""
     return kafka_settings.model_copy(update={"trigger_topics": {"default": ["orders.*"]}})
-
-
-async def wait_for_run(client: Client, workflow_id: str) -> None:
-    for _ in range(300):
-        if await runs_of(client, workflow_id):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never started")
 
 
 def event(dedupekey: str) -> Event:
@@ -77,7 +69,7 @@ async def test_records_no_producer_of_ours_would_make_are_dead_lettered_and_the_
         await producer.stop()
     service = triggers_service()
     async with running(service.run, service.stop) as task:
-        await wait_for_run(temporal_client, event_run_id("lenient", "alertmanager", "good"))
+        await started_runs(temporal_client, event_run_id("lenient", "alertmanager", "good"))
         dead = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=3)
         assert not task.done()
     reasons = sorted(dict(r.headers)["hookline_dlq_reason"].decode() for r in dead)
@@ -117,7 +109,7 @@ async def test_an_unexpected_error_of_one_definition_dead_letters_that_definitio
         await producer.send_and_wait(kafka_settings.events_topic, value, key=key, headers=headers)
         await producer.stop()
         for definition in ("lenient", "zed"):
-            await wait_for_run(temporal_client, event_run_id(definition, "alertmanager", "once"))
+            await started_runs(temporal_client, event_run_id(definition, "alertmanager", "once"))
         [dead] = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=1)
         assert not task.done()
     named = dict(dead.headers)
@@ -159,14 +151,14 @@ async def test_a_replayed_plain_kafka_record_starts_no_second_run(
         await producer.stop()
         key = f"kafka-{orders_topic}-{sent.partition}-{sent.offset}"
         ship, strict_id = (event_run_id(d, f"kafka:{orders_topic}", key) for d in ("ship-order", "strict-order"))
-        await wait_for_run(temporal_client, ship)
+        await started_runs(temporal_client, ship)
         [dead] = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=1)
         assert dict(dead.headers)["hookline_dlq_definition"] == b"strict-order"
         await store.put({**strict, "inputs": {"type": "object"}})  # the fix
         for _ in range(2):
             replayed = await cli_run(["replay"], kafka_settings)
             assert replayed.exit_code == 0, replayed.output
-        await wait_for_run(temporal_client, strict_id)
+        await started_runs(temporal_client, strict_id)
         await asyncio.sleep(2)
     for definition in ("ship-order", "strict-order"):
         runs = [w.id async for w in temporal_client.list_workflows(f"HooklineDefinitionId = '{definition}'")]

@@ -18,6 +18,7 @@ from hookline.settings import KafkaSettings
 from schemas.events import Event
 from schemas.ticks import TICK_TYPE, schedule_id
 from tests.conftest import events_of, read_topic, running
+from tests.eventually import eventually
 from tests.integration.test_api_support import API, auth
 from triggers.app import TriggersService
 from triggers.schedules import Ticker
@@ -42,14 +43,13 @@ async def ticks(kafka: KafkaSettings) -> list[Event]:
 async def run_ids(client: Client, definition: str, expect: int) -> list[str]:
     """The workflow ids of `definition`'s runs, once there are `expect` (and no more appear)."""
     query = f"HooklineDefinitionId = '{definition}'"
-    ids: list[str] = []
-    for _ in range(200):
-        ids = sorted({w.id async for w in client.list_workflows(query)})
-        if len(ids) >= expect:
-            break
-        await asyncio.sleep(0.05)
+
+    async def ids() -> list[str]:
+        return sorted({w.id async for w in client.list_workflows(query)})
+
+    await eventually(ids, f"{expect} runs of {definition}", until=lambda found: len(found) >= expect, timeout=10)
     await asyncio.sleep(0.5)
-    return sorted({w.id async for w in client.list_workflows(query)})
+    return await ids()
 
 
 async def test_two_tickers_running_start_one_run_per_slot(
@@ -166,11 +166,12 @@ async def test_a_schedule_that_fails_at_run_time_is_reported_and_the_others_tick
         body: dict[str, Any] = await response.json()
         return body["schedules"]
 
-    for _ in range(100):
-        failing = (await schedules_of("never"))[0]["failing"]
-        if failing is not None and failing["count"] == 2:
-            break
-        await asyncio.sleep(0.1)
+    async def failing_of_never() -> dict[str, Any] | None:
+        failing: dict[str, Any] | None = (await schedules_of("never"))[0]["failing"]
+        return failing
+
+    what = "the API to show the schedule failing twice"
+    failing = await eventually(failing_of_never, what, until=lambda f: f is not None and f["count"] == 2, interval=0.1)
     assert failing is not None and failing["error"].startswith("CroniterBadDateError")
     assert (await schedules_of("minutely"))[0] == {
         "trigger": 0,

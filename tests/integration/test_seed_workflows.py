@@ -3,7 +3,6 @@ their shapes imply; read back from the API's step timestamps (when each step rea
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from schemas.agents import AgentCatalog
 from tests.conftest import EXAMPLES
+from tests.eventually import eventually
 from tests.integration.test_api_support import API, auth, seed_body
 
 STEP_SECONDS = "0.4"
@@ -29,13 +29,18 @@ async def run_to_end(api: TestClient[Any, Any], workflow_id: str, token: str, bo
     started = await api.post(f"{API}/workflows/{workflow_id}/start", json=body, headers=auth(token))
     assert started.status == 202, await started.text()
     execution_id = (await started.json())["execution_id"]
-    for _ in range(300):
-        reply = await api.get(f"{API}/executions/{execution_id}", headers=auth(token))
-        execution: dict[str, Any] = await reply.json()
-        if execution["status"] not in ("running", "unknown"):
-            return execution
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{execution_id} did not end")
+
+    async def execution() -> dict[str, Any]:
+        body: dict[str, Any] = await (await api.get(f"{API}/executions/{execution_id}", headers=auth(token))).json()
+        return body
+
+    return await eventually(
+        execution,
+        f"{execution_id} to end",
+        until=lambda e: e["status"] not in ("running", "unknown"),
+        timeout=30,
+        interval=0.1,
+    )
 
 
 def times(execution: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:

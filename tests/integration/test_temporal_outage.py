@@ -17,7 +17,7 @@ from hookline.stack import TemporalServer, free_port
 from hookline.temporal import connect
 from schemas.agents import AgentCatalog
 from tests.conftest import read_topic, running
-from tests.integration.conftest import incident_workflow_ids, runs_of
+from tests.integration.conftest import incident_workflow_ids, runs_of, started_runs
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
 
@@ -64,10 +64,7 @@ async def test_temporal_outage_under_load_loses_and_duplicates_nothing(
         await own_temporal.start()
         await post(bodies[20:])
         for workflow_id in workflow_ids:
-            for _ in range(300):
-                if await runs_of(client, workflow_id):
-                    break
-                await asyncio.sleep(0.1)
+            await started_runs(client, workflow_id, timeout=30)
     for workflow_id in workflow_ids:
         assert len(await runs_of(client, workflow_id)) == 1, workflow_id
     assert await read_topic(kafka_settings, kafka_settings.dlq_topic) == []

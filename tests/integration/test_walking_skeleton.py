@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from tests.conftest import running
+from tests.eventually import eventually
 from tests.integration.conftest import incident_workflow_ids, runs_of, wait_for_result
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
@@ -65,10 +66,7 @@ async def test_alert_runs_incident_response_once_even_when_posted_twice(
         # Alertmanager re-sends the group (endsAt moved): the same run, no second one.
         alert["endsAt"] = "2026-11-24T10:15:00Z"
         assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
-        for _ in range(100):
-            if consumed(service) >= 2:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: consumed(service) >= 2, "the triggers to consume both", timeout=10, interval=0.1)
         assert consumed(service) == 2
         await asyncio.sleep(0.5)
     runs = await runs_of(temporal_client, workflow_id)
@@ -108,10 +106,8 @@ async def test_restart_between_start_and_commit_still_yields_exactly_one_run(
 
     restarted = TriggersService(settings, temporal_client, agents=agents)
     async with running(restarted.run, restarted.stop):
-        for _ in range(100):  # the uncommitted records are delivered again
-            if consumed(restarted) >= 3:
-                break
-            await asyncio.sleep(0.1)
+        # The uncommitted records are delivered again.
+        await eventually(lambda: consumed(restarted) >= 3, "the records again", timeout=10, interval=0.1)
         assert consumed(restarted) == 3
         for workflow_id in workflow_ids:
             assert (await wait_for_result(temporal_client, workflow_id)).status == "succeeded"
