@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from hookline.definitions import DefinitionStore
 from tests.conftest import running
+from tests.eventually import eventually
 from tests.integration.test_alert_lifecycle import resolved_of
 from triggers.app import TriggersService
 
@@ -68,10 +69,11 @@ async def test_a_resolution_reaches_the_starter_only_after_its_firing_was_starte
 
     starter.start, starter.resolve = slow_start, noted_resolve  # type: ignore[method-assign]
     async with running(service.run, service.stop):
-        for _ in range(600):
-            if sum(1 for _, what, when, _ in seen if what == "resolve") == ALERTS:
-                break
-            await asyncio.sleep(0.05)
+
+        def all_resolved() -> bool:
+            return sum(1 for _, what, _, _ in seen if what == "resolve") == ALERTS
+
+        await eventually(all_resolved, "every resolution to reach the starter", timeout=30)
 
     assert {f for f, *_ in seen} == set(fingerprints), "every alert reached the starter"
     overtaken = []

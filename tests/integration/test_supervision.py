@@ -15,6 +15,7 @@ import pytest
 from hookline.settings import TemporalSettings
 from hookline.stack import free_port
 from hookline.supervisor import Child, Supervisor
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +45,20 @@ async def test_a_frozen_worker_is_replaced_by_the_supervisor(temporal_settings: 
     )
     stop = asyncio.Event()
     running = asyncio.create_task(supervisor.run(stop))
-    loop = asyncio.get_running_loop()
     try:
-        deadline = loop.time() + 60
         # Ready, and seen healthy by the supervisor (until then it gives a new child time).
-        while not (worker.answered and await ready(f"http://127.0.0.1:{port}/readyz")):
-            assert loop.time() < deadline, f"the worker never became ready: {lines}"
-            await asyncio.sleep(0.2)
+        async def healthy() -> bool:
+            return worker.answered and await ready(f"http://127.0.0.1:{port}/readyz")
+
+        await eventually(healthy, lambda: f"the worker to be ready: {lines}", timeout=60, interval=0.2)
         frozen = worker.pid
         assert frozen is not None
         os.kill(frozen, signal.SIGSTOP)
-        deadline = loop.time() + 60
-        while worker.pid == frozen or not await ready(f"http://127.0.0.1:{port}/readyz"):
-            assert loop.time() < deadline, f"the frozen worker was not replaced: {lines}"
-            await asyncio.sleep(0.2)
+
+        async def replaced() -> bool:
+            return worker.pid != frozen and await ready(f"http://127.0.0.1:{port}/readyz")
+
+        await eventually(replaced, lambda: f"the frozen worker to be replaced: {lines}", timeout=60, interval=0.2)
         assert lines and lines[0].startswith("worker failed its liveness probe 3 times in a row (no answer")
         with pytest.raises(ProcessLookupError):
             os.kill(frozen, 0)
