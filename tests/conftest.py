@@ -163,3 +163,17 @@ async def running(
             await asyncio.wait_for(task, 30)
         except asyncio.CancelledError:
             pass
+
+
+def seed_body() -> dict[str, Any]:
+    """The API body of the product documentation, unchanged."""
+    return {
+        "name": "Deploy Application",
+        "description": "Multi-step deployment workflow",
+        "steps": [
+            {"name": "run-tests", "type": "agent", "agent_id": "test-agent-uuid"},
+            {"name": "build-image", "type": "agent", "agent_id": "builder-agent-uuid"},
+            {"name": "deploy", "type": "agent", "agent_id": "deployer-agent-uuid"},
+        ],
+        "team_id": "team-uuid",
+    }

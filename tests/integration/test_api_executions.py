@@ -20,10 +20,10 @@ from hookline.stack import free_port
 from schemas.agents import Agent, AgentCatalog
 from schemas.events import Event
 from schemas.workflow import slugify
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, seed_body
 from tests.eventually import eventually
 from tests.integration.conftest import wait_ready
-from tests.integration.test_api_support import API, api_settings, auth, seed_body, start_api
+from tests.integration.test_api_support import API, api_settings, auth, start_api
 
 UI = "http://temporal-ui.example:8233"
 Api = TestClient[Any, Any]

@@ -40,20 +40,6 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[key].token.get_secret_value()}"}
 
 
-def seed_body() -> dict[str, Any]:
-    """The API body of the product documentation, unchanged."""
-    return {
-        "name": "Deploy Application",
-        "description": "Multi-step deployment workflow",
-        "steps": [
-            {"name": "run-tests", "type": "agent", "agent_id": "test-agent-uuid"},
-            {"name": "build-image", "type": "agent", "agent_id": "builder-agent-uuid"},
-            {"name": "deploy", "type": "agent", "agent_id": "deployer-agent-uuid"},
-        ],
-        "team_id": "team-uuid",
-    }
-
-
 def api_settings(kafka: KafkaSettings, temporal: TemporalSettings, **api: Any) -> GatewaySettings:
     return GatewaySettings(kafka=kafka, temporal=temporal, api=ApiOptions(tokens=list(TOKENS.values()), **api))
 

@@ -14,9 +14,10 @@ from gateway.settings import GatewayOptions, GatewaySettings
 from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import Agent, AgentCatalog
+from tests.conftest import seed_body
 from tests.eventually import eventually
 from tests.integration.conftest import wait_ready
-from tests.integration.test_api_support import API, api_settings, auth, seed_body, start_api
+from tests.integration.test_api_support import API, api_settings, auth, start_api
 
 Api = TestClient[Any, Any]
 

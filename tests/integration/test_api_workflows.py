@@ -13,8 +13,9 @@ from gateway.app import create_app
 from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
+from tests.conftest import seed_body
 from tests.integration.conftest import wait_ready
-from tests.integration.test_api_support import API, api_settings, auth, seed_body, wait_api_ready
+from tests.integration.test_api_support import API, api_settings, auth, wait_api_ready
 
 PROBLEM = "application/problem+json"
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from schemas.agents import AgentCatalog
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, seed_body
 from tests.eventually import eventually
-from tests.integration.test_api_support import API, auth, seed_body
+from tests.integration.test_api_support import API, auth
 
 STEP_SECONDS = "0.4"
 

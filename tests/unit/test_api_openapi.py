@@ -17,7 +17,7 @@ from gateway.settings import GatewaySettings
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from schemas.agents import AgentCatalog
-from tests.integration.test_api_support import seed_body
+from tests.conftest import seed_body
 
 SPEC_URI = "urn:hookline:openapi"
 

@@ -46,7 +46,9 @@ def imports(path: Path) -> list[tuple[int, str]]:
     return imports_in(path.read_text("utf-8"), module_name(path), is_package=path.name == "__init__.py")
 
 
-def imports_in(code: str, module: str, *, is_package: bool = False) -> list[tuple[int, str]]:
+def imports_in(
+    code: str, module: str, *, is_package: bool = False, roots: tuple[str, ...] = PACKAGES
+) -> list[tuple[int, str]]:
     package = module if is_package else module.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(code)):
@@ -60,7 +62,7 @@ def imports_in(code: str, module: str, *, is_package: bool = False) -> list[tupl
             else:
                 target = node.module or ""
             found.append((node.lineno, target))
-    return [(line, m) for line, m in found if m.split(".")[0] in PACKAGES]
+    return [(line, m) for line, m in found if m.split(".")[0] in roots]
 
 
 def sources() -> list[Path]:
@@ -84,3 +86,15 @@ def test_the_contract_sees_imports_inside_functions_and_relative_ones() -> None:
     assert imports_in("from ..errors import E\n", "gateway.api.y") == [(1, "gateway.errors")]
     assert imports_in("from . import models\n", "gateway.api", is_package=True) == [(1, "gateway.api")]
     assert layer("worker.app") == "worker" and "worker" not in ALLOWED["gateway"]
+
+
+def test_no_unit_test_imports_from_the_integration_tests() -> None:
+    # `pytest -m "not integration"` is the tier without Kafka and Temporal: nothing of that tier
+    # may lean on the other.
+    wrong = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for path in sorted((ROOT / "tests" / "unit").rglob("*.py"))
+        for line, target in imports_in(path.read_text("utf-8"), "tests.unit.x", roots=("tests",))
+        if target.startswith(("tests.integration", "tests.drill"))
+    ]
+    assert wrong == []
