@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.drill)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when the drills are done, not at the session's end
 def drill_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
     stack = DrillStack(Path(tmp_path_factory.mktemp("drill")))
     loop = asyncio.new_event_loop()
