@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bare_temporal import LOCAL, SHAPES, run_loop  # noqa: E402
+from bench.ingest import wait_ready  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
 from hookline.definitions import DefinitionStore  # noqa: E402
 from hookline.kafka import ensure_topics  # noqa: E402
@@ -95,20 +96,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-async def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(url)
 
 
 async def closed(client: Any, kind: str, n: int, timeout: float = 600) -> dict[str, tuple[datetime, datetime]]:
@@ -217,8 +204,8 @@ async def main(args: argparse.Namespace) -> None:
         bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
         bare_argv = [sys.executable, str(ROOT / "bench" / "bare_temporal.py"), "worker"]
         processes.append(spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env, log))
-        await wait_ready(f"http://127.0.0.1:{port}/readyz")
-        await wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
+        await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=60)
+        await wait_ready(f"http://127.0.0.1:{worker_port}/readyz", timeout=60)
         client = await connect(temporal)
         await asyncio.sleep(2)  # the triggers join their group
         print(f"Temporal dev server (SQLite, WAL), Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
