@@ -56,14 +56,7 @@ def explanations(definitions: Iterable[StoredDefinition], events: Iterable[Event
     candidates = list(definitions)
     return [
         EventExplanation(
-            event=EventSummary(
-                id=event.id,
-                type=event.type,
-                source=event.source,
-                subject=event.subject,
-                dedupekey=event.dedupekey,
-                resolves=event.resolves,
-            ),
+            event=EventSummary.model_validate(event, from_attributes=True),
             definitions=[_row(e) for e in explain(candidates, event)],
         )
         for event in events
