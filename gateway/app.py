@@ -101,7 +101,6 @@ def create_app(
     HealthRoutes.of(ready={"kafka": kafka_connected}).add_to(app, lambda h: bounded(h, options.read_timeout_s))
     metrics = app[METRICS]
     app.router.add_get("/metrics", bounded(metrics_handler(lambda: metrics.registry), options.read_timeout_s))
-    add_api_routes(
-        app, settings, agents if agents is not None else AgentCatalog.load(settings.agents_file), app[SOURCES]
-    )
+    catalog = agents if agents is not None else AgentCatalog.load(settings.agents_file)
+    add_api_routes(app, settings, catalog, app[SOURCES], app[PUBLISHER].recent)
     return app

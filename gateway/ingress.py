@@ -23,8 +23,14 @@ log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
+#: Where `GET /api/v1/events/{id}` tells what became of an accepted event.
+EVENT_PAGE = "/api/v1/events/"
+
+
 def accepted(event_ids: list[str], **extra: object) -> web.Response:
-    body = orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids, **extra})
+    """202, with each event's id and the page that follows it (`links`, by id)."""
+    links = {event_id: EVENT_PAGE + event_id for event_id in event_ids}
+    body = orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids, "links": links, **extra})
     return web.Response(body=body, status=202, content_type="application/json")
 
 

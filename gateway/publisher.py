@@ -15,8 +15,9 @@ import contextlib
 import os
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -222,6 +223,37 @@ class TransactionalProducers:
                 self._replace(self._all[producer], producer)
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An event this gateway accepted (Kafka acknowledged it)."""
+
+    at: float  # epoch seconds
+    source: str
+    type: str
+    subject: str | None
+
+
+class RecentEvents:
+    """The last `capacity` events this gateway accepted, by id: what `GET /events/{id}` answers
+    for an event the triggers have not decided yet. Bounded, and this replica's only: an event
+    older than that, or accepted by another replica, is unknown until it is decided."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._by_id: OrderedDict[str, Accepted] = OrderedDict()
+
+    def add(self, events: Sequence[Event], source: str) -> None:
+        now = time.time()
+        by_id = self._by_id
+        for event in events:
+            by_id[event.id] = Accepted(now, source, event.type, event.subject)
+        while len(by_id) > self._capacity:
+            by_id.popitem(last=False)
+
+    def get(self, event_id: str) -> Accepted | None:
+        return self._by_id.get(event_id)
+
+
 class EventPublisher:
     """Owns the idempotent producer. Connects in the background, so the gateway starts (and
     answers 503) while Kafka is still down, and reconnects if the producer fails to start."""
@@ -247,6 +279,8 @@ class EventPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
         self._deadlines = DeadlineWatch(timeout_s)
+        #: What this gateway accepted lately, so the API can say an event is on its way.
+        self.recent = RecentEvents()
         self._transactions = TransactionalProducers(
             settings,
             size=transactional_producers,
@@ -332,3 +366,4 @@ class EventPublisher:
         latency, produced, _ = self._metrics.produce_for(source)
         latency.observe(time.perf_counter() - started)
         produced.inc(len(events))
+        self.recent.add(events, source)

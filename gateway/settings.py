@@ -118,6 +118,13 @@ class ApiOptions(Section):
         3.0, gt=0, description="Longest wait for a run's state query before falling back to its history."
     )
     write_timeout_s: float = Field(10.0, gt=0, description="Longest wait for a definition write before 503.")
+    events_db: str = Field(
+        ":memory:",
+        min_length=1,
+        description="Where the index of the triggers' decisions that GET /api/v1/events reads lives: a SQLite "
+        "file, or `:memory:`. Rebuilt from the decisions topic at every start either way; a file keeps the "
+        "gateway's memory small when the topic holds many events.",
+    )
 
     @model_validator(mode="after")
     def _distinct_tokens(self) -> ApiOptions:

@@ -68,7 +68,8 @@ def create_consumer(settings: KafkaSettings, *topics: str, group_id: str | None,
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create Hookline's topics if they are missing (events, DLQ, compacted definitions and schedules)."""
+    """Create Hookline's topics if they are missing (events, DLQ, decisions, compacted definitions and
+    schedules)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
     await admin.start()
     try:
@@ -83,6 +84,13 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             ),
             # The last slot each schedule ticked, so a restarted ticker knows what it missed.
             NewTopic(settings.schedules_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+            # What the triggers decided for each event (schemas.decisions), kept for a while.
+            NewTopic(
+                settings.decisions_topic,
+                1,
+                1,
+                topic_configs={"retention.ms": str(int(settings.decisions_retention_h * 3_600_000))},
+            ),
         ]
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]

@@ -91,13 +91,22 @@ def trigger_input(trigger: Trigger, event: Event) -> dict[str, Any]:
 class TriggerIndex:
     def __init__(self, definitions: Iterable[StoredDefinition]) -> None:
         self._by_source: dict[str, _Bucket] = defaultdict(_Bucket)
+        self._teams: dict[str, set[str]] = defaultdict(set)
+        #: The versions in force, by definition id: what a decision names (`schemas.decisions`).
+        self.versions: dict[str, int] = {}
         for stored in definitions:
+            self.versions[stored.id] = stored.version
             for index, trigger in enumerate(stored.definition.triggers):
                 if (key := _bucket_key(stored, index, trigger)) is not None:
+                    self._teams[key].add(stored.definition.team)
                     try:
                         self._by_source[key].add(Match(stored, trigger))
                     except Exception:  # its filter fails: scanned, where it fails for itself alone
                         self._by_source[key].scan.append(Match(stored, trigger))
+
+    def teams(self, event: Event) -> list[str]:
+        """The teams with a definition listening to `event`'s source: who may see its decision."""
+        return sorted(self._teams.get(_event_key(event), ()))
 
     def matches(self, event: Event) -> list[Match]:
         """One match per definition (its first trigger that passes, or the first that failed to

@@ -61,6 +61,13 @@ class KafkaSettings(Section):
         "the gateway waits for acknowledgements before answering 503 is gateway.produce_timeout_s.",
     )
     linger_ms: int = Field(2, ge=0)
+    decisions_retention_h: float = Field(
+        72.0,
+        gt=0,
+        description="How long the triggers' decision of each event (what it matched, why not, which runs it "
+        "started) is kept on the decisions topic and answered by GET /api/v1/events. Applies when `hookline "
+        "init` creates the topic; change it later on the topic's retention.ms.",
+    )
     trigger_topics: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
         default_factory=dict,
         description='Team ("*": every team) → the external topics its `kafka` triggers may name, as '
@@ -75,6 +82,10 @@ class KafkaSettings(Section):
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic_prefix}.events.dlq"
+
+    @property
+    def decisions_topic(self) -> str:
+        return f"{self.topic_prefix}.decisions"
 
     @property
     def workflows_topic(self) -> str:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -25,13 +25,14 @@ from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.health import HealthRoutes, serve_health
-from hookline.kafka import create_consumer, create_producer
+from hookline.kafka import create_consumer, create_producer, ensure_topics
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from hookline.matching import Match, TriggerIndex, failure
 from hookline.metrics import metrics_handler
 from hookline.retry import Backoff, Stopped, retry
 from schemas.agents import AgentCatalog
+from schemas.decisions import SNAPSHOT_PREFIX, Decision, DecisionRow, Outcome, Snapshot, snapshot_id
 from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.external import event_from_record
@@ -86,7 +87,9 @@ class TriggersService:
             on_retry=self.metrics.temporal_retries.inc,
         )
         self._consumer: AIOKafkaConsumer | None = None
-        self._dlq: AIOKafkaProducer | None = None
+        #: Writes the DLQ and the decisions.
+        self._producer: AIOKafkaProducer | None = None
+        self._snapshots: dict[str, asyncio.Future[Any]] = {}
         self._index: TriggerIndex | None = None
         self._index_generation = -1
         self._ticking: asyncio.Task[None] | None = None
@@ -95,6 +98,7 @@ class TriggersService:
     async def run(self) -> None:
         """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""
         kafka = self._settings.kafka
+        await ensure_topics(kafka)  # the decisions topic is new to installations made before it
         await self.definitions.start()
         ticker = Ticker(
             kafka,
@@ -104,8 +108,8 @@ class TriggersService:
         )
         ticking = asyncio.create_task(self._keep_ticking(ticker), name="ticker") if self._options.ticker else None
         self._ticking = ticking
-        self._dlq = create_producer(kafka)
-        await self._dlq.start()
+        self._producer = create_producer(kafka)
+        await self._producer.start()
         listener = _DrainOnRevoke(self)
         subscribed = self._topics()
         self._consumer = await self._join(subscribed, listener)
@@ -146,7 +150,7 @@ class TriggersService:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._inflight.drain(), 5)
             await self._leave()
-            await self._dlq.stop()
+            await self._producer.stop()
             await self.definitions.stop()
 
     async def _join(self, topics: list[str], listener: ConsumerRebalanceListener) -> AIOKafkaConsumer:
@@ -226,10 +230,11 @@ class TriggersService:
         return self._index
 
     async def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
-        """Start what `record` matches. A fault of the record (it does not decode, or cannot be
-        matched) dead-letters the record; a fault of one definition (its filter, its input, its
-        start) dead-letters the record for that definition alone, and the others still start.
-        Only faults of Kafka and Temporal themselves end the service."""
+        """Start what `record` matches, then record the decision. A fault of the record (it does
+        not decode, or cannot be matched) dead-letters the record; a fault of one definition (its
+        filter, its input, its start) dead-letters the record for that definition alone, and the
+        others still start. Only faults of Kafka and Temporal themselves end the service."""
+        consumed_at = datetime.now(UTC)
         try:
             if record.topic == self._settings.kafka.events_topic:
                 event = Event.from_kafka(record.value, record.headers)
@@ -239,24 +244,40 @@ class TriggersService:
             why = str(exc) if isinstance(exc, EventDecodeError) else failure(exc)
             await self._dead_letter(record, f"undecodable event: {why}")
             return
+        matcher = self._matcher()
         try:
-            matches = self._matcher().matches(event)
+            matches = matcher.matches(event)
         except Exception as exc:  # e.g. data no serialiser can walk
             await self._dead_letter(record, f"the event cannot be matched: {failure(exc)}")
             return
         only = replayed_for(record)
         bound = log.bind(event_id=event.id, dedupe_key=event.dedupekey)
+        rows: list[DecisionRow] = []
         for match in matches:
             if only is not None and match.stored.id not in only:
                 continue  # a replay concerns the definitions it was dead-lettered for, no other
-            reason = match.error or await self._deliver(event, match, bound)
-            if reason is not None:
-                await self._dead_letter(record, reason, match.stored)
+            row = self._failed(match, match.error) if match.error else await self._deliver(event, match, bound)
+            if row.reason is not None:
+                await self._dead_letter(record, row.reason, match.stored)
+            rows.append(row)
+        await self._decided(record, event, matcher, rows, consumed_at, replay=only is not None)
 
-    async def _deliver(self, event: Event, match: Match, bound: Any) -> str | None:
-        """Start (or signal) the run of one matched definition; the reason it cannot, or None."""
+    @staticmethod
+    def _failed(match: Match, reason: str) -> DecisionRow:
+        stored = match.stored
+        return DecisionRow(
+            definition_id=stored.id,
+            version=stored.version,
+            team=stored.definition.team,
+            outcome="dead-lettered",
+            reason=reason,
+        )
+
+    async def _deliver(self, event: Event, match: Match, bound: Any) -> DecisionRow:
+        """Start (or signal) the run of one matched definition: what came of it."""
         stored = match.stored
         started_at = time.perf_counter()
+        outcome: Outcome
         try:
             if event.resolves:
                 workflow_id, outcome = await self._starter.resolve(event, stored, match.trigger)
@@ -264,21 +285,81 @@ class TriggersService:
                 workflow_id, started = await self._starter.start(event, stored, match.trigger)
                 outcome = "started" if started else "existing"
         except Unprocessable as exc:
-            return str(exc)
+            return self._failed(match, str(exc))
         except Exception as exc:  # Hookline's own per-record code, not infrastructure
             bound.exception("starting failed unexpectedly", definition=stored.id, version=stored.version)
-            return f"definition {stored.id} v{stored.version}: unexpected {failure(exc)}"
+            return self._failed(match, f"definition {stored.id} v{stored.version}: unexpected {failure(exc)}")
         self.metrics.start_latency.observe(time.perf_counter() - started_at)
         self.metrics.workflows_started.labels(stored.id, outcome).inc()
         bound.info(f"workflow {outcome}", workflow_id=workflow_id, definition=stored.id, version=stored.version)
-        return None
+        return DecisionRow(
+            definition_id=stored.id,
+            version=stored.version,
+            team=stored.definition.team,
+            outcome=outcome,
+            workflow_id=workflow_id or None,
+        )
+
+    async def _decided(
+        self,
+        record: ConsumerRecord[Any, Any],
+        event: Event,
+        matcher: TriggerIndex,
+        rows: list[DecisionRow],
+        consumed_at: datetime,
+        *,
+        replay: bool,
+    ) -> None:
+        """Write the decision (`schemas.decisions`) before the record's offset may be committed."""
+        assert self._producer is not None
+        kafka = self._settings.kafka
+        snapshot = await self._snapshot(matcher)
+        if record.topic == kafka.events_topic:
+            value, headers = record.value, list(record.headers or ())
+        else:  # an external record: the event it became, in the events topic's form
+            _, value, headers = event.to_kafka()
+        payload = Decision.encode(
+            event,
+            value,
+            headers,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            accepted_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+            consumed_at=consumed_at,
+            decided_at=datetime.now(UTC),
+            teams=matcher.teams(event),
+            snapshot=snapshot,
+            matched=rows,
+            replay=replay,
+        )
+        await self._producer.send_and_wait(kafka.decisions_topic, payload, key=event.id.encode())
+
+    async def _snapshot(self, matcher: TriggerIndex) -> str:
+        """The id of the matcher's definition versions, written to the decisions topic once
+        (every decision naming it waits for that write)."""
+        assert self._producer is not None
+        identity = snapshot_id(matcher.versions)
+        written = self._snapshots.get(identity)
+        if written is None:
+            value = Snapshot(id=identity, versions=matcher.versions).model_dump_json().encode()
+            key = (SNAPSHOT_PREFIX + identity).encode()
+            written = self._snapshots[identity] = asyncio.ensure_future(
+                self._producer.send_and_wait(self._settings.kafka.decisions_topic, value, key=key)
+            )
+        try:
+            await asyncio.shield(written)
+        except Exception:
+            self._snapshots.pop(identity, None)  # written again by the next decision naming it
+            raise
+        return identity
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], reason: str, definition: StoredDefinition | None = None
     ) -> None:
         """Put `record` on the DLQ with `reason`; with `definition`, the record concerns that
         definition only (the others it matched were started), and a replay starts it alone."""
-        assert self._dlq is not None
+        assert self._producer is not None
         headers = [
             *list(record.headers or ()),
             ("hookline_dlq_reason", reason.encode(errors="replace")),
@@ -291,7 +372,9 @@ class TriggersService:
                 (DLQ_DEFINITION, definition.id.encode()),
                 ("hookline_dlq_version", str(definition.version).encode()),
             ]
-        await self._dlq.send_and_wait(self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers)
+        await self._producer.send_and_wait(
+            self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers
+        )
         self.metrics.dead_lettered.inc()
         log.warning(
             "dead-lettered",

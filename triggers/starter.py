@@ -17,6 +17,7 @@ from hookline.retry import Backoff, retry
 from hookline.runs import NotStartable, build_request, start_run, workflow_id_for
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
+from schemas.decisions import Outcome
 from schemas.events import Event
 from schemas.expressions import ExpressionError
 from schemas.run import RESOLVED_SIGNAL, Resolved, RunRequest
@@ -72,7 +73,7 @@ class WorkflowStarter:
             raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
         return await self._start(request, workflow_id)
 
-    async def resolve(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, str]:
+    async def resolve(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, Outcome]:
         """Deliver an event that resolves an earlier one (`event.resolves`) as the trigger's
         `on_resolved` says; returns (workflow id, outcome).
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.event_log import get_event, list_events
 from gateway.api.events import explain_event
 from gateway.api.executions import (
     FILTERABLE,
@@ -23,6 +24,8 @@ from gateway.api.models import (
     AgentList,
     CancelRequested,
     Deleted,
+    EventList,
+    EventRecord,
     Execution,
     ExecutionList,
     Explanations,
@@ -46,6 +49,7 @@ from gateway.api.workflows import (
     replace_workflow,
     validate_workflow,
 )
+from gateway.publisher import RecentEvents
 from gateway.settings import GatewaySettings
 from gateway.sources import Source
 from schemas.agents import AgentCatalog
@@ -201,6 +205,45 @@ ROUTES: tuple[Route, ...] = (
         (503,),
     ),
     Route(
+        "GET",
+        "/events",
+        list_events,
+        "read",
+        "The events the triggers decided that your team may see, newest first",
+        {200: EventList},
+        (400, 503),
+        params=(
+            Param("source", "query", "Only events of this configured source."),
+            Param("type", "query", "Only events of this CloudEvents type."),
+            Param("subject", "query", "Only events with this subject."),
+            Param(
+                "since",
+                "query",
+                "Accepted at or after this time (ISO 8601).",
+                {"type": "string", "format": "date-time"},
+            ),
+            Param("until", "query", "Accepted before this time (ISO 8601).", {"type": "string", "format": "date-time"}),
+            Param(
+                "matched",
+                "query",
+                "Only events that matched (true) or matched none (false) of your definitions.",
+                {"type": "boolean"},
+            ),
+            Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
+    ),
+    Route(
+        "GET",
+        "/events/{event_id}",
+        get_event,
+        "read",
+        "An event as received, when each hop happened, and per definition of your team what it started or "
+        "why it did not match (as the version in force then says); an event not decided yet is in_flight",
+        {200: EventRecord},
+        (404, 503),
+    ),
+    Route(
         "POST",
         "/events/explain",
         explain_event,
@@ -223,11 +266,16 @@ ROUTES: tuple[Route, ...] = (
 
 
 def add_api_routes(
-    app: web.Application, settings: GatewaySettings, agents: AgentCatalog, sources: dict[str, Source]
+    app: web.Application,
+    settings: GatewaySettings,
+    agents: AgentCatalog,
+    sources: dict[str, Source],
+    recent: RecentEvents | None = None,
 ) -> None:
     """Register the API's routes on `app`; its dependencies open and close with the app.
-    `sources` are the gateway's own, which `/events/explain` parses webhook bodies with."""
-    app[API] = ApiState(settings, agents, sources)
+    `sources` are the gateway's own, which `/events/explain` parses webhook bodies with;
+    `recent`, the events its ingress accepted lately."""
+    app[API] = ApiState(settings, agents, sources, recent)
     app[SPEC] = encode_spec(ROUTES)
 
     async def dependencies(app: web.Application) -> AsyncIterator[None]:

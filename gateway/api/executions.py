@@ -54,7 +54,15 @@ from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
 from schemas.run import STATE_QUERY, WORKFLOW_NAME, RunState, StepState
 from schemas.validation import SchemaError
 
-__all__ = ["FILTERABLE", "cancel_execution", "execution_history", "get_execution", "list_executions", "start_workflow"]
+__all__ = [
+    "FILTERABLE",
+    "cancel_execution",
+    "execution_history",
+    "execution_links",
+    "get_execution",
+    "list_executions",
+    "start_workflow",
+]
 
 S = WorkflowExecutionStatus
 E = ExecutionStatus
@@ -80,7 +88,7 @@ FILTERABLE = {
 _MAX_KEY_CHARS = 255
 
 
-def _links(execution_id: str) -> dict[str, str]:
+def execution_links(execution_id: str) -> dict[str, str]:
     base = f"{API_PREFIX}/executions/{quote(execution_id, safe=':')}"
     return {"self": base, "history": f"{base}/history", "cancel": f"{base}/cancel"}
 
@@ -123,7 +131,7 @@ async def start_workflow(request: web.Request, principal: Principal) -> web.Resp
         definition_id=stored.id,
         definition_version=stored.version,
         started=started,
-        links=_links(execution_id),
+        links=execution_links(execution_id),
     )
     return json_response(answer, 202, headers={"Location": answer.links["self"]})
 
@@ -146,7 +154,7 @@ def _summary(execution: WorkflowExecution) -> ExecutionSummary:
         team_id=attributes.get(SA_TEAM) or DEFAULT_TEAM,
         event_id=attributes.get(SA_EVENT),
         source=attributes.get(SA_SOURCE),
-        links=_links(execution.id),
+        links=execution_links(execution.id),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from hookline.pools import PoolStatus
+from schemas.decisions import Outcome as DecisionOutcome
 from schemas.run import StepState
 from schemas.validation import SchemaError
 
@@ -24,7 +25,12 @@ __all__ = [
     "CancelRequested",
     "DefinitionExplanation",
     "Deleted",
+    "EventDecision",
     "EventExplanation",
+    "EventHops",
+    "EventList",
+    "EventListItem",
+    "EventRecord",
     "EventSummary",
     "Execution",
     "ExecutionList",
@@ -254,6 +260,73 @@ class EventExplanation(_Answer):
 
 class Explanations(_Answer):
     events: list[EventExplanation]
+
+
+# --- events and what became of them -------------------------------------------------------------
+
+
+class EventHops(_Answer):
+    """When each hop happened: Kafka took the event from the gateway, the triggers read it, and
+    had started (or dead-lettered) all it matched."""
+
+    accepted_at: datetime
+    consumed_at: datetime | None
+    decided_at: datetime | None
+
+
+class EventDecision(_Answer):
+    """One definition of the caller's team(s), and what the event meant for it."""
+
+    definition_id: str
+    version: int = Field(description="The version in force when the event was decided.")
+    team: str
+    matched: bool
+    reason: str | None = Field(
+        description="Not matched: the first condition that failed (of each trigger). Dead-lettered: why."
+    )
+    outcome: DecisionOutcome | None = Field(
+        description="What came of a match: started, existing (a run for this occurrence was already there), "
+        "signalled, cancelled, already ended, ignored, or dead-lettered."
+    )
+    execution_id: str | None
+    links: Links
+
+
+class EventRecord(_Answer):
+    """An event as received, when each hop happened, and per definition what it started or why not."""
+
+    id: str
+    status: Literal["decided", "in_flight"] = Field(
+        description="in_flight: accepted, and not yet decided by the triggers (only the gateway that "
+        "accepted it knows it then); decided: the triggers have handled it."
+    )
+    source: str = Field(description="The configured source it came in through.")
+    type: str
+    subject: str | None
+    event: dict[str, Any] | None = Field(
+        description="The CloudEvent as the triggers read it (attributes, data, extensions); null in flight."
+    )
+    headers: dict[str, Any] | None = Field(description="The request headers its source keeps, if any.")
+    hops: EventHops
+    replayed: bool = Field(description="A DLQ replay decided it again for the definitions it concerned.")
+    decisions: list[EventDecision]
+    links: Links
+
+
+class EventListItem(_Answer):
+    id: str
+    source: str
+    type: str
+    subject: str | None
+    accepted_at: datetime
+    decided_at: datetime
+    matched: bool = Field(description="Whether a definition the caller may see matched it.")
+    links: Links
+
+
+class EventList(_Answer):
+    items: list[EventListItem]
+    next_cursor: Cursor
 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):

@@ -19,7 +19,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.api.auth import TokenTable
+from gateway.api.event_index import EventIndex
 from gateway.errors import Unavailable
+from gateway.publisher import RecentEvents
 from gateway.settings import GatewaySettings
 from gateway.sources import Source
 from hookline.definitions import DefinitionStore
@@ -54,7 +56,13 @@ _LOAD_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
 class ApiState:
     """Built with the app; `open`/`close` run in its cleanup context."""
 
-    def __init__(self, settings: GatewaySettings, agents: AgentCatalog, sources: Mapping[str, Source]) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        agents: AgentCatalog,
+        sources: Mapping[str, Source],
+        recent: RecentEvents | None = None,
+    ) -> None:
         self.settings = settings
         self.options = settings.api
         self.tokens = TokenTable(settings.api.tokens)
@@ -67,6 +75,9 @@ class ApiState:
         self._client: Client | None = None
         #: The gateway's webhook sources, by name (`/events/explain` parses bodies with them).
         self.sources = sources
+        #: What this gateway accepted lately (`GET /events/{id}` of an event not decided yet).
+        self.recent = recent or RecentEvents()
+        self._events: EventIndex | None = None
 
     def check_agents(self, definition: WorkflowDefinition) -> list[SchemaError]:
         return agent_errors(definition, self.agents.for_team(definition.team))
@@ -79,6 +90,15 @@ class ApiState:
                 retry_after_s=self.retry_after_s,
             )
         return self._store
+
+    def events(self) -> EventIndex:
+        """The index of the triggers' decisions; 503 until it has started."""
+        if self._events is None:
+            raise Unavailable(
+                "the event index is not loaded yet (Kafka is unreachable or still being read); retry shortly",
+                retry_after_s=self.retry_after_s,
+            )
+        return self._events
 
     def temporal(self) -> Client:
         if self._client is None:
@@ -139,6 +159,9 @@ class ApiState:
         if self.schedules is not None:
             await _stop_quietly(self.schedules)
             self.schedules = None
+        if self._events is not None:
+            await _stop_quietly(self._events)
+            self._events = None
 
     async def _load_definitions(self) -> None:
         self._store = await retry(
@@ -146,6 +169,12 @@ class ApiState:
             backoff=_LOAD_BACKOFF,
             retry_on=Exception,
             message="cannot load workflow definitions, retrying",
+        )
+        self._events = await retry(
+            self._started_events,
+            backoff=_LOAD_BACKOFF,
+            retry_on=Exception,
+            message="cannot read the decisions topic, retrying",
         )
         schedules = TopicView(self.settings.kafka, self.settings.kafka.schedules_topic)
         try:
@@ -159,6 +188,15 @@ class ApiState:
             return
         self.schedules = schedules
 
+    async def _started_events(self) -> EventIndex:
+        index = EventIndex(self.settings.kafka, self.options.events_db)
+        try:
+            await index.start()
+        except BaseException:
+            await _stop_quietly(index)
+            raise
+        return index
+
     async def _started_store(self) -> DefinitionStore:
         store = DefinitionStore(self.settings.kafka, check=self.check_agents)
         try:
@@ -169,7 +207,7 @@ class ApiState:
         return store
 
 
-async def _stop_quietly(store: DefinitionStore | TopicView) -> None:
+async def _stop_quietly(store: DefinitionStore | TopicView | EventIndex) -> None:
     with contextlib.suppress(Exception):
         await store.stop()
 

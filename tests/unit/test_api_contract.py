@@ -38,6 +38,7 @@ AGENTS = AgentCatalog(
 )
 DEFINITION = {"name": "Build", "steps": [{"name": "compile", "agent": "builder"}]}
 EXECUTION = "build:manual:0123456789abcdef"
+EVENT = "9b2f0c1e-5a4d-4c3b-8e7f-0123456789ab"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def scoped_calls() -> list[Call]:
     for route in ROUTES:
         if route.scope is None:
             continue
-        url = route.path.format(workflow_id="build", execution_id=EXECUTION)
+        url = route.path.format(workflow_id="build", execution_id=EXECUTION, event_id=EVENT)
         calls.append(Call(route.method, route.path, 401, token=None, url=url))
         calls.append(
             Call(route.method, route.path, 403, token="runner" if route.scope == "read" else "reader", url=url)
@@ -107,6 +108,10 @@ CALLS = [
     Call("GET", "/executions/{execution_id}/history", 503, url=f"/executions/{EXECUTION}/history"),
     Call("POST", "/executions/{execution_id}/cancel", 503, url=f"/executions/{EXECUTION}/cancel"),
     Call("GET", "/runners", 503),
+    Call("GET", "/events", 503),
+    Call("GET", "/events", 400, url="/events?since=yesterday"),
+    Call("GET", "/events", 400, url="/events?matched=yes"),
+    Call("GET", "/events/{event_id}", 503, url=f"/events/{EVENT}"),
     Call("POST", "/events/explain", 503, json={"event": {"type": "build", "source": "/ci"}}),
     Call("POST", "/events/explain", 422, json={"event": {"type": "build"}, "source": "ci"}),
     Call("POST", "/events/explain", 422, json={"event": {"type": 3}}),

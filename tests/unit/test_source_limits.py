@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.publisher import EventPublisher
+from gateway.publisher import EventPublisher, RecentEvents
 from gateway.settings import GatewayOptions, GatewaySettings
 from gateway.sources.config import CloudEventsConfig
 from hookline.settings import KafkaSettings, TemporalSettings
@@ -37,6 +37,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.recent = RecentEvents()
 
     async def start(self) -> None:
         pass
