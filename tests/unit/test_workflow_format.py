@@ -8,18 +8,7 @@ import pytest
 import yaml
 
 from schemas.workflow import DefinitionError, parse_definition
-from tests.conftest import EXAMPLES
-
-SEED_API_BODY = {
-    "name": "Deploy Application",
-    "description": "Multi-step deployment workflow",
-    "steps": [
-        {"name": "run-tests", "type": "agent", "agent_id": "test-agent-uuid"},
-        {"name": "build-image", "type": "agent", "agent_id": "builder-agent-uuid"},
-        {"name": "deploy", "type": "agent", "agent_id": "deployer-agent-uuid"},
-    ],
-    "team_id": "team-uuid",
-}
+from tests.conftest import EXAMPLES, seed_body
 
 
 def load(name: str) -> Any:
@@ -66,7 +55,7 @@ def test_parallel_steps_all_start_at_once() -> None:
 
 
 def test_api_body_form_loads_with_agent_ids() -> None:
-    definition = parse_definition(SEED_API_BODY)
+    definition = parse_definition(seed_body())
     assert [s.agent_name for s in definition.steps] == ["test-agent-uuid", "builder-agent-uuid", "deployer-agent-uuid"]
     assert definition.team_id == "team-uuid"
 
