@@ -19,6 +19,7 @@ __all__ = [
     "SA_TEAM",
     "SEARCH_ATTRIBUTES",
     "connect",
+    "query_literal",
     "register_search_attributes",
     "set_retention",
     "wait_for_temporal",
@@ -35,6 +36,11 @@ SEARCH_ATTRIBUTES = {
     SA_SOURCE.name: "Keyword",
     SA_TEAM.name: "Keyword",
 }
+
+
+def query_literal(value: str) -> str:
+    """A string literal of Temporal's visibility query language."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 async def connect(settings: TemporalSettings, *, lazy: bool = False) -> Client:
