@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+from prometheus_client import Counter
 
 from hookline.logging import get_logger
 from schemas.validation import SchemaError
 
 __all__ = [
+    "UNAVAILABLE_COUNTER",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -28,6 +30,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",
+    "UnavailableCause",
     "UnknownSource",
     "Unprocessable",
     "UnsupportedMediaType",
@@ -150,13 +153,28 @@ class Unprocessable(GatewayError, ValueError):
     status, title, slug = 422, "Validation failed", "validation-failed"
 
 
+#: Why a request was answered 503: the label of `hookline_gateway_unavailable_total`.
+UnavailableCause = Literal[
+    "kafka_unavailable",  # no producer connected
+    "kafka_unacked",  # Kafka did not acknowledge (or take a definition write) in time
+    "temporal_unavailable",  # no client, no answer in time, or a transient error
+    "definitions_not_loaded",  # the API's view of a Kafka topic is still being read
+    "slow_body",  # a body too slow, from a sender that retries only 5xx
+    "unclassified",  # raised without a cause
+]
+
+
 class Unavailable(GatewayError):
-    """A dependency (Kafka, Temporal) cannot serve the request now: retry (503 + Retry-After)."""
+    """A dependency (Kafka, Temporal) cannot serve the request now: retry (503 + Retry-After).
+    `cause` says which, for the count of 503s by cause."""
 
     status, title, slug = 503, "Service unavailable", "unavailable"
+    cause: UnavailableCause = "unclassified"
 
-    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+    def __init__(self, detail: str, *, retry_after_s: int, cause: UnavailableCause | None = None) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+        if cause is not None:
+            self.cause = cause
 
 
 class SlowBody(Unavailable):
@@ -164,6 +182,7 @@ class SlowBody(Unavailable):
     a 408 like any 4xx): 503 so it retries; the connection is closed."""
 
     close_connection = True
+    cause: UnavailableCause = "slow_body"
 
 
 def problem_response(
@@ -190,6 +209,9 @@ def problem_response(
     )
 
 
+#: Where the middleware counts each 503 by its cause, if the app has it (the gateway's metrics).
+UNAVAILABLE_COUNTER = web.AppKey("unavailable_counter", Counter)
+
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
 
 
@@ -209,6 +231,8 @@ async def problem_middleware(
     try:
         return await handler(request)
     except GatewayError as exc:
+        if isinstance(exc, Unavailable) and (unavailable := request.app.get(UNAVAILABLE_COUNTER)) is not None:
+            unavailable.labels(exc.cause).inc()
         response = problem_response(
             exc.status,
             exc.title,

@@ -1,18 +1,21 @@
-"""Prometheus metrics of the gateway, in a registry of its own (no process globals)."""
+"""Prometheus metrics of the gateway, in a registry of its own (no process globals). The ones read
+from Temporal when scraped are in `gateway.temporal_metrics`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
+
+from hookline.metrics import Registry
 
 __all__ = ["GatewayMetrics"]
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = Registry()
         self.requests = Counter(
             "hookline_gateway_requests_total",
             "Webhook requests by source and status",
@@ -26,6 +29,13 @@ class GatewayMetrics:
             "hookline_gateway_produce_failures_total",
             "Requests answered 503 because Kafka did not ack",
             ["source"],
+            registry=self.registry,
+        )
+        self.unavailable = Counter(
+            "hookline_gateway_unavailable_total",
+            "Requests answered 503 (retry later), by cause: kafka_unavailable, kafka_unacked, "
+            "temporal_unavailable, definitions_not_loaded, slow_body",
+            ["cause"],
             registry=self.registry,
         )
         self.produce_latency = Histogram(

@@ -17,14 +17,9 @@ __all__ = ["list_runners"]
 
 async def list_runners(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
-    pools = pools_of(state.agents)
     # Pools that only inline actions of the caller's definitions name are pools too.
-    for stored in state.definitions().all():
-        if not principal.sees(team_of(stored)):
-            continue
-        for step in stored.definition.all_steps():
-            if step.action is not None:
-                pools.setdefault(step.action.pool or step.action.runner, (step.action.runner,))
+    visible = (s.definition for s in state.definitions().all() if principal.sees(team_of(s)))
+    pools = pools_of(state.agents, definitions=visible)
     async with state.temporal_call():
-        statuses = await describe_pools(state.temporal(), state.settings.temporal, dict(sorted(pools.items())))
+        statuses = await describe_pools(state.temporal(), state.settings.temporal, pools)
     return json_response(RunnerList(items=[RunnerPool.model_validate(dict(s)) for s in statuses]))

@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from hookline.pools import pools_of
 from schemas.agents import Agent, AgentCatalog
+from schemas.workflow import parse_definition
 from worker.app import build_runners, build_workers, check_served_pools
 from worker.errors import PoolNotServed
 from worker.runners import RunnerRegistry
@@ -32,6 +33,25 @@ def test_a_named_pool_lists_every_kind_its_agents_use() -> None:
 
 def test_served_kinds_have_their_own_pool_even_without_agents() -> None:
     assert pools_of(AgentCatalog(), ["container"]) == {"container": ("container",)}
+
+
+def test_a_pool_only_an_inline_action_names_is_a_pool_of_its_kind() -> None:
+    agents = AgentCatalog(agents={"a": Agent(name="a", runner="shell", pool="edge")})
+    definition = parse_definition(
+        {
+            "name": "inline",
+            "steps": [
+                {"name": "probe", "action": {"runner": "http", "pool": "dmz", "command": ["GET"]}},
+                {"name": "on edge", "action": {"runner": "ssh", "pool": "edge", "command": ["true"]}},
+                {"name": "plain", "action": {"runner": "container", "command": ["true"]}},
+            ],
+        }
+    )
+    assert pools_of(agents, definitions=[definition]) == {
+        "container": ("container",),
+        "dmz": ("http",),
+        "edge": ("shell",),  # the agents' pool, whatever an action says of it
+    }
 
 
 def mixed_edge_pool() -> AgentCatalog:
