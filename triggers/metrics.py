@@ -50,6 +50,20 @@ class TriggersMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
+    def watch(
+        self,
+        consumer: Callable[[], AIOKafkaConsumer | None],
+        kafka: KafkaSettings,
+        ticker_problem: Callable[[], Awaitable[str | None]] | None,
+    ) -> None:
+        """Register what is read when scraped: the lag of `consumer()` (the service's current
+        consumer, replaced when its topics change), the DLQ's size, and the ticker's state if
+        this process runs one (`ticker_problem`, its liveness check)."""
+        self.registry.register(ConsumerLag(lambda: consumer_lag(consumer())))
+        self.registry.register(DlqSize(lambda: dlq_records(kafka)))
+        if ticker_problem is not None:
+            self.registry.register(TickerUp(ticker_problem))
+
 
 async def consumer_lag(consumer: AIOKafkaConsumer | None) -> dict[tuple[str, int], int]:
     """(topic, partition) → records of each partition assigned to `consumer` not yet handled.
@@ -78,8 +92,8 @@ async def dlq_records(settings: KafkaSettings) -> int:
     consumer of its own that joins no group: the service's consumer tracks the topics it
     consumes, and is replaced when they change."""
     consumer = create_consumer(settings, group_id=None)
-    await consumer.start()
-    try:
+    try:  # stopped also when its start fails or the read runs out of time: it is made every read
+        await consumer.start()
         partitions = await topic_partitions(consumer, settings.dlq_topic)
         if not partitions:
             return 0

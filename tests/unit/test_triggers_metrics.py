@@ -4,12 +4,17 @@ arithmetic, not the broker)."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from hookline.metrics import Scraped
-from triggers.metrics import ConsumerLag, DlqSize, TickerUp, TriggersMetrics, consumer_lag
+from hookline.settings import KafkaSettings
+from hookline.stack import free_port
+from triggers.metrics import ConsumerLag, DlqSize, TickerUp, TriggersMetrics, consumer_lag, dlq_records
 
 
 class FakeConsumer:
@@ -87,3 +92,25 @@ async def test_ticker_is_up_while_it_has_no_problem_and_down_once_it_has() -> No
 
     assert await samples(TickerUp(fine)) == {("hookline_triggers_ticker_up", ()): 1}
     assert await samples(TickerUp(died)) == {("hookline_triggers_ticker_up", ()): 0}
+
+
+def unreachable() -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+
+
+async def test_the_dlq_reader_closes_its_consumer_when_kafka_is_unreachable() -> None:
+    with pytest.raises(KafkaConnectionError):
+        await dlq_records(unreachable())
+    gc.collect()  # an unclosed consumer warns when collected: an error under filterwarnings
+
+
+@pytest.mark.parametrize("runs_ticker", [True, False])
+async def test_watch_reports_the_ticker_only_where_one_runs(runs_ticker: bool) -> None:
+    async def fine() -> str | None:
+        return None
+
+    metrics = TriggersMetrics()
+    metrics.watch(lambda: None, unreachable(), fine if runs_ticker else None)
+    await metrics.registry.refresh()
+    assert metrics.registry.get_sample_value("hookline_triggers_ticker_up") == (1 if runs_ticker else None)
+    assert metrics.registry.get_sample_value("hookline_dlq_records") is None  # Kafka did not answer
