@@ -158,7 +158,8 @@ UnavailableCause = Literal[
     "kafka_unavailable",  # no producer connected
     "kafka_unacked",  # Kafka did not acknowledge (or take a definition write) in time
     "temporal_unavailable",  # no client, no answer in time, or a transient error
-    "definitions_not_loaded",  # the API's view of a Kafka topic is still being read
+    "definitions_not_loaded",  # the API is still reading the definitions topic
+    "events_not_loaded",  # the API is still reading the decisions topic (its event index)
     "slow_body",  # a body too slow, from a sender that retries only 5xx
     "unclassified",  # raised without a cause
 ]

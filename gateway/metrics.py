@@ -34,7 +34,7 @@ class GatewayMetrics:
         self.unavailable = Counter(
             "hookline_gateway_unavailable_total",
             "Requests answered 503 (retry later), by cause: kafka_unavailable, kafka_unacked, "
-            "temporal_unavailable, definitions_not_loaded, slow_body",
+            "temporal_unavailable, definitions_not_loaded, events_not_loaded, slow_body",
             ["cause"],
             registry=self.registry,
         )
