@@ -2,8 +2,9 @@
 
 What a runner kind needs is exported here: the contract (`Runner`, `InlineCapped`,
 `RunnerFactory`, `RunnerContext`), its options (`RunnerOptions`, `agent_options`,
-`runner_settings`), the step's data and output (`step_context`, `step_env`, `OutputBuffer`)
-and its typed failures (`StepFailed` and the helpers that build the common ones).
+`runner_settings`, or all of it at once by `ConfiguredRunner`), the step's data and output
+(`step_context`, `step_env`, `OutputBuffer`) and its typed failures (`StepFailed` and the
+helpers that build the common ones).
 
 The built-in runner modules are imported only when their kind is served (see `registry`)."""
 
@@ -19,6 +20,7 @@ from worker.errors import (
     timed_out,
 )
 from worker.runners.base import (
+    ConfiguredRunner,
     InlineCapped,
     OutputBuffer,
     Runner,
@@ -37,6 +39,7 @@ from worker.runners.registry import ENTRY_POINT_GROUP, RunnerRegistry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ConfiguredRunner",
     "InlineCapped",
     "OutputBuffer",
     "RegistryError",

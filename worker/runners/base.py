@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -15,6 +15,7 @@ from schemas.run import StepRequest, StepResult
 from worker.errors import config_error
 
 __all__ = [
+    "ConfiguredRunner",
     "InlineCapped",
     "OutputBuffer",
     "Runner",
@@ -33,6 +34,8 @@ __all__ = [
 ModelT = TypeVar("ModelT", bound=BaseModel)
 OptionsT = TypeVar("OptionsT")
 OptionsT_contra = TypeVar("OptionsT_contra", contravariant=True)
+SettingsT = TypeVar("SettingsT", bound="RunnerOptions")
+OptionsModelT = TypeVar("OptionsModelT", bound="RunnerOptions")
 
 
 class RunnerOptions(BaseModel):
@@ -119,6 +122,32 @@ class RunnerContext:
     output_cap_bytes: int = 64 * 1024
     settings: Mapping[str, Any] = field(default_factory=dict)
     inherited_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class ConfiguredRunner(Generic[SettingsT, OptionsModelT]):
+    """Base of the runner kinds with a section of worker settings and an options model
+    (container, kubernetes, ssh, http): how one is built from the worker's context (its
+    `runner_settings.<kind>` validated once, then) and how an agent is checked, written once.
+    A kind names its two models; `check` parses the agent's options and requires a command,
+    and a kind with more (or other) to check overrides it."""
+
+    kind: ClassVar[str]
+    settings_model: type[SettingsT]
+    options_model: type[OptionsModelT]
+
+    def __init__(self, *, output_cap_bytes: int, settings: SettingsT) -> None:
+        self._cap = output_cap_bytes
+        self._settings = settings
+
+    @classmethod
+    def create(cls, context: RunnerContext) -> Self:
+        settings = runner_settings(cls.settings_model, context, cls.kind)
+        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
+
+    def check(self, agent: Agent) -> OptionsModelT:
+        options = agent_options(self.options_model, agent)
+        require_command(agent)
+        return options
 
 
 class RunnerFactory(Protocol):

@@ -19,16 +19,7 @@ from pydantic import Field
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.errors import StepFailed, config_error, exit_failure, inline_refused, timed_out
-from worker.runners.base import (
-    OutputBuffer,
-    RunnerContext,
-    RunnerOptions,
-    agent_options,
-    require_command,
-    runner_settings,
-    step_context,
-    step_env,
-)
+from worker.runners.base import ConfiguredRunner, OutputBuffer, RunnerOptions, step_context, step_env
 
 __all__ = ["ContainerInlinePolicy", "ContainerOptions", "ContainerRunner", "ContainerSettings"]
 
@@ -113,23 +104,14 @@ def _spec(agent: Agent, request: StepRequest, options: ContainerOptions) -> dict
     return spec
 
 
-class ContainerRunner:
+class ContainerRunner(ConfiguredRunner[ContainerSettings, ContainerOptions]):
     kind: ClassVar[str] = "container"
+    settings_model = ContainerSettings
+    options_model = ContainerOptions
 
     def __init__(self, *, output_cap_bytes: int, settings: ContainerSettings) -> None:
-        self._cap = output_cap_bytes
-        self._settings = settings
+        super().__init__(output_cap_bytes=output_cap_bytes, settings=settings)
         self._docker: aiodocker.Docker | None = None
-
-    @classmethod
-    def create(cls, context: RunnerContext) -> ContainerRunner:
-        settings = runner_settings(ContainerSettings, context, "container")
-        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
-
-    def check(self, agent: Agent) -> ContainerOptions:
-        options = agent_options(ContainerOptions, agent)
-        require_command(agent)
-        return options
 
     def check_inline(self, agent: Agent, options: ContainerOptions) -> None:
         policy = self._settings.inline

@@ -26,7 +26,7 @@ from yarl import URL
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.errors import StepFailed, WorkerError, timed_out
-from worker.runners.base import OutputBuffer, RunnerContext, RunnerOptions, agent_options, runner_settings, step_context
+from worker.runners.base import ConfiguredRunner, OutputBuffer, RunnerOptions, agent_options, step_context
 
 __all__ = ["AddressBlocked", "GuardedResolver", "HttpOptions", "HttpRunner", "HttpSettings", "blocked_reason"]
 
@@ -139,23 +139,20 @@ def _shown(url: URL) -> str:
     return str(url.with_user(None).with_query(None).with_fragment(None))
 
 
-class HttpRunner:
+class HttpRunner(ConfiguredRunner[HttpSettings, HttpOptions]):
     kind: ClassVar[str] = "http"
+    settings_model = HttpSettings
+    options_model = HttpOptions
 
     def __init__(
         self, *, output_cap_bytes: int, settings: HttpSettings, resolver: AbstractResolver | None = None
     ) -> None:
-        self._cap = output_cap_bytes
-        self._settings = settings
+        super().__init__(output_cap_bytes=output_cap_bytes, settings=settings)
         self._inner_resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
-    @classmethod
-    def create(cls, context: RunnerContext) -> HttpRunner:
-        settings = runner_settings(HttpSettings, context, "http")
-        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
-
     def check(self, agent: Agent) -> HttpOptions:
+        """An HTTP agent has no command: its options say what to request."""
         return agent_options(HttpOptions, agent)
 
     def _client(self) -> aiohttp.ClientSession:

@@ -27,15 +27,7 @@ from pydantic import Field
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.errors import StepFailed, config_error, exit_failure, inline_refused, timed_out
-from worker.runners.base import (
-    OutputBuffer,
-    RunnerContext,
-    RunnerOptions,
-    agent_options,
-    require_command,
-    runner_settings,
-    step_env,
-)
+from worker.runners.base import ConfiguredRunner, OutputBuffer, RunnerOptions, step_env
 
 __all__ = ["KubernetesInlinePolicy", "KubernetesOptions", "KubernetesRunner", "KubernetesSettings"]
 
@@ -128,24 +120,15 @@ async def _first(*steps: Coroutine[Any, Any, bool]) -> bool:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class KubernetesRunner:
+class KubernetesRunner(ConfiguredRunner[KubernetesSettings, KubernetesOptions]):
     kind: ClassVar[str] = "kubernetes"
+    settings_model = KubernetesSettings
+    options_model = KubernetesOptions
 
     def __init__(self, *, output_cap_bytes: int, settings: KubernetesSettings) -> None:
-        self._cap = output_cap_bytes
-        self._settings = settings
+        super().__init__(output_cap_bytes=output_cap_bytes, settings=settings)
         self._api: client.ApiClient | None = None
         self._lock = asyncio.Lock()
-
-    @classmethod
-    def create(cls, context: RunnerContext) -> KubernetesRunner:
-        settings = runner_settings(KubernetesSettings, context, "kubernetes")
-        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
-
-    def check(self, agent: Agent) -> KubernetesOptions:
-        options = agent_options(KubernetesOptions, agent)
-        require_command(agent)
-        return options
 
     def check_inline(self, agent: Agent, options: KubernetesOptions) -> None:
         policy = self._settings.inline

@@ -18,17 +18,7 @@ from pydantic import Field
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.errors import StepFailed, config_error, exit_failure, inline_refused, killed_by, timed_out
-from worker.runners.base import (
-    OutputBuffer,
-    RunnerContext,
-    RunnerOptions,
-    agent_options,
-    matches_any,
-    require_command,
-    runner_settings,
-    step_context,
-    step_env,
-)
+from worker.runners.base import ConfiguredRunner, OutputBuffer, RunnerOptions, matches_any, step_context, step_env
 
 __all__ = ["SshInlinePolicy", "SshOptions", "SshRunner", "SshSettings"]
 
@@ -60,21 +50,13 @@ class SshSettings(RunnerOptions):
     inline: SshInlinePolicy = Field(default_factory=SshInlinePolicy)
 
 
-class SshRunner:
+class SshRunner(ConfiguredRunner[SshSettings, SshOptions]):
     kind: ClassVar[str] = "ssh"
-
-    def __init__(self, *, output_cap_bytes: int, settings: SshSettings) -> None:
-        self._cap = output_cap_bytes
-        self._settings = settings
-
-    @classmethod
-    def create(cls, context: RunnerContext) -> SshRunner:
-        settings = runner_settings(SshSettings, context, "ssh")
-        return cls(output_cap_bytes=context.output_cap_bytes, settings=settings)
+    settings_model = SshSettings
+    options_model = SshOptions
 
     def check(self, agent: Agent) -> SshOptions:
-        options = agent_options(SshOptions, agent)
-        require_command(agent)
+        options = super().check(agent)
         if self._settings.known_hosts is None or not self._settings.known_hosts.is_file():
             raise config_error("worker.runner_settings.ssh.known_hosts must name a known_hosts file")
         if not (options.client_keys or self._settings.client_keys):
