@@ -208,10 +208,16 @@ class ManagedProcess:
             start_new_session=True,
         )
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has exited (minus the signal that ended it); None while
+        it runs, and before it is spawned or after it is stopped."""
+        return self.proc.poll() if self.proc is not None else None
+
     def check_alive(self, log_path: Path) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
+        if (code := self.returncode) is not None:
             tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise StackError(f"{self.name} exited with code {self.proc.returncode}; its log ({log_path}):\n{tail}")
+            raise StackError(f"{self.name} exited with code {code}; its log ({log_path}):\n{tail}")
 
     async def until_ready(self, probe: Coroutine[Any, Any, None], log_path: Path) -> None:
         """Await the readiness probe, failing at once (with the log's tail) if the process dies."""
@@ -251,6 +257,7 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int | None:
+        """The process's id while it runs; None once it has exited (see `returncode`) or stopped."""
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def kill(self) -> None:

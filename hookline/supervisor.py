@@ -100,9 +100,9 @@ class Supervisor:
         return code
 
     async def _problem(self, child: Child, session: aiohttp.ClientSession) -> str | None:
-        proc = child.process.proc
-        if proc is None or proc.poll() is not None:
-            return f"exited with code {proc.returncode if proc is not None else '?'}"
+        if child.process.pid is None:
+            code = child.process.returncode
+            return f"exited with code {'?' if code is None else code}"
         if child.health_url is None:
             return None
         try:
