@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port
 from hookline.temporal import connect
 from schemas.agents import AgentCatalog
 from schemas.events import Event
+from tests import notifications
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -43,6 +43,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "these tests use the session's Kafka and Temporal (the `stack` fixture) but are not marked"
             " integration; move them under tests/integration or mark them: " + ", ".join(unmarked)
         )
+
+
+def mark_folder(items: list[pytest.Item], folder: Path, *marks: pytest.MarkDecorator) -> None:
+    """Give every test under `folder` the `marks`: what a folder's conftest does for its tests,
+    so that no module of it can forget one."""
+    for item in items:
+        if item.path.resolve().is_relative_to(folder):
+            for mark in marks:
+                item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")
@@ -94,17 +103,7 @@ def notification() -> Callable[..., dict[str, Any]]:
     """A real-shaped Alertmanager v4 notification with fingerprints unique to the test."""
 
     def make(status: str = "firing", alerts: int = 2) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads((DATA / "alertmanager-firing.json").read_text())
-        template = doc["alerts"][0]
-        doc["alerts"] = []
-        for i in range(alerts):
-            alert = json.loads(json.dumps(template))
-            alert["fingerprint"] = uuid.uuid4().hex[:16]
-            alert["labels"]["instance"] = f"checkout-{i}:8080"
-            alert["status"] = status
-            doc["alerts"].append(alert)
-        doc["status"] = status
-        return doc
+        return notifications.notification(alerts, "checkout", status)
 
     return make
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import mark_folder
 from tests.drill.harness import DrillStack, Outcome
 
 OUTCOMES: list[Outcome] = []
@@ -17,10 +18,7 @@ HERE = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The drills start a Kafka and a Temporal of their own: marked `integration` (and `drill`)
     here, where no module can forget it, so `pytest -m "not integration"` runs the unit tests."""
-    for item in items:
-        if item.path.resolve().is_relative_to(HERE):
-            item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.drill)
+    mark_folder(items, HERE, pytest.mark.integration, pytest.mark.drill)
 
 
 @pytest.fixture(scope="package")  # stopped when the drills are done, not at the session's end

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pytest_aiohttp import AiohttpClient
 from temporalio.client import Client
 
@@ -20,6 +24,7 @@ from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.run import RunState
+from tests.conftest import EXAMPLES, ROOT, mark_folder
 from tests.eventually import eventually
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
@@ -32,9 +37,38 @@ HERE = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test in this folder needs the session's Kafka and Temporal: marked `integration`
     here, where no module can forget it, so `pytest -m "not integration"` runs the unit tests."""
-    for item in items:
-        if item.path.resolve().is_relative_to(HERE):
-            item.add_marker(pytest.mark.integration)
+    mark_folder(items, HERE, pytest.mark.integration)
+
+
+async def create_topic(kafka: KafkaSettings, name: str, partitions: int = 1) -> None:
+    """A topic `ensure_topics` does not make (a producer's own, or one of another prefix)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+def start_component(
+    component: str, kafka: KafkaSettings, temporal: TemporalSettings, **variables: str
+) -> subprocess.Popen[bytes]:
+    """`hookline <component>` as a process of its own on this test's topics and task queue, with
+    the example agents, logging JSON (its stderr discarded); `variables` (HOOKLINE_...) add to
+    its environment."""
+    env = dict(
+        os.environ,
+        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
+        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
+        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
+        HOOKLINE_AGENTS_FILE=str(EXAMPLES / "agents.yaml"),
+        HOOKLINE_LOG__FORMAT="json",
+        **variables,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "hookline.cli", component], env=env, cwd=ROOT, stderr=subprocess.DEVNULL
+    )
 
 
 async def wait_ready(client: TestClient[Any, Any]) -> None:

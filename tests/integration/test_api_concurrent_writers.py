@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,8 +15,8 @@ import pytest
 
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
-from tests.conftest import EXAMPLES, ROOT
 from tests.eventually import eventually
+from tests.integration.conftest import start_component
 from tests.integration.test_api_support import API, TOKENS, auth
 
 WRITES = 20
@@ -26,20 +24,13 @@ WRITES = 20
 
 def start_gateway(kafka: KafkaSettings, temporal: TemporalSettings, port: int) -> subprocess.Popen[bytes]:
     tokens = [{**t.model_dump(), "token": t.token.get_secret_value()} for t in TOKENS.values()]
-    env = dict(
-        os.environ,
-        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
-        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
-        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
+    return start_component(
+        "gateway",
+        kafka,
+        temporal,
         HOOKLINE_GATEWAY__PORT=str(port),
         HOOKLINE_API__TOKENS=json.dumps(tokens),
         HOOKLINE_API__WRITE_TIMEOUT_S="60",
-        HOOKLINE_AGENTS_FILE=str(EXAMPLES / "agents.yaml"),
-        HOOKLINE_LOG__FORMAT="json",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "hookline.cli", "gateway"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL
     )
 
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
@@ -14,7 +13,7 @@ from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import AgentCatalog
 from tests.conftest import seed_body
-from tests.integration.conftest import wait_ready
+from tests.integration.conftest import create_topic, wait_ready
 from tests.integration.test_api_support import API, api_settings, auth, wait_api_ready
 
 PROBLEM = "application/problem+json"
@@ -389,12 +388,7 @@ async def test_api_answers_503_until_the_definitions_topic_exists_while_ingress_
     notification: Any,
 ) -> None:
     fresh = kafka_settings.model_copy(update={"topic_prefix": f"{kafka_settings.topic_prefix}x"})
-    admin = AIOKafkaAdminClient(bootstrap_servers=fresh.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(fresh.events_topic, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topic(fresh, fresh.events_topic)
     client = await aiohttp_client(create_app(api_settings(fresh, temporal_settings), agents=agents))
     await wait_ready(client)
 

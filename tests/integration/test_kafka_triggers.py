@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
@@ -18,7 +17,7 @@ from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
 from tests.conftest import read_topic, running
 from tests.eventually import eventually
-from tests.integration.conftest import started_runs
+from tests.integration.conftest import create_topic, started_runs
 from triggers.app import TriggersService
 
 
@@ -32,12 +31,7 @@ async def kafka_settings(kafka_settings: KafkaSettings) -> KafkaSettings:
 async def orders_topic(kafka_settings: KafkaSettings) -> str:
     # Not under the prefix: Hookline's own topics cannot be subscribed to.
     name = f"orders.{kafka_settings.topic_prefix}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 2, 1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_settings, name, partitions=2)
     return name
 
 

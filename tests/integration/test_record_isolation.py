@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
@@ -20,7 +19,7 @@ from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.events import Event
 from tests.conftest import read_topic, running
-from tests.integration.conftest import runs_of, started_runs
+from tests.integration.conftest import create_topic, runs_of, started_runs
 from tests.integration.test_dlq_and_explain import cli_run
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
@@ -120,12 +119,7 @@ async def test_an_unexpected_error_of_one_definition_dead_letters_that_definitio
 @pytest.fixture
 async def orders_topic(kafka_settings: KafkaSettings) -> str:
     name = f"orders.{kafka_settings.topic_prefix}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_settings, name)
     return name
 
 

@@ -4,10 +4,8 @@ still runs exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,25 +14,17 @@ from aiohttp.test_utils import TestClient
 from temporalio.client import Client
 
 from hookline.settings import KafkaSettings, TemporalSettings
-from tests.conftest import EXAMPLES, ROOT
-from tests.integration.conftest import incident_workflow_ids, runs_of, wait_for_result
+from tests.integration.conftest import incident_workflow_ids, runs_of, start_component, wait_for_result
 
 
 def start_triggers(kafka: KafkaSettings, temporal: TemporalSettings, group: str) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
-        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
-        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
+    return start_component(
+        "triggers",
+        kafka,
+        temporal,
         HOOKLINE_TEMPORAL__RUNNER_QUEUE_PREFIX=temporal.runner_queue_prefix,
         HOOKLINE_TRIGGERS__GROUP_ID=group,
         HOOKLINE_TRIGGERS__PORT="0",
-        HOOKLINE_AGENTS_FILE=str(EXAMPLES / "agents.yaml"),
-        HOOKLINE_LOG__FORMAT="json",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "hookline.cli", "triggers"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL
     )
 
 
