@@ -19,11 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -35,12 +31,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import wait_ready  # noqa: E402
+from bench.stack import BenchStack, start_stack, stop  # noqa: E402
 from gateway.sources.alertmanager import AlertmanagerSource  # noqa: E402
-from hookline.definitions import DefinitionStore, StoredDefinition  # noqa: E402
-from hookline.kafka import create_producer, ensure_topics  # noqa: E402
+from hookline.definitions import StoredDefinition  # noqa: E402
+from hookline.kafka import create_producer  # noqa: E402
 from hookline.runs import build_request, start_run, workflow_id_for  # noqa: E402
-from hookline.settings import KafkaSettings, TemporalSettings  # noqa: E402
-from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port  # noqa: E402
+from hookline.settings import TemporalSettings  # noqa: E402
+from hookline.stack import free_port  # noqa: E402
 from hookline.temporal import connect  # noqa: E402
 from schemas.agents import AgentCatalog  # noqa: E402
 from schemas.run import WORKFLOW_NAME, RunRequest  # noqa: E402
@@ -64,21 +62,6 @@ def notification() -> dict[str, Any]:
 def workflow_id(doc: dict[str, Any]) -> str:
     event = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), {"Content-Type": "application/json"})[0]
     return workflow_id_for("incident-response", event)
-
-
-def start(component: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hookline.cli", component], env=env, cwd=ROOT, stdout=out, stderr=out
-        )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 async def start_times(client: Any, ids: list[str], timeout: float = 120) -> dict[str, datetime]:
@@ -119,7 +102,8 @@ async def latency_phase(port: int, client: Any, rate: int, seconds: int) -> dict
     return {"events": len(sent), "p50": pct(latencies, 50), "p99": pct(latencies, 99), "max": max(latencies)}
 
 
-async def rate_phase(kafka: KafkaSettings, client: Any, env: dict[str, str], log: Path, n: int) -> float:
+async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int) -> float:
+    kafka = stack.kafka
     producer = create_producer(kafka)
     await producer.start()
     ids = []
@@ -132,7 +116,7 @@ async def rate_phase(kafka: KafkaSettings, client: Any, env: dict[str, str], log
         ids.append(workflow_id_for("incident-response", event))
     await producer.flush()
     await producer.stop()
-    triggers = start("triggers", env, log)
+    triggers = stack.start("triggers", env)
     try:
         started = await start_times(client, ids, timeout=300)
     finally:
@@ -183,48 +167,15 @@ def same_request(temporal: TemporalSettings, agents: Path) -> RunRequest:
 
 
 async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="hookline-e2e-"))
-    stack = LocalStack(
-        KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
-        TemporalServer(tmp / "temporal", port=free_port(), db_file=tmp / "temporal" / "db.sqlite"),
-    )
-    await stack.start()
-    kafka = KafkaSettings(bootstrap_servers=stack.kafka.bootstrap_servers, topic_prefix="bench")
-    temporal = TemporalSettings(address=stack.temporal.address, task_queue="bench")
-    await ensure_topics(kafka)
-    store = DefinitionStore(kafka)
-    await store.start()
-    await store.put(DEFINITION)
-    await store.stop()
-    agents = tmp / "agents.yaml"
-    agents.write_text('agents:\n  analyzer: {command: ["true"]}\n')
-    port = free_port()
-    env = dict(
-        os.environ,
-        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
-        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
-        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
-        HOOKLINE_AGENTS_FILE=str(agents),
-        HOOKLINE_GATEWAY__PORT=str(port),
-        HOOKLINE_TRIGGERS__PORT="0",
-        HOOKLINE_TRIGGERS__TICKER="false",
-        HOOKLINE_LOG__LEVEL="warning",
-        HOOKLINE_LOG__FORMAT="json",
-    )
-    log = tmp / "components.log"
-    client = await connect(temporal)
-    gateway = start("gateway", env, log)
-    triggers = start("triggers", env, log)
+    stack = await start_stack("e2e", [DEFINITION], 'agents:\n  analyzer: {command: ["true"]}\n')
     try:
-        for _ in range(300):
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/readyz") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
+        temporal = stack.temporal
+        port = free_port()
+        env = stack.env(HOOKLINE_GATEWAY__PORT=str(port))
+        client = await connect(temporal)
+        stack.start("gateway", env)
+        triggers = stack.start("triggers", env)
+        await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=30)
         await asyncio.sleep(2)  # the triggers join their group
         print(f"Temporal dev server (SQLite, WAL), Kafka 4.1 KRaft; 2 cores; {datetime.now(UTC):%Y-%m-%d}")
         lat = await latency_phase(port, client, args.rate, args.seconds)
@@ -234,9 +185,9 @@ async def main(args: argparse.Namespace) -> None:
         )
         stop(triggers)
         # Bare runs before and after the triggers' run: the server slows as its database grows.
-        request = same_request(temporal, agents)
+        request = same_request(temporal, stack.agents)
         before = await bare_phase(client, temporal, args.starts, request)
-        hookline = await rate_phase(kafka, client, env, log, args.starts)
+        hookline = await rate_phase(stack, client, env, args.starts)
         after = await bare_phase(client, temporal, args.starts, request)
         minimal = await bare_phase(client, temporal, args.starts, None)
         bare = (before + after) / 2
@@ -247,9 +198,6 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"  for reference, bare starts of a minimal argument without search attributes: {minimal:.0f}/s")
     finally:
-        stop(gateway)
-        if triggers.poll() is None:
-            stop(triggers)
         stack.stop()
 
 

@@ -25,10 +25,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -42,12 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bare_temporal import LOCAL, SHAPES, run_loop  # noqa: E402
 from bench.ingest import wait_ready  # noqa: E402
+from bench.stack import start_stack  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
-from hookline.definitions import DefinitionStore  # noqa: E402
-from hookline.kafka import ensure_topics  # noqa: E402
 from hookline.runs import event_run_id  # noqa: E402
-from hookline.settings import KafkaSettings, TemporalSettings  # noqa: E402
-from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port  # noqa: E402
+from hookline.stack import free_port  # noqa: E402
 from hookline.temporal import connect  # noqa: E402
 
 BARE_CONCURRENCY = 64
@@ -76,21 +71,6 @@ def notification(kind: str) -> dict[str, Any]:
     doc["alerts"][0]["fingerprint"] = uuid.uuid4().hex[:16]
     doc["alerts"][0]["labels"]["bench"] = kind
     return doc
-
-
-def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -164,46 +144,20 @@ async def latency(port: int, client: Any, rate: int, seconds: int, done_before: 
 
 
 async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="hookline-runs-"))
-    stack = LocalStack(
-        KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
-        TemporalServer(tmp / "temporal", port=free_port(), db_file=tmp / "temporal" / "db.sqlite"),
-    )
-    await stack.start()
-    processes: list[subprocess.Popen[bytes]] = []
+    stack = await start_stack("runs", DEFINITIONS.values(), 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n')
     try:
-        kafka = KafkaSettings(bootstrap_servers=stack.kafka.bootstrap_servers, topic_prefix="bench")
-        temporal = TemporalSettings(address=stack.temporal.address, task_queue="bench")
-        await ensure_topics(kafka)
-        store = DefinitionStore(kafka)
-        await store.start()
-        for document in DEFINITIONS.values():
-            await store.put(document)
-        await store.stop()
-        agents = tmp / "agents.yaml"
-        agents.write_text('agents:\n  noop: {command: ["true"], timeout_s: 10}\n')
+        temporal = stack.temporal
         port, worker_port = free_port(), free_port()
-        env = dict(
-            os.environ,
-            HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-            HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
-            HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
-            HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
-            HOOKLINE_AGENTS_FILE=str(agents),
+        env = stack.env(
             HOOKLINE_GATEWAY__PORT=str(port),
-            HOOKLINE_TRIGGERS__PORT="0",
-            HOOKLINE_TRIGGERS__TICKER="false",
             HOOKLINE_WORKER__PORT=str(worker_port),
-            HOOKLINE_LOG__LEVEL="warning",
-            HOOKLINE_LOG__FORMAT="json",
             HOOKLINE_TEMPORAL__LOCAL_POOLS=json.dumps(args.local_pools),
         )
-        log = tmp / "components.log"
         for component in ("gateway", "triggers", "worker"):
-            processes.append(spawn([sys.executable, "-m", "hookline.cli", component], env, log))
+            stack.start(component, env)
         bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
         bare_argv = [sys.executable, str(ROOT / "bench" / "bare_temporal.py"), "worker"]
-        processes.append(spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env, log))
+        stack.spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env)
         await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=60)
         await wait_ready(f"http://127.0.0.1:{worker_port}/readyz", timeout=60)
         client = await connect(temporal)
@@ -235,8 +189,6 @@ async def main(args: argparse.Namespace) -> None:
             f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms   (target: p50 <= 150 ms)"
         )
     finally:
-        for proc in processes:
-            stop(proc)
         stack.stop()
 
 
