@@ -37,15 +37,15 @@ from temporalio.client import Client
 
 from gateway.sources.alertmanager import AlertmanagerSource
 from hookline.definitions import DefinitionStore
-from hookline.kafka import create_consumer, ensure_topics, topic_partitions
+from hookline.kafka import ensure_topics, read_topic
 from hookline.processes import ManagedProcess
 from hookline.runs import workflow_id_for
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import KafkaServer, TemporalServer, free_port
 from hookline.temporal import connect
+from tests.notifications import notification
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
 DEFINITION_ID = "drill"
 COMPONENTS = ("gateway", "triggers", "worker")
 Part = Literal["gateway", "triggers", "worker", "kafka", "temporal"]
@@ -56,19 +56,6 @@ Fault = Literal["kill", "stop"]
 RECORD = (
     'echo "start $HOOKLINE_WORKFLOW_ID" >> "$DRILL_LOG"; sleep 0.05; echo "end $HOOKLINE_WORKFLOW_ID" >> "$DRILL_LOG"'
 )
-
-
-def notification(alerts: int, tag: str) -> dict[str, Any]:
-    """A real-shaped Alertmanager v4 notification of `alerts` alerts with fresh fingerprints."""
-    doc: dict[str, Any] = json.loads((DATA / "alertmanager-firing.json").read_text())
-    template = doc["alerts"][0]
-    doc["alerts"] = []
-    for i in range(alerts):
-        alert = json.loads(json.dumps(template))
-        alert["fingerprint"] = uuid.uuid4().hex[:16]
-        alert["labels"]["instance"] = f"{tag}-{i}:8080"
-        doc["alerts"].append(alert)
-    return doc
 
 
 def workflow_ids(doc: dict[str, Any]) -> list[str]:
@@ -399,15 +386,6 @@ class Drill:
         )
 
     async def dlq_size(self) -> int:
+        """The records in the dead-letter topic now."""
         settings = self.stack.kafka_settings
-        consumer = create_consumer(settings, group_id=None)
-        await consumer.start()
-        try:
-            tps = await topic_partitions(consumer, settings.dlq_topic)
-            if not tps:
-                return 0
-            ends = await consumer.end_offsets(tps)
-            starts = await consumer.beginning_offsets(tps)
-            return sum(ends[tp] - starts[tp] for tp in tps)
-        finally:
-            await consumer.stop()
+        return len([record async for record in read_topic(settings, settings.dlq_topic)])
