@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
-from hookline.kafka import create_consumer, ensure_topics, topic_partitions
+from hookline.kafka import assign_from_beginning, create_consumer, ensure_topics, read_to_end
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port
 from hookline.temporal import connect
@@ -121,25 +121,20 @@ async def definitions(kafka_settings: KafkaSettings) -> AsyncIterator[Definition
 async def read_topic(
     settings: KafkaSettings, topic: str, *, expect: int | None = None, timeout: float = 10.0
 ) -> list[Any]:
-    """Every record on `topic` (all partitions) from the beginning, waiting for `expect` records."""
+    """Every record on `topic` (all partitions) from the beginning to its end (`read_to_end`),
+    read on from there until there are `expect` records or `timeout` has passed."""
     consumer: AIOKafkaConsumer = create_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        tps = await topic_partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await assign_from_beginning(consumer, topic)
         records: list[Any] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            ends = await consumer.end_offsets(tps)
-            positions = {tp: await consumer.position(tp) for tp in tps}
-            if all(positions[tp] >= ends[tp] for tp in tps) and (expect is None or len(records) >= expect):
-                break
-            batch = await consumer.getmany(timeout_ms=200)
-            for rs in batch.values():
-                records.extend(rs)
-        return records
+        while True:
+            records += [record async for record in read_to_end(consumer)]
+            if expect is None or len(records) >= expect or loop.time() >= deadline:
+                return records
+            await asyncio.sleep(0.2)
     finally:
         await consumer.stop()
 
