@@ -25,7 +25,6 @@ not in force: `all()` leaves it out, so no trigger of it subscribes, matches or 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -43,6 +42,7 @@ from aiokafka.errors import KafkaError
 
 from hookline.claims import CLAIM_TTL_MS, Claim, Claims
 from hookline.kafka import assign_from_beginning, create_consumer, create_producer
+from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
@@ -233,10 +233,7 @@ class DefinitionStore:
         log.info("definitions loaded", count=len(self._heads), topic=self._topic)
 
     async def stop(self) -> None:
-        if self._follow is not None:
-            self._follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
+        await cancel_and_wait(self._follow)
         if self._producer is not None:
             await self._producer.stop()
         if self._consumer is not None:

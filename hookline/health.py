@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
+from hookline.lifecycle import cancel_and_wait
+
 __all__ = ["Check", "HealthRoutes", "LoopWatch", "serve_health"]
 
 #: A named check: None when healthy, else what is wrong (one line, no secrets).
@@ -48,11 +50,8 @@ class LoopWatch:
             self._task = asyncio.get_running_loop().create_task(self._beat(), name="loop-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def current_lag_s(self) -> float:
         """The larger of the last measured lag and the time the next beat is overdue by."""

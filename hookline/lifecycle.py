@@ -1,5 +1,6 @@
-"""The graceful stop every Hookline process shares: SIGTERM or SIGINT sets one event, and what a
-process waits for at start-up (Kafka, Temporal) is abandoned when that event comes first."""
+"""The graceful stop every Hookline process shares: SIGTERM or SIGINT sets one event, what a
+process waits for at start-up (Kafka, Temporal) is abandoned when that event comes first, and a
+background task is stopped by cancelling it and waiting for its end."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["stop_on_signals", "unless_stopped"]
+__all__ = ["cancel_and_wait", "stop_on_signals", "unless_stopped"]
 
 T = TypeVar("T")
 
@@ -33,7 +34,15 @@ async def unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | No
         stopping.cancel()
     if task.done():
         return task.result()
+    await cancel_and_wait(task)
+    return None
+
+
+async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
+    """Cancel `task` (None: there is none) and wait for its end, so that nothing of it runs on
+    behind whatever stopped it. An exception it ends with other than its cancellation is raised."""
+    if task is None:
+        return
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    return None
