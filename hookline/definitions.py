@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from hookline.claims import CLAIM_TTL_MS, Claim, Claims
-from hookline.kafka import assign_from_beginning, create_consumer, create_producer
+from hookline.kafka import assign_to_follow, create_consumer, create_producer
 from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
@@ -223,10 +223,7 @@ class DefinitionStore:
         """Read the topic to its end, then keep following it in the background."""
         self._consumer = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
         await self._consumer.start()
-        tps = await assign_from_beginning(self._consumer, self._topic)
-        if not tps:
-            raise RuntimeError(f"topic {self._topic} does not exist; run `hookline init` or create the topics")
-        ends = await self._consumer.end_offsets(tps)
+        ends = await assign_to_follow(self._consumer, self._topic)
         self._following = True
         self._follow = asyncio.create_task(self._run(), name="definitions-follow")
         await self._wait_for({tp.partition: off for tp, off in ends.items()})

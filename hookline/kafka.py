@@ -20,6 +20,7 @@ from hookline.settings import KafkaSettings
 __all__ = [
     "TopicView",
     "assign_from_beginning",
+    "assign_to_follow",
     "create_consumer",
     "create_producer",
     "ensure_topics",
@@ -179,6 +180,17 @@ async def assign_from_beginning(consumer: AIOKafkaConsumer, topic: str) -> list[
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
     return tps
+
+
+async def assign_to_follow(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    """`assign_from_beginning` for a reader that cannot work without `topic`: the end of each
+    partition now (what there is to read before it is caught up); RuntimeError if the topic does
+    not exist."""
+    tps = await assign_from_beginning(consumer, topic)
+    if not tps:
+        raise RuntimeError(f"topic {topic} does not exist; run `hookline init` or create the topics")
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    return ends
 
 
 async def read_to_end(consumer: AIOKafkaConsumer) -> AsyncGenerator[ConsumerRecord[bytes, bytes]]:

@@ -14,7 +14,6 @@ loop that serves the webhooks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import sqlite3
 import time
@@ -28,7 +27,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from hookline.kafka import assign_from_beginning, create_consumer
+from hookline.kafka import assign_to_follow, create_consumer
+from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
@@ -135,17 +135,11 @@ class EventIndex:
         await self._call(self._open)
         self._consumer = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
         await self._consumer.start()
-        tps = await assign_from_beginning(self._consumer, self._topic)
-        if not tps:
-            raise RuntimeError(f"topic {self._topic} does not exist; run `hookline init` or create the topics")
-        ends = await self._consumer.end_offsets(tps)
+        ends = await assign_to_follow(self._consumer, self._topic)
         self._follow = asyncio.create_task(self._run(self._consumer, ends), name="event-index-follow")
 
     async def stop(self) -> None:
-        if self._follow is not None:
-            self._follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
+        await cancel_and_wait(self._follow)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._db is not None:
