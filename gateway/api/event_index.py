@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from pydantic import BaseModel
 
 from hookline.kafka import assign_to_follow, create_consumer
 from hookline.lifecycle import cancel_and_wait
@@ -38,6 +39,7 @@ __all__ = ["EventFilter", "EventIndex"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _REREAD = Backoff(first_s=1.0, max_s=15.0)
 #: How often rows past the retention are dropped.
@@ -229,20 +231,20 @@ class EventIndex:
         )
 
     async def get(self, event_id: str) -> Decision | None:
-        def read() -> bytes | None:
-            row = self._database().execute("SELECT body FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
-            return row[0] if row else None
-
-        body = await self._call(read)
-        return Decision.model_validate_json(body) if body is not None else None
+        return await self._body(Decision, "SELECT body FROM decisions WHERE event_id = ?", event_id)
 
     async def snapshot(self, snapshot_id: str) -> Snapshot | None:
+        return await self._body(Snapshot, "SELECT body FROM snapshots WHERE id = ?", snapshot_id)
+
+    async def _body(self, model: type[ModelT], query: str, key: str) -> ModelT | None:
+        """The body of the row `query` selects by `key`, as `model`; None if there is no such row."""
+
         def read() -> bytes | None:
-            row = self._database().execute("SELECT body FROM snapshots WHERE id = ?", (snapshot_id,)).fetchone()
+            row = self._database().execute(query, (key,)).fetchone()
             return row[0] if row else None
 
         body = await self._call(read)
-        return Snapshot.model_validate_json(body) if body is not None else None
+        return model.model_validate_json(body) if body is not None else None
 
     async def search(
         self, where: EventFilter, limit: int, after: tuple[float, str] | None = None
