@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api import add_api_routes
-from gateway.errors import UnknownSource, problem_middleware
+from gateway.api.state import API
+from gateway.errors import UNAVAILABLE_COUNTER, UnknownSource, problem_middleware
 from gateway.ingress import bounded, hook_handler
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import EVENT_HEADROOM_BYTES, KAFKA_MESSAGE_BYTES, GatewaySettings
 from gateway.sources import Source, build_sources
+from gateway.temporal_metrics import watch_temporal
 from gateway.ticks import add_tick_routes
 from hookline.health import HealthRoutes
 from hookline.logging import get_logger
@@ -52,6 +54,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
+    app[UNAVAILABLE_COUNTER] = app[METRICS].unavailable
     app[SOURCES] = build_sources(options.sources)
     app[PUBLISHER] = publisher or EventPublisher(
         settings.kafka,
@@ -103,4 +106,5 @@ def create_app(
     app.router.add_get("/metrics", bounded(metrics_handler(lambda: metrics.registry), options.read_timeout_s))
     catalog = agents if agents is not None else AgentCatalog.load(settings.agents_file)
     add_api_routes(app, settings, catalog, app[SOURCES], app[PUBLISHER].recent)
+    watch_temporal(app[METRICS].registry, app[API])
     return app

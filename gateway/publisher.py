@@ -335,7 +335,9 @@ class EventPublisher:
             return
         producer = self._producer
         if producer is None:
-            raise Unavailable("Kafka is not reachable; retry later", retry_after_s=self._retry_after_s)
+            raise Unavailable(
+                "Kafka is not reachable; retry later", retry_after_s=self._retry_after_s, cause="kafka_unavailable"
+            )
         started = time.perf_counter()
         try:
             # send() itself is bounded by request_timeout_ms (metadata, buffer space), but aiokafka
@@ -361,7 +363,9 @@ class EventPublisher:
             self._metrics.produce_for(source)[2].inc()
             log.warning("produce failed", source=source, error=repr(exc), events=len(events))
             raise Unavailable(
-                f"Kafka did not acknowledge the events: {exc.__class__.__name__}", retry_after_s=self._retry_after_s
+                f"Kafka did not acknowledge the events: {exc.__class__.__name__}",
+                retry_after_s=self._retry_after_s,
+                cause="kafka_unacked",
             ) from exc
         latency, produced, _ = self._metrics.produce_for(source)
         latency.observe(time.perf_counter() - started)

@@ -118,6 +118,9 @@ class ApiOptions(Section):
         3.0, gt=0, description="Longest wait for a run's state query before falling back to its history."
     )
     write_timeout_s: float = Field(10.0, gt=0, description="Longest wait for a definition write before 503.")
+    bulk_limit: int = Field(
+        1000, ge=1, le=10000, description="The most executions one bulk retry or cancel acts on (newest first)."
+    )
     events_db: str = Field(
         ":memory:",
         min_length=1,

@@ -13,6 +13,7 @@ or pre-empt the id of another kind of run (nor an event of another source):
 | schedule tick | `<definition>:schedule:<trigger index>-<slot, UTC>` |
 | manual start | `<definition>:manual:<random hex>` |
 | start with Idempotency-Key | `<definition>:key:<hash of team and key>` |
+| retry of an earlier run | `<definition>:retry:<random hex>` |
 
 Definition ids and source names hold no `:` or `/` (a `kafka` trigger's source is
 `kafka:<topic>`, which holds one `:` and no `/`), so the source ends at the first `/`.
@@ -37,7 +38,7 @@ from temporalio.common import (
 
 from hookline.definitions import StoredDefinition
 from hookline.settings import TemporalSettings
-from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
+from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_RETRY_OF, SA_SOURCE, SA_TEAM, SA_TRIGGER
 from schemas.agents import AgentCatalog
 from schemas.events import Event
 from schemas.run import WORKFLOW_NAME, Route, RunRequest, RunState
@@ -52,8 +53,10 @@ __all__ = [
     "event_run_id",
     "keyed_run_id",
     "manual_run_id",
+    "retry_run_id",
     "start_run",
     "team_of",
+    "trigger_kind",
     "workflow_id_for",
 ]
 
@@ -91,6 +94,21 @@ def workflow_id_for(definition_id: str, event: Event, dedupe_key: str | None = N
 
 def manual_run_id(definition_id: str) -> str:
     return f"{definition_id}:manual:{uuid.uuid4().hex}"
+
+
+def retry_run_id(definition_id: str) -> str:
+    return f"{definition_id}:retry:{uuid.uuid4().hex}"
+
+
+#: The id segment of each kind of run → the trigger kind the API filters by.
+_KINDS = {"event": "event", "schedule": "schedule", "manual": "manual", "key": "manual", "retry": "retry"}
+
+
+def trigger_kind(workflow_id: str, *, event: bool = False) -> str:
+    """What started the run of `workflow_id`: event, schedule, manual or retry, by its id space;
+    for an id of no known space, an event if it has one (`event`), else manual."""
+    parts = workflow_id.split(":", 2)
+    return _KINDS.get(parts[1] if len(parts) == 3 else "", "event" if event else "manual")
 
 
 def keyed_run_id(definition_id: str, team: str, key: str) -> str:
@@ -173,18 +191,23 @@ async def start_run(
     workflow_id: str,
     *,
     signal: tuple[str, Any] | None = None,
+    retry_of: str | None = None,
 ) -> tuple[WorkflowHandle[Any, RunState], bool]:
     """Start the run under `workflow_id`, or find the one already there: (handle, newly started).
 
     USE_EXISTING answers a running duplicate; REJECT_DUPLICATE (raising
     WorkflowAlreadyStartedError) a finished one. Either way the id runs once. With `signal`
     (name, argument) it is a signal-with-start: a running run gets the signal, and a run that
-    does not exist yet starts with it already delivered.
+    does not exist yet starts with it already delivered. `retry_of` names the execution a
+    retry repeats.
     """
     pairs = [
         SearchAttributePair(SA_DEFINITION, request.definition_id),
         SearchAttributePair(SA_TEAM, request.team_id or DEFAULT_TEAM),
+        SearchAttributePair(SA_TRIGGER, trigger_kind(workflow_id, event=request.event is not None)),
     ]
+    if retry_of is not None:
+        pairs.append(SearchAttributePair(SA_RETRY_OF, retry_of))
     if request.event is not None:
         pairs.append(SearchAttributePair(SA_EVENT, request.event.id))
         pairs.append(SearchAttributePair(SA_SOURCE, request.event.hooklinesource or request.event.source))

@@ -15,8 +15,10 @@ from hookline.settings import TemporalSettings
 __all__ = [
     "SA_DEFINITION",
     "SA_EVENT",
+    "SA_RETRY_OF",
     "SA_SOURCE",
     "SA_TEAM",
+    "SA_TRIGGER",
     "SEARCH_ATTRIBUTES",
     "connect",
     "query_literal",
@@ -29,12 +31,18 @@ SA_DEFINITION = SearchAttributeKey.for_keyword("HooklineDefinitionId")
 SA_EVENT = SearchAttributeKey.for_keyword("HooklineEventId")
 SA_SOURCE = SearchAttributeKey.for_keyword("HooklineSource")
 SA_TEAM = SearchAttributeKey.for_keyword("HooklineTeam")
+#: What started the run: event, schedule, manual or retry (`hookline.runs.trigger_kind`).
+SA_TRIGGER = SearchAttributeKey.for_keyword("HooklineTrigger")
+#: A retry's run: the execution it repeats.
+SA_RETRY_OF = SearchAttributeKey.for_keyword("HooklineRetryOf")
 # name → type, as `temporal server start-dev --search-attribute` and the operator CLI take them.
 SEARCH_ATTRIBUTES = {
     SA_DEFINITION.name: "Keyword",
     SA_EVENT.name: "Keyword",
     SA_SOURCE.name: "Keyword",
     SA_TEAM.name: "Keyword",
+    SA_TRIGGER.name: "Keyword",
+    SA_RETRY_OF.name: "Keyword",
 }
 
 

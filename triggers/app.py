@@ -94,6 +94,9 @@ class TriggersService:
         self._index_generation = -1
         self._ticking: asyncio.Task[None] | None = None
         self.consuming = False
+        # Read when /metrics is scraped: lag, DLQ size and (where this process runs one) the ticker.
+        ticker_problem = self.ticker_problem if self._options.ticker else None
+        self.metrics.watch(lambda: self._consumer, settings.kafka, ticker_problem)
 
     async def run(self) -> None:
         """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""

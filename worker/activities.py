@@ -18,6 +18,7 @@ from schemas.agents import Agent, AgentCatalog
 from schemas.run import RUN_STEP, StepRequest, StepResult
 from schemas.workflow import DEFAULT_TEAM
 from worker.errors import StepFailed
+from worker.metrics import WorkerMetrics
 from worker.runners import InlineCapped, Runner
 from worker.secrets import Secrets
 
@@ -74,12 +75,14 @@ class StepActivities:
         inline_runners: frozenset[str],
         heartbeat_s: float = HEARTBEAT_EVERY_S,
         secrets: Secrets | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._agents = agents
         self._secrets = secrets or Secrets()
         self._runners = runners
         self._inline = inline_runners
         self._heartbeat_s = heartbeat_s
+        self._metrics = metrics or WorkerMetrics()
 
     def _agent_for(self, request: StepRequest) -> Agent:
         if request.action is not None:
@@ -141,8 +144,9 @@ class StepActivities:
             if request.action is not None and isinstance(runner, InlineCapped):
                 # Options written in a definition, not by the operator: capped by the worker's policy.
                 runner.check_inline(agent, options)
-            async with _heartbeating(self._heartbeat_s):
-                result = await runner.run(agent, options, request)
+            with self._metrics.step(agent.pool_name, agent.runner):
+                async with _heartbeating(self._heartbeat_s):
+                    result = await runner.run(agent, options, request)
         except StepFailed as exc:
             bound.warning("step failed", error=str(exc), kind=exc.kind, retryable=exc.retryable)
             raise ApplicationError(

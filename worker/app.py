@@ -16,10 +16,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from hookline.health import HealthRoutes, serve_health
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
+from hookline.metrics import metrics_handler
 from hookline.pools import pools_of
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
 from worker.errors import PoolNotServed, RegistryError, StepFailed
+from worker.metrics import WorkerMetrics
 from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
 from worker.settings import WorkerSettings
@@ -118,6 +120,7 @@ def build_workers(
     client: Client,
     agents: AgentCatalog | None = None,
     runners: dict[str, Runner[Any]] | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> list[Worker]:
     """One worker for the workflow task queue (if enabled) and one per served runner pool.
     Runners built here are closed by nobody: use `running_workers` for runners with clients."""
@@ -130,6 +133,7 @@ def build_workers(
         runners,
         inline_runners=frozenset(settings.worker.inline_runners),
         secrets=Secrets(settings.worker.secrets_dir, os.environ),
+        metrics=metrics,
     )
     options = settings.worker
     shutdown = timedelta(seconds=options.graceful_shutdown_s)
@@ -174,6 +178,7 @@ async def running_workers(
     client: Client,
     agents: AgentCatalog | None = None,
     registry: RunnerRegistry | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """The workers running for the block; on exit they shut down gracefully, then the runners'
     clients are closed."""
@@ -181,14 +186,17 @@ async def running_workers(
     async with contextlib.AsyncExitStack() as stack:
         for runner in runners.values():
             stack.push_async_callback(runner.close)
-        workers = build_workers(settings, client, agents, runners)
+        workers = build_workers(settings, client, agents, runners, metrics)
         for w in workers:
             await stack.enter_async_context(w)
         yield workers
 
 
-def health_app(client: Callable[[], Client | None], workers: Callable[[], list[Worker]]) -> web.Application:
-    """/healthz: the loop turns and every Temporal worker still runs; /readyz: Temporal answers."""
+def health_app(
+    client: Callable[[], Client | None], workers: Callable[[], list[Worker]], metrics: WorkerMetrics
+) -> web.Application:
+    """/healthz: the loop turns and every Temporal worker still runs; /readyz: Temporal answers;
+    /metrics: the steps' durations and outcomes."""
 
     async def running() -> str | None:
         stopped = [w.task_queue for w in workers() if not w.is_running and not w.is_shutdown]
@@ -208,6 +216,7 @@ def health_app(client: Callable[[], Client | None], workers: Callable[[], list[W
 
     app = web.Application()
     HealthRoutes.of(live={"workers": running}, ready={"temporal": temporal}).add_to(app)
+    app.router.add_get("/metrics", metrics_handler(lambda: metrics.registry))
     return app
 
 
@@ -218,12 +227,13 @@ async def serve(settings: WorkerSettings, connect: Callable[[], Awaitable[Client
     client: Client | None = None
     serving: list[Worker] = []
     options = settings.worker
-    async with serve_health(health_app(lambda: client, lambda: serving), options.host, options.port):
+    metrics = WorkerMetrics()
+    async with serve_health(health_app(lambda: client, lambda: serving, metrics), options.host, options.port):
         client = await unless_stopped(connect(), stop)
         if client is None:
             return
         try:
-            async with running_workers(settings, client) as workers:
+            async with running_workers(settings, client, metrics=metrics) as workers:
                 serving.extend(workers)
                 log.info("worker running", task_queues=[w.task_queue for w in workers])
                 await stop.wait()

@@ -12,16 +12,19 @@ from aiohttp import web
 from gateway.api.agents import list_agents
 from gateway.api.event_log import get_event, list_events
 from gateway.api.events import explain_event
+from gateway.api.execution_ops import bulk_cancel, bulk_retry, retry_execution
 from gateway.api.executions import (
     FILTERABLE,
     cancel_execution,
     execution_history,
     get_execution,
+    list_all_executions,
     list_executions,
     start_workflow,
 )
 from gateway.api.models import (
     AgentList,
+    BulkResult,
     CancelRequested,
     Deleted,
     EventList,
@@ -63,6 +66,19 @@ _IF_MATCH = Param(
     'Only if this version is current: its ETag (`"3"`) or number; `*`: if any is. Otherwise 412.',
 )
 _IF_NONE_MATCH = Param("If-None-Match", "header", "`*`: only if the definition does not exist yet (else 412).")
+
+_EXECUTION_FILTERS = (
+    Param("status", "query", "Only executions in this state.", {"enum": [status.value for status in FILTERABLE]}),
+    Param("definition", "query", "Only executions of this definition (its id)."),
+    Param("team", "query", "Only this team's executions (a team-bound token may name only its own: 403)."),
+    Param("source", "query", "Only executions started by events of this source."),
+    Param("event", "query", "Only executions started by this event (its id)."),
+    Param("trigger", "query", "Only executions started so.", {"enum": ["event", "schedule", "manual", "retry"]}),
+    Param("since", "query", "Started at or after this time (ISO 8601).", {"type": "string", "format": "date-time"}),
+    Param("until", "query", "Started before this time (ISO 8601).", {"type": "string", "format": "date-time"}),
+    Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
+    Param("cursor", "query", "`next_cursor` of the previous page."),
+)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -169,6 +185,36 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/executions",
+        list_all_executions,
+        "read",
+        "List the executions of every definition your team may see, newest first, by any filter",
+        {200: ExecutionList},
+        (400, 403, 503),
+        params=_EXECUTION_FILTERS,
+    ),
+    Route(
+        "POST",
+        "/executions/retry",
+        bulk_retry,
+        "execute",
+        "Retry every failed or cancelled execution the filter selects (dry_run: count them)",
+        {200: BulkResult},
+        (400, 403, 413, 415, 422, 503),
+        body="BulkRequest",
+    ),
+    Route(
+        "POST",
+        "/executions/cancel",
+        bulk_cancel,
+        "execute",
+        "Cancel every running execution the filter selects (dry_run: count them)",
+        {200: BulkResult},
+        (400, 403, 413, 415, 422, 503),
+        body="BulkRequest",
+    ),
+    Route(
+        "GET",
         "/executions/{execution_id}",
         get_execution,
         "read",
@@ -184,6 +230,17 @@ ROUTES: tuple[Route, ...] = (
         "An execution's step-level events, in order",
         {200: History},
         (404, 503),
+    ),
+    Route(
+        "POST",
+        "/executions/{execution_id}/retry",
+        retry_execution,
+        "execute",
+        "Start a new run repeating a failed or cancelled execution: its input and event, the version it ran "
+        "(or the latest); the new run links to the one it repeats",
+        {202: Started},
+        (404, 409, 413, 415, 422, 503),
+        body="RetryRequest",
     ),
     Route(
         "POST",

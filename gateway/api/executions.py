@@ -8,7 +8,8 @@ search attribute; other teams get 404.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -48,20 +49,35 @@ from gateway.api.models import (
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import resolve_id, visible_definition
-from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
-from hookline.runs import DEFAULT_TEAM, NotStartable, build_request, keyed_run_id, manual_run_id, start_run, team_of
-from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_SOURCE, SA_TEAM
+from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from hookline.runs import (
+    DEFAULT_TEAM,
+    NotStartable,
+    build_request,
+    keyed_run_id,
+    manual_run_id,
+    start_run,
+    team_of,
+    trigger_kind,
+)
+from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_RETRY_OF, SA_SOURCE, SA_TEAM, SA_TRIGGER, query_literal
 from schemas.run import STATE_QUERY, WORKFLOW_NAME, RunState, StepState
 from schemas.validation import SchemaError
 
 __all__ = [
     "FILTERABLE",
+    "FILTERS",
+    "STATUS",
     "cancel_execution",
     "execution_history",
     "execution_links",
     "get_execution",
+    "list_all_executions",
     "list_executions",
     "start_workflow",
+    "summary_of",
+    "visibility_query",
+    "visible_execution",
 ]
 
 S = WorkflowExecutionStatus
@@ -136,12 +152,7 @@ async def start_workflow(request: web.Request, principal: Principal) -> web.Resp
     return json_response(answer, 202, headers={"Location": answer.links["self"]})
 
 
-def _quote(value: str) -> str:
-    """A string literal of Temporal's visibility query language."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _summary(execution: WorkflowExecution) -> ExecutionSummary:
+def summary_of(execution: WorkflowExecution) -> ExecutionSummary:
     status = execution.status
     attributes = execution.typed_search_attributes
     return ExecutionSummary(
@@ -154,6 +165,8 @@ def _summary(execution: WorkflowExecution) -> ExecutionSummary:
         team_id=attributes.get(SA_TEAM) or DEFAULT_TEAM,
         event_id=attributes.get(SA_EVENT),
         source=attributes.get(SA_SOURCE),
+        trigger=attributes.get(SA_TRIGGER) or trigger_kind(execution.id, event=attributes.get(SA_EVENT) is not None),
+        retry_of=attributes.get(SA_RETRY_OF),
         links=execution_links(execution.id),
     )
 
@@ -167,14 +180,68 @@ async def list_executions(request: web.Request, principal: Principal) -> web.Res
     stored = store.get(definition_id) or (store.get_version(definition_id, last) if last is not None else None)
     if stored is None or not principal.sees(team_of(stored)):
         raise NotFound(f'no workflow definition "{definition_id}"')
-    query = f"WorkflowType = {_quote(WORKFLOW_NAME)} AND {SA_DEFINITION.name} = {_quote(definition_id)}"
+    filters = {"definition": definition_id, **{k: v for k, v in request.query.items() if k == "status"}}
+    return await _page(request, visibility_query(principal, filters))
+
+
+#: The filters of `GET /executions` and the bulk operations → their search attribute.
+FILTERS = {
+    "definition": SA_DEFINITION.name,
+    "team": SA_TEAM.name,
+    "source": SA_SOURCE.name,
+    "event": SA_EVENT.name,
+    "trigger": SA_TRIGGER.name,
+}
+_TRIGGERS = ("event", "schedule", "manual", "retry")
+
+
+def _time(filters: Mapping[str, str], name: str) -> str | None:
+    raw = filters.get(name)
+    if raw is None:
+        return None
+    try:
+        datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f'"{name}" must be an ISO 8601 time such as 2026-11-29T10:00:00Z, got "{raw[:50]}"') from None
+    return raw
+
+
+def visibility_query(principal: Principal, filters: Mapping[str, str]) -> str:
+    """Temporal's visibility query for `filters` (the query parameters of `GET /executions`),
+    narrowed to the caller's team; 400 for an unknown filter or value, 403 for another team."""
+    unknown = sorted(set(filters) - {*FILTERS, "status", "since", "until", "limit", "cursor"})
+    if unknown:
+        raise BadRequest(f"unknown filter {unknown[0]!r}; filters: {', '.join([*FILTERS, 'status', 'since', 'until'])}")
+    team = filters.get("team")
+    if team is not None and not principal.sees(team):
+        raise Forbidden(f'token "{principal.name}" may not read team "{team}"\'s executions')
+    if (trigger := filters.get("trigger")) is not None and trigger not in _TRIGGERS:
+        raise BadRequest(f'"trigger" must be one of {", ".join(_TRIGGERS)}')
+    clauses = [f"WorkflowType = {query_literal(WORKFLOW_NAME)}"]
     if not principal.operator:
-        query += f" AND {SA_TEAM.name} = {_quote(principal.team)}"
-    status = request.query.get("status")
-    if status is not None:
+        clauses.append(f"{SA_TEAM.name} = {query_literal(principal.team)}")
+    for name, attribute in FILTERS.items():
+        if (value := filters.get(name)) is not None:
+            clauses.append(f"{attribute} = {query_literal(value)}")
+    if (status := filters.get("status")) is not None:
         if status not in FILTERABLE:
-            raise BadRequest(f'query parameter "status" must be one of {", ".join(FILTERABLE)}')
-        query += f" AND ExecutionStatus = {_quote(FILTERABLE[ExecutionStatus(status)])}"
+            raise BadRequest(f'"status" must be one of {", ".join(FILTERABLE)}')
+        clauses.append(f"ExecutionStatus = {query_literal(FILTERABLE[ExecutionStatus(status)])}")
+    if (since := _time(filters, "since")) is not None:
+        clauses.append(f"StartTime >= {query_literal(since)}")
+    if (until := _time(filters, "until")) is not None:
+        clauses.append(f"StartTime < {query_literal(until)}")
+    return " AND ".join(clauses)
+
+
+async def list_all_executions(request: web.Request, principal: Principal) -> web.Response:
+    """Executions of every definition the caller may see, newest first, narrowed by the query."""
+    return await _page(request, visibility_query(principal, request.query))
+
+
+async def _page(request: web.Request, query: str) -> web.Response:
+    """One page of the executions `query` selects, newest first."""
+    state = request.app[API]
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
     cursor = request.query.get("cursor")
     token = decode_cursor(cursor, query) if cursor else None
@@ -182,12 +249,12 @@ async def list_executions(request: web.Request, principal: Principal) -> web.Res
     async with state.temporal_call():
         pages = client.list_workflows(query, page_size=limit, next_page_token=token)
         await pages.fetch_next_page()
-    items = [_summary(w) for w in pages.current_page or []]
+    items = [summary_of(w) for w in pages.current_page or []]
     next_cursor = encode_cursor(pages.next_page_token, query) if pages.next_page_token else None
     return json_response(ExecutionList(items=items, next_cursor=next_cursor))
 
 
-async def _visible_execution(
+async def visible_execution(
     state: ApiState, principal: Principal, execution_id: str
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
     client = state.temporal()
@@ -249,13 +316,12 @@ async def _run_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> dict[
 
 async def get_execution(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
-    handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
+    handle, description = await visible_execution(state, principal, request.match_info["execution_id"])
     async with state.temporal_call():
         run_state = await _run_state(state, handle)
-    summary = _summary(description)
+    summary = summary_of(description)
     execution = Execution(
         **dict(summary),
-        trigger="event" if summary.event_id else "manual",
         **run_state,
         temporal_ui_url=_ui_url(state, description),
     )
@@ -264,7 +330,7 @@ async def get_execution(request: web.Request, principal: Principal) -> web.Respo
 
 async def execution_history(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
-    handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
+    handle, description = await visible_execution(state, principal, request.match_info["execution_id"])
     async with state.temporal_call():
         history = await read_history(state.temporal(), handle)
     events = [HistoryEvent.model_validate(event) for event in history.events]
@@ -275,7 +341,7 @@ async def execution_history(request: web.Request, principal: Principal) -> web.R
 async def cancel_execution(request: web.Request, principal: Principal) -> web.Response:
     """Ask the run to cancel (202): its steps stop, completed steps are compensated. 409 once closed."""
     state = request.app[API]
-    handle, description = await _visible_execution(state, principal, request.match_info["execution_id"])
+    handle, description = await visible_execution(state, principal, request.match_info["execution_id"])
     if description.status != S.RUNNING:
         status = STATUS.get(description.status, "closed") if description.status else "closed"
         raise Conflict(f'execution "{description.id}" is already {status}')

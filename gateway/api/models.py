@@ -22,6 +22,9 @@ from schemas.validation import SchemaError
 __all__ = [
     "Agent",
     "AgentList",
+    "BulkFailure",
+    "BulkRequest",
+    "BulkResult",
     "CancelRequested",
     "DefinitionExplanation",
     "Deleted",
@@ -40,6 +43,7 @@ __all__ = [
     "History",
     "HistoryEvent",
     "OpenApiDocument",
+    "RetryRequest",
     "RunnerList",
     "RunnerPool",
     "ScheduleFailure",
@@ -60,6 +64,8 @@ Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 DefinitionDocument = Annotated[
     dict[str, Any], WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/WorkflowDefinition"}]})
 ]
+#: What started a run: an event, a schedule's tick, a manual start (with or without a key), a retry.
+TriggerKind = Literal["event", "schedule", "manual", "retry", "unknown"]
 Cursor = Annotated[str | None, Field(description="Pass as `cursor` for the next page; null on the last.")]
 
 
@@ -147,7 +153,34 @@ class Started(_Answer):
     definition_id: str
     definition_version: int
     started: bool = Field(description="False when the Idempotency-Key found an execution.")
+    retry_of: str | None = Field(None, description="A retry: the execution it repeats.")
     links: Links
+
+
+class RetryRequest(_Answer):
+    version: Literal["same", "latest"] = Field(
+        "same", description="Run the definition version the execution ran (same) or the current one (latest)."
+    )
+
+
+class BulkRequest(_Answer):
+    """Which executions a bulk retry or cancel concerns: the filters of `GET /executions`."""
+
+    filter: dict[str, str] = Field(default_factory=dict, description="The query parameters of GET /executions.")
+    dry_run: bool = Field(False, description="Only count what would be retried or cancelled.")
+    version: Literal["same", "latest"] = Field("same", description="Retries only: as for one retry.")
+
+
+class BulkFailure(_Answer):
+    execution_id: str
+    error: str
+
+
+class BulkResult(_Answer):
+    matched: int = Field(description="Executions the filter selects (at most api.bulk_limit are acted on).")
+    dry_run: bool
+    done: list[str] = Field(description="Retries: the new executions; cancels: the executions asked to cancel.")
+    failed: list[BulkFailure]
 
 
 class ExecutionSummary(_Answer):
@@ -160,11 +193,12 @@ class ExecutionSummary(_Answer):
     team_id: str
     event_id: str | None
     source: str | None
+    trigger: TriggerKind
+    retry_of: str | None = Field(description="A retry: the execution it repeats.")
     links: Links
 
 
 class Execution(ExecutionSummary):
-    trigger: Literal["manual", "event"]
     definition_version: int | None
     error: str | None
     steps: dict[str, StepState]

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway.api.auth import Principal
+from gateway.api.models import BulkRequest, RetryRequest
 from gateway.api.routing import Route
 
 __all__ = ["SPEC", "build_spec", "encode_spec", "serve_openapi"]
@@ -58,6 +59,8 @@ def _obj(required: Iterable[str] = (), **properties: Any) -> dict[str, Any]:
 
 
 STR = {"type": "string"}
+#: Request bodies that may be left out (an empty body reads as `{}`).
+_OPTIONAL_BODIES = frozenset({"StartRequest", "RetryRequest"})
 
 
 def _definition_schemas() -> dict[str, Any]:
@@ -93,6 +96,8 @@ def _request_schemas() -> dict[str, Any]:
             **_obj((), input={"type": ["object", "null"], "description": "Checked against the `inputs` schema."}),
             "additionalProperties": False,
         },
+        "RetryRequest": RetryRequest.model_json_schema(schema_generator=_Schemas),
+        "BulkRequest": BulkRequest.model_json_schema(schema_generator=_Schemas),
         "ExplainRequest": {
             "type": "object",
             "description": "Either a CloudEvent, or a webhook body with the name of its configured source.",
@@ -135,7 +140,7 @@ def _operation(route: Route, refs: Mapping[type[BaseModel], dict[str, Any]]) -> 
         operation["description"] = f"Needs a bearer token with the `{route.scope}` scope."
     if route.body:
         # A start may have no body at all (input {}); every other body is required.
-        required = route.body != "StartRequest"
+        required = route.body not in _OPTIONAL_BODIES
         operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": _ref(route.body)}}}
     return operation
 

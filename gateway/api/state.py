@@ -88,6 +88,7 @@ class ApiState:
             raise Unavailable(
                 "workflow definitions are not loaded yet (Kafka is unreachable or still being read); retry shortly",
                 retry_after_s=self.retry_after_s,
+                cause="definitions_not_loaded",
             )
         return self._store
 
@@ -97,12 +98,15 @@ class ApiState:
             raise Unavailable(
                 "the event index is not loaded yet (Kafka is unreachable or still being read); retry shortly",
                 retry_after_s=self.retry_after_s,
+                cause="events_not_loaded",
             )
         return self._events
 
     def temporal(self) -> Client:
         if self._client is None:
-            raise Unavailable("no Temporal client; retry shortly", retry_after_s=self.retry_after_s)
+            raise Unavailable(
+                "no Temporal client; retry shortly", retry_after_s=self.retry_after_s, cause="temporal_unavailable"
+            )
         return self._client
 
     async def write(self, operation: Awaitable[T]) -> T:
@@ -115,6 +119,7 @@ class ApiState:
             raise Unavailable(
                 "Kafka did not take the definition in time; retry (an unchanged PUT is idempotent)",
                 retry_after_s=self.retry_after_s,
+                cause="kafka_unacked",
             ) from exc
 
     @contextlib.asynccontextmanager
@@ -136,7 +141,7 @@ class ApiState:
 
     def _unavailable(self, reason: str) -> Unavailable:
         log.warning("temporal unavailable", reason=reason)
-        return Unavailable(f"{reason}; retry shortly", retry_after_s=self.retry_after_s)
+        return Unavailable(f"{reason}; retry shortly", retry_after_s=self.retry_after_s, cause="temporal_unavailable")
 
     async def open(self) -> None:
         if not len(self.tokens):

@@ -29,8 +29,7 @@ UI = "http://temporal-ui.example:8233"
 Api = TestClient[Any, Any]
 
 
-@pytest.fixture
-def agents() -> AgentCatalog:
+def executions_agents() -> AgentCatalog:
     """The example agents plus one that runs long enough to be cancelled, and one that fails."""
     base = AgentCatalog.load(EXAMPLES / "agents.yaml")
     extra = {
@@ -40,15 +39,23 @@ def agents() -> AgentCatalog:
     return AgentCatalog(agents={**base.agents, **extra})
 
 
-@pytest.fixture
-async def api(
-    aiohttp_client: AiohttpClient,
-    kafka_settings: KafkaSettings,
-    temporal_settings: TemporalSettings,
-    agents: AgentCatalog,
+async def executions_api(
+    aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings, temporal_settings: TemporalSettings
 ) -> Api:
+    """A ready API with `executions_agents`, a Temporal UI address and a short state query timeout."""
     temporal = temporal_settings.model_copy(update={"ui_url": UI})
-    return await start_api(aiohttp_client, api_settings(kafka_settings, temporal, query_timeout_s=1.0), agents)
+    settings = api_settings(kafka_settings, temporal, query_timeout_s=1.0)
+    return await start_api(aiohttp_client, settings, executions_agents())
+
+
+@pytest.fixture
+def agents() -> AgentCatalog:
+    return executions_agents()
+
+
+@pytest.fixture
+async def api(aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings, temporal_settings: TemporalSettings) -> Api:
+    return await executions_api(aiohttp_client, kafka_settings, temporal_settings)
 
 
 async def define(api: Api, body: dict[str, Any], token: str = "a") -> str:
