@@ -212,8 +212,8 @@ async def read_topic(settings: KafkaSettings, topic: str) -> AsyncGenerator[Cons
     a consumer of their own; none if the topic does not exist. Close it (`contextlib.aclosing`)
     if you may stop reading early, so its consumer stops at once."""
     consumer = create_consumer(settings, group_id=None)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a consumer whose start failed must be stopped too
         await assign_from_beginning(consumer, topic)
         async for record in read_to_end(consumer):
             yield record

@@ -38,7 +38,7 @@ from triggers.errors import Unprocessable
 from triggers.external import event_from_record
 from triggers.inflight import InFlight
 from triggers.metrics import TriggersMetrics
-from triggers.replay import DLQ_DEFINITION, replayed_for
+from hookline.dlq import DLQ_DEFINITION, replayed_for
 from triggers.schedules import Ticker
 from triggers.settings import TriggersSettings
 from triggers.starter import WorkflowStarter

@@ -15,7 +15,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas.events import HEADER_PREFIX, Event, EventDecodeError, json_data
-from triggers.replay import replay_origin
+from hookline.dlq import replay_origin
 
 __all__ = ["RECORD_TYPE", "event_from_record"]
 

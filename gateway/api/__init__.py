@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.dlq import list_dlq, replay_dlq
 from gateway.api.event_log import get_event, list_events
 from gateway.api.events import explain_event
 from gateway.api.execution_ops import bulk_cancel, bulk_retry, retry_execution
@@ -26,7 +27,9 @@ from gateway.api.models import (
     AgentList,
     BulkResult,
     CancelRequested,
+    DeadLetterList,
     Deleted,
+    DlqReplayed,
     EventList,
     EventRecord,
     Execution,
@@ -310,6 +313,35 @@ ROUTES: tuple[Route, ...] = (
         {200: Explanations},
         (400, 413, 415, 422, 503),
         body="ExplainRequest",
+    ),
+    Route(
+        "GET",
+        "/dlq",
+        list_dlq,
+        "read",
+        "The dead letters your team may see (those of its definitions; an operator: all), newest first",
+        {200: DeadLetterList},
+        (400, 403, 503),
+        params=(
+            Param("reason", "query", "Only those whose reason contains this text."),
+            Param("definition", "query", "Only those dead-lettered for this definition (its id)."),
+            Param("topic", "query", "Only those read from this topic."),
+            Param("team", "query", "Only this team's (a team-bound token may name only its own: 403)."),
+            Param("source", "query", "Only events of this source."),
+            Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
+    ),
+    Route(
+        "POST",
+        "/dlq/replay",
+        replay_dlq,
+        "execute",
+        "Re-publish dead letters (by ids or filter; dry_run: count them) to the topic they came from, each "
+        "once: what a record already started is not started again",
+        {200: DlqReplayed},
+        (400, 403, 413, 415, 422, 503),
+        body="DlqReplayRequest",
     ),
     Route(
         "GET",

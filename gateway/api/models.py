@@ -26,8 +26,12 @@ __all__ = [
     "BulkRequest",
     "BulkResult",
     "CancelRequested",
+    "DeadLetter",
+    "DeadLetterList",
     "DefinitionExplanation",
     "Deleted",
+    "DlqReplayRequest",
+    "DlqReplayed",
     "EventDecision",
     "EventExplanation",
     "EventHops",
@@ -361,6 +365,47 @@ class EventListItem(_Answer):
 class EventList(_Answer):
     items: list[EventListItem]
     next_cursor: Cursor
+
+
+# --- dead letters -------------------------------------------------------------------------------
+
+
+class DeadLetter(_Answer):
+    """A record the triggers dead-lettered (for one definition, or for itself), however often."""
+
+    id: str
+    reason: str = Field(description="Why, as the latest time it was dead-lettered says.")
+    topic: str = Field(description="The topic it was read from.")
+    partition: int
+    offset: int
+    definition_id: str | None = Field(description="The definition it failed for; null: the record itself failed.")
+    version: int | None
+    team: str | None = Field(description="The definition's team, where there is one.")
+    event_id: str | None
+    source: str | None
+    type: str | None
+    first_seen: datetime
+    last_seen: datetime
+    times: int = Field(description="How often it was dead-lettered (again after a replay that failed again).")
+
+
+class DeadLetterList(_Answer):
+    items: list[DeadLetter]
+    next_cursor: Cursor
+
+
+class DlqReplayRequest(_Answer):
+    """Which dead letters to replay: by id, or by the filters of `GET /dlq`."""
+
+    ids: list[str] | None = Field(None, description="Dead letter ids; leave out to select by `filter`.")
+    filter: dict[str, str] = Field(default_factory=dict, description="The query parameters of GET /dlq.")
+    dry_run: bool = Field(False, description="Only count what would be replayed.")
+
+
+class DlqReplayed(_Answer):
+    matched: int
+    dry_run: bool
+    replayed: list[str] = Field(description="The ids of the dead letters re-published.")
 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):

@@ -111,16 +111,19 @@ class ApiState:
 
     async def write(self, operation: Awaitable[T]) -> T:
         """A definition write, bounded in time; Kafka trouble becomes 503."""
+        return await self.kafka_call(
+            operation, "Kafka did not take the definition in time; retry (an unchanged PUT is idempotent)"
+        )
+
+    async def kafka_call(self, operation: Awaitable[T], failed: str) -> T:
+        """A Kafka operation of the API, bounded in time (`api.write_timeout_s`); Kafka trouble
+        becomes 503 saying `failed`."""
         try:
             async with asyncio.timeout(self.options.write_timeout_s):
                 return await operation
         except (KafkaError, TimeoutError) as exc:
-            log.warning("definition write failed", error=str(exc) or type(exc).__name__)
-            raise Unavailable(
-                "Kafka did not take the definition in time; retry (an unchanged PUT is idempotent)",
-                retry_after_s=self.retry_after_s,
-                cause="kafka_unacked",
-            ) from exc
+            log.warning("kafka call failed", what=failed, error=str(exc) or type(exc).__name__)
+            raise Unavailable(failed, retry_after_s=self.retry_after_s, cause="kafka_unacked") from exc
 
     @contextlib.asynccontextmanager
     async def temporal_call(self) -> AsyncIterator[None]:

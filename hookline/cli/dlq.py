@@ -19,7 +19,7 @@ __all__ = ["replay"]
 @click.option("--dry-run", is_flag=True, help="List what would be replayed; publish nothing.")
 def replay(config_file: Path | None, reason: str, dry_run: bool) -> None:
     """Re-publish dead-lettered events to the events topic (after fixing their cause)."""
-    from triggers.replay import replay_dlq
+    from hookline.dlq import replay_dlq
 
     settings = load(StackSettings, config_file, "replay")
 

@@ -16,7 +16,7 @@ from schemas.events import Event
 from schemas.ticks import tick_event
 from schemas.workflow import parse_definition
 from triggers.external import event_from_record
-from triggers.replay import REPLAY_ORIGIN
+from hookline.dlq import REPLAY_ORIGIN
 
 DOC = {
     "name": "Nightly",

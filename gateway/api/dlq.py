@@ -1,0 +1,124 @@
+"""`GET /dlq` and `POST /dlq/replay`: the dead letters and their replay, as `hookline replay` does.
+
+A dead letter for a definition is its team's; one of a record that failed for itself (it did not
+decode) belongs to no team and only an operator sees it. The DLQ is read at each request up to
+its end then (`hookline.dlq.read_dead_letters`), bounded in time like the API's Kafka writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.api.auth import Principal
+from gateway.api.messages import decode_cursor, encode_cursor, json_response, page_limit, read_object
+from gateway.api.models import DeadLetter, DeadLetterList, DlqReplayed, DlqReplayRequest
+from gateway.api.state import API, ApiState
+from gateway.errors import BadRequest, Forbidden, Unprocessable
+from hookline import dlq
+from schemas.validation import SchemaError, location
+
+__all__ = ["list_dlq", "replay_dlq"]
+
+_FILTERS = ("reason", "definition", "topic", "team", "source")
+
+
+def _check(principal: Principal, filters: Mapping[str, str]) -> None:
+    """400 for an unknown filter, 403 for another team's."""
+    unknown = sorted(set(filters) - {*_FILTERS, "limit", "cursor"})
+    if unknown:
+        raise BadRequest(f"unknown filter {unknown[0]!r}; filters: {', '.join(_FILTERS)}")
+    team = filters.get("team")
+    if team is not None and not principal.sees(team):
+        raise Forbidden(f'token "{principal.name}" may not read team "{team}"\'s dead letters')
+
+
+def _selected(principal: Principal, letters: list[dlq.DeadLetter], filters: Mapping[str, str]) -> list[dlq.DeadLetter]:
+    """The dead letters the caller may see that `filters` select, newest first."""
+    chosen = [
+        letter
+        for letter in letters
+        if (principal.operator or letter.team == principal.team)
+        and filters.get("reason", "") in letter.reason
+        and filters.get("definition", letter.definition) == letter.definition
+        and filters.get("topic", letter.topic) == letter.topic
+        and filters.get("team", letter.team) == letter.team
+        and filters.get("source", letter.source) == letter.source
+    ]
+    return sorted(chosen, key=lambda letter: (letter.last_seen, letter.id), reverse=True)
+
+
+async def _read(state: ApiState) -> list[dlq.DeadLetter]:
+    letters: list[dlq.DeadLetter] = await state.kafka_call(
+        dlq.read_dead_letters(state.settings.kafka), "the DLQ could not be read in time; retry"
+    )
+    return letters
+
+
+def _answer(letter: dlq.DeadLetter) -> DeadLetter:
+    return DeadLetter(
+        id=letter.id,
+        reason=letter.reason,
+        topic=letter.topic,
+        partition=letter.partition,
+        offset=letter.offset,
+        definition_id=letter.definition,
+        version=letter.version,
+        team=letter.team,
+        event_id=letter.event_id,
+        source=letter.source,
+        type=letter.type,
+        first_seen=letter.first_seen,
+        last_seen=letter.last_seen,
+        times=letter.times,
+    )
+
+
+async def list_dlq(request: web.Request, principal: Principal) -> web.Response:
+    state = request.app[API]
+    limit = page_limit(request, state.options.page_size, state.options.max_page_size)
+    _check(principal, request.query)
+    letters = _selected(principal, await _read(state), request.query)
+    scope = orjson.dumps([principal.team, sorted((k, v) for k, v in request.query.items() if k in _FILTERS)])
+    start = 0
+    if cursor := request.query.get("cursor"):
+        after = decode_cursor(cursor, scope.decode()).decode()
+        start = next((i + 1 for i, letter in enumerate(letters) if letter.id == after), len(letters))
+    page = letters[start : start + limit]
+    more = start + limit < len(letters)
+    next_cursor = encode_cursor(page[-1].id.encode(), scope.decode()) if more and page else None
+    return json_response(DeadLetterList(items=[_answer(letter) for letter in page], next_cursor=next_cursor))
+
+
+async def replay_dlq(request: web.Request, principal: Principal) -> web.Response:
+    """Re-publish the chosen dead letters (each once) to the topic they came from."""
+    state = request.app[API]
+    try:
+        body = DlqReplayRequest.model_validate(await read_object(request))
+    except ValidationError as exc:
+        errors = [SchemaError(location(e["loc"]), e["msg"]) for e in exc.errors()]
+        raise Unprocessable("the request body is not valid", errors=errors) from exc
+    if body.ids is not None and body.filter:
+        raise Unprocessable(
+            "name dead letters by ids or by filter, not both", errors=[SchemaError("", "ids and filter")]
+        )
+    _check(principal, body.filter)
+    chosen = _selected(principal, await _read(state), body.filter)
+    if body.ids is not None:
+        wanted = set(body.ids)
+        chosen = [letter for letter in chosen if letter.id in wanted]
+        if missing := sorted(wanted - {letter.id for letter in chosen}):
+            raise Unprocessable(
+                f"no dead letter {missing[0]!r} that you may see",
+                errors=[SchemaError(f"ids[{body.ids.index(m)}]", "unknown") for m in missing],
+            )
+    chosen = chosen[: state.options.bulk_limit]
+    if not body.dry_run:
+        # A retry is harmless: a replayed record starts nothing twice (its runs' ids are its own).
+        await state.kafka_call(dlq.replay(state.settings.kafka, chosen), "Kafka did not take the replay in time; retry")
+    return json_response(
+        DlqReplayed(matched=len(chosen), dry_run=body.dry_run, replayed=[] if body.dry_run else [c.id for c in chosen])
+    )
