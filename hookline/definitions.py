@@ -75,6 +75,8 @@ class StoredDefinition:
     document: dict[str, Any]
     definition: WorkflowDefinition
     created_at: str = ""  # ISO 8601 UTC; empty for records written before it was recorded
+    #: Who wrote this version: the API token's name (and team), or the command; empty before it was recorded.
+    author: str = ""
 
 
 class DefinitionExists(ValueError):
@@ -146,7 +148,14 @@ def _now() -> str:
 
 def _encode(stored: StoredDefinition) -> bytes:
     s = stored
-    value = {"id": s.id, "version": s.version, "digest": s.digest, "definition": s.document, "created_at": s.created_at}
+    value = {
+        "id": s.id,
+        "version": s.version,
+        "digest": s.digest,
+        "definition": s.document,
+        "created_at": s.created_at,
+        "author": s.author,
+    }
     return orjson.dumps(value)
 
 
@@ -157,7 +166,13 @@ def _decode(definition_id: str, value: bytes) -> StoredDefinition:
     if definition.id != definition_id:
         raise ValueError(f'the document\'s id is "{definition.id}"')
     return StoredDefinition(
-        definition_id, int(raw["version"]), str(raw["digest"]), document, definition, str(raw.get("created_at", ""))
+        definition_id,
+        int(raw["version"]),
+        str(raw["digest"]),
+        document,
+        definition,
+        str(raw.get("created_at", "")),
+        str(raw.get("author", "")),
     )
 
 
@@ -331,10 +346,15 @@ class DefinitionStore:
             raise RuntimeError(f"stopped following {self._topic} before reading the records written")
 
     async def put(
-        self, document: dict[str, Any], *, definition_id: str | None = None, expected: int | None = None
+        self,
+        document: dict[str, Any],
+        *,
+        definition_id: str | None = None,
+        expected: int | None = None,
+        author: str = "",
     ) -> StoredDefinition:
-        """Validate and store a new version; an unchanged document keeps its version.
-        `definition_id` sets the document's id (the id in a PUT URL wins over the body's).
+        """Validate and store a new version, written by `author`; an unchanged document keeps its
+        version. `definition_id` sets the document's id (the id in a PUT URL wins over the body's).
         With `expected`, only if that version is current (0: only if none is); `StaleVersion`
         otherwise."""
         if definition_id is not None:
@@ -349,16 +369,16 @@ class DefinitionStore:
                 _check_expected(did, expected, current)
                 if current is not None and current.digest == digest:
                     return current
-                stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now())
+                stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now(), author)
                 await self._claim(did, current, stored.version)
                 await self._send(self._version_records(stored))
                 return stored
 
             return await _contended(did, attempt)
 
-    async def create(self, document: dict[str, Any]) -> StoredDefinition:
-        """Store version 1 (or the next after a deletion); `DefinitionExists` if the id exists,
-        also when another writer created it at the same moment."""
+    async def create(self, document: dict[str, Any], *, author: str = "") -> StoredDefinition:
+        """Store version 1 (or the next after a deletion), written by `author`; `DefinitionExists`
+        if the id exists, also when another writer created it at the same moment."""
         async with self._write_lock:
             definition = self._validate(document)
             did, digest = definition.id, _digest(document)
@@ -367,14 +387,16 @@ class DefinitionStore:
                 await self._catch_up()
                 if did in self._heads:
                     raise DefinitionExists(did)
-                stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now())
+                stored = StoredDefinition(did, self._next_version(did), digest, document, definition, _now(), author)
                 await self._claim(did, None, stored.version)
                 await self._send(self._version_records(stored))
                 return stored
 
             return await _contended(did, attempt)
 
-    async def delete(self, definition_id: str, *, expected: int | None = None) -> StoredDefinition | None:
+    async def delete(
+        self, definition_id: str, *, expected: int | None = None, author: str = ""
+    ) -> StoredDefinition | None:
         """Delete the definition, keeping its versions; returns what was current, if anything.
         With `expected`, only if that version is current; `StaleVersion` otherwise."""
 
@@ -385,7 +407,9 @@ class DefinitionStore:
                 return None
             _check_expected(definition_id, expected, head)
             await self._claim(definition_id, head, None)
-            marker = orjson.dumps({"id": definition_id, "version": head.version, "deleted_at": _now()})
+            marker = orjson.dumps(
+                {"id": definition_id, "version": head.version, "deleted_at": _now(), "deleted_by": author}
+            )
             records = self._unarchived_head(definition_id)
             await self._send([*records, (f"{definition_id}@deleted", marker), (definition_id, None)])
             return head

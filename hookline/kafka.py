@@ -85,6 +85,13 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             ),
             # The last slot each schedule ticked, so a restarted ticker knows what it missed.
             NewTopic(settings.schedules_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+            # Who did what through the API (gateway/api/audit.py), kept for a long while.
+            NewTopic(
+                settings.audit_topic,
+                1,
+                1,
+                topic_configs={"retention.ms": str(int(settings.audit_retention_days * 86_400_000))},
+            ),
             # What the triggers decided for each event (schemas.decisions), kept for a while.
             NewTopic(
                 settings.decisions_topic,
@@ -235,6 +242,10 @@ class TopicView:
 
     def get(self, key: str) -> bytes | None:
         return self._values.get(key)
+
+    def values(self) -> list[bytes]:
+        """Every key's value, in the order the keys were first written."""
+        return list(self._values.values())
 
     async def start(self) -> None:
         consumer = self._consumer = create_consumer(self._settings, group_id=None)

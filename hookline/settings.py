@@ -61,6 +61,12 @@ class KafkaSettings(Section):
         "the gateway waits for acknowledgements before answering 503 is gateway.produce_timeout_s.",
     )
     linger_ms: int = Field(2, ge=0)
+    audit_retention_days: float = Field(
+        365.0,
+        gt=0,
+        description="How long the API's audit records (who wrote what, when, with what outcome) are kept on the "
+        "audit topic. Applies when `hookline init` creates the topic.",
+    )
     decisions_retention_h: float = Field(
         72.0,
         gt=0,
@@ -82,6 +88,10 @@ class KafkaSettings(Section):
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic_prefix}.events.dlq"
+
+    @property
+    def audit_topic(self) -> str:
+        return f"{self.topic_prefix}.audit"
 
     @property
     def decisions_topic(self) -> str:

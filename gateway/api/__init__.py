@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.audit import list_audit
 from gateway.api.dlq import list_dlq, replay_dlq
 from gateway.api.event_log import get_event, list_events
 from gateway.api.events import explain_event
@@ -25,6 +26,7 @@ from gateway.api.executions import (
 )
 from gateway.api.models import (
     AgentList,
+    AuditList,
     BulkResult,
     CancelRequested,
     DeadLetterList,
@@ -93,6 +95,7 @@ ROUTES: tuple[Route, ...] = (
         {201: Workflow},
         (*_DEFINITION_WRITE, 409),
         body="WorkflowDefinition",
+        audit="definition.create",
     ),
     Route(
         "GET",
@@ -138,6 +141,7 @@ ROUTES: tuple[Route, ...] = (
         (*_DEFINITION_WRITE, 404, 409, 412),
         body="WorkflowDefinition",
         params=(_IF_MATCH, _IF_NONE_MATCH),
+        audit="definition.replace",
     ),
     Route(
         "DELETE",
@@ -148,6 +152,7 @@ ROUTES: tuple[Route, ...] = (
         {200: Deleted},
         (400, 404, 409, 412, 503),
         params=(_IF_MATCH,),
+        audit="definition.delete",
     ),
     Route(
         "POST",
@@ -166,6 +171,7 @@ ROUTES: tuple[Route, ...] = (
                 "Retries with the same key (per team and definition) answer the execution of the first.",
             ),
         ),
+        audit="run.start",
     ),
     Route(
         "GET",
@@ -205,6 +211,7 @@ ROUTES: tuple[Route, ...] = (
         {200: BulkResult},
         (400, 403, 413, 415, 422, 503),
         body="BulkRequest",
+        audit="runs.retry",
     ),
     Route(
         "POST",
@@ -215,6 +222,7 @@ ROUTES: tuple[Route, ...] = (
         {200: BulkResult},
         (400, 403, 413, 415, 422, 503),
         body="BulkRequest",
+        audit="runs.cancel",
     ),
     Route(
         "GET",
@@ -244,6 +252,7 @@ ROUTES: tuple[Route, ...] = (
         {202: Started},
         (404, 409, 413, 415, 422, 503),
         body="RetryRequest",
+        audit="run.retry",
     ),
     Route(
         "POST",
@@ -253,6 +262,7 @@ ROUTES: tuple[Route, ...] = (
         "Cancel a running execution: its steps stop and completed steps are compensated",
         {202: CancelRequested},
         (404, 409, 503),
+        audit="run.cancel",
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: AgentList}),
     Route(
@@ -342,6 +352,26 @@ ROUTES: tuple[Route, ...] = (
         {200: DlqReplayed},
         (400, 403, 413, 415, 422, 503),
         body="DlqReplayRequest",
+        audit="dlq.replay",
+    ),
+    Route(
+        "GET",
+        "/audit",
+        list_audit,
+        "read",
+        "Who wrote what through the API, when, and how it ended: your team's entries (an operator: all), newest first",
+        {200: AuditList},
+        (400, 403, 503),
+        params=(
+            Param("actor", "query", "Only this token's (its name)."),
+            Param("team", "query", "Only this team's (a team-bound token may name only its own: 403)."),
+            Param("action", "query", "e.g. definition.create, run.retry, dlq.replay."),
+            Param("outcome", "query", "succeeded, refused or failed.", {"enum": ["succeeded", "refused", "failed"]}),
+            Param("since", "query", "At or after this time (ISO 8601).", {"type": "string", "format": "date-time"}),
+            Param("until", "query", "Before this time (ISO 8601).", {"type": "string", "format": "date-time"}),
+            Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
     ),
     Route(
         "GET",

@@ -27,6 +27,11 @@ class Principal:
     scopes: frozenset[Scope]
 
     @property
+    def author(self) -> str:
+        """How a write by this caller is signed: the token's name and its team."""
+        return f"{self.name} (team {self.team})"
+
+    @property
     def operator(self) -> bool:
         return self.team == OPERATOR_TEAM
 

@@ -22,6 +22,8 @@ from schemas.validation import SchemaError
 __all__ = [
     "Agent",
     "AgentList",
+    "AuditEntry",
+    "AuditList",
     "BulkFailure",
     "BulkRequest",
     "BulkResult",
@@ -100,6 +102,7 @@ class WorkflowSummary(_Answer):
     team_id: str
     version: int
     created_at: Timestamp | None
+    author: str | None = Field(description="Who wrote this version: the API token's name and team, or the command.")
     triggers: list[dict[str, Any]] = Field(description="Each trigger's type and its source, topic or cron.")
     links: Links
 
@@ -406,6 +409,31 @@ class DlqReplayed(_Answer):
     matched: int
     dry_run: bool
     replayed: list[str] = Field(description="The ids of the dead letters re-published.")
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+class AuditEntry(_Answer):
+    """One write through the API: who, when, what, and how it ended."""
+
+    id: str
+    at: datetime
+    actor: str = Field(description="The token's name.")
+    team: str = Field(description="The token's team (`*`: an operator).")
+    action: str = Field(description="e.g. definition.create, run.start, run.retry, runs.cancel, dlq.replay.")
+    method: str
+    path: str
+    target: dict[str, str] = Field(description="The ids the URL names.")
+    status: int
+    outcome: Literal["succeeded", "refused", "failed"] = Field(description="2xx, 4xx, 5xx.")
+    detail: str | None = Field(description="Why it was refused or failed.")
+    details: dict[str, Any] = Field(description="What it did: the version written, the runs started, ...")
+
+
+class AuditList(_Answer):
+    items: list[AuditEntry]
+    next_cursor: Cursor
 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):

@@ -14,8 +14,10 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from gateway.api.audit import entry
 from gateway.api.auth import ANONYMOUS, Principal
 from gateway.api.state import API
+from gateway.errors import GatewayError
 from gateway.ingress import read_body
 from gateway.settings import Scope
 
@@ -49,6 +51,8 @@ class Route:
     errors: tuple[int, ...] = ()
     body: str | None = None  # name of the request body's schema in the components
     params: tuple[Param, ...] = ()
+    #: The action a write is audited as (`gateway.api.audit`); None: the route changes nothing.
+    audit: str | None = None
 
     @property
     def url(self) -> str:
@@ -63,10 +67,25 @@ def guarded(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         state = request.app[API]
         if request.body_exists:  # within the read timeout (408); the handler reads it from memory
             await read_body(request, state.settings.gateway.read_timeout_s)
-        if route.scope is not None:
-            principal = state.tokens.authenticate(request.headers.get("Authorization"))
+        if route.scope is None:
+            return await route.handler(request, principal)
+        principal = state.tokens.authenticate(request.headers.get("Authorization"))
+        if route.audit is None:
             principal.require(route.scope)
-        return await route.handler(request, principal)
+            return await route.handler(request, principal)
+        status: int = 500
+        outcome: str | None = "the request failed unexpectedly"
+        response = None
+        try:
+            principal.require(route.scope)
+            response = await route.handler(request, principal)
+            status, outcome = response.status, None
+            return response
+        except GatewayError as exc:
+            status, outcome = exc.status, exc.detail
+            raise
+        finally:  # refused writes too: who tried what is the point of an audit
+            await state.audited(entry(route.audit, principal, request, status, outcome, response))
 
     handle.__name__ = route.handler.__name__
     return handle

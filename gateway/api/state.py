@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from gateway.api.audit import AuditLog
 from gateway.api.auth import TokenTable
 from gateway.api.event_index import EventIndex
 from gateway.errors import Unavailable
@@ -26,6 +27,7 @@ from gateway.settings import GatewaySettings
 from gateway.sources import Source
 from hookline.definitions import DefinitionStore
 from hookline.kafka import TopicView
+from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.temporal import connect
@@ -78,6 +80,7 @@ class ApiState:
         #: What this gateway accepted lately (`GET /events/{id}` of an event not decided yet).
         self.recent = recent or RecentEvents()
         self._events: EventIndex | None = None
+        self._audit: AuditLog | None = None
 
     def check_agents(self, definition: WorkflowDefinition) -> list[SchemaError]:
         return agent_errors(definition, self.agents.for_team(definition.team))
@@ -101,6 +104,23 @@ class ApiState:
                 cause="events_not_loaded",
             )
         return self._events
+
+    def audit(self) -> AuditLog:
+        """The audit log; 503 until it has started."""
+        if self._audit is None:
+            raise Unavailable(
+                "the audit log is not loaded yet (Kafka is unreachable or still being read); retry shortly",
+                retry_after_s=self.retry_after_s,
+                cause="events_not_loaded",
+            )
+        return self._audit
+
+    async def audited(self, entry: dict[str, Any]) -> None:
+        """Record a write's audit entry (logged as an error if that cannot be done)."""
+        if self._audit is None:
+            log.error("audit entry not recorded: the audit log is not open", entry=entry)
+            return
+        await self._audit.record(entry)
 
     def temporal(self) -> Client:
         if self._client is None:
@@ -170,20 +190,32 @@ class ApiState:
         if self._events is not None:
             await _stop_quietly(self._events)
             self._events = None
+        if self._audit is not None:
+            await _stop_quietly(self._audit)
+            self._audit = None
 
     async def _load_definitions(self) -> None:
-        self._store = await retry(
-            self._started_store,
-            backoff=_LOAD_BACKOFF,
-            retry_on=Exception,
-            message="cannot load workflow definitions, retrying",
-        )
-        self._events = await retry(
-            self._started_events,
-            backoff=_LOAD_BACKOFF,
-            retry_on=Exception,
-            message="cannot read the decisions topic, retrying",
-        )
+        """Load the definitions, the audit log and the event index, side by side; the definitions
+        are served only once writes can be audited."""
+        events = asyncio.ensure_future(self._load_events())
+        audit = asyncio.ensure_future(self._load_audit())
+        try:
+            store = await retry(
+                self._started_store,
+                backoff=_LOAD_BACKOFF,
+                retry_on=Exception,
+                message="cannot load workflow definitions, retrying",
+            )
+            try:
+                await audit
+            except BaseException:
+                await _stop_quietly(store)
+                raise
+            self._store = store
+            await events
+        finally:
+            await cancel_and_wait(audit)
+            await cancel_and_wait(events)
         schedules = TopicView(self.settings.kafka, self.settings.kafka.schedules_topic)
         try:
             await schedules.start()
@@ -195,6 +227,31 @@ class ApiState:
             await _stop_quietly(schedules)
             return
         self.schedules = schedules
+
+    async def _load_events(self) -> None:
+        self._events = await retry(
+            self._started_events,
+            backoff=_LOAD_BACKOFF,
+            retry_on=Exception,
+            message="cannot read the decisions topic, retrying",
+        )
+
+    async def _load_audit(self) -> None:
+        self._audit = await retry(
+            self._started_audit,
+            backoff=_LOAD_BACKOFF,
+            retry_on=Exception,
+            message="cannot open the audit log, retrying",
+        )
+
+    async def _started_audit(self) -> AuditLog:
+        audit = AuditLog(self.settings.kafka, self.options.write_timeout_s)
+        try:
+            await audit.start()
+        except BaseException:
+            await _stop_quietly(audit)
+            raise
+        return audit
 
     async def _started_events(self) -> EventIndex:
         index = EventIndex(self.settings.kafka, self.options.events_db)
@@ -215,7 +272,7 @@ class ApiState:
         return store
 
 
-async def _stop_quietly(store: DefinitionStore | TopicView | EventIndex) -> None:
+async def _stop_quietly(store: DefinitionStore | TopicView | EventIndex | AuditLog) -> None:
     with contextlib.suppress(Exception):
         await store.stop()
 

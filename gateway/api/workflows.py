@@ -68,6 +68,7 @@ def summary(stored: StoredDefinition) -> WorkflowSummary:
         team_id=team_of(stored),
         version=stored.version,
         created_at=stored.created_at or None,
+        author=stored.author or None,
         triggers=[t.model_dump(mode="json", include=_TRIGGER_SUMMARY, exclude_none=True) for t in d.triggers],
         links=_links(stored.id),
     )
@@ -161,7 +162,7 @@ async def create_workflow(request: web.Request, principal: Principal) -> web.Res
     doc = {**doc, "id": _parse(state, doc).id}
     store = state.definitions()
     try:
-        stored = await state.write(store.create(doc))
+        stored = await state.write(store.create(doc, author=principal.author))
     except (DefinitionExists, WriteContended) as exc:
         raise Conflict(str(exc)) from exc
     except DefinitionError as exc:
@@ -244,7 +245,9 @@ async def replace_workflow(request: web.Request, principal: Principal) -> web.Re
     _parse(state, doc)
     expected = _expected(request, existing)
     try:
-        stored = await state.write(_written(store.put(doc, definition_id=definition_id, expected=expected)))
+        stored = await state.write(
+            _written(store.put(doc, definition_id=definition_id, expected=expected, author=principal.author))
+        )
     except DefinitionError as exc:
         raise Unprocessable("the workflow definition is invalid", errors=exc.errors) from exc
     status = 201 if existing is None else 200
@@ -258,7 +261,9 @@ async def delete_workflow(request: web.Request, principal: Principal) -> web.Res
     state = request.app[API]
     stored = visible_definition(state, principal, request.match_info["workflow_id"])
     expected = _expected(request, stored)
-    deleted = await state.write(_written(state.definitions().delete(stored.id, expected=expected)))
+    deleted = await state.write(
+        _written(state.definitions().delete(stored.id, expected=expected, author=principal.author))
+    )
     if deleted is None:  # deleted by someone else in the meantime
         raise NotFound(f'no workflow definition "{stored.id}"')
     return json_response(Deleted(id=stored.id, deleted=True, version=deleted.version))

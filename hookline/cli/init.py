@@ -54,7 +54,7 @@ async def apply_definitions(settings: ComponentSettings, paths: list[Path]) -> N
     try:
         for where, doc in load_definition_files(paths):
             try:
-                stored = await store.put(doc)
+                stored = await store.put(doc, author="hookline apply")
             except DefinitionError as exc:
                 raise click.ClickException(
                     f"{where}: invalid definition:\n  " + "\n  ".join(map(str, exc.errors))

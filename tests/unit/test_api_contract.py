@@ -111,6 +111,8 @@ CALLS = [
     Call("GET", "/events", 503),
     Call("GET", "/executions", 503),
     Call("GET", "/dlq", 503),
+    Call("GET", "/audit", 503),
+    Call("GET", "/audit", 400, url="/audit?since=now"),
     Call("GET", "/dlq", 400, url="/dlq?colour=red"),
     Call("POST", "/dlq/replay", 503, json={"ids": ["abc"], "dry_run": True}),
     Call("POST", "/dlq/replay", 422, json={"ids": "abc"}),
