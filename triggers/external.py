@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from schemas.events import HEADER_PREFIX, Event, EventDecodeError, json_data
 from hookline.dlq import replay_origin
+from schemas.events import HEADER_PREFIX, Event, EventDecodeError, json_data
 
 __all__ = ["RECORD_TYPE", "event_from_record"]
 

@@ -10,13 +10,13 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from hookline.definitions import StoredDefinition
+from hookline.dlq import REPLAY_ORIGIN
 from hookline.matching import explain
 from hookline.runs import keyed_run_id, manual_run_id
 from schemas.events import Event
 from schemas.ticks import tick_event
 from schemas.workflow import parse_definition
 from triggers.external import event_from_record
-from hookline.dlq import REPLAY_ORIGIN
 
 DOC = {
     "name": "Nightly",
