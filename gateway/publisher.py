@@ -30,6 +30,7 @@ from hookline.kafka import create_producer
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
+from hookline.tracing import current_traceparent
 from schemas.events import Event
 
 __all__ = ["EventPublisher"]
@@ -203,7 +204,7 @@ class TransactionalProducers:
                 await producer.begin_transaction()
                 futures = []
                 for event in events:
-                    key, value, headers = event.to_kafka()
+                    key, value, headers = record_of(event)
                     futures.append(await producer.send(topic, value, key=key, headers=headers))
                 await deadlines.wait_all(futures)
                 await producer.commit_transaction()
@@ -221,6 +222,16 @@ class TransactionalProducers:
                 # Its transaction is in doubt (Kafka gone mid-way): a new producer with the same
                 # transactional id fences it, and the broker aborts what it left open.
                 self._replace(self._all[producer], producer)
+
+
+def record_of(event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the event's record; with tracing on, the event names the trace
+    of the request that brought it (the CloudEvents distributed-tracing extension), unless its
+    sender gave it one."""
+    key, value, headers = event.to_kafka()
+    if (traceparent := current_traceparent()) is not None and "traceparent" not in event.extensions:
+        headers.append(("ce_traceparent", traceparent.encode()))
+    return key, value, headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +355,7 @@ class EventPublisher:
             # retries a dead broker for ever rather than failing the delivery future: the wait for
             # the acks is bounded by the deadline watch.
             if len(events) == 1:
-                key, value, headers = events[0].to_kafka()
+                key, value, headers = record_of(events[0])
                 future = await producer.send(self._topic, value, key=key, headers=headers)
                 await self._deadlines.wait_all([future])
             else:

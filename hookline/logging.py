@@ -8,6 +8,7 @@ import sys
 import structlog
 
 from hookline.settings import LogSettings
+from hookline.tracing import trace_ids
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -23,6 +24,7 @@ def configure_logging(settings: LogSettings, component: str) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            trace_ids,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,

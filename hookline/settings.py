@@ -27,6 +27,7 @@ __all__ = [
     "StackOptions",
     "StackSettings",
     "TemporalSettings",
+    "TracingSettings",
 ]
 
 
@@ -138,6 +139,20 @@ class TemporalSettings(Section):
         return pool in self.local_pools and timeout_s <= self.local_max_timeout_s
 
 
+class TracingSettings(Section):
+    """OpenTelemetry traces (hookline.tracing): off unless `endpoint` is set."""
+
+    endpoint: str | None = Field(
+        None,
+        description="The OTLP collector: host:port for grpc (e.g. otel-collector:4317), a base URL for http "
+        "(e.g. http://otel-collector:4318; spans go to <endpoint>/v1/traces). Unset: no tracing.",
+    )
+    protocol: Literal["grpc", "http"] = "grpc"
+    insecure: bool = Field(True, description="gRPC without TLS.")
+    service_prefix: str = Field("hookline-", description="service.name is this plus the component's name.")
+    export_delay_ms: int = Field(1000, ge=10, description="How long spans are batched before they are exported.")
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -147,7 +162,7 @@ class LogSettings(Section):
 #: the whole file and takes its own sections, so a section none of them takes (a misspelt
 #: `trigers:`) would be ignored by all. A component's settings may declare only these.
 CONFIG_SECTIONS = frozenset(
-    {"kafka", "temporal", "log", "agents_file", "gateway", "api", "triggers", "worker", "stack"}
+    {"kafka", "temporal", "log", "tracing", "agents_file", "gateway", "api", "triggers", "worker", "stack"}
 )
 
 
@@ -173,6 +188,7 @@ class ComponentSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     temporal: TemporalSettings = TemporalSettings()
     log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings()
     agents_file: Path | None = None
 
     @classmethod

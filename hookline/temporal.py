@@ -11,6 +11,7 @@ from temporalio.service import RPCError
 
 from hookline.retry import Backoff, retry
 from hookline.settings import TemporalSettings
+from hookline.tracing import temporal_interceptors
 
 __all__ = [
     "SA_DEFINITION",
@@ -58,7 +59,11 @@ async def connect(settings: TemporalSettings, *, lazy: bool = False) -> Client:
     calls then fail (RuntimeError "Failed client connect", RPCError) until it is reachable.
     """
     return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter, lazy=lazy
+        settings.address,
+        namespace=settings.namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+        interceptors=temporal_interceptors(),
     )
 
 

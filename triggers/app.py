@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore, StoredDefinition
+from hookline.dlq import DLQ_DEFINITION, replayed_for
 from hookline.health import HealthRoutes, serve_health
 from hookline.kafka import create_consumer, create_producer, ensure_topics
 from hookline.lifecycle import stop_on_signals, unless_stopped
@@ -31,6 +32,7 @@ from hookline.logging import get_logger
 from hookline.matching import Match, TriggerIndex, failure
 from hookline.metrics import metrics_handler
 from hookline.retry import Backoff, Stopped, retry
+from hookline.tracing import record_span
 from schemas.agents import AgentCatalog
 from schemas.decisions import SNAPSHOT_PREFIX, Decision, DecisionRow, Outcome, Snapshot, snapshot_id
 from schemas.events import Event, EventDecodeError
@@ -38,7 +40,6 @@ from triggers.errors import Unprocessable
 from triggers.external import event_from_record
 from triggers.inflight import InFlight
 from triggers.metrics import TriggersMetrics
-from hookline.dlq import DLQ_DEFINITION, replayed_for
 from triggers.schedules import Ticker
 from triggers.settings import TriggersSettings
 from triggers.starter import WorkflowStarter
@@ -233,6 +234,11 @@ class TriggersService:
         return self._index
 
     async def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
+        """`_decide` in the trace the record carries (hookline.tracing; nothing when off)."""
+        with record_span("hookline.triggers.decide", record.headers or (), topic=record.topic, offset=record.offset):
+            await self._decide(record)
+
+    async def _decide(self, record: ConsumerRecord[Any, Any]) -> None:
         """Start what `record` matches, then record the decision. A fault of the record (it does
         not decode, or cannot be matched) dead-letters the record; a fault of one definition (its
         filter, its input, its start) dead-letters the record for that definition alone, and the

@@ -13,6 +13,7 @@ import click
 
 from hookline.logging import configure_logging, get_logger
 from hookline.settings import ComponentSettings, SettingsError
+from hookline.tracing import configure_tracing, shutdown_tracing
 
 if TYPE_CHECKING:  # imported lazily at run time: each command loads only what it runs
     from temporalio.client import Client
@@ -45,6 +46,7 @@ def load(cls: type[S], config_file: Path | None, component: str) -> S:
     """The settings of the command's own component, with logging configured from them."""
     settings = settings_of(cls, config_file)
     configure_logging(settings.log, component)
+    configure_tracing(settings.tracing, component)
     return settings
 
 
@@ -76,6 +78,8 @@ def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
         uvloop.run(coro_fn())  # type: ignore[arg-type]
     except ImportError:
         asyncio.run(coro_fn())  # type: ignore[arg-type]
+    finally:
+        shutdown_tracing()
 
 
 async def temporal_client(settings: ComponentSettings) -> Client:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from hookline.cli.common import config_option, freeze_heap, load, load_agents, log, run, temporal_client
+from hookline.tracing import shutdown_tracing
 
 __all__ = ["gateway", "triggers", "worker"]
 
@@ -42,6 +43,7 @@ def gateway(config_file: Path | None) -> None:
         loop=loop,
         access_log=None,
     )
+    shutdown_tracing()
 
 
 @click.command()

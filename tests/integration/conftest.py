@@ -55,17 +55,17 @@ def start_component(
 ) -> subprocess.Popen[bytes]:
     """`hookline <component>` as a process of its own on this test's topics and task queue, with
     the example agents, logging JSON (its stderr discarded); `variables` (HOOKLINE_...) add to
-    its environment."""
-    env = dict(
-        os.environ,
-        HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        HOOKLINE_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
-        HOOKLINE_TEMPORAL__ADDRESS=temporal.address,
-        HOOKLINE_TEMPORAL__TASK_QUEUE=temporal.task_queue,
-        HOOKLINE_AGENTS_FILE=str(EXAMPLES / "agents.yaml"),
-        HOOKLINE_LOG__FORMAT="json",
-        **variables,
-    )
+    its environment, and win over the defaults."""
+    env = {
+        **os.environ,
+        "HOOKLINE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "HOOKLINE_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+        "HOOKLINE_TEMPORAL__ADDRESS": temporal.address,
+        "HOOKLINE_TEMPORAL__TASK_QUEUE": temporal.task_queue,
+        "HOOKLINE_AGENTS_FILE": str(EXAMPLES / "agents.yaml"),
+        "HOOKLINE_LOG__FORMAT": "json",
+        **variables,  # a test's own win over these
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "hookline.cli", component], env=env, cwd=ROOT, stderr=subprocess.DEVNULL
     )

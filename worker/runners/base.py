@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, runtime_chec
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hookline.tracing import current_traceparent
 from schemas.agents import Agent
 from schemas.run import StepRequest, StepResult
 from worker.errors import config_error
@@ -191,8 +192,9 @@ def step_context(request: StepRequest) -> dict[str, Any]:
 
 
 def step_env(agent: Agent, request: StepRequest, *, with_context: bool = False) -> dict[str, str]:
-    """The agent's environment plus the `HOOKLINE_*` variables; with `with_context`, also the
-    step context as JSON in HOOKLINE_CONTEXT (for back ends without a stdin)."""
+    """The agent's environment plus the `HOOKLINE_*` variables (and `TRACEPARENT` when tracing);
+    with `with_context`, also the step context as JSON in HOOKLINE_CONTEXT (for back ends
+    without a stdin)."""
     env = {
         **agent.env,
         "HOOKLINE_STEP": request.step,
@@ -202,4 +204,6 @@ def step_env(agent: Agent, request: StepRequest, *, with_context: bool = False) 
     }
     if with_context:
         env["HOOKLINE_CONTEXT"] = orjson.dumps(step_context(request)).decode()
+    if (traceparent := current_traceparent()) is not None:
+        env["TRACEPARENT"] = traceparent  # the step's own trace context (hookline.tracing)
     return env

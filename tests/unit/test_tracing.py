@@ -1,0 +1,44 @@
+"""hookline.tracing without a collector: a record's trace context is continued (also from the
+CloudEvents extension alone), log lines carry the trace id, and all of it is off by default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from hookline import tracing
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def tracing_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(tracing._state, "on", True)
+    yield
+
+
+@pytest.mark.usefixtures("tracing_on")
+@pytest.mark.parametrize("header", ["traceparent", "ce_traceparent"])
+def test_a_records_trace_is_continued(header: str) -> None:
+    with tracing.record_span("decide", [("ce_id", b"1"), (header, PARENT.encode())]):
+        inside = tracing.current_traceparent()
+    assert inside is not None and inside.split("-")[1] == TRACE
+
+
+@pytest.mark.usefixtures("tracing_on")
+def test_log_lines_carry_the_trace_id_of_their_span() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        event = tracing.trace_ids(None, "info", {"event": "hello"})
+    assert event["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert tracing.trace_ids(None, "info", {"event": "outside"}) == {"event": "outside"}
+
+
+def test_off_by_default_nothing_is_traced() -> None:
+    assert not tracing.enabled()
+    with tracing.record_span("decide", [("traceparent", PARENT.encode())]) as span:
+        assert span is None and tracing.current_traceparent() is None
+    assert tracing.temporal_interceptors() == []
