@@ -192,6 +192,10 @@ class DefinitionStore:
         #: The verdicts on this view's own claims being written, by writer token.
         self._verdicts: dict[str, bool] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        #: Asks the topic's end for `_catch_up`. It fetches nothing, so the broker answers it at
+        #: once; on the follower's connection the answer waits for its pending long poll (up to
+        #: fetch_max_wait_ms, 500 ms, when nothing new is written).
+        self._ends: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._follow: asyncio.Task[None] | None = None
         self._following = False
@@ -238,6 +242,8 @@ class DefinitionStore:
         """Read the topic to its end, then keep following it in the background."""
         self._consumer = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
         await self._consumer.start()
+        self._ends = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
+        await self._ends.start()
         ends = await assign_to_follow(self._consumer, self._topic)
         self._following = True
         self._follow = asyncio.create_task(self._run(), name="definitions-follow")
@@ -250,6 +256,8 @@ class DefinitionStore:
             await self._producer.stop()
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._ends is not None:
+            await self._ends.stop()
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -465,10 +473,10 @@ class DefinitionStore:
 
     async def _catch_up(self) -> None:
         """Read the topic up to its current end, so a write starts from every earlier write."""
-        if self._consumer is None:
+        if self._consumer is None or self._ends is None:
             raise RuntimeError("the definition store is not started")
         tps = list(self._consumer.assignment())
-        ends = await self._consumer.end_offsets(tps)
+        ends = await self._ends.end_offsets(tps)
         await self._wait_for({tp.partition: off for tp, off in ends.items()})
 
     async def _send(self, records: list[tuple[str, bytes | None]]) -> None:

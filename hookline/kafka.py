@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -179,32 +179,42 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
 
 
-async def assign_from_beginning(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Assign every partition of `topic` to `consumer`, each at its first record; returns them
-    (none, and nothing assigned, if the topic does not exist)."""
+async def assign_from_beginning(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    """Assign every partition of `topic` to `consumer`, each at its first record; returns the end
+    of each as it was just before (none, and nothing assigned, if the topic does not exist)."""
     tps = await topic_partitions(consumer, topic)
-    if tps:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-    return tps
+    if not tps:
+        return {}
+    # Asked before the assignment: an assigned consumer long-polls its partitions, and the broker
+    # answers the next request on that connection only once the poll returns (after up to
+    # fetch_max_wait_ms, 500 ms, on a partition with nothing new).
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return ends
 
 
 async def assign_to_follow(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
     """`assign_from_beginning` for a reader that cannot work without `topic`: the end of each
     partition now (what there is to read before it is caught up); RuntimeError if the topic does
     not exist."""
-    tps = await assign_from_beginning(consumer, topic)
-    if not tps:
+    ends = await assign_from_beginning(consumer, topic)
+    if not ends:
         raise RuntimeError(f"topic {topic} does not exist; run `hookline init` or create the topics")
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
     return ends
 
 
-async def read_to_end(consumer: AIOKafkaConsumer) -> AsyncGenerator[ConsumerRecord[bytes, bytes]]:
+async def read_to_end(
+    consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int] | None = None
+) -> AsyncGenerator[ConsumerRecord[bytes, bytes]]:
     """The records of the consumer's assignment from where it is up to each partition's end as
     it is now, in order per partition. Records written meanwhile are not read: the consumer is
-    left at those ends, where a later read finds them."""
-    ends = {tp: end for tp, end in (await consumer.end_offsets(list(consumer.assignment()))).items() if end > 0}
+    left at those ends, where a later read finds them. `ends`: those ends, if the caller has
+    them (`assign_from_beginning`'s); asked of the consumer otherwise, whose answer waits for
+    its pending poll."""
+    if ends is None:
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+    ends = {tp: end for tp, end in ends.items() if end > 0}
     while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
         for tp, records in (await consumer.getmany(*ends, timeout_ms=500)).items():
             for record in records:
@@ -221,8 +231,8 @@ async def read_topic(settings: KafkaSettings, topic: str) -> AsyncGenerator[Cons
     consumer = create_consumer(settings, group_id=None)
     try:
         await consumer.start()  # inside: a consumer whose start failed must be stopped too
-        await assign_from_beginning(consumer, topic)
-        async for record in read_to_end(consumer):
+        ends = await assign_from_beginning(consumer, topic)
+        async for record in read_to_end(consumer, ends):
             yield record
     finally:
         await consumer.stop()
@@ -250,8 +260,8 @@ class TopicView:
     async def start(self) -> None:
         consumer = self._consumer = create_consumer(self._settings, group_id=None)
         await consumer.start()
-        if await assign_from_beginning(consumer, self._topic):
-            async for record in read_to_end(consumer):
+        if ends := await assign_from_beginning(consumer, self._topic):
+            async for record in read_to_end(consumer, ends):
                 self._apply(record)
         self._follow = asyncio.create_task(self._run(consumer), name=f"follow-{self._topic}")
 

@@ -123,17 +123,19 @@ async def read_topic(
 ) -> list[Any]:
     """Every record on `topic` (all partitions) from the beginning to its end (`read_to_end`),
     read on from there until there are `expect` records or `timeout` has passed."""
-    consumer: AIOKafkaConsumer = create_consumer(settings, group_id=None)
+    # A short long poll: a read again asks the ends on the connection the poll holds.
+    consumer: AIOKafkaConsumer = create_consumer(settings, group_id=None, fetch_max_wait_ms=100)
     await consumer.start()
     try:
-        await assign_from_beginning(consumer, topic)
+        ends: dict[Any, int] | None = await assign_from_beginning(consumer, topic)
         records: list[Any] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            records += [record async for record in read_to_end(consumer)]
+            records += [record async for record in read_to_end(consumer, ends)]
             if expect is None or len(records) >= expect or loop.time() >= deadline:
                 return records
+            ends = None
             await asyncio.sleep(0.2)
     finally:
         await consumer.stop()
