@@ -106,5 +106,6 @@ def create_app(
     app.router.add_get("/metrics", bounded(metrics_handler(lambda: metrics.registry), options.read_timeout_s))
     catalog = agents if agents is not None else AgentCatalog.load(settings.agents_file)
     add_api_routes(app, settings, catalog, app[SOURCES], app[PUBLISHER].recent)
-    watch_temporal(app[METRICS].registry, app[API])
+    if settings.api.tokens:  # without tokens there is no API, and nothing to read Temporal with
+        watch_temporal(app[METRICS].registry, app[API])
     return app

@@ -240,29 +240,29 @@ class Accepted:
 
     at: float  # epoch seconds
     source: str
-    type: str
-    subject: str | None
 
 
 class RecentEvents:
     """The last `capacity` events this gateway accepted, by id: what `GET /events/{id}` answers
-    for an event the triggers have not decided yet. Bounded, and this replica's only: an event
-    older than that, or accepted by another replica, is unknown until it is decided."""
+    for an event the triggers have not decided yet. Bounded (about 100 bytes an event), and this
+    replica's only: an event older than that, or accepted by another replica, is unknown until
+    it is decided."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
-        self._by_id: OrderedDict[str, Accepted] = OrderedDict()
+        self._by_id: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def add(self, events: Sequence[Event], source: str) -> None:
         now = time.time()
         by_id = self._by_id
         for event in events:
-            by_id[event.id] = Accepted(now, source, event.type, event.subject)
+            by_id[event.id] = (now, source)  # the source's name is one shared string
         while len(by_id) > self._capacity:
             by_id.popitem(last=False)
 
     def get(self, event_id: str) -> Accepted | None:
-        return self._by_id.get(event_id)
+        found = self._by_id.get(event_id)
+        return Accepted(*found) if found is not None else None
 
 
 class EventPublisher:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any
-
-from opentelemetry import context, propagate, trace
-from opentelemetry.trace import Span
+from typing import TYPE_CHECKING, Any
 
 from hookline.settings import TracingSettings
+
+if TYPE_CHECKING:  # imported when tracing is on: off, a process does not load OpenTelemetry
+    from opentelemetry.trace import Span
 
 __all__ = [
     "configure_tracing",
@@ -46,6 +46,7 @@ def configure_tracing(settings: TracingSettings, component: str) -> None:
     nothing without an endpoint. Once, at process start."""
     if not settings.endpoint:
         return
+    from opentelemetry import trace
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
@@ -74,8 +75,12 @@ def configure_tracing(settings: TracingSettings, component: str) -> None:
 
 def shutdown_tracing() -> None:
     """Export what is still buffered (a process that ends would otherwise drop its last spans)."""
+    if not enabled():
+        return
+    from opentelemetry import trace
+
     provider = trace.get_tracer_provider()
-    if enabled() and hasattr(provider, "shutdown"):
+    if hasattr(provider, "shutdown"):
         provider.shutdown()
 
 
@@ -93,6 +98,8 @@ def current_traceparent() -> str | None:
     """The W3C `traceparent` of the current span; None when tracing is off or there is none."""
     if not enabled():
         return None
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
@@ -118,6 +125,8 @@ def record_span(name: str, headers: Iterable[tuple[str, bytes | None]], **attrib
     if not enabled():
         yield None
         return
+    from opentelemetry import context, propagate, trace
+
     carrier = list(headers)
     if not any(k == "traceparent" for k, _ in carrier):
         carrier = [("traceparent" if k == "ce_traceparent" else k, v) for k, v in carrier]
@@ -133,6 +142,8 @@ def record_span(name: str, headers: Iterable[tuple[str, bytes | None]], **attrib
 def trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: the trace and span id of the current span, when there is one."""
     if enabled():
+        from opentelemetry import trace
+
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
             event["trace_id"] = format(span_context.trace_id, "032x")

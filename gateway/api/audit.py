@@ -24,9 +24,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from gateway.api.auth import Principal
-from gateway.api.messages import decode_cursor, encode_cursor, json_response, page_limit
+from gateway.api.messages import check_filters, filter_time, json_response, page_by_id, page_limit
 from gateway.api.models import AuditEntry, AuditList
-from gateway.errors import BadRequest, Forbidden
 from hookline.kafka import TopicView, create_producer
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
@@ -130,13 +129,8 @@ async def list_audit(request: web.Request, principal: Principal) -> web.Response
 
     state = request.app[API]
     filters = request.query
-    unknown = sorted(set(filters) - {*_FILTERS, "limit", "cursor"})
-    if unknown:
-        raise BadRequest(f"unknown filter {unknown[0]!r}; filters: {', '.join(_FILTERS)}")
-    team = filters.get("team")
-    if team is not None and not principal.sees(team):
-        raise Forbidden(f'token "{principal.name}" may not read team "{team}"\'s audit entries')
-    since, until = _time(filters.get("since"), "since"), _time(filters.get("until"), "until")
+    check_filters(filters, _FILTERS, principal, "audit entries")
+    since, until = filter_time(filters, "since"), filter_time(filters, "until")
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
     entries = [AuditEntry.model_validate_json(raw) for raw in state.audit().view.values()]
     chosen = [
@@ -152,21 +146,5 @@ async def list_audit(request: web.Request, principal: Principal) -> web.Response
     ]
     chosen.sort(key=lambda e: (e.at, e.id), reverse=True)
     scope = orjson.dumps([principal.team, sorted((k, v) for k, v in filters.items() if k in _FILTERS)]).decode()
-    start = 0
-    if cursor := filters.get("cursor"):
-        after = decode_cursor(cursor, scope).decode()
-        start = next((i + 1 for i, e in enumerate(chosen) if e.id == after), len(chosen))
-    page = chosen[start : start + limit]
-    more = start + limit < len(chosen)
-    next_cursor = encode_cursor(page[-1].id.encode(), scope) if more and page else None
+    page, next_cursor = page_by_id(chosen, lambda e: e.id, request, scope, limit)
     return json_response(AuditList(items=page, next_cursor=next_cursor))
-
-
-def _time(raw: str | None, name: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f'query parameter "{name}" must be an ISO 8601 time, got "{raw[:50]}"') from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

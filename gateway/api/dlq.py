@@ -14,26 +14,16 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.api.auth import Principal
-from gateway.api.messages import decode_cursor, encode_cursor, json_response, page_limit, read_object
+from gateway.api.messages import check_filters, json_response, page_by_id, page_limit, read_object
 from gateway.api.models import DeadLetter, DeadLetterList, DlqReplayed, DlqReplayRequest
 from gateway.api.state import API, ApiState
-from gateway.errors import BadRequest, Forbidden, Unprocessable
+from gateway.errors import Unprocessable
 from hookline import dlq
 from schemas.validation import SchemaError, location
 
 __all__ = ["list_dlq", "replay_dlq"]
 
 _FILTERS = ("reason", "definition", "topic", "team", "source")
-
-
-def _check(principal: Principal, filters: Mapping[str, str]) -> None:
-    """400 for an unknown filter, 403 for another team's."""
-    unknown = sorted(set(filters) - {*_FILTERS, "limit", "cursor"})
-    if unknown:
-        raise BadRequest(f"unknown filter {unknown[0]!r}; filters: {', '.join(_FILTERS)}")
-    team = filters.get("team")
-    if team is not None and not principal.sees(team):
-        raise Forbidden(f'token "{principal.name}" may not read team "{team}"\'s dead letters')
 
 
 def _selected(principal: Principal, letters: list[dlq.DeadLetter], filters: Mapping[str, str]) -> list[dlq.DeadLetter]:
@@ -80,16 +70,10 @@ def _answer(letter: dlq.DeadLetter) -> DeadLetter:
 async def list_dlq(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
-    _check(principal, request.query)
+    check_filters(request.query, _FILTERS, principal, "dead letters")
     letters = _selected(principal, await _read(state), request.query)
-    scope = orjson.dumps([principal.team, sorted((k, v) for k, v in request.query.items() if k in _FILTERS)])
-    start = 0
-    if cursor := request.query.get("cursor"):
-        after = decode_cursor(cursor, scope.decode()).decode()
-        start = next((i + 1 for i, letter in enumerate(letters) if letter.id == after), len(letters))
-    page = letters[start : start + limit]
-    more = start + limit < len(letters)
-    next_cursor = encode_cursor(page[-1].id.encode(), scope.decode()) if more and page else None
+    scope = orjson.dumps([principal.team, sorted((k, v) for k, v in request.query.items() if k in _FILTERS)]).decode()
+    page, next_cursor = page_by_id(letters, lambda letter: letter.id, request, scope, limit)
     return json_response(DeadLetterList(items=[_answer(letter) for letter in page], next_cursor=next_cursor))
 
 
@@ -105,7 +89,7 @@ async def replay_dlq(request: web.Request, principal: Principal) -> web.Response
         raise Unprocessable(
             "name dead letters by ids or by filter, not both", errors=[SchemaError("", "ids and filter")]
         )
-    _check(principal, body.filter)
+    check_filters(body.filter, _FILTERS, principal, "dead letters")
     chosen = _selected(principal, await _read(state), body.filter)
     if body.ids is not None:
         wanted = set(body.ids)

@@ -21,7 +21,7 @@ from aiohttp import web
 from gateway.api.auth import Principal
 from gateway.api.event_index import EventFilter
 from gateway.api.executions import execution_links
-from gateway.api.messages import decode_cursor, encode_cursor, json_response, page_limit
+from gateway.api.messages import decode_cursor, encode_cursor, filter_time, json_response, page_limit
 from gateway.api.models import EventDecision, EventHops, EventList, EventListItem, EventRecord
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
@@ -112,8 +112,8 @@ async def get_event(request: web.Request, principal: Principal) -> web.Response:
             id=event_id,
             status="in_flight",
             source=accepted.source,
-            type=accepted.type,
-            subject=accepted.subject,
+            type=None,
+            subject=None,
             event=None,
             headers=None,
             hops=EventHops(accepted_at=datetime.fromtimestamp(accepted.at, UTC), consumed_at=None, decided_at=None),
@@ -141,19 +141,6 @@ async def get_event(request: web.Request, principal: Principal) -> web.Response:
     return json_response(answer)
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(
-            f'query parameter "{name}" must be an ISO 8601 time such as 2026-11-29T10:00:00Z, got "{raw[:50]}"'
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _flag(request: web.Request, name: str) -> bool | None:
     raw = request.query.get(name)
     if raw is None:
@@ -171,8 +158,8 @@ async def list_events(request: web.Request, principal: Principal) -> web.Respons
         source=request.query.get("source"),
         type=request.query.get("type"),
         subject=request.query.get("subject"),
-        since=_time(request, "since"),
-        until=_time(request, "until"),
+        since=filter_time(request.query, "since"),
+        until=filter_time(request.query, "until"),
         matched=_flag(request, "matched"),
     )
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)

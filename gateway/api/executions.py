@@ -9,7 +9,7 @@ search attribute; other teams get 404.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -29,9 +29,11 @@ from gateway.api.auth import Principal
 from gateway.api.history import read_history
 from gateway.api.inputs import start_input
 from gateway.api.messages import (
+    check_filters,
     decode_cursor,
     encode_cursor,
     expected_version,
+    filter_time,
     json_response,
     page_limit,
     read_object,
@@ -49,7 +51,7 @@ from gateway.api.models import (
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.api.workflows import resolve_id, visible_definition
-from gateway.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from hookline.runs import (
     DEFAULT_TEAM,
     NotStartable,
@@ -195,26 +197,10 @@ FILTERS = {
 _TRIGGERS = ("event", "schedule", "manual", "retry")
 
 
-def _time(filters: Mapping[str, str], name: str) -> str | None:
-    raw = filters.get(name)
-    if raw is None:
-        return None
-    try:
-        datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f'"{name}" must be an ISO 8601 time such as 2026-11-29T10:00:00Z, got "{raw[:50]}"') from None
-    return raw
-
-
 def visibility_query(principal: Principal, filters: Mapping[str, str]) -> str:
     """Temporal's visibility query for `filters` (the query parameters of `GET /executions`),
     narrowed to the caller's team; 400 for an unknown filter or value, 403 for another team."""
-    unknown = sorted(set(filters) - {*FILTERS, "status", "since", "until", "limit", "cursor"})
-    if unknown:
-        raise BadRequest(f"unknown filter {unknown[0]!r}; filters: {', '.join([*FILTERS, 'status', 'since', 'until'])}")
-    team = filters.get("team")
-    if team is not None and not principal.sees(team):
-        raise Forbidden(f'token "{principal.name}" may not read team "{team}"\'s executions')
+    check_filters(filters, [*FILTERS, "status", "since", "until"], principal, "executions")
     if (trigger := filters.get("trigger")) is not None and trigger not in _TRIGGERS:
         raise BadRequest(f'"trigger" must be one of {", ".join(_TRIGGERS)}')
     clauses = [f"WorkflowType = {query_literal(WORKFLOW_NAME)}"]
@@ -227,10 +213,10 @@ def visibility_query(principal: Principal, filters: Mapping[str, str]) -> str:
         if status not in FILTERABLE:
             raise BadRequest(f'"status" must be one of {", ".join(FILTERABLE)}')
         clauses.append(f"ExecutionStatus = {query_literal(FILTERABLE[ExecutionStatus(status)])}")
-    if (since := _time(filters, "since")) is not None:
-        clauses.append(f"StartTime >= {query_literal(since)}")
-    if (until := _time(filters, "until")) is not None:
-        clauses.append(f"StartTime < {query_literal(until)}")
+    if (since := filter_time(filters, "since")) is not None:
+        clauses.append(f"StartTime >= {query_literal(since.isoformat())}")
+    if (until := filter_time(filters, "until")) is not None:
+        clauses.append(f"StartTime < {query_literal(until.isoformat())}")
     return " AND ".join(clauses)
 
 

@@ -6,26 +6,36 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
-from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway.errors import BadRequest, Forbidden, UnsupportedMediaType
 from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
 
 __all__ = [
     "MAX_DEPTH",
+    "check_filters",
     "decode_cursor",
     "encode_cursor",
     "etag",
     "expected_version",
+    "filter_time",
     "json_response",
+    "page_by_id",
     "page_limit",
     "query_int",
     "read_object",
 ]
+
+if TYPE_CHECKING:
+    from gateway.api.auth import Principal
+
+T = TypeVar("T")
 
 #: Deeper JSON is refused with 400 before any validator recurses into it.
 MAX_DEPTH = MAX_JSON_DEPTH
@@ -79,6 +89,43 @@ def query_int(request: web.Request, name: str, *, minimum: int, maximum: int | N
         bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise BadRequest(f'query parameter "{name}" must be {bound}, got {value}')
     return value
+
+
+def filter_time(filters: Mapping[str, str], name: str) -> datetime | None:
+    """A time filter (`since`, `until`): ISO 8601, UTC when it names no zone; 400 otherwise."""
+    raw = filters.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f'"{name}" must be an ISO 8601 time such as 2026-11-29T10:00:00Z, got "{raw[:50]}"') from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def check_filters(filters: Mapping[str, str], allowed: Iterable[str], principal: Principal, what: str) -> None:
+    """400 for a filter a listing does not know; 403 for `team` naming a team the caller may not see."""
+    names = list(allowed)
+    unknown = sorted(set(filters) - {*names, "limit", "cursor"})
+    if unknown:
+        raise BadRequest(f"unknown filter {unknown[0]!r}; filters: {', '.join(names)}")
+    team = filters.get("team")
+    if team is not None and not principal.sees(team):
+        raise Forbidden(f'token "{principal.name}" may not read team "{team}"\'s {what}')
+
+
+def page_by_id(
+    items: Sequence[T], id_of: Callable[[T], str], request: web.Request, scope: str, limit: int
+) -> tuple[list[T], str | None]:
+    """One page of `items` (already in order) after the `cursor` of the request (the id of the
+    last item of the previous page), and the cursor of the next page (None on the last)."""
+    start = 0
+    if cursor := request.query.get("cursor"):
+        after = decode_cursor(cursor, scope).decode()
+        start = next((i + 1 for i, item in enumerate(items) if id_of(item) == after), len(items))
+    page = list(items[start : start + limit])
+    more = start + limit < len(items)
+    return page, encode_cursor(id_of(page[-1]).encode(), scope) if more and page else None
 
 
 def etag(version: int) -> str:

@@ -342,7 +342,7 @@ class EventRecord(_Answer):
         "accepted it knows it then); decided: the triggers have handled it."
     )
     source: str = Field(description="The configured source it came in through.")
-    type: str
+    type: str | None = Field(description="Its CloudEvents type; null in flight.")
     subject: str | None
     event: dict[str, Any] | None = Field(
         description="The CloudEvent as the triggers read it (attributes, data, extensions); null in flight."

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.api.audit import AuditLog
 from gateway.api.auth import TokenTable
 from gateway.api.event_index import EventIndex
-from gateway.errors import Unavailable
+from gateway.errors import Unavailable, UnavailableCause
 from gateway.publisher import RecentEvents
 from gateway.settings import GatewaySettings
 from gateway.sources import Source
@@ -40,6 +40,7 @@ __all__ = ["API", "ApiState"]
 log = get_logger(__name__)
 
 T = TypeVar("T")
+L = TypeVar("L")
 
 # UNKNOWN and INTERNAL too: Temporal answers "something went wrong, please retry" with them.
 _TRANSIENT = {
@@ -87,33 +88,24 @@ class ApiState:
 
     def definitions(self) -> DefinitionStore:
         """The loaded store; 503 until it has read the definitions topic."""
-        if self._store is None:
-            raise Unavailable(
-                "workflow definitions are not loaded yet (Kafka is unreachable or still being read); retry shortly",
-                retry_after_s=self.retry_after_s,
-                cause="definitions_not_loaded",
-            )
-        return self._store
+        return self._loaded(self._store, "workflow definitions are", "definitions_not_loaded")
 
     def events(self) -> EventIndex:
         """The index of the triggers' decisions; 503 until it has started."""
-        if self._events is None:
-            raise Unavailable(
-                "the event index is not loaded yet (Kafka is unreachable or still being read); retry shortly",
-                retry_after_s=self.retry_after_s,
-                cause="events_not_loaded",
-            )
-        return self._events
+        return self._loaded(self._events, "the event index is", "events_not_loaded")
 
     def audit(self) -> AuditLog:
         """The audit log; 503 until it has started."""
-        if self._audit is None:
+        return self._loaded(self._audit, "the audit log is", "events_not_loaded")
+
+    def _loaded(self, part: L | None, what: str, cause: UnavailableCause) -> L:
+        if part is None:
             raise Unavailable(
-                "the audit log is not loaded yet (Kafka is unreachable or still being read); retry shortly",
+                f"{what} not loaded yet (Kafka is unreachable or still being read); retry shortly",
                 retry_after_s=self.retry_after_s,
-                cause="events_not_loaded",
+                cause=cause,
             )
-        return self._audit
+        return part
 
     async def audited(self, entry: dict[str, Any]) -> None:
         """Record a write's audit entry (logged as an error if that cannot be done)."""
