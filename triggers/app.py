@@ -39,7 +39,7 @@ from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.external import event_from_record
 from triggers.inflight import InFlight
-from triggers.metrics import TriggersMetrics
+from triggers.metrics import TriggersMetrics, consumer_lag
 from triggers.schedules import Ticker
 from triggers.settings import TriggersSettings
 from triggers.starter import WorkflowStarter
@@ -79,6 +79,8 @@ class TriggersService:
         self._stopping = asyncio.Event()
         self._inflight = InFlight(self._options.concurrency)
         self._last_commit = 0.0
+        #: When records were last taken or committed, or none were waiting (the stall watchdog).
+        self._progress_at = time.monotonic()
         self._starter = WorkflowStarter(
             client,
             settings.temporal,
@@ -179,6 +181,8 @@ class TriggersService:
         room = await self._inflight.room(timeout=0.5)
         if room:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=min(room, self._options.max_batch))
+            if batches:
+                self._progress_at = time.monotonic()
             for records in batches.values():
                 self.metrics.events_consumed.inc(len(records))
                 for record in records:
@@ -205,6 +209,7 @@ class TriggersService:
                 log.warning("offsets not committed: the group rebalanced", error=type(exc).__name__)
                 return
             self._inflight.committed(points)
+            self._progress_at = time.monotonic()
 
     async def hand_over(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit what is in flight for `partitions` (they are being revoked)."""
@@ -406,6 +411,27 @@ class TriggersService:
                 level=logging.ERROR,
             )
 
+    async def stall_problem(self) -> str | None:
+        """Liveness: records wait on the assigned partitions, none is being handled, and none was
+        taken or committed for `triggers.stall_s` (a wedged consumer: the cure is a new process).
+        Nothing waiting is progress too. Not a stall: records being handled (Temporal may be
+        away, and they wait for it), or Kafka not answering (the lag cannot be read)."""
+        stalled_s = time.monotonic() - self._progress_at
+        if stalled_s < self._options.stall_s or not self.consuming or self._stopping.is_set():
+            return None
+        if len(self._inflight):
+            self._progress_at = time.monotonic()
+            return None
+        try:
+            async with asyncio.timeout(3):
+                waiting = sum((await consumer_lag(self._consumer)).values())
+        except Exception:  # Kafka away: a restart would not bring it back
+            return None
+        if waiting == 0:
+            self._progress_at = time.monotonic()
+            return None
+        return f"{waiting} records wait and none was taken or committed for {stalled_s:.0f}s"
+
     async def ticker_problem(self) -> str | None:
         """Liveness: the ticker, if this process runs one, has not died (Kafka failing under it
         restarts it; a dead ticker is a bug, and a restart of the process is the cure)."""
@@ -422,6 +448,10 @@ def status_app(service: Callable[[], TriggersService | None]) -> web.Application
         current = service()
         return await current.ticker_problem() if current is not None else None
 
+    async def stalled() -> str | None:
+        current = service()
+        return await current.stall_problem() if current is not None else None
+
     async def consuming() -> str | None:
         current = service()
         if current is None:
@@ -433,7 +463,7 @@ def status_app(service: Callable[[], TriggersService | None]) -> web.Application
         return current.metrics.registry if current is not None else None
 
     app = web.Application()
-    HealthRoutes.of(live={"ticker": ticker}, ready={"consumer": consuming}).add_to(app)
+    HealthRoutes.of(live={"ticker": ticker, "progress": stalled}, ready={"consumer": consuming}).add_to(app)
     app.router.add_get("/metrics", metrics_handler(registry))
     return app
 

@@ -18,6 +18,13 @@ class TriggersOptions(Section):
     start_retry_max_s: float = Field(10.0, gt=0, description="Longest backoff while Temporal is unreachable.")
     ticker: bool = Field(True, description="Emit the ticks of schedule triggers (safe in every replica).")
     schedule_grace_s: float = Field(60.0, gt=0, description="A tick later than this counts as missed.")
+    stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="Liveness fails when records wait on assigned partitions and none has been taken or "
+        "committed for this long, so the supervisor replaces a consumer that wedged (seen once after a broker "
+        "restart). Kafka being unreachable is not a stall: it is not what a restart cures.",
+    )
 
 
 class TriggersSettings(ComponentSettings):
