@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewayOptions, GatewaySettings
 from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings
 from hookline.stack import KafkaServer, free_port
@@ -164,7 +164,9 @@ async def test_kafka_going_down_answers_503_then_accepts_again_when_it_is_back(
             bootstrap_servers=kafka.bootstrap_servers, topic_prefix="down", request_timeout_ms=2000
         )
         await ensure_topics(settings)
-        client = await aiohttp_client(create_app(GatewaySettings(kafka=settings)))
+        # The 503 comes once the produce timeout has passed: 1 s here rather than the default 5 s.
+        options = GatewayOptions(produce_timeout_s=1.0)
+        client = await aiohttp_client(create_app(GatewaySettings(kafka=settings, gateway=options)))
         await wait_ready(client)
         before = notification(alerts=1)
         assert (await client.post("/hooks/alertmanager", json=before)).status == 202
