@@ -14,6 +14,7 @@ or pre-empt the id of another kind of run (nor an event of another source):
 | manual start | `<definition>:manual:<random hex>` |
 | start with Idempotency-Key | `<definition>:key:<hash of team and key>` |
 | retry of an earlier run | `<definition>:retry:<random hex>` |
+| the lane of a flow-control key (not a run) | `<definition>:lane:<hash of the key>` |
 
 Definition ids and source names hold no `:` or `/` (a `kafka` trigger's source is
 `kafka:<topic>`, which holds one `:` and no `/`), so the source ends at the first `/`.
@@ -52,8 +53,10 @@ __all__ = [
     "build_request",
     "event_run_id",
     "keyed_run_id",
+    "lane_id",
     "manual_run_id",
     "retry_run_id",
+    "run_search_attributes",
     "start_run",
     "team_of",
     "trigger_kind",
@@ -94,6 +97,12 @@ def workflow_id_for(definition_id: str, event: Event, dedupe_key: str | None = N
 
 def manual_run_id(definition_id: str) -> str:
     return f"{definition_id}:manual:{uuid.uuid4().hex}"
+
+
+def lane_id(definition_id: str, key: str) -> str:
+    """The lane of `definition_id` for flow-control key `key` (docs/flow-control.md); any text
+    may be a key, so it is hashed into the id."""
+    return f"{definition_id}:lane:{hashlib.sha256(key.encode('utf-8', 'backslashreplace')).hexdigest()[:32]}"
 
 
 def retry_run_id(definition_id: str) -> str:
@@ -184,6 +193,24 @@ def build_request(
     )
 
 
+def run_search_attributes(
+    request: RunRequest, workflow_id: str, *, retry_of: str | None = None
+) -> list[SearchAttributePair[str]]:
+    """The search attributes of a run: its definition, team, trigger kind, and its event and
+    source, or the run it retries."""
+    pairs = [
+        SearchAttributePair(SA_DEFINITION, request.definition_id),
+        SearchAttributePair(SA_TEAM, request.team_id or DEFAULT_TEAM),
+        SearchAttributePair(SA_TRIGGER, trigger_kind(workflow_id, event=request.event is not None)),
+    ]
+    if retry_of is not None:
+        pairs.append(SearchAttributePair(SA_RETRY_OF, retry_of))
+    if request.event is not None:
+        pairs.append(SearchAttributePair(SA_EVENT, request.event.id))
+        pairs.append(SearchAttributePair(SA_SOURCE, request.event.hooklinesource or request.event.source))
+    return pairs
+
+
 async def start_run(
     client: Client,
     settings: TemporalSettings,
@@ -201,16 +228,7 @@ async def start_run(
     does not exist yet starts with it already delivered. `retry_of` names the execution a
     retry repeats.
     """
-    pairs = [
-        SearchAttributePair(SA_DEFINITION, request.definition_id),
-        SearchAttributePair(SA_TEAM, request.team_id or DEFAULT_TEAM),
-        SearchAttributePair(SA_TRIGGER, trigger_kind(workflow_id, event=request.event is not None)),
-    ]
-    if retry_of is not None:
-        pairs.append(SearchAttributePair(SA_RETRY_OF, retry_of))
-    if request.event is not None:
-        pairs.append(SearchAttributePair(SA_EVENT, request.event.id))
-        pairs.append(SearchAttributePair(SA_SOURCE, request.event.hooklinesource or request.event.source))
+    pairs = run_search_attributes(request, workflow_id, retry_of=retry_of)
     handle = await client.start_workflow(
         WORKFLOW_NAME,
         request,

@@ -40,8 +40,11 @@ SNAPSHOT_PREFIX = "snapshot:"
 
 #: What became of one matching definition: the run was started, already existed (a redelivery,
 #: or the same occurrence sent twice), was signalled or cancelled by a resolving event, had
-#: already ended, was ignored by `on_resolved: ignore`, or the event went to the DLQ for it.
-Outcome = Literal["started", "existing", "signalled", "cancelled", "already ended", "ignored", "dead-lettered"]
+#: already ended, was ignored by `on_resolved: ignore`, went to its lane to wait for its turn
+#: (flow control: docs/flow-control.md), or the event went to the DLQ for it.
+Outcome = Literal[
+    "started", "existing", "signalled", "cancelled", "already ended", "ignored", "queued", "dead-lettered"
+]
 
 
 class DecisionRow(BaseModel):

@@ -11,10 +11,18 @@ from schemas.events import Event
 from schemas.workflow import Action, WorkflowDefinition
 
 __all__ = [
+    "LANE_EVENT",
+    "LANE_QUERY",
+    "LANE_RESOLVE",
+    "LANE_WORKFLOW",
     "RESOLVED_SIGNAL",
     "RUN_STEP",
     "STATE_QUERY",
     "WORKFLOW_NAME",
+    "LaneConfig",
+    "LaneItem",
+    "LaneResolve",
+    "LaneState",
     "Resolved",
     "Route",
     "RunRequest",
@@ -32,6 +40,11 @@ WORKFLOW_NAME = "HooklineRun"
 RESOLVED_SIGNAL = "resolved"
 STATE_QUERY = "state"
 RUN_STEP = "run_step"
+#: The lane of a (definition, key) with flow control (docs/flow-control.md), its signals and query.
+LANE_WORKFLOW = "HooklineLane"
+LANE_EVENT = "event"
+LANE_RESOLVE = "resolve"
+LANE_QUERY = "lane"
 
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "compensated"]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
@@ -74,6 +87,54 @@ class Resolved(BaseModel):
 
     event: Event
     action: Literal["signal", "cancel"] = "signal"
+
+
+class LaneConfig(BaseModel):
+    """What a lane enforces; the first event's trigger sets it, and each later event's trigger
+    updates it (a new definition version takes effect at the lane's next decision)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    definition_id: str
+    key: str
+    limit: int = 1
+    mode: Literal["queue", "skip"] = "queue"
+
+
+class LaneItem(BaseModel):
+    """One event for a lane: the run it would start, under the id it would have started it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    request: RunRequest
+    priority: float = 0.0
+    config: LaneConfig
+    #: The run's search attributes (name → keyword), as a direct start would set them.
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class LaneResolve(BaseModel):
+    """A resolving event for the run `run_id` of a lane: dropped from the queue if it still waits,
+    passed on to the run if it runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    resolved: Resolved
+
+
+class LaneState(BaseModel):
+    """A lane now: its runs, what waits (in order) and what it skipped lately."""
+
+    config: LaneConfig | None = None
+    running: list[str] = Field(default_factory=list)
+    queued: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    dropped: list[str] = Field(default_factory=list)
+    #: Carried over when the lane continues as new: the run ids it has seen lately.
+    seen: list[str] = Field(default_factory=list)
+    waiting: list[LaneItem] = Field(default_factory=list)
 
 
 class StepRequest(BaseModel):

@@ -80,6 +80,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
+class Concurrency(_Model):
+    """At most `limit` runs of the trigger's definition per key at once (docs/flow-control.md):
+    the rest wait in their lane (`queue`, by `priority` then arrival) or start nothing (`skip`)."""
+
+    #: A template over the event (`${{ labels.service }}`); None: one lane for the definition.
+    key: Any = None
+    limit: int = 1
+    mode: Literal["queue", "skip"] = "queue"
+
+
 class Trigger(_Model):
     type: Literal["webhook", "schedule", "kafka", "manual"]
     source: str | None = None
@@ -92,6 +102,9 @@ class Trigger(_Model):
     filter: Any = None
     input: Any = None
     on_resolved: Literal["signal", "cancel", "ignore", "start"] = "signal"
+    concurrency: Concurrency | None = None
+    #: A template giving a number: lower starts first among the events waiting in a lane.
+    priority: Any = None
 
     @cached_property
     def compiled_filter(self) -> Filter:

@@ -7,20 +7,41 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import orjson
 from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from hookline.definitions import StoredDefinition
 from hookline.matching import trigger_input
 from hookline.retry import Backoff, retry
-from hookline.runs import NotStartable, build_request, start_run, workflow_id_for
+from hookline.runs import (
+    NotStartable,
+    build_request,
+    lane_id,
+    run_search_attributes,
+    start_run,
+    workflow_id_for,
+)
 from hookline.settings import TemporalSettings
 from schemas.agents import AgentCatalog
 from schemas.decisions import Outcome
 from schemas.events import Event
-from schemas.expressions import ExpressionError
-from schemas.run import RESOLVED_SIGNAL, Resolved, RunRequest
+from schemas.expressions import ExpressionError, render
+from schemas.filters import event_context
+from schemas.run import (
+    LANE_EVENT,
+    LANE_RESOLVE,
+    LANE_WORKFLOW,
+    RESOLVED_SIGNAL,
+    LaneConfig,
+    LaneItem,
+    LaneResolve,
+    LaneState,
+    Resolved,
+    RunRequest,
+)
 from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
 
@@ -73,6 +94,45 @@ class WorkflowStarter:
             raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
         return await self._start(request, workflow_id)
 
+    async def enqueue(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, Outcome]:
+        """Send the event to its lane (the trigger has flow control): the lane starts its run,
+        under the id a direct start would use, when its limit allows; returns (that run's id,
+        "queued")."""
+        assert trigger.concurrency is not None  # noqa: S101 - only flow-controlled triggers come here
+        run_id = workflow_id_for(stored.id, event)
+        context = event_context(event.model_dump(mode="json"))
+        try:
+            request = build_request(
+                stored, self._agents, self._settings, input=trigger_input(trigger, event), event=event
+            )
+            key = _text(render(trigger.concurrency.key, context)) if trigger.concurrency.key is not None else ""
+            priority = float(render(trigger.priority, context)) if trigger.priority is not None else 0.0
+        except (NotStartable, ExpressionError, TypeError, ValueError) as exc:
+            raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
+        config = LaneConfig(
+            definition_id=stored.id, key=key, limit=trigger.concurrency.limit, mode=trigger.concurrency.mode
+        )
+        attributes = {pair.key.name: pair.value for pair in run_search_attributes(request, run_id)}
+        item = LaneItem(run_id=run_id, request=request, priority=priority, config=config, attributes=attributes)
+        lane = lane_id(stored.id, key)
+        await self._signal_lane(lane, LANE_EVENT, item)
+        return run_id, "queued"
+
+    async def _signal_lane(self, lane: str, signal: str, argument: LaneItem | LaneResolve) -> None:
+        """Signal-with-start the lane: a lane that ended (idle) starts again with the signal."""
+        await self._retrying(
+            lane,
+            lambda: self._client.start_workflow(
+                LANE_WORKFLOW,
+                LaneState(),
+                id=lane,
+                task_queue=self._settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                start_signal=signal,
+                start_signal_args=[argument],
+            ),
+        )
+
     async def resolve(self, event: Event, stored: StoredDefinition, trigger: Trigger) -> tuple[str, Outcome]:
         """Deliver an event that resolves an earlier one (`event.resolves`) as the trigger's
         `on_resolved` says; returns (workflow id, outcome).
@@ -84,10 +144,24 @@ class WorkflowStarter:
         policy = trigger.on_resolved
         if policy == "ignore" or not event.resolves:
             return "", "ignored"
+        if policy == "start" and trigger.concurrency is not None:
+            return await self.enqueue(event, stored, trigger)
         if policy == "start":
             workflow_id, started = await self.start(event, stored, trigger)
             return workflow_id, "started" if started else "existing"
         workflow_id = workflow_id_for(stored.id, event, event.resolves)  # same source only
+        if trigger.concurrency is not None:  # the run is the lane's: it may still wait there
+            resolved = Resolved(event=event, action="cancel" if policy == "cancel" else "signal")
+            key_of = trigger.concurrency.key
+            try:
+                context = event_context(event.model_dump(mode="json"))
+                key = _text(render(key_of, context)) if key_of is not None else ""
+            except ExpressionError as exc:
+                raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
+            await self._signal_lane(
+                lane_id(stored.id, key), LANE_RESOLVE, LaneResolve(run_id=workflow_id, resolved=resolved)
+            )
+            return workflow_id, "signalled"
         try:
             request = build_request(
                 stored, self._agents, self._settings, input=trigger_input(trigger, event), event=event
@@ -143,3 +217,8 @@ class WorkflowStarter:
 
 def _unreachable(exc: Exception) -> bool:
     return isinstance(exc, RPCError) and exc.status in _TRANSIENT
+
+
+def _text(value: object) -> str:
+    """A rendered key as text: a string as it is, anything else as its JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()

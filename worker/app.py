@@ -21,6 +21,7 @@ from hookline.pools import pools_of
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
 from worker.errors import PoolNotServed, RegistryError, StepFailed
+from worker.lane import HooklineLane
 from worker.metrics import WorkerMetrics
 from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
@@ -145,7 +146,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.temporal.task_queue,
-                workflows=[HooklineRun],
+                workflows=[HooklineRun, HooklineLane],
                 # The steps of `temporal.local_pools` run here as local activities.
                 activities=[activities.run_step] if local else [],
                 max_concurrent_local_activities=options.max_concurrent_activities,

@@ -1,0 +1,163 @@
+"""Flow control, keyed concurrency (docs/flow-control.md): a storm of alerts for a few services
+against `concurrency: {key: service, limit: 1}` never runs two remediations of one service at
+once and runs every alert once; `skip`, `priority` and a resolution of a waiting alert do what
+they say. Real gateway, Kafka, triggers, lanes and runs on Temporal, and a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from gateway.sources.alertmanager import alert_dedupe_key
+from hookline.definitions import DefinitionStore
+from hookline.runs import event_run_id, lane_id
+from schemas.agents import Agent, AgentCatalog
+from schemas.run import LANE_QUERY, LaneState
+from tests.conftest import EXAMPLES, running
+from tests.eventually import eventually
+from tests.integration.conftest import runs_of, started_runs, wait_for_result
+from tests.notifications import notification
+from triggers.app import TriggersService
+from worker.lane import HooklineLane
+
+
+@pytest.fixture
+def agents() -> AgentCatalog:
+    """The example agents, and some that take a while (runs of one key would overlap)."""
+    base = AgentCatalog.load(EXAMPLES / "agents.yaml")
+    extra = {
+        "slow": Agent(name="slow", command=("sleep", "0.3"), timeout_s=30),
+        "slower": Agent(name="slower", command=("sleep", "2"), timeout_s=30),
+        "slowest": Agent(name="slowest", command=("sleep", "8"), timeout_s=30),
+    }
+    return AgentCatalog(agents={**base.agents, **extra})
+
+
+def remediation(name: str, agent: str, **trigger: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "trigger": {"type": "webhook", "source": "alertmanager", **trigger},
+        "steps": [{"name": "fix", "agent": agent}],
+    }
+
+
+def alerts(count: int, **labels: str) -> dict[str, Any]:
+    body = notification(count, "flow")
+    for alert in body["alerts"]:
+        alert["labels"].update(labels)
+    return body
+
+
+def run_ids(definition: str, body: dict[str, Any]) -> list[str]:
+    return [
+        event_run_id(
+            definition, "alertmanager", alert_dedupe_key(body["receiver"], a["fingerprint"], a["startsAt"], a["status"])
+        )
+        for a in body["alerts"]
+    ]
+
+
+async def lane(client: Client, definition: str, key: str) -> LaneState:
+    state: LaneState = await client.get_workflow_handle(lane_id(definition, key)).query(
+        LANE_QUERY, result_type=LaneState
+    )
+    return state
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_storm_runs_one_remediation_per_service_at_a_time_and_every_alert_once(
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    await store.put(remediation("Remediate", "slow", concurrency={"key": "${{ labels.service }}", "limit": 1}))
+    services = [f"svc-{n}" for n in range(5)]
+    bodies = {service: [alerts(2, service=service) for _ in range(3)] for service in services}
+    service_of = {run: s for s, bs in bodies.items() for b in bs for run in run_ids("remediate", b)}
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        for round_ in range(3):  # interleaved, as a storm arrives
+            for name in services:
+                assert (await gateway.post("/hooks/alertmanager", json=bodies[name][round_])).status == 202
+        results = {run: await wait_for_result(temporal_client, run, timeout=90) for run in service_of}
+
+    spans = defaultdict(list)
+    for run, result in results.items():
+        assert result.status == "succeeded"
+        step = result.steps["fix"]
+        assert step.started_at is not None and step.finished_at is not None
+        spans[service_of[run]].append((step.started_at, step.finished_at))
+    for name, times in spans.items():
+        times.sort()
+        assert len(times) == 6
+        for (_, finished), (started, _) in itertools.pairwise(times):
+            assert started >= finished, f"two runs of {name} overlapped"
+    for run in service_of:
+        assert len(await runs_of(temporal_client, run)) == 1
+    state = await lane(temporal_client, "remediate", "svc-0")
+    assert (state.running, state.queued, state.config and state.config.limit) == ([], [], 1)
+    # The lane is deterministic: its history replays in Temporal's sandbox.
+    history = await temporal_client.get_workflow_handle(lane_id("remediate", "svc-0")).fetch_history()
+    await Replayer(workflows=[HooklineLane], data_converter=temporal_client.data_converter).replay_workflow(history)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_skip_priority_and_a_resolved_waiting_alert(
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    await store.put(remediation("Skipping", "slowest", concurrency={"key": "${{ labels.service }}", "mode": "skip"}))
+    await store.put(
+        remediation(
+            "Ranked",
+            "slower",
+            concurrency={"key": "${{ labels.service }}"},
+            priority="${{ labels.rank }}",
+            on_resolved="signal",
+        )
+    )
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        first = alerts(1, service="a", rank="9")
+        assert (await gateway.post("/hooks/alertmanager", json=first)).status == 202
+        [skipping_first] = run_ids("skipping", first)
+        [ranked_first] = run_ids("ranked", first)
+        await started_runs(temporal_client, ranked_first, timeout=20)
+        later = [alerts(1, service="a", rank=rank) for rank in ("3", "1", "2", "5")]
+        for body in later:
+            assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+        ranked = [run_ids("ranked", body)[0] for body in later]
+        # The rank-5 alert resolves while it waits: it is dropped from the queue.
+        resolved = json.loads(json.dumps(later[3]))
+        resolved["alerts"][0]["status"] = resolved["status"] = "resolved"
+        resolved["alerts"][0]["endsAt"] = "2026-11-29T12:00:00Z"
+        assert (await gateway.post("/hooks/alertmanager", json=resolved)).status == 202
+        results = [await wait_for_result(temporal_client, run, timeout=60) for run in ranked[:3]]
+        skipped: LaneState = await eventually(
+            lambda: lane(temporal_client, "skipping", "a"), "the skipping lane", until=lambda s: len(s.skipped) == 4
+        )
+        dropped: LaneState = await eventually(
+            lambda: lane(temporal_client, "ranked", "a"), "the drop", until=lambda s: s.dropped == [ranked[3]]
+        )
+
+    starts = sorted((r.steps["fix"].started_at, rank) for r, rank in zip(results, ("3", "1", "2"), strict=True))
+    assert [rank for _, rank in starts] == ["1", "2", "3"]  # lower priority value first
+    assert skipped.skipped == [run_ids("skipping", body)[0] for body in later]
+    assert len(await runs_of(temporal_client, skipping_first)) == 1
+    for body in later:
+        assert await runs_of(temporal_client, run_ids("skipping", body)[0]) == []
+    await asyncio.sleep(0.5)
+    assert await runs_of(temporal_client, ranked[3]) == []  # resolved while it waited: never ran
+    assert dropped.queued == []

@@ -1,0 +1,191 @@
+"""The lane of a (definition, key) with flow control: at most `limit` runs at once, the other
+events waiting in priority then arrival order, or skipped (docs/flow-control.md).
+
+The triggers send each event here by signal-with-start instead of starting its run; the lane
+starts the run as a child under the id it would have had anyway, so a run exists once however
+often its event is delivered. The lane's state is its history: a crash of any process replays it.
+It continues as new when Temporal suggests it, once no child runs (a child's end is awaited on its
+handle, which does not survive into the next run), and ends after a while without work; the next
+event starts it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections import deque
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.run import (
+        LANE_EVENT,
+        LANE_QUERY,
+        LANE_RESOLVE,
+        LANE_WORKFLOW,
+        RESOLVED_SIGNAL,
+        WORKFLOW_NAME,
+        LaneConfig,
+        LaneItem,
+        LaneResolve,
+        LaneState,
+        RunState,
+    )
+
+__all__ = ["HooklineLane"]
+
+#: A lane with nothing waiting or running ends after this long.
+IDLE = timedelta(seconds=60)
+#: Run ids remembered (a redelivered event is not queued twice), skipped and dropped ones shown.
+_SEEN = 5000
+_SHOWN = 100
+
+
+@workflow.defn(name=LANE_WORKFLOW)
+class HooklineLane:
+    @workflow.init
+    def __init__(self, carried: LaneState) -> None:
+        # Here, not in `run`: the signal a lane is started with is handled before `run` begins.
+        self._config: LaneConfig | None = carried.config
+        self._waiting: list[tuple[float, int, LaneItem]] = []
+        self._arrivals = 0
+        self._running: set[str] = set()
+        self._seen: dict[str, None] = {}
+        self._skipped: deque[str] = deque(maxlen=_SHOWN)
+        self._dropped: deque[str] = deque(maxlen=_SHOWN)
+        #: Resolutions for runs that run now, to pass on; of runs never seen, to drop on arrival.
+        self._resolutions: list[LaneResolve] = []
+        self._resolved_early: dict[str, None] = {}
+        for item in carried.waiting:
+            self._queue(item)
+        self._seen = dict.fromkeys(carried.seen)
+
+    @workflow.run
+    async def run(self, carried: LaneState) -> None:
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._resolutions) or self._startable() or self._roll(), timeout=IDLE
+                )
+            except TimeoutError:
+                if not (self._running or self._waiting or self._resolutions):
+                    return  # idle: the next event starts the lane again
+                continue
+            await self._pass_on_resolutions()
+            while self._startable():
+                _, _, item = heapq.heappop(self._waiting)
+                await self._start(item)
+            if self._roll():
+                workflow.continue_as_new(self._state(carry=True))
+
+    def _limit(self) -> int:
+        return self._config.limit if self._config is not None else 1
+
+    def _startable(self) -> bool:
+        suggested = workflow.info().is_continue_as_new_suggested()
+        return bool(self._waiting) and len(self._running) < self._limit() and not suggested
+
+    def _roll(self) -> bool:
+        """Continue as new: Temporal suggests it, and no child runs (their handles would be lost)."""
+        return workflow.info().is_continue_as_new_suggested() and not self._running
+
+    def _queue(self, item: LaneItem) -> None:
+        heapq.heappush(self._waiting, (item.priority, self._arrivals, item))
+        self._arrivals += 1
+
+    def _remember(self, run_id: str) -> None:
+        self._seen[run_id] = None
+        while len(self._seen) > _SEEN:
+            del self._seen[next(iter(self._seen))]
+
+    @workflow.signal(name=LANE_EVENT)
+    def event(self, item: LaneItem) -> None:
+        self._config = item.config  # the latest definition version's limit and mode
+        if item.run_id in self._seen:
+            return  # delivered again (a redelivery, a second replica): it is here already
+        self._remember(item.run_id)
+        if item.run_id in self._resolved_early:  # its resolution came first: it is over already
+            del self._resolved_early[item.run_id]
+            self._dropped.append(item.run_id)
+            return
+        if item.config.mode == "skip" and len(self._running) + len(self._waiting) >= self._limit():
+            self._skipped.append(item.run_id)
+            return
+        self._queue(item)
+
+    @workflow.signal(name=LANE_RESOLVE)
+    def resolve(self, resolution: LaneResolve) -> None:
+        """The event of `run_id` is over: drop it if it waits, tell its run if it runs."""
+        for index, (_, _, item) in enumerate(self._waiting):
+            if item.run_id == resolution.run_id:
+                del self._waiting[index]
+                heapq.heapify(self._waiting)
+                self._dropped.append(item.run_id)
+                return
+        if resolution.run_id in self._running:
+            self._resolutions.append(resolution)
+        elif resolution.run_id not in self._seen:
+            self._resolved_early[resolution.run_id] = None  # it overtook its event
+            while len(self._resolved_early) > _SHOWN:
+                del self._resolved_early[next(iter(self._resolved_early))]
+
+    @workflow.query(name=LANE_QUERY)
+    def state(self) -> LaneState:
+        return self._state(carry=False)
+
+    def _state(self, *, carry: bool) -> LaneState:
+        waiting = [item for _, _, item in sorted(self._waiting, key=lambda entry: entry[:2])]
+        return LaneState(
+            config=self._config,
+            running=sorted(self._running),
+            queued=[item.run_id for item in waiting],
+            skipped=list(self._skipped),
+            dropped=list(self._dropped),
+            seen=list(self._seen) if carry else [],
+            waiting=waiting if carry else [],
+        )
+
+    async def _start(self, item: LaneItem) -> None:
+        attributes = TypedSearchAttributes(
+            [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in sorted(item.attributes.items())]
+        )
+        try:
+            handle = await workflow.start_child_workflow(
+                WORKFLOW_NAME,
+                item.request,
+                id=item.run_id,
+                task_queue=workflow.info().task_queue,
+                result_type=RunState,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=attributes,
+            )
+        except WorkflowAlreadyStartedError:
+            return  # the run of this event exists already (it ran before): nothing to wait for
+        self._running.add(item.run_id)
+        workflow.logger.info("lane started a run", extra={"run_id": item.run_id})
+
+        async def watch() -> None:
+            try:
+                await handle
+            except Exception:  # noqa: S110 - a failed or cancelled run frees its slot like a finished one
+                pass
+            finally:
+                self._running.discard(item.run_id)
+
+        asyncio.get_running_loop().create_task(watch())
+
+    async def _pass_on_resolutions(self) -> None:
+        pending, self._resolutions = self._resolutions, []
+        for resolution in pending:
+            run = workflow.get_external_workflow_handle(resolution.run_id)
+            try:
+                await run.signal(RESOLVED_SIGNAL, resolution.resolved)
+                if resolution.resolved.action == "cancel":
+                    await run.cancel()
+            except Exception:  # noqa: S110 - the run ended meanwhile: nothing to tell
+                pass
