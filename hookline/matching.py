@@ -139,6 +139,8 @@ class Explanation:
     input: dict[str, Any] | None = None
     workflow_id: str | None = None
     on_resolved: str | None = None
+    #: The flow control the event would meet: its lane's key, limit and mode, and its priority.
+    flow_control: dict[str, Any] | None = None
 
     @property
     def matches(self) -> bool:
@@ -176,6 +178,7 @@ def _explain_one(stored: StoredDefinition, event: Event, context: dict[str, Any]
 def _would_start(stored: StoredDefinition, trigger: Trigger, event: Event) -> Explanation:
     try:
         run_input = stored.definition.checked_input(trigger_input(trigger, event))
+        flow_control = _flow_control(trigger, event)
     except (ExpressionError, ValueError) as exc:
         return Explanation(stored.id, stored.version, f"matches, but the run could not start: {exc}")
     except Exception as exc:  # what the triggers would dead-letter for this definition
@@ -188,4 +191,20 @@ def _would_start(stored: StoredDefinition, trigger: Trigger, event: Event) -> Ex
         run_input,
         workflow_id_for(stored.id, event, key),
         trigger.on_resolved if event.resolves else None,
+        flow_control,
     )
+
+
+def _flow_control(trigger: Trigger, event: Event) -> dict[str, Any] | None:
+    """The lane an event would wait in (docs/flow-control.md); None without flow control."""
+    if trigger.concurrency is None:
+        return None
+    context = event_context(event.model_dump(mode="json"))
+    key = trigger.concurrency.key
+    lane_key = "" if key is None else render(key, context)
+    return {
+        "key": lane_key if isinstance(lane_key, str) else str(lane_key),
+        "limit": trigger.concurrency.limit,
+        "mode": trigger.concurrency.mode,
+        "priority": render(trigger.priority, context) if trigger.priority is not None else 0,
+    }

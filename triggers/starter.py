@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import orjson
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -25,6 +25,7 @@ from hookline.runs import (
     workflow_id_for,
 )
 from hookline.settings import TemporalSettings
+from hookline.temporal import SA_DEFINITION, SA_TEAM
 from schemas.agents import AgentCatalog
 from schemas.decisions import Outcome
 from schemas.events import Event
@@ -115,11 +116,17 @@ class WorkflowStarter:
         attributes = {pair.key.name: pair.value for pair in run_search_attributes(request, run_id)}
         item = LaneItem(run_id=run_id, request=request, priority=priority, config=config, attributes=attributes)
         lane = lane_id(stored.id, key)
-        await self._signal_lane(lane, LANE_EVENT, item)
+        await self._signal_lane(lane, stored, LANE_EVENT, item)
         return run_id, "queued"
 
-    async def _signal_lane(self, lane: str, signal: str, argument: LaneItem | LaneResolve) -> None:
-        """Signal-with-start the lane: a lane that ended (idle) starts again with the signal."""
+    async def _signal_lane(
+        self, lane: str, stored: StoredDefinition, signal: str, argument: LaneItem | LaneResolve
+    ) -> None:
+        """Signal-with-start the lane: a lane that ended (idle) starts again with the signal. Its
+        definition and team are search attributes, so the API lists a definition's lanes."""
+        attributes = TypedSearchAttributes(
+            [SearchAttributePair(SA_DEFINITION, stored.id), SearchAttributePair(SA_TEAM, stored.definition.team)]
+        )
         await self._retrying(
             lane,
             lambda: self._client.start_workflow(
@@ -128,6 +135,7 @@ class WorkflowStarter:
                 id=lane,
                 task_queue=self._settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=attributes,
                 start_signal=signal,
                 start_signal_args=[argument],
             ),
@@ -158,9 +166,8 @@ class WorkflowStarter:
                 key = _text(render(key_of, context)) if key_of is not None else ""
             except ExpressionError as exc:
                 raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
-            await self._signal_lane(
-                lane_id(stored.id, key), LANE_RESOLVE, LaneResolve(run_id=workflow_id, resolved=resolved)
-            )
+            resolution = LaneResolve(run_id=workflow_id, resolved=resolved)
+            await self._signal_lane(lane_id(stored.id, key), stored, LANE_RESOLVE, resolution)
             return workflow_id, "signalled"
         try:
             request = build_request(

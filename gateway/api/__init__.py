@@ -24,6 +24,7 @@ from gateway.api.executions import (
     list_executions,
     start_workflow,
 )
+from gateway.api.lanes import list_lanes
 from gateway.api.models import (
     AgentList,
     AuditList,
@@ -38,6 +39,7 @@ from gateway.api.models import (
     ExecutionList,
     Explanations,
     History,
+    LaneList,
     OpenApiDocument,
     RunnerList,
     Started,
@@ -191,6 +193,16 @@ ROUTES: tuple[Route, ...] = (
             Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
             Param("cursor", "query", "`next_cursor` of the previous page."),
         ),
+    ),
+    Route(
+        "GET",
+        "/workflows/{workflow_id}/lanes",
+        list_lanes,
+        "read",
+        "The definition's flow-control lanes: per key what runs, what waits in which order, what was skipped "
+        "or dropped",
+        {200: LaneList},
+        (404, 503),
     ),
     Route(
         "GET",

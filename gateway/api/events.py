@@ -103,6 +103,7 @@ def _row(e: Explanation) -> DefinitionExplanation:
         workflow_id=e.workflow_id,
         on_resolved=e.on_resolved,
         input=e.input,
+        flow_control=e.flow_control,
     )
 
 

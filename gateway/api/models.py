@@ -48,6 +48,8 @@ __all__ = [
     "Explanations",
     "History",
     "HistoryEvent",
+    "Lane",
+    "LaneList",
     "OpenApiDocument",
     "RetryRequest",
     "RunnerList",
@@ -292,6 +294,9 @@ class DefinitionExplanation(_Answer):
     workflow_id: str | None
     on_resolved: str | None
     input: dict[str, Any] | None
+    flow_control: dict[str, Any] | None = Field(
+        description="The flow control it would meet: its lane's key, limit and mode, and its priority."
+    )
 
 
 class EventExplanation(_Answer):
@@ -368,6 +373,27 @@ class EventListItem(_Answer):
 class EventList(_Answer):
     items: list[EventListItem]
     next_cursor: Cursor
+
+
+# --- flow control -------------------------------------------------------------------------------
+
+
+class Lane(_Answer):
+    """A flow-control lane of a definition: one key's runs, what waits for its turn, what it
+    skipped or dropped lately."""
+
+    key: str
+    limit: int
+    mode: str
+    running: list[str]
+    queued: list[str] = Field(description="In the order they will start: priority, then arrival.")
+    skipped: list[str]
+    dropped: list[str] = Field(description="Waiting events whose alert resolved before their turn.")
+    note: str | None = Field(description="Set when the lane did not answer (no worker polls): lists are empty.")
+
+
+class LaneList(_Answer):
+    items: list[Lane]
 
 
 # --- dead letters -------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ def test_a_webhook_body_is_explained_alert_by_alert(store: type[Store]) -> None:
         "workflow_id": None,
         "on_resolved": None,
         "input": None,
+        "flow_control": None,
     }
 
 
