@@ -197,14 +197,17 @@ def _would_start(stored: StoredDefinition, trigger: Trigger, event: Event) -> Ex
 
 def _flow_control(trigger: Trigger, event: Event) -> dict[str, Any] | None:
     """The lane an event would wait in (docs/flow-control.md); None without flow control."""
-    if trigger.concurrency is None:
+    if not trigger.flow_controlled:
         return None
     context = event_context(event.model_dump(mode="json"))
-    key = trigger.concurrency.key
+    key = trigger.lane_key
     lane_key = "" if key is None else render(key, context)
-    return {
+    answer: dict[str, Any] = {
         "key": lane_key if isinstance(lane_key, str) else str(lane_key),
-        "limit": trigger.concurrency.limit,
-        "mode": trigger.concurrency.mode,
         "priority": render(trigger.priority, context) if trigger.priority is not None else 0,
     }
+    if trigger.concurrency is not None:
+        answer |= {"limit": trigger.concurrency.limit, "mode": trigger.concurrency.mode}
+    if trigger.throttle is not None:
+        answer["throttle"] = {"limit": trigger.throttle.limit, "period_s": trigger.throttle.period}
+    return answer

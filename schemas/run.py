@@ -97,8 +97,12 @@ class LaneConfig(BaseModel):
 
     definition_id: str
     key: str
-    limit: int = 1
-    mode: Literal["queue", "skip"] = "queue"
+    #: Runs at once; None: no concurrency limit (a lane for its throttle only).
+    limit: int | None = 1
+    mode: Literal["queue", "skip", "cancel_running", "replace_queued"] = "queue"
+    #: At most `throttle_limit` starts per `throttle_period_s` (None: no throttle).
+    throttle_limit: int | None = None
+    throttle_period_s: float | None = None
 
 
 class LaneItem(BaseModel):
@@ -132,6 +136,12 @@ class LaneState(BaseModel):
     queued: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
     dropped: list[str] = Field(default_factory=list)
+    #: Waiting events a later one replaced (`replace_queued`, `cancel_running`), and runs the
+    #: lane cancelled for a newer event (`cancel_running`).
+    replaced: list[str] = Field(default_factory=list)
+    cancelled: list[str] = Field(default_factory=list)
+    #: Start times within the throttle's period, carried over when the lane continues as new.
+    starts: list[datetime] = Field(default_factory=list)
     #: Carried over when the lane continues as new: the run ids it has seen lately.
     seen: list[str] = Field(default_factory=list)
     waiting: list[LaneItem] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.expressions import expression_errors, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
@@ -87,7 +87,15 @@ class Concurrency(_Model):
     #: A template over the event (`${{ labels.service }}`); None: one lane for the definition.
     key: Any = None
     limit: int = 1
-    mode: Literal["queue", "skip"] = "queue"
+    mode: Literal["queue", "skip", "cancel_running", "replace_queued"] = "queue"
+
+
+class Throttle(_Model):
+    """At most `limit` starts per `period` per key; the rest wait their turn in the lane."""
+
+    key: Any = None
+    limit: int = 1
+    period: Duration = 60.0
 
 
 class Trigger(_Model):
@@ -103,8 +111,26 @@ class Trigger(_Model):
     input: Any = None
     on_resolved: Literal["signal", "cancel", "ignore", "start"] = "signal"
     concurrency: Concurrency | None = None
+    throttle: Throttle | None = None
     #: A template giving a number: lower starts first among the events waiting in a lane.
     priority: Any = None
+
+    @model_validator(mode="after")
+    def _one_lane_key(self) -> Trigger:
+        if self.concurrency is not None and self.throttle is not None and self.concurrency.key != self.throttle.key:
+            raise ValueError("concurrency and throttle must have the same key (they share one lane per key)")
+        return self
+
+    @property
+    def flow_controlled(self) -> bool:
+        """Whether its events go to a lane (docs/flow-control.md) instead of starting at once."""
+        return self.concurrency is not None or self.throttle is not None
+
+    @property
+    def lane_key(self) -> Any:
+        """The template of its lane's key (None: one lane for the definition)."""
+        shaped = self.concurrency or self.throttle
+        return shaped.key if shaped is not None else None
 
     @cached_property
     def compiled_filter(self) -> Filter:

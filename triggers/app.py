@@ -295,7 +295,7 @@ class TriggersService:
         try:
             if event.resolves:
                 workflow_id, outcome = await self._starter.resolve(event, stored, match.trigger)
-            elif match.trigger.concurrency is not None:
+            elif match.trigger.flow_controlled:
                 workflow_id, outcome = await self._starter.enqueue(event, stored, match.trigger)
             else:
                 workflow_id, started = await self._starter.start(event, stored, match.trigger)

@@ -99,19 +99,24 @@ class WorkflowStarter:
         """Send the event to its lane (the trigger has flow control): the lane starts its run,
         under the id a direct start would use, when its limit allows; returns (that run's id,
         "queued")."""
-        assert trigger.concurrency is not None  # noqa: S101 - only flow-controlled triggers come here
         run_id = workflow_id_for(stored.id, event)
         context = event_context(event.model_dump(mode="json"))
         try:
             request = build_request(
                 stored, self._agents, self._settings, input=trigger_input(trigger, event), event=event
             )
-            key = _text(render(trigger.concurrency.key, context)) if trigger.concurrency.key is not None else ""
+            key = _text(render(trigger.lane_key, context)) if trigger.lane_key is not None else ""
             priority = float(render(trigger.priority, context)) if trigger.priority is not None else 0.0
         except (NotStartable, ExpressionError, TypeError, ValueError) as exc:
             raise Unprocessable(f"definition {stored.id} v{stored.version}: {exc}") from exc
+        concurrency, throttle = trigger.concurrency, trigger.throttle
         config = LaneConfig(
-            definition_id=stored.id, key=key, limit=trigger.concurrency.limit, mode=trigger.concurrency.mode
+            definition_id=stored.id,
+            key=key,
+            limit=concurrency.limit if concurrency else None,
+            mode=concurrency.mode if concurrency else "queue",
+            throttle_limit=throttle.limit if throttle else None,
+            throttle_period_s=throttle.period if throttle else None,
         )
         attributes = {pair.key.name: pair.value for pair in run_search_attributes(request, run_id)}
         item = LaneItem(run_id=run_id, request=request, priority=priority, config=config, attributes=attributes)
@@ -152,15 +157,15 @@ class WorkflowStarter:
         policy = trigger.on_resolved
         if policy == "ignore" or not event.resolves:
             return "", "ignored"
-        if policy == "start" and trigger.concurrency is not None:
+        if policy == "start" and trigger.flow_controlled:
             return await self.enqueue(event, stored, trigger)
         if policy == "start":
             workflow_id, started = await self.start(event, stored, trigger)
             return workflow_id, "started" if started else "existing"
         workflow_id = workflow_id_for(stored.id, event, event.resolves)  # same source only
-        if trigger.concurrency is not None:  # the run is the lane's: it may still wait there
+        if trigger.flow_controlled:  # the run is the lane's: it may still wait there
             resolved = Resolved(event=event, action="cancel" if policy == "cancel" else "signal")
-            key_of = trigger.concurrency.key
+            key_of = trigger.lane_key
             try:
                 context = event_context(event.model_dump(mode="json"))
                 key = _text(render(key_of, context)) if key_of is not None else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -57,6 +57,12 @@ class HooklineLane:
         self._seen: dict[str, None] = {}
         self._skipped: deque[str] = deque(maxlen=_SHOWN)
         self._dropped: deque[str] = deque(maxlen=_SHOWN)
+        self._replaced: deque[str] = deque(maxlen=_SHOWN)
+        self._cancelled: deque[str] = deque(maxlen=_SHOWN)
+        #: Runs to cancel for a newer event (`cancel_running`).
+        self._to_cancel: set[str] = set()
+        #: When runs were started, within the throttle's period.
+        self._starts: deque[datetime] = deque(carried.starts)
         #: Resolutions for runs that run now, to pass on; of runs never seen, to drop on arrival.
         self._resolutions: list[LaneResolve] = []
         self._resolved_early: dict[str, None] = {}
@@ -67,27 +73,44 @@ class HooklineLane:
     @workflow.run
     async def run(self, carried: LaneState) -> None:
         while True:
+            wake = self._throttled_for()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._resolutions) or self._startable() or self._roll(), timeout=IDLE
+                    lambda: bool(self._resolutions or self._to_cancel) or self._startable() or self._roll(),
+                    timeout=wake or IDLE,
                 )
             except TimeoutError:
-                if not (self._running or self._waiting or self._resolutions):
+                if not (self._running or self._waiting or self._resolutions or self._to_cancel):
                     return  # idle: the next event starts the lane again
-                continue
             await self._pass_on_resolutions()
+            await self._cancel_for_newer()
             while self._startable():
                 _, _, item = heapq.heappop(self._waiting)
                 await self._start(item)
             if self._roll():
                 workflow.continue_as_new(self._state(carry=True))
 
-    def _limit(self) -> int:
+    def _limit(self) -> int | None:
         return self._config.limit if self._config is not None else 1
 
     def _startable(self) -> bool:
-        suggested = workflow.info().is_continue_as_new_suggested()
-        return bool(self._waiting) and len(self._running) < self._limit() and not suggested
+        limit = self._limit()
+        if not self._waiting or (limit is not None and len(self._running) >= limit):
+            return False
+        return not workflow.info().is_continue_as_new_suggested() and self._throttled_for() is None
+
+    def _throttled_for(self) -> timedelta | None:
+        """How long until the throttle lets the next run start; None: it does now (or none)."""
+        config = self._config
+        if config is None or config.throttle_limit is None or config.throttle_period_s is None:
+            return None
+        period = timedelta(seconds=config.throttle_period_s)
+        now = workflow.now()
+        while self._starts and self._starts[0] <= now - period:
+            self._starts.popleft()
+        if len(self._starts) < config.throttle_limit:
+            return None
+        return self._starts[0] + period - now
 
     def _roll(self) -> bool:
         """Continue as new: Temporal suggests it, and no child runs (their handles would be lost)."""
@@ -112,9 +135,15 @@ class HooklineLane:
             del self._resolved_early[item.run_id]
             self._dropped.append(item.run_id)
             return
-        if item.config.mode == "skip" and len(self._running) + len(self._waiting) >= self._limit():
+        limit, mode = self._limit(), item.config.mode
+        if mode == "skip" and limit is not None and len(self._running) + len(self._waiting) >= limit:
             self._skipped.append(item.run_id)
             return
+        if mode in ("replace_queued", "cancel_running"):  # the newest wins over what waits
+            self._replaced.extend(waiting.run_id for _, _, waiting in sorted(self._waiting, key=lambda e: e[:2]))
+            self._waiting.clear()
+        if mode == "cancel_running":  # ... and over what runs
+            self._to_cancel.update(self._running)
         self._queue(item)
 
     @workflow.signal(name=LANE_RESOLVE)
@@ -145,6 +174,9 @@ class HooklineLane:
             queued=[item.run_id for item in waiting],
             skipped=list(self._skipped),
             dropped=list(self._dropped),
+            replaced=list(self._replaced),
+            cancelled=list(self._cancelled),
+            starts=list(self._starts) if carry else [],
             seen=list(self._seen) if carry else [],
             waiting=waiting if carry else [],
         )
@@ -167,6 +199,7 @@ class HooklineLane:
         except WorkflowAlreadyStartedError:
             return  # the run of this event exists already (it ran before): nothing to wait for
         self._running.add(item.run_id)
+        self._starts.append(workflow.now())
         workflow.logger.info("lane started a run", extra={"run_id": item.run_id})
 
         async def watch() -> None:
@@ -178,6 +211,17 @@ class HooklineLane:
                 self._running.discard(item.run_id)
 
         asyncio.get_running_loop().create_task(watch())
+
+    async def _cancel_for_newer(self) -> None:
+        """Cancel the runs a newer event displaced (`cancel_running`); their compensation runs,
+        and their slot frees when they end."""
+        pending, self._to_cancel = sorted(self._to_cancel & self._running), set()
+        for run_id in pending:
+            try:
+                await workflow.get_external_workflow_handle(run_id).cancel()
+                self._cancelled.append(run_id)
+            except Exception:  # noqa: S110 - it ended meanwhile: nothing to cancel
+                pass
 
     async def _pass_on_resolutions(self) -> None:
         pending, self._resolutions = self._resolutions, []

@@ -38,16 +38,34 @@ async def _lane(state: ApiState, lane_id: str) -> Lane:
         )
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError) as exc:
         note = f"the lane did not answer ({type(exc).__name__}); is a worker polling?"
-        return Lane(key="?", limit=0, mode="?", running=[], queued=[], skipped=[], dropped=[], note=note)
+        return Lane(
+            key="?",
+            limit=None,
+            mode="?",
+            throttle=None,
+            running=[],
+            queued=[],
+            skipped=[],
+            dropped=[],
+            replaced=[],
+            cancelled=[],
+            note=note,
+        )
     config = answer.config
+    throttled = config is not None and config.throttle_limit is not None
     return Lane(
         key=config.key if config else "",
-        limit=config.limit if config else 0,
+        limit=config.limit if config else None,
         mode=config.mode if config else "queue",
+        throttle={"limit": config.throttle_limit, "period_s": config.throttle_period_s}
+        if config and throttled
+        else None,
         running=answer.running,
         queued=answer.queued,
         skipped=answer.skipped,
         dropped=answer.dropped,
+        replaced=answer.replaced,
+        cancelled=answer.cancelled,
         note=None,
     )
 

@@ -383,12 +383,15 @@ class Lane(_Answer):
     skipped or dropped lately."""
 
     key: str
-    limit: int
+    limit: int | None = Field(description="Runs at once; null: no concurrency limit (a throttle only).")
     mode: str
+    throttle: dict[str, Any] | None = Field(description="At most `limit` starts per `period_s`.")
     running: list[str]
     queued: list[str] = Field(description="In the order they will start: priority, then arrival.")
     skipped: list[str]
     dropped: list[str] = Field(description="Waiting events whose alert resolved before their turn.")
+    replaced: list[str] = Field(description="Waiting events a newer one replaced (replace_queued, cancel_running).")
+    cancelled: list[str] = Field(description="Runs cancelled for a newer event (cancel_running).")
     note: str | None = Field(description="Set when the lane did not answer (no worker polls): lists are empty.")
 
 

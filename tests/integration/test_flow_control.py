@@ -203,3 +203,53 @@ async def test_the_api_shows_a_definitions_lanes_and_explain_the_lane_an_event_w
         assert [d["outcome"] for d in page["decisions"]] == ["queued"]
         cancel = {"filter": {"definition": definition}}
         assert (await api.post(f"{API}/executions/cancel", json=cancel, headers=auth("a"))).status == 200
+
+
+@pytest.mark.usefixtures("worker")
+async def test_throttle_holds_the_rate_replace_queued_keeps_the_latest_and_cancel_running_lets_the_newest_win(
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    await store.put(remediation("Throttled", "slow", throttle={"limit": 3, "period": "2s"}))
+    await store.put(
+        remediation("Latest", "slower", concurrency={"key": "${{ labels.service }}", "mode": "replace_queued"})
+    )
+    await store.put(
+        remediation("Newest", "slowest", concurrency={"key": "${{ labels.service }}", "mode": "cancel_running"})
+    )
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        burst = [alerts(1, service="t") for _ in range(9)]
+        for body in burst:
+            assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+        first, *rest = [alerts(1, service="r") for _ in range(4)]
+        assert (await gateway.post("/hooks/alertmanager", json=first)).status == 202
+        await started_runs(temporal_client, run_ids("latest", first)[0], timeout=20)
+        await started_runs(temporal_client, run_ids("newest", first)[0], timeout=20)
+        for body in rest:
+            assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+            await asyncio.sleep(0.2)  # in this order
+        throttled = [await wait_for_result(temporal_client, run_ids("throttled", b)[0], timeout=60) for b in burst]
+        latest = [run_ids("latest", b)[0] for b in (first, *rest)]
+        await wait_for_result(temporal_client, latest[-1], timeout=30)
+        newest = [run_ids("newest", b)[0] for b in (first, *rest)]
+        last = await wait_for_result(temporal_client, newest[-1], timeout=30)
+
+    # Throttle: no 2 s window holds more than 3 starts (the lane's clock and the run's first step
+    # differ by the start itself: 0.25 s of slack).
+    starts = sorted(r.steps["fix"].started_at for r in throttled if r.steps["fix"].started_at)
+    assert len(starts) == 9
+    for earlier, later in zip(starts, starts[3:], strict=False):
+        assert (later - earlier).total_seconds() >= 2 - 0.25
+    # replace_queued: the first ran, the last waited and ran, the two between were replaced.
+    assert [bool(await runs_of(temporal_client, run)) for run in latest] == [True, False, False, True]
+    replaced = await lane(temporal_client, "latest", "r")
+    assert sorted(replaced.replaced) == sorted(latest[1:3])
+    # cancel_running: the newest won; the one running when it came was cancelled.
+    assert last.status == "succeeded"
+    newest_lane = await lane(temporal_client, "newest", "r")
+    assert newest[0] in newest_lane.cancelled
+    ran = [r for r in newest if await runs_of(temporal_client, r)]
+    assert ran[0] == newest[0] and ran[-1] == newest[-1]

@@ -1,5 +1,5 @@
-"""What a trigger's flow control may say: `concurrency` with a key template, a limit and a mode
-that is built (queue, skip), and a `priority`; anything else is refused where it is wrong."""
+"""What a trigger's flow control may say: `concurrency` with a key template, a limit and a mode,
+`throttle`, and a `priority`; anything else is refused where it is wrong."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_concurrency_and_priority_are_read() -> None:
     ("concurrency", "where"),
     [
         ({"limit": 0}, "trigger.concurrency.limit"),
-        ({"mode": "cancel_running"}, "trigger.concurrency.mode"),  # designed, not built yet
+        ({"mode": "newest"}, "trigger.concurrency.mode"),
         ({"key": ""}, "trigger.concurrency.key"),
         ({"keys": "x"}, "trigger.concurrency"),
     ],
@@ -47,3 +47,17 @@ def test_bad_flow_control_is_refused_where_it_is(concurrency: dict[str, Any], wh
     with pytest.raises(DefinitionError) as info:
         parse_definition(definition(concurrency=concurrency))
     assert where in [error.location for error in info.value.errors]
+
+
+def test_a_throttle_shares_the_lane_key_of_concurrency() -> None:
+    parsed = parse_definition(definition(throttle={"key": "${{ labels.service }}", "limit": 10, "period": "1m"}))
+    [trigger] = parsed.triggers
+    assert trigger.flow_controlled and trigger.throttle is not None and trigger.throttle.period == 60.0
+    assert trigger.lane_key == "${{ labels.service }}"
+    assert not parse_definition(definition()).triggers[0].flow_controlled
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(definition(concurrency={"key": "a"}, throttle={"key": "b", "limit": 1, "period": 1}))
+    assert "the same key" in str(info.value)
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(definition(throttle={"limit": 1}))
+    assert "trigger.throttle.period" in [error.location for error in info.value.errors]
