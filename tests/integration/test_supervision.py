@@ -40,8 +40,9 @@ async def test_a_frozen_worker_is_replaced_by_the_supervisor(temporal_settings: 
     )
     worker = Child("worker", [sys.executable, "-m", "hookline.cli", "worker"], env, f"http://127.0.0.1:{port}/healthz")
     lines: list[str] = []
+    # A frozen worker never answers: each failed probe lasts the probe timeout, three of them in a row.
     supervisor = Supervisor(
-        [worker], probe_every_s=0.5, probe_timeout_s=2.0, unhealthy_after=3, stop_grace_s=2.0, echo=lines.append
+        [worker], probe_every_s=0.5, probe_timeout_s=1.0, unhealthy_after=3, stop_grace_s=2.0, echo=lines.append
     )
     stop = asyncio.Event()
     running = asyncio.create_task(supervisor.run(stop))
