@@ -210,4 +210,8 @@ def _flow_control(trigger: Trigger, event: Event) -> dict[str, Any] | None:
         answer |= {"limit": trigger.concurrency.limit, "mode": trigger.concurrency.mode}
     if trigger.throttle is not None:
         answer["throttle"] = {"limit": trigger.throttle.limit, "period_s": trigger.throttle.period}
+    if trigger.debounce is not None:
+        answer["debounce"] = {"period_s": trigger.debounce.period, "max_wait_s": trigger.debounce.max_wait}
+    if trigger.batch is not None:
+        answer["batch"] = {"max_events": trigger.batch.max_events, "max_wait_s": trigger.batch.max_wait}
     return answer

@@ -15,6 +15,7 @@ or pre-empt the id of another kind of run (nor an event of another source):
 | start with Idempotency-Key | `<definition>:key:<hash of team and key>` |
 | retry of an earlier run | `<definition>:retry:<random hex>` |
 | the lane of a flow-control key (not a run) | `<definition>:lane:<hash of the key>` |
+| a debounced or batched run | `<definition>:debounce:` or `:batch:` + its first event's `<source>/<dedupe key>` |
 
 Definition ids and source names hold no `:` or `/` (a `kafka` trigger's source is
 `kafka:<topic>`, which holds one `:` and no `/`), so the source ends at the first `/`.
@@ -110,7 +111,15 @@ def retry_run_id(definition_id: str) -> str:
 
 
 #: The id segment of each kind of run → the trigger kind the API filters by.
-_KINDS = {"event": "event", "schedule": "schedule", "manual": "manual", "key": "manual", "retry": "retry"}
+_KINDS = {
+    "event": "event",
+    "debounce": "event",
+    "batch": "event",
+    "schedule": "schedule",
+    "manual": "manual",
+    "key": "manual",
+    "retry": "retry",
+}
 
 
 def trigger_kind(workflow_id: str, *, event: bool = False) -> str:

@@ -73,6 +73,8 @@ class RunRequest(BaseModel):
     definition: WorkflowDefinition
     input: dict[str, Any] = Field(default_factory=dict)
     event: Event | None = None
+    #: A debounced or batched run's events, in arrival order (`event` is the last of them).
+    events: list[Event] = Field(default_factory=list)
     team_id: str | None = None
     # step name → where its action runs; `compensations` likewise for `on_failure` actions.
     routes: dict[str, Route] = Field(default_factory=dict)
@@ -103,6 +105,12 @@ class LaneConfig(BaseModel):
     #: At most `throttle_limit` starts per `throttle_period_s` (None: no throttle).
     throttle_limit: int | None = None
     throttle_period_s: float | None = None
+    #: Events collected into one run: `debounce` (after `quiet_s` without one, or `max_wait_s`
+    #: after the first) or `batch` (`max_events`, or `max_wait_s` after the first).
+    collect: Literal["debounce", "batch"] | None = None
+    quiet_s: float | None = None
+    max_wait_s: float | None = None
+    max_events: int | None = None
 
 
 class LaneItem(BaseModel):
@@ -142,6 +150,12 @@ class LaneState(BaseModel):
     cancelled: list[str] = Field(default_factory=list)
     #: Start times within the throttle's period, carried over when the lane continues as new.
     starts: list[datetime] = Field(default_factory=list)
+    #: The events being collected for a debounced or batched run (their own run ids); carried
+    #: over whole, with when the first and the last came.
+    collected: list[str] = Field(default_factory=list)
+    collecting: list[LaneItem] = Field(default_factory=list)
+    collecting_since: datetime | None = None
+    collecting_last: datetime | None = None
     #: Carried over when the lane continues as new: the run ids it has seen lately.
     seen: list[str] = Field(default_factory=list)
     waiting: list[LaneItem] = Field(default_factory=list)
@@ -161,6 +175,8 @@ class StepRequest(BaseModel):
     timeout_s: float | None = None
     input: Any = None
     event: Event | None = None
+    #: A debounced or batched run's events.
+    events: list[Event] = Field(default_factory=list)
     #: The run's team: an agent limited to other teams refuses the step. None: the default team.
     team_id: str | None = None
 

@@ -98,6 +98,23 @@ class Throttle(_Model):
     period: Duration = 60.0
 
 
+class Debounce(_Model):
+    """One run per key after `period` without a new event (or `max_wait` after the first),
+    with every collected event."""
+
+    key: Any = None
+    period: Duration = 30.0
+    max_wait: Duration | None = None
+
+
+class Batch(_Model):
+    """One run per key for up to `max_events` events or `max_wait` after the first."""
+
+    key: Any = None
+    max_events: int = 100
+    max_wait: Duration = 30.0
+
+
 class Trigger(_Model):
     type: Literal["webhook", "schedule", "kafka", "manual"]
     source: str | None = None
@@ -112,25 +129,35 @@ class Trigger(_Model):
     on_resolved: Literal["signal", "cancel", "ignore", "start"] = "signal"
     concurrency: Concurrency | None = None
     throttle: Throttle | None = None
+    debounce: Debounce | None = None
+    batch: Batch | None = None
     #: A template giving a number: lower starts first among the events waiting in a lane.
     priority: Any = None
 
     @model_validator(mode="after")
     def _one_lane_key(self) -> Trigger:
-        if self.concurrency is not None and self.throttle is not None and self.concurrency.key != self.throttle.key:
-            raise ValueError("concurrency and throttle must have the same key (they share one lane per key)")
+        if self.debounce is not None and self.batch is not None:
+            raise ValueError("debounce and batch exclude each other (both decide which events make one run)")
+        keys = {repr(part.key) for part in self._flow_parts()}
+        if len(keys) > 1:
+            raise ValueError(
+                "concurrency, throttle, debounce and batch must have the same key (they share one lane per key)"
+            )
         return self
+
+    def _flow_parts(self) -> list[Concurrency | Throttle | Debounce | Batch]:
+        return [p for p in (self.concurrency, self.throttle, self.debounce, self.batch) if p is not None]
 
     @property
     def flow_controlled(self) -> bool:
         """Whether its events go to a lane (docs/flow-control.md) instead of starting at once."""
-        return self.concurrency is not None or self.throttle is not None
+        return bool(self._flow_parts())
 
     @property
     def lane_key(self) -> Any:
         """The template of its lane's key (None: one lane for the definition)."""
-        shaped = self.concurrency or self.throttle
-        return shaped.key if shaped is not None else None
+        parts = self._flow_parts()
+        return parts[0].key if parts else None
 
     @cached_property
     def compiled_filter(self) -> Filter:

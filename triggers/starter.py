@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from temporalio.client import Client
@@ -117,6 +117,7 @@ class WorkflowStarter:
             mode=concurrency.mode if concurrency else "queue",
             throttle_limit=throttle.limit if throttle else None,
             throttle_period_s=throttle.period if throttle else None,
+            **_collecting(trigger),
         )
         attributes = {pair.key.name: pair.value for pair in run_search_attributes(request, run_id)}
         item = LaneItem(run_id=run_id, request=request, priority=priority, config=config, attributes=attributes)
@@ -234,3 +235,12 @@ def _unreachable(exc: Exception) -> bool:
 def _text(value: object) -> str:
     """A rendered key as text: a string as it is, anything else as its JSON."""
     return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _collecting(trigger: Trigger) -> dict[str, Any]:
+    """The lane's collection settings: debounce or batch (none: each event is its own run)."""
+    if trigger.debounce is not None:
+        return {"collect": "debounce", "quiet_s": trigger.debounce.period, "max_wait_s": trigger.debounce.max_wait}
+    if trigger.batch is not None:
+        return {"collect": "batch", "max_events": trigger.batch.max_events, "max_wait_s": trigger.batch.max_wait}
+    return {}

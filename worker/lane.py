@@ -63,6 +63,12 @@ class HooklineLane:
         self._to_cancel: set[str] = set()
         #: When runs were started, within the throttle's period.
         self._starts: deque[datetime] = deque(carried.starts)
+        #: Events collected for one debounced or batched run, when the first and the last came,
+        #: and which collected run each event went into (its resolution goes there).
+        self._collecting: list[LaneItem] = list(carried.collecting)
+        self._collecting_since: datetime | None = carried.collecting_since
+        self._collecting_last: datetime | None = carried.collecting_last
+        self._holder: dict[str, str] = {}
         #: Resolutions for runs that run now, to pass on; of runs never seen, to drop on arrival.
         self._resolutions: list[LaneResolve] = []
         self._resolved_early: dict[str, None] = {}
@@ -73,15 +79,22 @@ class HooklineLane:
     @workflow.run
     async def run(self, carried: LaneState) -> None:
         while True:
-            wake = self._throttled_for()
+            wake = min((t for t in (self._throttled_for(), self._collected_in()) if t is not None), default=IDLE)
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._resolutions or self._to_cancel) or self._startable() or self._roll(),
-                    timeout=wake or IDLE,
+                    lambda: (
+                        bool(self._resolutions or self._to_cancel)
+                        or self._startable()
+                        or self._roll()
+                        or self._collected_in() == timedelta(0)
+                    ),
+                    timeout=wake,
                 )
             except TimeoutError:
-                if not (self._running or self._waiting or self._resolutions or self._to_cancel):
+                if not (self._running or self._waiting or self._resolutions or self._to_cancel or self._collecting):
                     return  # idle: the next event starts the lane again
+            if self._collected_in() == timedelta(0):
+                self._queue(self._collected())
             await self._pass_on_resolutions()
             await self._cancel_for_newer()
             while self._startable():
@@ -98,6 +111,40 @@ class HooklineLane:
         if not self._waiting or (limit is not None and len(self._running) >= limit):
             return False
         return not workflow.info().is_continue_as_new_suggested() and self._throttled_for() is None
+
+    def _collected_in(self) -> timedelta | None:
+        """How long until the events being collected make their run (0: now); None: none are."""
+        config = self._config
+        if not self._collecting or config is None or self._collecting_since is None:
+            return None
+        if config.max_events is not None and len(self._collecting) >= config.max_events:
+            return timedelta(0)
+        now = workflow.now()
+        due = []
+        if config.max_wait_s is not None:
+            due.append(self._collecting_since + timedelta(seconds=config.max_wait_s))
+        if config.quiet_s is not None and self._collecting_last is not None:
+            due.append(self._collecting_last + timedelta(seconds=config.quiet_s))
+        return max(timedelta(0), min(due) - now) if due else None
+
+    def _collected(self) -> LaneItem:
+        """The one run of the events collected: the last event's run request with every event,
+        under the first event's id in the space of its kind (`:debounce:`, `:batch:`)."""
+        items, self._collecting = self._collecting, []
+        self._collecting_since = self._collecting_last = None
+        first, last = items[0], items[-1]
+        kind = last.config.collect or "batch"
+        definition, _, rest = first.run_id.partition(":event:")
+        run_id = f"{definition}:{kind}:{rest}" if rest else f"{first.run_id}:{kind}"
+        for item in items:
+            self._holder[item.run_id] = run_id
+        while len(self._holder) > _SEEN:
+            del self._holder[next(iter(self._holder))]
+        events = [item.request.event for item in items if item.request.event is not None]
+        request = last.request.model_copy(update={"events": events})
+        return last.model_copy(
+            update={"run_id": run_id, "request": request, "priority": min(item.priority for item in items)}
+        )
 
     def _throttled_for(self) -> timedelta | None:
         """How long until the throttle lets the next run start; None: it does now (or none)."""
@@ -139,6 +186,14 @@ class HooklineLane:
         if mode == "skip" and limit is not None and len(self._running) + len(self._waiting) >= limit:
             self._skipped.append(item.run_id)
             return
+        if item.config.collect is not None:  # one run for many: collected, queued when due
+            now = workflow.now()
+            self._collecting.append(item)
+            self._collecting_since = self._collecting_since or now
+            self._collecting_last = now
+            if item.config.max_events is not None and len(self._collecting) >= item.config.max_events:
+                self._queue(self._collected())  # full: here, as many signals come in one task
+            return
         if mode in ("replace_queued", "cancel_running"):  # the newest wins over what waits
             self._replaced.extend(waiting.run_id for _, _, waiting in sorted(self._waiting, key=lambda e: e[:2]))
             self._waiting.clear()
@@ -148,7 +203,16 @@ class HooklineLane:
 
     @workflow.signal(name=LANE_RESOLVE)
     def resolve(self, resolution: LaneResolve) -> None:
-        """The event of `run_id` is over: drop it if it waits, tell its run if it runs."""
+        """The event of `run_id` is over: drop it if it waits (or is being collected), tell its run
+        if it runs (also the debounced or batched run it went into)."""
+        for index, item in enumerate(self._collecting):
+            if item.run_id == resolution.run_id:
+                del self._collecting[index]
+                self._dropped.append(item.run_id)
+                if not self._collecting:
+                    self._collecting_since = self._collecting_last = None
+                return
+        resolution = resolution.model_copy(update={"run_id": self._holder.get(resolution.run_id, resolution.run_id)})
         for index, (_, _, item) in enumerate(self._waiting):
             if item.run_id == resolution.run_id:
                 del self._waiting[index]
@@ -177,6 +241,10 @@ class HooklineLane:
             replaced=list(self._replaced),
             cancelled=list(self._cancelled),
             starts=list(self._starts) if carry else [],
+            collecting=list(self._collecting) if carry else [],
+            collected=[item.run_id for item in self._collecting],
+            collecting_since=self._collecting_since,
+            collecting_last=self._collecting_last,
             seen=list(self._seen) if carry else [],
             waiting=waiting if carry else [],
         )

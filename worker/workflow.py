@@ -98,6 +98,7 @@ class _Run:
             steps={name: StepState() for name in self.steps},
         )
         self._event = request.event.model_dump(mode="json") if request.event else None
+        self._events = [event.model_dump(mode="json") for event in request.events]
         self.resolved: Resolved | None = None
         self._resolved_event: dict[str, Any] | None = None
 
@@ -112,6 +113,7 @@ class _Run:
         return {
             "input": self.request.input,
             "event": self._event,
+            "events": self._events,
             "resolved": self._resolved_event,
             "steps": {n: {"status": s.status, "output": self.outputs.get(n)} for n, s in self.state.steps.items()},
             "workflow": {
@@ -234,6 +236,7 @@ class _Run:
             timeout_s=route.timeout_s,
             input=step_input,
             event=self.request.event,
+            events=self.request.events,
             team_id=self.request.team_id,
         )
         timeout = timedelta(seconds=route.timeout_s + TIMEOUT_GRACE_S)

@@ -49,6 +49,7 @@ async def _lane(state: ApiState, lane_id: str) -> Lane:
             dropped=[],
             replaced=[],
             cancelled=[],
+            collecting=[],
             note=note,
         )
     config = answer.config
@@ -66,6 +67,7 @@ async def _lane(state: ApiState, lane_id: str) -> Lane:
         dropped=answer.dropped,
         replaced=answer.replaced,
         cancelled=answer.cancelled,
+        collecting=answer.collected,
         note=None,
     )
 

@@ -392,6 +392,7 @@ class Lane(_Answer):
     dropped: list[str] = Field(description="Waiting events whose alert resolved before their turn.")
     replaced: list[str] = Field(description="Waiting events a newer one replaced (replace_queued, cancel_running).")
     cancelled: list[str] = Field(description="Runs cancelled for a newer event (cancel_running).")
+    collecting: list[str] = Field(description="Events being collected for one debounced or batched run.")
     note: str | None = Field(description="Set when the lane did not answer (no worker polls): lists are empty.")
 
 

@@ -10,6 +10,7 @@ import itertools
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,15 +31,30 @@ from tests.notifications import notification
 from triggers.app import TriggersService
 from worker.lane import HooklineLane
 
+# The first 8 characters of each event id: the step's output kept in its state is its tail.
+SHOW_EVENTS = "import json, sys; print(' '.join(e['id'][:8] for e in json.load(sys.stdin)['events']))"
+
 
 @pytest.fixture
-def agents() -> AgentCatalog:
+def release(tmp_path: Path) -> Path:
+    """The file whose creation ends the steps of the `held` agent."""
+    return tmp_path / "release"
+
+
+@pytest.fixture
+def agents(release: Path) -> AgentCatalog:
     """The example agents, and some that take a while (runs of one key would overlap)."""
     base = AgentCatalog.load(EXAMPLES / "agents.yaml")
     extra = {
         "slow": Agent(name="slow", command=("sleep", "0.3"), timeout_s=30),
         "slower": Agent(name="slower", command=("sleep", "2"), timeout_s=30),
         "slowest": Agent(name="slowest", command=("sleep", "8"), timeout_s=30),
+        # Runs until the test creates `release`: a run that surely runs while others arrive.
+        "held": Agent(
+            name="held", command=("sh", "-c", f"while [ ! -f {release} ]; do sleep 0.05; done"), timeout_s=60
+        ),
+        # Prints (the start of) the ids of the events its run holds (debounce, batch).
+        "show": Agent(name="show", command=("python3", "-c", SHOW_EVENTS), timeout_s=30),
     }
     return AgentCatalog(agents={**base.agents, **extra})
 
@@ -114,16 +130,17 @@ async def test_a_storm_runs_one_remediation_per_service_at_a_time_and_every_aler
 
 @pytest.mark.usefixtures("worker")
 async def test_skip_priority_and_a_resolved_waiting_alert(
+    release: Path,
     gateway: TestClient[Any, Any],
     store: DefinitionStore,
     temporal_client: Client,
     triggers_service: Callable[..., TriggersService],
 ) -> None:
-    await store.put(remediation("Skipping", "slowest", concurrency={"key": "${{ labels.service }}", "mode": "skip"}))
+    await store.put(remediation("Skipping", "held", concurrency={"key": "${{ labels.service }}", "mode": "skip"}))
     await store.put(
         remediation(
             "Ranked",
-            "slower",
+            "held",
             concurrency={"key": "${{ labels.service }}"},
             priority="${{ labels.rank }}",
             on_resolved="signal",
@@ -145,13 +162,17 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
         resolved["alerts"][0]["status"] = resolved["status"] = "resolved"
         resolved["alerts"][0]["endsAt"] = "2026-11-29T12:00:00Z"
         assert (await gateway.post("/hooks/alertmanager", json=resolved)).status == 202
-        results = [await wait_for_result(temporal_client, run, timeout=60) for run in ranked[:3]]
+        # Both lanes' first runs hold until released: what came meanwhile waited, or was skipped.
         skipped: LaneState = await eventually(
             lambda: lane(temporal_client, "skipping", "a"), "the skipping lane", until=lambda s: len(s.skipped) == 4
         )
         dropped: LaneState = await eventually(
-            lambda: lane(temporal_client, "ranked", "a"), "the drop", until=lambda s: s.dropped == [ranked[3]]
+            lambda: lane(temporal_client, "ranked", "a"),
+            "three waiting and the resolved one dropped",
+            until=lambda s: len(s.queued) == 3 and s.dropped == [ranked[3]],
         )
+        release.touch()
+        results = [await wait_for_result(temporal_client, run, timeout=60) for run in ranked[:3]]
 
     starts = sorted((r.steps["fix"].started_at, rank) for r, rank in zip(results, ("3", "1", "2"), strict=True))
     assert [rank for _, rank in starts] == ["1", "2", "3"]  # lower priority value first
@@ -161,7 +182,7 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
         assert await runs_of(temporal_client, run_ids("skipping", body)[0]) == []
     await asyncio.sleep(0.5)
     assert await runs_of(temporal_client, ranked[3]) == []  # resolved while it waited: never ran
-    assert dropped.queued == []
+    assert dropped.queued == [ranked[1], ranked[2], ranked[0]]  # by rank: 1, 2, 3
 
 
 @pytest.mark.usefixtures("worker")
@@ -253,3 +274,48 @@ async def test_throttle_holds_the_rate_replace_queued_keeps_the_latest_and_cance
     assert newest[0] in newest_lane.cancelled
     ran = [r for r in newest if await runs_of(temporal_client, r)]
     assert ran[0] == newest[0] and ran[-1] == newest[-1]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_debounce_makes_one_run_of_a_burst_and_batch_runs_of_at_most_max_events_none_twice(
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    await store.put(remediation("Debounced", "show", debounce={"key": "${{ labels.service }}", "period": "2s"}))
+    await store.put(
+        remediation("Batched", "show", batch={"key": "${{ labels.service }}", "max_events": 10, "max_wait": "3s"})
+    )
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        burst = [alerts(1, service="d") for _ in range(25)]
+        event_ids = set()
+        for body in burst:
+            reply = await gateway.post("/hooks/alertmanager", json=body)
+            assert reply.status == 202
+            event_ids |= {event_id[:8] for event_id in (await reply.json())["event_ids"]}
+
+        async def runs(definition: str, count: int) -> list[Any]:
+            query = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{definition}'"
+
+            async def found() -> list[Any]:
+                return [w async for w in temporal_client.list_workflows(query)]
+
+            listed: list[Any] = await eventually(
+                found, f"{count} runs of {definition}", until=lambda f: len(f) >= count, timeout=30
+            )
+            return listed
+
+        [debounced_run] = await runs("debounced", 1)
+        debounced = await wait_for_result(temporal_client, debounced_run.id, timeout=30)
+        batch_runs = await runs("batched", 3)
+        batched = [await wait_for_result(temporal_client, w.id, timeout=30) for w in batch_runs]
+        await asyncio.sleep(1)  # nothing more comes
+        assert len(await runs("debounced", 1)) == 1 and len(await runs("batched", 3)) == 3
+
+    assert set((debounced.steps["fix"].output or "").split()) == event_ids  # one run held all 25
+    assert ":debounce:" in debounced_run.id and all(":batch:" in w.id for w in batch_runs)
+    held = [(result.steps["fix"].output or "").split() for result in batched]
+    assert sorted(len(ids) for ids in held) == [5, 10, 10]
+    assert sorted(i for ids in held for i in ids) == sorted(event_ids)  # every event in one batch, none twice

@@ -188,6 +188,7 @@ def step_context(request: StepRequest) -> dict[str, Any]:
         "compensation": request.compensation,
         "input": request.input,
         "event": request.event.model_dump(mode="json") if request.event else None,
+        "events": [event.model_dump(mode="json") for event in request.events],
     }
 
 
