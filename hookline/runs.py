@@ -247,6 +247,7 @@ async def start_run(
         id_conflict_policy=WorkflowIDConflictPolicy.UNSPECIFIED if signal else WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(pairs),
+        task_timeout=settings.task_timeout([*request.routes.values(), *request.compensations.values()]),
         start_signal=signal[0] if signal else None,
         start_signal_args=[signal[1]] if signal else [],
     )

@@ -6,10 +6,15 @@ Precedence, highest first: keyword arguments, `HOOKLINE_*` environment variables
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from schemas.run import Route
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -128,8 +133,23 @@ class TemporalSettings(Section):
         gt=0,
         description="Only steps of `local_pools` whose timeout is at most this run locally: a local "
         "step holds its run's workflow task, so a signal (e.g. a resolved alert) reaches the run "
-        "only between steps or at the task's heartbeat (every few seconds).",
+        "only between steps or at the task's heartbeat (at 80 % of `local_task_timeout_s`).",
     )
+
+    local_task_timeout_s: float = Field(
+        2.0,
+        ge=1.0,
+        le=60.0,
+        description="The workflow task timeout of a run with local steps. A local step holds its run's "
+        "workflow task, which the worker renews at 80 % of this: only then does the run answer a state query, "
+        "see a signal or a cancellation, or fire its own timeout's timer. Temporal's default (10 s) made that "
+        "every 8 s; too short, and a task on an overloaded worker times out and is retried.",
+    )
+
+    def task_timeout(self, routes: Iterable[Route]) -> timedelta | None:
+        """The workflow task timeout of a run with these routes: `local_task_timeout_s` when one of
+        its steps runs locally, else Temporal's default (None)."""
+        return timedelta(seconds=self.local_task_timeout_s) if any(r.local for r in routes) else None
 
     def runner_queue(self, pool: str) -> str:
         return f"{self.runner_queue_prefix}{pool}"

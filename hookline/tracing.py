@@ -28,6 +28,7 @@ __all__ = [
     "configure_tracing",
     "current_traceparent",
     "enabled",
+    "linked_span",
     "record_span",
     "shutdown_tracing",
     "temporal_interceptors",
@@ -137,6 +138,29 @@ def record_span(name: str, headers: Iterable[tuple[str, bytes | None]], **attrib
             yield span
     finally:
         context.detach(token)
+
+
+@contextmanager
+def linked_span(name: str, traceparents: Iterable[str | None]) -> Iterator[None]:
+    """A span, current inside the block, linked to the traces `traceparents` name: a debounced
+    or batched run's step links the trace of each event it holds. Nothing when tracing is off
+    or no event names a trace."""
+    if not enabled():
+        yield
+        return
+    from opentelemetry import propagate, trace
+
+    links = []
+    for traceparent in traceparents:
+        if traceparent:
+            context = trace.get_current_span(propagate.extract({"traceparent": traceparent})).get_span_context()
+            if context.is_valid:
+                links.append(trace.Link(context))
+    if not links:
+        yield
+        return
+    with trace.get_tracer("hookline").start_as_current_span(name, links=links):
+        yield
 
 
 def trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -124,6 +124,8 @@ class LaneItem(BaseModel):
     config: LaneConfig
     #: The run's search attributes (name → keyword), as a direct start would set them.
     attributes: dict[str, str] = Field(default_factory=dict)
+    #: Its workflow task timeout (`temporal.local_task_timeout_s` for runs with local steps).
+    task_timeout_s: float | None = None
 
 
 class LaneResolve(BaseModel):

@@ -120,7 +120,15 @@ class WorkflowStarter:
             **_collecting(trigger),
         )
         attributes = {pair.key.name: pair.value for pair in run_search_attributes(request, run_id)}
-        item = LaneItem(run_id=run_id, request=request, priority=priority, config=config, attributes=attributes)
+        timeout = self._settings.task_timeout([*request.routes.values(), *request.compensations.values()])
+        item = LaneItem(
+            run_id=run_id,
+            request=request,
+            priority=priority,
+            config=config,
+            attributes=attributes,
+            task_timeout_s=timeout.total_seconds() if timeout is not None else None,
+        )
         lane = lane_id(stored.id, key)
         await self._signal_lane(lane, stored, LANE_EVENT, item)
         return run_id, "queued"

@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from hookline.logging import get_logger
+from hookline.tracing import linked_span
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import RUN_STEP, StepRequest, StepResult
 from schemas.workflow import DEFAULT_TEAM
@@ -144,7 +145,8 @@ class StepActivities:
             if request.action is not None and isinstance(runner, InlineCapped):
                 # Options written in a definition, not by the operator: capped by the worker's policy.
                 runner.check_inline(agent, options)
-            with self._metrics.step(agent.pool_name, agent.runner):
+            traces = (event.extensions.get("traceparent") for event in request.events)
+            with self._metrics.step(agent.pool_name, agent.runner), linked_span("hookline.step.events", traces):
                 async with _heartbeating(self._heartbeat_s):
                     result = await runner.run(agent, options, request)
         except StepFailed as exc:

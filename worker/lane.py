@@ -261,6 +261,7 @@ class HooklineLane:
                 task_queue=workflow.info().task_queue,
                 result_type=RunState,
                 parent_close_policy=ParentClosePolicy.ABANDON,
+                task_timeout=timedelta(seconds=item.task_timeout_s) if item.task_timeout_s else None,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=attributes,
             )

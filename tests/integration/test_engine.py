@@ -8,7 +8,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,6 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
-    Interceptor,
-    OutboundInterceptor,
-    StartWorkflowInput,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -60,27 +56,6 @@ def temporal_settings(request: pytest.FixtureRequest, temporal_settings: Tempora
     return temporal_settings
 
 
-#: The workflow task timeout of the runs of the local variant. A local step holds its run's
-#: workflow task, which the worker heartbeats at 80% of this timeout: only then does the run
-#: answer a query and see a cancellation or its own timeout's timer. At Temporal's default (10 s)
-#: that is every 8 s, which made each local cancel and timeout test wait 16 s; at 2 s it is every
-#: 1.6 s. What the tests prove is the same; only how long the run takes to notice changes.
-LOCAL_TASK_TIMEOUT = timedelta(seconds=2)
-
-
-class _TaskTimeout(Interceptor):
-    """A client's runs start with the workflow task timeout `LOCAL_TASK_TIMEOUT`."""
-
-    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        return _StartWithTaskTimeout(next)
-
-
-class _StartWithTaskTimeout(OutboundInterceptor):
-    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
-        input.task_timeout = LOCAL_TASK_TIMEOUT
-        return await super().start_workflow(input)
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
@@ -116,11 +91,7 @@ async def start(
     sandbox: the worker runs the interpreter unsandboxed (worker.workflow_sandbox), so this is
     where non-deterministic workflow code would show."""
     started: list[WorkflowHandle[Any, RunState]] = []
-    client = temporal_client
-    if temporal_settings.local_pools:
-        config = temporal_client.config()
-        config["interceptors"] = [*config["interceptors"], _TaskTimeout()]
-        client = Client(**config)
+    client = temporal_client  # runs with local steps start with temporal.local_task_timeout_s (2 s)
 
     async def start(doc: dict[str, Any], input: dict[str, Any] | None = None) -> WorkflowHandle[Any, RunState]:
         definition = parse_definition(doc, agents=engine_agents.agents.keys())

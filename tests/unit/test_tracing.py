@@ -42,3 +42,23 @@ def test_off_by_default_nothing_is_traced() -> None:
     with tracing.record_span("decide", [("traceparent", PARENT.encode())]) as span:
         assert span is None and tracing.current_traceparent() is None
     assert tracing.temporal_interceptors() == []
+
+
+@pytest.mark.usefixtures("tracing_on")
+def test_a_collected_runs_step_links_the_trace_of_each_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(trace, "get_tracer", lambda name, *args, **kwargs: provider.get_tracer(name))
+    other = "0af7651916cd43dd8448eb211c80319c"
+    with tracing.linked_span("step", [PARENT, None, f"00-{other}-b7ad6b7169203331-01", "not a traceparent"]):
+        pass
+    [span] = exported.get_finished_spans()
+    assert sorted(format(link.context.trace_id, "032x") for link in span.links) == sorted([TRACE, other])
+    with tracing.linked_span("step", [None]):  # no event names a trace: no span
+        pass
+    assert len(exported.get_finished_spans()) == 1
