@@ -50,7 +50,7 @@ from gateway.api.models import (
 )
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
-from gateway.api.workflows import resolve_id, visible_definition
+from gateway.api.workflows import known_definition, visible_definition
 from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from hookline.runs import (
     DEFAULT_TEAM,
@@ -59,7 +59,6 @@ from hookline.runs import (
     keyed_run_id,
     manual_run_id,
     start_run,
-    team_of,
     trigger_kind,
 )
 from hookline.temporal import SA_DEFINITION, SA_EVENT, SA_RETRY_OF, SA_SOURCE, SA_TEAM, SA_TRIGGER, query_literal
@@ -176,12 +175,7 @@ def summary_of(execution: WorkflowExecution) -> ExecutionSummary:
 async def list_executions(request: web.Request, principal: Principal) -> web.Response:
     """The definition's runs (also those triggered by events), newest first."""
     state = request.app[API]
-    definition_id = resolve_id(principal, request.match_info["workflow_id"])
-    store = state.definitions()
-    last = store.deleted(definition_id)
-    stored = store.get(definition_id) or (store.get_version(definition_id, last) if last is not None else None)
-    if stored is None or not principal.sees(team_of(stored)):
-        raise NotFound(f'no workflow definition "{definition_id}"')
+    definition_id = known_definition(state, principal, request.match_info["workflow_id"]).id
     filters = {"definition": definition_id, **{k: v for k, v in request.query.items() if k == "status"}}
     return await _page(request, visibility_query(principal, filters))
 

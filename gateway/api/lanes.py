@@ -18,9 +18,7 @@ from gateway.api.auth import Principal
 from gateway.api.messages import json_response
 from gateway.api.models import Lane, LaneList
 from gateway.api.state import API, ApiState
-from gateway.api.workflows import resolve_id
-from gateway.errors import NotFound
-from hookline.runs import team_of
+from gateway.api.workflows import known_definition
 from hookline.temporal import SA_DEFINITION, query_literal
 from schemas.run import LANE_QUERY, LANE_WORKFLOW, LaneState
 
@@ -74,12 +72,7 @@ async def _lane(state: ApiState, lane_id: str) -> Lane:
 
 async def list_lanes(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
-    definition_id = resolve_id(principal, request.match_info["workflow_id"])
-    store = state.definitions()
-    last = store.deleted(definition_id)
-    stored = store.get(definition_id) or (store.get_version(definition_id, last) if last is not None else None)
-    if stored is None or not principal.sees(team_of(stored)):
-        raise NotFound(f'no workflow definition "{definition_id}"')
+    definition_id = known_definition(state, principal, request.match_info["workflow_id"]).id
     query = (
         f"WorkflowType = {query_literal(LANE_WORKFLOW)} AND {SA_DEFINITION.name} = {query_literal(definition_id)} "
         "AND ExecutionStatus = 'Running'"

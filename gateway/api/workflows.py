@@ -116,6 +116,18 @@ def resolve_id(principal: Principal, named: str) -> str:
     return qualified_id(team, local_id)
 
 
+def known_definition(state: ApiState, principal: Principal, named: str) -> StoredDefinition:
+    """The current version, or the last one of a deleted definition (its runs and lanes are still
+    there), if the caller's team may see it; 404 otherwise."""
+    definition_id = resolve_id(principal, named)
+    store = state.definitions()
+    last = store.deleted(definition_id)
+    stored = store.get(definition_id) or (store.get_version(definition_id, last) if last is not None else None)
+    if stored is None or not principal.sees(team_of(stored)):
+        raise NotFound(f'no workflow definition "{definition_id}"')
+    return stored
+
+
 def visible_definition(state: ApiState, principal: Principal, named: str) -> StoredDefinition:
     """The current version if the caller's team may see it; 404 otherwise (also when deleted)."""
     definition_id = resolve_id(principal, named)
