@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -192,11 +192,8 @@ class ApiState:
         events = asyncio.ensure_future(self._load_events())
         audit = asyncio.ensure_future(self._load_audit())
         try:
-            store = await retry(
-                self._started_store,
-                backoff=_LOAD_BACKOFF,
-                retry_on=Exception,
-                message="cannot load workflow definitions, retrying",
+            store = await _start_retrying(
+                lambda: DefinitionStore(self.settings.kafka, check=self.check_agents), "load workflow definitions"
             )
             try:
                 await audit
@@ -221,52 +218,44 @@ class ApiState:
         self.schedules = schedules
 
     async def _load_events(self) -> None:
-        self._events = await retry(
-            self._started_events,
-            backoff=_LOAD_BACKOFF,
-            retry_on=Exception,
-            message="cannot read the decisions topic, retrying",
+        self._events = await _start_retrying(
+            lambda: EventIndex(self.settings.kafka, self.options.events_db), "read the decisions topic"
         )
 
     async def _load_audit(self) -> None:
-        self._audit = await retry(
-            self._started_audit,
-            backoff=_LOAD_BACKOFF,
-            retry_on=Exception,
-            message="cannot open the audit log, retrying",
+        self._audit = await _start_retrying(
+            lambda: AuditLog(self.settings.kafka, self.options.write_timeout_s), "open the audit log"
         )
 
-    async def _started_audit(self) -> AuditLog:
-        audit = AuditLog(self.settings.kafka, self.options.write_timeout_s)
+
+class _Part(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+P = TypeVar("P", bound=_Part)
+
+
+async def _start_retrying(make: Callable[[], P], what: str) -> P:
+    """A new `make()` started, retried with backoff while that fails; each one that failed to
+    start (or was cancelled starting: the gateway stopping) is stopped."""
+
+    async def attempt() -> P:
+        part = make()
         try:
-            await audit.start()
+            await part.start()
         except BaseException:
-            await _stop_quietly(audit)
+            await _stop_quietly(part)
             raise
-        return audit
+        return part
 
-    async def _started_events(self) -> EventIndex:
-        index = EventIndex(self.settings.kafka, self.options.events_db)
-        try:
-            await index.start()
-        except BaseException:
-            await _stop_quietly(index)
-            raise
-        return index
-
-    async def _started_store(self) -> DefinitionStore:
-        store = DefinitionStore(self.settings.kafka, check=self.check_agents)
-        try:
-            await store.start()
-        except BaseException:  # cancelled (the gateway stopping) included: close it
-            await _stop_quietly(store)
-            raise
-        return store
+    return await retry(attempt, backoff=_LOAD_BACKOFF, retry_on=Exception, message=f"cannot {what}, retrying")
 
 
-async def _stop_quietly(store: DefinitionStore | TopicView | EventIndex | AuditLog) -> None:
+async def _stop_quietly(part: _Part) -> None:
     with contextlib.suppress(Exception):
-        await store.stop()
+        await part.stop()
 
 
 API = web.AppKey("api", ApiState)
