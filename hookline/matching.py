@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from hookline.definitions import StoredDefinition
 from hookline.runs import workflow_id_for
+from schemas.decisions import snapshot_id
 from schemas.events import Event
 from schemas.expressions import ExpressionError, render
 from schemas.filters import as_text, event_context, lookup
@@ -103,6 +105,11 @@ class TriggerIndex:
                         self._by_source[key].add(Match(stored, trigger))
                     except Exception:  # its filter fails: scanned, where it fails for itself alone
                         self._by_source[key].scan.append(Match(stored, trigger))
+
+    @cached_property
+    def snapshot(self) -> str:
+        """The id of `versions` (`schemas.decisions.snapshot_id`): once per index, not per event."""
+        return snapshot_id(self.versions)
 
     def teams(self, event: Event) -> list[str]:
         """The teams with a definition listening to `event`'s source: who may see its decision."""

@@ -34,7 +34,7 @@ from hookline.metrics import metrics_handler
 from hookline.retry import Backoff, Stopped, retry
 from hookline.tracing import record_span
 from schemas.agents import AgentCatalog
-from schemas.decisions import SNAPSHOT_PREFIX, Decision, DecisionRow, Outcome, Snapshot, snapshot_id
+from schemas.decisions import SNAPSHOT_PREFIX, Decision, DecisionRow, Outcome, Snapshot
 from schemas.events import Event, EventDecodeError
 from triggers.errors import Unprocessable
 from triggers.external import event_from_record
@@ -355,7 +355,7 @@ class TriggersService:
         """The id of the matcher's definition versions, written to the decisions topic once
         (every decision naming it waits for that write)."""
         assert self._producer is not None
-        identity = snapshot_id(matcher.versions)
+        identity = matcher.snapshot
         written = self._snapshots.get(identity)
         if written is None:
             value = Snapshot(id=identity, versions=matcher.versions).model_dump_json().encode()
