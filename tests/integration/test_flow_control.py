@@ -22,7 +22,7 @@ from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
 from hookline.runs import event_run_id, lane_id
 from schemas.agents import Agent, AgentCatalog
-from schemas.run import LANE_QUERY, LaneState
+from schemas.run import LANE_QUERY, LaneState, RunState
 from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
 from tests.integration.conftest import runs_of, started_runs, wait_for_result
@@ -83,6 +83,26 @@ def run_ids(definition: str, body: dict[str, Any]) -> list[str]:
     ]
 
 
+async def assert_one_at_a_time(
+    client: Client, results: dict[str, RunState], service_of: dict[str, str], per_service: int
+) -> None:
+    """Every run succeeded and exists once, each service had `per_service` of them, and no two
+    of a service overlapped (their step `fix` one after the other)."""
+    spans = defaultdict(list)
+    for run, result in results.items():
+        assert result.status == "succeeded"
+        step = result.steps["fix"]
+        assert step.started_at is not None and step.finished_at is not None
+        spans[service_of[run]].append((step.started_at, step.finished_at))
+    for name, times in spans.items():
+        times.sort()
+        assert len(times) == per_service
+        for (_, finished), (started, _) in itertools.pairwise(times):
+            assert started >= finished, f"two runs of {name} overlapped"
+    for run in service_of:
+        assert len(await runs_of(client, run)) == 1
+
+
 async def lane(client: Client, definition: str, key: str) -> LaneState:
     state: LaneState = await client.get_workflow_handle(lane_id(definition, key)).query(
         LANE_QUERY, result_type=LaneState
@@ -108,19 +128,7 @@ async def test_a_storm_runs_one_remediation_per_service_at_a_time_and_every_aler
                 assert (await gateway.post("/hooks/alertmanager", json=bodies[name][round_])).status == 202
         results = {run: await wait_for_result(temporal_client, run, timeout=90) for run in service_of}
 
-    spans = defaultdict(list)
-    for run, result in results.items():
-        assert result.status == "succeeded"
-        step = result.steps["fix"]
-        assert step.started_at is not None and step.finished_at is not None
-        spans[service_of[run]].append((step.started_at, step.finished_at))
-    for name, times in spans.items():
-        times.sort()
-        assert len(times) == 6
-        for (_, finished), (started, _) in itertools.pairwise(times):
-            assert started >= finished, f"two runs of {name} overlapped"
-    for run in service_of:
-        assert len(await runs_of(temporal_client, run)) == 1
+    await assert_one_at_a_time(temporal_client, results, service_of, per_service=6)
     state = await lane(temporal_client, "remediate", "svc-0")
     assert (state.running, state.queued, state.config and state.config.limit) == ([], [], 1)
     # The lane is deterministic: its history replays in Temporal's sandbox.

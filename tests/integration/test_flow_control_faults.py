@@ -6,10 +6,8 @@ overlapped."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
 import subprocess
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
 from tests.eventually import eventually
 from tests.integration.conftest import runs_of, start_component, wait_for_result
-from tests.integration.test_flow_control import alerts, remediation, run_ids
+from tests.integration.test_flow_control import alerts, assert_one_at_a_time, remediation, run_ids
 
 
 def stop(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
@@ -90,16 +88,4 @@ async def test_sigkilled_triggers_and_worker_mid_storm_run_every_alert_once_and_
         for process in processes:
             stop(process, signal.SIGTERM)
 
-    spans = defaultdict(list)
-    for run, result in results.items():
-        assert result.status == "succeeded"
-        step = result.steps["fix"]
-        assert step.started_at is not None and step.finished_at is not None
-        spans[service_of[run]].append((step.started_at, step.finished_at))
-    for name, times in spans.items():
-        times.sort()
-        assert len(times) == 10
-        for (_, finished), (started, _) in itertools.pairwise(times):
-            assert started >= finished, f"two runs of {name} overlapped"
-    for run in service_of:
-        assert len(await runs_of(temporal_client, run)) == 1
+    await assert_one_at_a_time(temporal_client, results, service_of, per_service=10)
