@@ -46,7 +46,7 @@ install: system-deps $(STAMP)
 # Java 17 and Maven run the Kafka broker; python3-venv makes the virtualenv. The runners' real
 # back ends: bubblewrap (sandbox), podman + runc (container; tests import a busybox-static
 # image), openssh-server/-client (ssh). The real Alertmanager the ingress is tested against, and
-# wrk for `make bench`; Prometheus' promtool (package prometheus) checks the alerting rules. Installed with apt-get only when missing (CI and fresh
+# wrk for `make bench`; chromium, which Playwright drives in the console's browser tests; Prometheus' promtool (package prometheus) checks the alerting rules. Installed with apt-get only when missing (CI and fresh
 # machines of this kind run as root).
 system-deps:
 	@missing=""; \
@@ -62,6 +62,7 @@ system-deps:
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -79,3 +80,6 @@ jars: $(STAMP)
 
 clean:
 	rm -rf .data
+
+# Targets of their own parts (the cluster, the Helm chart) live in mk/*.mk.
+-include mk/*.mk
