@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -43,6 +47,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "these tests use the session's Kafka and Temporal (the `stack` fixture) but are not marked"
             " integration; move them under tests/integration or mark them: " + ", ".join(unmarked)
         )
+    if any(item.get_closest_marker(mark) for item in items for mark in _STACK_MARKS):
+        _hold_suite_lock()
+
+
+#: Tests with these marks start Kafka and Temporal (or more): one such session at a time per machine.
+_STACK_MARKS = ("integration", "drill", "cluster")
+_suite_lock: int | None = None
+
+
+def _hold_suite_lock() -> None:
+    """Wait until no other test session on this machine runs its Kafka and Temporal, then hold
+    the lock until this session ends (the process exits). Two such sessions at once on a small
+    machine make each other's timeouts fail; with the lock the second one waits instead."""
+    global _suite_lock
+    path = os.environ.get("HOOKLINE_SUITE_LOCK", os.path.join(tempfile.gettempdir(), "hookline-suite.lock"))
+    _suite_lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(_suite_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"\nwaiting for another test session's Kafka and Temporal to finish (lock {path})", file=sys.stderr)
+        fcntl.flock(_suite_lock, fcntl.LOCK_EX)
 
 
 def mark_folder(items: list[pytest.Item], folder: Path, *marks: pytest.MarkDecorator) -> None:
