@@ -105,6 +105,8 @@ class LaneConfig(BaseModel):
     #: At most `throttle_limit` starts per `throttle_period_s` (None: no throttle).
     throttle_limit: int | None = None
     throttle_period_s: float | None = None
+    #: Starts beyond `throttle_limit` allowed at once after a quiet time (a token bucket).
+    throttle_burst: int = 0
     #: Events collected into one run: `debounce` (after `quiet_s` without one, or `max_wait_s`
     #: after the first) or `batch` (`max_events`, or `max_wait_s` after the first).
     collect: Literal["debounce", "batch"] | None = None
@@ -150,8 +152,11 @@ class LaneState(BaseModel):
     #: lane cancelled for a newer event (`cancel_running`).
     replaced: list[str] = Field(default_factory=list)
     cancelled: list[str] = Field(default_factory=list)
-    #: Start times within the throttle's period, carried over when the lane continues as new.
+    #: Start times within the throttle's period, carried over when the lane continues as new,
+    #: and the throttle's token bucket (tokens left at a time; None: full).
     starts: list[datetime] = Field(default_factory=list)
+    tokens: float | None = None
+    tokens_at: datetime | None = None
     #: The events being collected for a debounced or batched run (their own run ids); carried
     #: over whole, with when the first and the last came.
     collected: list[str] = Field(default_factory=list)

@@ -91,11 +91,15 @@ class Concurrency(_Model):
 
 
 class Throttle(_Model):
-    """At most `limit` starts per `period` per key; the rest wait their turn in the lane."""
+    """At most `limit` starts per `period` per key; the rest wait their turn in the lane. After a
+    quiet time up to `burst` more may start at once (a token bucket of `limit + burst` refilled
+    at `limit` per `period`), so no `period` holds more than `limit + burst` starts and the
+    sustained rate stays `limit` per `period`."""
 
     key: Any = None
     limit: int = 1
     period: Duration = 60.0
+    burst: int = 0
 
 
 class Debounce(_Model):

@@ -1,5 +1,5 @@
 """What a trigger's flow control may say: `concurrency` with a key template, a limit and a mode,
-`throttle`, and a `priority`; anything else is refused where it is wrong."""
+`throttle` (with its `burst`), and a `priority`; anything else is refused where it is wrong."""
 
 from __future__ import annotations
 
@@ -61,3 +61,14 @@ def test_a_throttle_shares_the_lane_key_of_concurrency() -> None:
     with pytest.raises(DefinitionError) as info:
         parse_definition(definition(throttle={"limit": 1}))
     assert "trigger.throttle.period" in [error.location for error in info.value.errors]
+
+
+def test_a_throttle_burst_is_read_defaults_to_none_and_is_never_negative() -> None:
+    throttle = parse_definition(definition(throttle={"limit": 10, "period": "10s", "burst": 5})).triggers[0].throttle
+    assert throttle is not None and (throttle.limit, throttle.period, throttle.burst) == (10, 10.0, 5)
+    plain = parse_definition(definition(throttle={"limit": 10, "period": "10s"})).triggers[0].throttle
+    assert plain is not None and plain.burst == 0
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(DefinitionError) as info:
+            parse_definition(definition(throttle={"limit": 1, "period": 1, "burst": bad}))
+        assert "trigger.throttle.burst" in [error.location for error in info.value.errors]
