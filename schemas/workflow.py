@@ -16,9 +16,10 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.expressions import expression_errors, template_errors
+from schemas.expressions import expression_errors, render, template_errors
 from schemas.filters import Filter, filter_errors, parse_filter
 from schemas.inputs import UnusableSchema, input_violations, inputs_schema_errors
 from schemas.secrets import SecretRef, malformed_references
@@ -37,11 +38,15 @@ __all__ = [
     "MAX_STEPS",
     "TEAM_SEPARATOR",
     "Action",
+    "Approval",
     "Compensation",
+    "Correlate",
     "DefinitionError",
     "Retries",
+    "Sleep",
     "Step",
     "Trigger",
+    "WaitFor",
     "WorkflowDefinition",
     "agent_errors",
     "dependency_cycle",
@@ -198,6 +203,93 @@ class Compensation(_Model):
     timeout: Duration | None = None
 
 
+Scope = Literal["read", "write", "execute"]
+#: What a waiting step does when the alert that started its run resolves (`on_resolved: signal`).
+OnResolved = Literal["skip", "ignore"]
+
+
+class Approval(_Model):
+    """Wait for people to decide (docs/waiting-steps.md): `min_approvals` approvals from tokens
+    of `team` (default: the run's) holding `scope`, limited to the token names in `tokens` when
+    given; one rejection rejects."""
+
+    team: str | None = None
+    scope: Scope = "execute"
+    tokens: tuple[str, ...] = ()
+    #: A template over the run's context, rendered when the approval begins.
+    message: str | None = None
+    timeout: Duration | None = None
+    on_timeout: Literal["reject", "approve", "fail"] = "reject"
+    min_approvals: int = 1
+    on_resolved: OnResolved = "skip"
+
+    def refusal(self, run_team: str, name: str, team: str, scopes: Collection[str], *, operator: bool) -> str | None:
+        """Why the token `name` of `team` with `scopes` may not decide (None: it may); an
+        operator's token acts for every team."""
+        if self.tokens and name not in self.tokens:
+            return f"only the tokens {', '.join(self.tokens)} may decide this approval"
+        deciding = self.team or run_team
+        if team != deciding and not operator:
+            return f'only tokens of team "{deciding}" may decide this approval'
+        if self.scope not in scopes:
+            return f'deciding this approval needs a token with scope "{self.scope}"'
+        return None
+
+
+class Correlate(_Model):
+    """Which events are this run's: those whose `event` template gives the text the run's `run`
+    template gave when the wait began (both default to "": any matching event)."""
+
+    event: Any = None
+    run: Any = None
+
+
+class WaitFor(_Model):
+    """Wait for an event of `source` (or Kafka `topic`) passing `filter`, correlated with the run."""
+
+    source: str | None = None
+    topic: str | None = None
+    filter: Any = None
+    correlate: Correlate = Correlate()
+    timeout: Duration | None = None
+    on_timeout: Literal["fail", "succeed"] = "fail"
+    #: Events that arrived this long before the wait began count too.
+    lookback: Duration = 0.0
+    on_resolved: OnResolved = "skip"
+
+    @property
+    def source_name(self) -> str:
+        """The events' source as the triggers see it: the configured source, or `kafka:<topic>`."""
+        return self.source if self.source is not None else f"kafka:{self.topic}"
+
+    @cached_property
+    def compiled_filter(self) -> Filter:
+        return parse_filter(self.filter)
+
+    def event_key(self, event_context: dict[str, Any]) -> str:
+        """The correlation key of a candidate event (raises `ExpressionError`)."""
+        return _key_text(render(self.correlate.event, event_context))
+
+    def run_key(self, run_context: dict[str, Any]) -> str:
+        """The correlation key a run waits for (raises `ExpressionError`)."""
+        return _key_text(render(self.correlate.run, run_context))
+
+
+def _key_text(value: Any) -> str:
+    """A correlation key as text: a string as it is, null as "", anything else as its JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class Sleep(_Model):
+    """A durable timer: `for` a duration, or `until` a time (a template giving ISO 8601 or epoch seconds)."""
+
+    for_: Duration | None = Field(None, alias="for")
+    until: str | None = None
+    on_resolved: OnResolved = "skip"
+
+
 class Step(_Model):
     name: str
     description: str | None = None
@@ -212,6 +304,14 @@ class Step(_Model):
     retries: Annotated[Retries | None, BeforeValidator(_retries_shorthand)] = None
     continue_on_error: bool = False
     on_failure: Compensation | None = None
+    approval: Approval | None = None
+    wait_for: WaitFor | None = None
+    sleep: Sleep | None = None
+
+    @property
+    def waits(self) -> Approval | WaitFor | Sleep | None:
+        """The waiting kind of this step (approval, wait_for, sleep); None for a step that runs something."""
+        return self.approval or self.wait_for or self.sleep
 
     @property
     def agent_name(self) -> str | None:
@@ -356,6 +456,7 @@ def _step_errors(doc: dict[str, Any]) -> list[SchemaError]:
                 errors.extend(expression_errors(step["when"], f"{where}.when"))
             errors.extend(template_errors(step.get("with"), f"{where}.with"))
             errors.extend(template_errors((step.get("on_failure") or {}).get("with"), f"{where}.on_failure.with"))
+            errors.extend(_waiting_errors(step, where))
             for at, action in (
                 (f"{where}.action", step.get("action")),
                 (f"{where}.on_failure.action", (step.get("on_failure") or {}).get("action")),
@@ -364,6 +465,31 @@ def _step_errors(doc: dict[str, Any]) -> list[SchemaError]:
                     SchemaError(bad, "a secret reference is {secret: NAME}, NAME of letters, digits, _ . -")
                     for bad in malformed_references((action or {}).get("options"), f"{at}.options")
                 )
+    return errors
+
+
+#: What only a step that runs something has: a waiting step has its own timeout and nothing to retry or undo.
+_RUNNING_ONLY = ("type", "with", "timeout", "retries", "on_failure")
+
+
+def _waiting_errors(step: dict[str, Any], where: str) -> list[SchemaError]:
+    """The checks of an approval, wait_for or sleep step the JSON Schema cannot make."""
+    kind = next((k for k in ("approval", "wait_for", "sleep") if k in step), None)
+    if kind is None:
+        return []
+    errors = [
+        SchemaError(f"{where}.{field}", f"does not apply to a {kind} step (it runs nothing; see docs/waiting-steps.md)")
+        for field in _RUNNING_ONLY
+        if field in step
+    ]
+    spec = step[kind]
+    if kind == "approval":
+        errors.extend(template_errors(spec.get("message"), f"{where}.approval.message"))
+    elif kind == "wait_for":
+        errors.extend(filter_errors(spec.get("filter"), f"{where}.wait_for.filter"))
+        errors.extend(template_errors(spec.get("correlate"), f"{where}.wait_for.correlate"))
+    else:
+        errors.extend(template_errors(spec.get("until"), f"{where}.sleep.until"))
     return errors
 
 
