@@ -11,6 +11,9 @@ from schemas.events import Event
 from schemas.workflow import Action, WorkflowDefinition
 
 __all__ = [
+    "APPROVAL_PATH",
+    "APPROVAL_TEAMS_ATTRIBUTE",
+    "APPROVAL_UPDATE",
     "LANE_EVENT",
     "LANE_QUERY",
     "LANE_RESOLVE",
@@ -18,7 +21,15 @@ __all__ = [
     "RESOLVED_SIGNAL",
     "RUN_STEP",
     "STATE_QUERY",
+    "WAITS_ARRIVAL",
+    "WAITS_LEAVE",
+    "WAITS_REGISTER",
+    "WAITS_WORKFLOW",
+    "WAIT_EVENT_SIGNAL",
     "WORKFLOW_NAME",
+    "ApprovalDecision",
+    "ApprovalState",
+    "DecisionRequest",
     "LaneConfig",
     "LaneItem",
     "LaneResolve",
@@ -32,6 +43,11 @@ __all__ = [
     "StepResult",
     "StepState",
     "StepStatus",
+    "WaitArrival",
+    "WaitBox",
+    "WaitMatch",
+    "WaitState",
+    "Waiter",
 ]
 
 # The names Temporal knows Hookline's parts by, in one place: the interpreter workflow, its
@@ -46,7 +62,23 @@ LANE_EVENT = "event"
 LANE_RESOLVE = "resolve"
 LANE_QUERY = "lane"
 
-StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled", "compensated"]
+#: Waiting steps (docs/waiting-steps.md): the update that decides an approval, the signal that
+#: brings a run the event its `wait_for` waits for, and the mailbox workflow of one correlation key
+#: (`hookline.runs.waits_id`) with its signals: an event arrives, a run waits, a run waits no more.
+APPROVAL_UPDATE = "approval"
+WAIT_EVENT_SIGNAL = "wait_event"
+WAITS_WORKFLOW = "HooklineWaits"
+WAITS_ARRIVAL = "arrival"
+WAITS_REGISTER = "register"
+WAITS_LEAVE = "leave"
+#: The search attribute (a keyword list) of the teams that may decide a run's pending approvals.
+APPROVAL_TEAMS_ATTRIBUTE = "HooklineApprovalTeams"
+#: Where an approval is decided, below the gateway's address (`gateway.api` serves it).
+APPROVAL_PATH = "/api/v1/executions/{execution_id}/approvals/{step}"
+
+StepStatus = Literal[
+    "pending", "running", "waiting", "succeeded", "failed", "rejected", "skipped", "cancelled", "compensated"
+]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
 
@@ -202,6 +234,110 @@ class StepResult(BaseModel):
     finished_at: datetime | None = None
 
 
+class ApprovalDecision(BaseModel):
+    """One person's decision on an approval: who (the token's name and team), when, what, why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Literal["approve", "reject"]
+    by: str
+    team: str
+    at: datetime
+    comment: str | None = None
+
+
+class DecisionRequest(BaseModel):
+    """The approval update's argument: a decision and who takes it (the API's caller)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: str
+    decision: Literal["approve", "reject"]
+    comment: str | None = None
+    by: str
+    team: str
+    scopes: list[str] = Field(default_factory=list)
+    operator: bool = False
+
+
+class ApprovalState(BaseModel):
+    """An approval step's request and its decisions, as the run holds them."""
+
+    status: Literal["pending", "approved", "rejected", "failed", "resolved"] = "pending"
+    #: No decision came within the timeout: `status` is what `on_timeout` made of it.
+    timed_out: bool = False
+    team: str
+    scope: str = "execute"
+    tokens: list[str] = Field(default_factory=list)
+    message: str | None = None
+    min_approvals: int = 1
+    requested_at: datetime
+    deadline: datetime | None = None
+    on_timeout: str = "reject"
+    decisions: list[ApprovalDecision] = Field(default_factory=list)
+    #: Where to decide it, below the gateway's address.
+    url: str
+
+
+class WaitState(BaseModel):
+    """A `wait_for` or `sleep` step's wait."""
+
+    kind: Literal["wait_for", "sleep"]
+    status: Literal["waiting", "matched", "timed_out", "resolved", "done"] = "waiting"
+    since: datetime
+    #: When it gives up (wait_for with a timeout) or wakes (sleep).
+    until: datetime | None = None
+    #: wait_for: the source and correlation key it waits for, and the event that ended it.
+    source: str | None = None
+    key: str | None = None
+    event_id: str | None = None
+
+
+class Waiter(BaseModel):
+    """A run waiting at a mailbox: events that arrived at or after `since` are its."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    since: datetime
+    #: When it stops waiting by itself (its timeout); None: until it says so or ends.
+    until: datetime | None = None
+
+
+class WaitArrival(BaseModel):
+    """An event for a mailbox: when it was accepted, and how long to keep it for late waiters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: Event
+    at: datetime
+    keep_s: float
+
+
+class WaitMatch(BaseModel):
+    """The event a run's `wait_for` step waits for, brought by its mailbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: str
+    key: str
+    event: Event
+    at: datetime
+
+
+class WaitBox(BaseModel):
+    """The mailbox of one (definition, wait_for step, correlation key): its argument, carried
+    whole when it continues as new."""
+
+    definition_id: str
+    step: str
+    key: str
+    waiters: list[Waiter] = Field(default_factory=list)
+    events: list[WaitArrival] = Field(default_factory=list)
+    #: Ids of the events it has had lately: a redelivered event is not brought twice.
+    seen: list[str] = Field(default_factory=list)
+
+
 class StepState(BaseModel):
     """`started_at`/`finished_at`: for a step that succeeded, when its last attempt ran on the
     runner; otherwise when the interpreter scheduled it and saw it end."""
@@ -214,6 +350,9 @@ class StepState(BaseModel):
     error: str | None = None
     compensation: Literal["succeeded", "failed"] | None = None
     compensation_error: str | None = None
+    #: An approval step's request and decisions; a wait_for or sleep step's wait.
+    approval: ApprovalState | None = None
+    wait: WaitState | None = None
 
 
 class RunState(BaseModel):
