@@ -16,6 +16,7 @@ from gateway.settings import EVENT_HEADROOM_BYTES, KAFKA_MESSAGE_BYTES, GatewayS
 from gateway.sources import Source, build_sources
 from gateway.temporal_metrics import watch_temporal
 from gateway.ticks import add_tick_routes
+from gateway.ui import add_console_routes
 from hookline.health import HealthRoutes
 from hookline.logging import get_logger
 from hookline.metrics import metrics_handler
@@ -108,4 +109,6 @@ def create_app(
     add_api_routes(app, settings, catalog, app[SOURCES], app[PUBLISHER].recent)
     if settings.api.tokens:  # without tokens there is no API, and nothing to read Temporal with
         watch_temporal(app[METRICS].registry, app[API])
+    if settings.console.enabled:
+        add_console_routes(app, settings)
     return app

@@ -141,8 +141,24 @@ class ApiOptions(Section):
         return self
 
 
+class ConsoleOptions(Section):
+    """The web console under /ui: the API's pages, signed in with an API token."""
+
+    enabled: bool = Field(True, description="Serve the console (it needs api.tokens to sign in with).")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+    refresh_s: float = Field(
+        2.0, ge=0.2, le=60, description="How often live pages (event stream, a run's steps) ask the API for news."
+    )
+    secure_cookie: bool | None = Field(
+        None,
+        description="Mark the session cookie Secure (sent over HTTPS only). Default: when the request came in "
+        "over HTTPS (directly, or as X-Forwarded-Proto says behind a proxy).",
+    )
+
+
 class GatewaySettings(ComponentSettings):
     model_config = SettingsConfigDict(**ComponentSettings.model_config, hide_input_in_errors=True)
 
     gateway: GatewayOptions = GatewayOptions()
     api: ApiOptions = ApiOptions()
+    console: ConsoleOptions = ConsoleOptions()

@@ -182,7 +182,7 @@ class LogSettings(Section):
 #: the whole file and takes its own sections, so a section none of them takes (a misspelt
 #: `trigers:`) would be ignored by all. A component's settings may declare only these.
 CONFIG_SECTIONS = frozenset(
-    {"kafka", "temporal", "log", "tracing", "agents_file", "gateway", "api", "triggers", "worker", "stack"}
+    {"kafka", "temporal", "log", "tracing", "agents_file", "gateway", "api", "console", "triggers", "worker", "stack"}
 )
 
 

@@ -60,6 +60,13 @@ class TokenTable:
         self._by_digest = [
             (_digest(t.token.get_secret_value()), Principal(t.name, t.team, frozenset(t.scopes))) for t in tokens
         ]
+        #: Per token name: its holder and the key that signs the holder's console sessions. The
+        #: key derives from the token, so every gateway with the same tokens accepts a session,
+        #: and replacing or removing a token ends the sessions signed in with it.
+        self._session_keys = {
+            principal.name: (principal, hmac.digest(digest, b"hookline console session", "sha256"))
+            for digest, principal in self._by_digest
+        }
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -79,3 +86,7 @@ class TokenTable:
         if principal is None:
             raise Unauthorized("the bearer token is not valid", invalid=True)
         return principal
+
+    def session_key(self, name: str) -> tuple[Principal, bytes] | None:
+        """The holder of the token named `name` and the key its console sessions are signed with."""
+        return self._session_keys.get(name)

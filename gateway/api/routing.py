@@ -21,11 +21,16 @@ from gateway.errors import GatewayError
 from gateway.ingress import read_body
 from gateway.settings import Scope
 
-__all__ = ["API_PREFIX", "ApiHandler", "Param", "Route", "guarded"]
+__all__ = ["API_PREFIX", "CONSOLE_PRINCIPAL", "ApiHandler", "Param", "Route", "guarded"]
 
 API_PREFIX = "/api/v1"
 
 ApiHandler = Callable[[web.Request, Principal], Awaitable[web.Response]]
+
+#: Set by the console (`gateway.ui.api`) on the API requests it makes for a signed-in user, who
+#: holds a session cookie rather than the bearer token. Only server code can set a request's
+#: state; a request from outside is always authenticated by its Authorization header.
+CONSOLE_PRINCIPAL = web.RequestKey("console_principal", Principal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,7 @@ def guarded(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
             await read_body(request, state.settings.gateway.read_timeout_s)
         if route.scope is None:
             return await route.handler(request, principal)
-        principal = state.tokens.authenticate(request.headers.get("Authorization"))
+        principal = request.get(CONSOLE_PRINCIPAL) or state.tokens.authenticate(request.headers.get("Authorization"))
         if route.audit is None:
             principal.require(route.scope)
             return await route.handler(request, principal)

@@ -1,0 +1,84 @@
+"""Events: the live stream (filtered, pausable) and one event's page — its payload, every
+definition that matched and every one that did not with the condition that failed, and the runs
+it started."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from gateway.ui.api import ApiError, ConsoleApi
+from gateway.ui.console import CONSOLE, page, session_of
+
+__all__ = ["event_page", "events_page", "events_stream"]
+
+#: The filters of GET /api/v1/events the list offers.
+FILTERS = ("source", "type", "subject", "matched", "since", "until")
+#: How far back the live stream looks for events decided since the last look (an event is listed
+#: by when it was accepted, and decided a moment later).
+_LOOKBACK = timedelta(minutes=2)
+
+
+def _filters(query: Mapping[str, str]) -> dict[str, str]:
+    return {name: query[name] for name in FILTERS if query.get(name)}
+
+
+@page("events.html")
+async def events_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
+    filters = _filters(request.query)
+    listing = await api.get("/events", {**filters, "cursor": request.query.get("cursor"), "limit": 50})
+    live = not request.query.get("cursor") and not filters.get("until")
+    return {
+        "title": "Events",
+        "filters": filters,
+        "items": listing["items"],
+        "next_cursor": listing["next_cursor"],
+        "live": live,
+        "stream_query": urllib.parse.urlencode(filters),
+    }
+
+
+@page("event.html")
+async def event_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
+    event_id = request.match_info["event_id"]
+    record = await api.get(f"/events/{event_id}")
+    return {"title": f"Event {event_id}", "record": record}
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: each newly decided event that passes the filters, as a table row."""
+    session = session_of(request)
+    if session is None:
+        raise web.HTTPUnauthorized(text="sign in to the console first")
+    api = ConsoleApi(request, session.principal)
+    filters = _filters(request.query)
+    filters.pop("until", None)
+    refresh_s = request.app[CONSOLE].refresh_s
+    template = aiohttp_jinja2.get_env(request.app).get_template("_event_rows.html")
+    seen: set[str] = set(request.query.getall("seen", []))
+    started = datetime.now(UTC)
+    async with sse_response(request, ping_interval=15) as stream:
+        while stream.is_connected() and session.expires > time.time():
+            since = started - _LOOKBACK
+            try:
+                listing = await api.get("/events", {**filters, "since": since.isoformat(), "limit": 100})
+            except ApiError as exc:
+                await stream.send(
+                    f"<tr><td colspan=6 class=problem>{exc.status}: {exc.detail}</td></tr>", event="event"
+                )
+                await asyncio.sleep(refresh_s * 5)
+                continue
+            fresh = [item for item in listing["items"] if item["id"] not in seen]
+            if fresh:
+                seen.update(item["id"] for item in fresh)
+                await stream.send(template.render(items=fresh, fresh=True).replace("\n", ""), event="event")
+            await asyncio.sleep(refresh_s)
+    return stream
