@@ -16,6 +16,7 @@ or pre-empt the id of another kind of run (nor an event of another source):
 | retry of an earlier run | `<definition>:retry:<random hex>` |
 | the lane of a flow-control key (not a run) | `<definition>:lane:<hash of the key>` |
 | a debounced or batched run | `<definition>:debounce:` or `:batch:` + its first event's `<source>/<dedupe key>` |
+| the mailbox of a `wait_for` step's correlation key (not a run) | `<definition>:wait:<hash of step and key>` |
 
 Definition ids and source names hold no `:` or `/` (a `kafka` trigger's source is
 `kafka:<topic>`, which holds one `:` and no `/`), so the source ends at the first `/`.
@@ -61,6 +62,7 @@ __all__ = [
     "start_run",
     "team_of",
     "trigger_kind",
+    "waits_id",
     "workflow_id_for",
 ]
 
@@ -104,6 +106,14 @@ def lane_id(definition_id: str, key: str) -> str:
     """The lane of `definition_id` for flow-control key `key` (docs/flow-control.md); any text
     may be a key, so it is hashed into the id."""
     return f"{definition_id}:lane:{hashlib.sha256(key.encode('utf-8', 'backslashreplace')).hexdigest()[:32]}"
+
+
+def waits_id(definition_id: str, step: str, key: str) -> str:
+    """The mailbox where events for `definition_id`'s `wait_for` step `step` with correlation
+    key `key` meet the runs waiting for them (docs/waiting-steps.md); the triggers and the
+    runs both reach it by this id."""
+    digest = hashlib.sha256(f"{step}\0{key}".encode("utf-8", "backslashreplace")).hexdigest()[:32]
+    return f"{definition_id}:wait:{digest}"
 
 
 def retry_run_id(definition_id: str) -> str:
@@ -178,6 +188,8 @@ def build_request(
     prefix = f"definition {stored.id} v{stored.version}: step"
     team = team_of(stored)
     for step in stored.definition.all_steps():
+        if step.waits is not None:  # an approval, wait_for or sleep runs nowhere
+            continue
         routes[step.name] = _route(
             agents, team, settings, f"{prefix} {step.name!r}", step.agent_name, step.action, step.timeout
         )

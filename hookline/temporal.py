@@ -12,8 +12,10 @@ from temporalio.service import RPCError
 from hookline.retry import Backoff, retry
 from hookline.settings import TemporalSettings
 from hookline.tracing import temporal_interceptors
+from schemas.run import APPROVAL_TEAMS_ATTRIBUTE
 
 __all__ = [
+    "SA_APPROVAL_TEAMS",
     "SA_DEFINITION",
     "SA_EVENT",
     "SA_RETRY_OF",
@@ -36,6 +38,8 @@ SA_TEAM = SearchAttributeKey.for_keyword("HooklineTeam")
 SA_TRIGGER = SearchAttributeKey.for_keyword("HooklineTrigger")
 #: A retry's run: the execution it repeats.
 SA_RETRY_OF = SearchAttributeKey.for_keyword("HooklineRetryOf")
+#: The teams that may decide a run's pending approvals (`GET /api/v1/approvals`).
+SA_APPROVAL_TEAMS = SearchAttributeKey.for_keyword_list(APPROVAL_TEAMS_ATTRIBUTE)
 # name → type, as `temporal server start-dev --search-attribute` and the operator CLI take them.
 SEARCH_ATTRIBUTES = {
     SA_DEFINITION.name: "Keyword",
@@ -44,6 +48,7 @@ SEARCH_ATTRIBUTES = {
     SA_TEAM.name: "Keyword",
     SA_TRIGGER.name: "Keyword",
     SA_RETRY_OF.name: "Keyword",
+    SA_APPROVAL_TEAMS.name: "KeywordList",
 }
 
 

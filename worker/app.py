@@ -26,6 +26,7 @@ from worker.metrics import WorkerMetrics
 from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
 from worker.settings import WorkerSettings
+from worker.waitbox import HooklineWaits
 from worker.workflow import HooklineRun
 
 __all__ = [
@@ -146,7 +147,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.temporal.task_queue,
-                workflows=[HooklineRun, HooklineLane],
+                workflows=[HooklineRun, HooklineLane, HooklineWaits],
                 # The steps of `temporal.local_pools` run here as local activities.
                 activities=[activities.run_step] if local else [],
                 max_concurrent_local_activities=options.max_concurrent_activities,

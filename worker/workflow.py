@@ -22,10 +22,14 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from schemas.expressions import ExpressionError, evaluate, render, truthy
     from schemas.run import (
+        APPROVAL_UPDATE,
         RESOLVED_SIGNAL,
         RUN_STEP,
         STATE_QUERY,
+        WAIT_EVENT_SIGNAL,
         WORKFLOW_NAME,
+        ApprovalState,
+        DecisionRequest,
         Resolved,
         Route,
         RunRequest,
@@ -33,8 +37,10 @@ with workflow.unsafe.imports_passed_through():
         StepRequest,
         StepResult,
         StepState,
+        WaitMatch,
     )
     from schemas.workflow import Retries, Step
+    from worker.waiting import Outcome, Waiting
 
 __all__ = ["HooklineRun"]
 
@@ -101,6 +107,10 @@ class _Run:
         self._events = [event.model_dump(mode="json") for event in request.events]
         self.resolved: Resolved | None = None
         self._resolved_event: dict[str, Any] | None = None
+        self.waiting = Waiting(request, self.state.steps, lambda: self.resolved is not None)
+        #: Steps skipped because a step they wait for was rejected (an approval): the steps
+        #: waiting for these, unless they have a `when`, are skipped too.
+        self.blocked: set[str] = set()
 
     def resolve(self, signal: Resolved) -> None:
         self.resolved = signal
@@ -115,6 +125,7 @@ class _Run:
             "event": self._event,
             "events": self._events,
             "resolved": self._resolved_event,
+            "approvals": self.waiting.links(),
             "steps": {n: {"status": s.status, "output": self.outputs.get(n)} for n, s in self.state.steps.items()},
             "workflow": {
                 "id": info.workflow_id,
@@ -159,6 +170,11 @@ class _Run:
         for name in self.deps[step.name]:
             await self.done[name]
         state = self.state.steps[step.name]
+        if step.when is None and any(name in self.blocked for name in self.deps[step.name]):
+            state.status = "skipped"
+            self.blocked.add(step.name)
+            self.done[step.name].set_result(None)
+            return
         try:
             context = self.context()
             if step.when is not None and not truthy(evaluate(step.when, context)):
@@ -168,6 +184,9 @@ class _Run:
             step_input = render(step.with_, context) if step.with_ is not None else self.request.input
         except ExpressionError as exc:
             self._finish_failed(step, state, str(exc), None)
+            return
+        if step.waits is not None:
+            await self._wait(step, state, context)
             return
         state.status = "running"
         state.started_at = workflow.now()
@@ -192,6 +211,25 @@ class _Run:
         state.output = result.output[-OUTPUT_SUMMARY_CHARS:]
         self.outputs[step.name] = result.data if result.data is not None else result.output
         self.completed.append(step.name)
+        self.done[step.name].set_result(None)
+
+    async def _wait(self, step: Step, state: StepState, context: dict[str, Any]) -> None:
+        """An approval, wait_for or sleep step (`worker.waiting`)."""
+        try:
+            outcome: Outcome = await self.waiting.run(step, context)
+        except asyncio.CancelledError:
+            state.status = "cancelled"
+            state.finished_at = workflow.now()
+            raise
+        self.outputs[step.name] = outcome.output
+        state.output = outcome.summary
+        if outcome.status == "failed":
+            self._finish_failed(step, state, outcome.error or "failed", None)
+            return
+        state.status = outcome.status
+        state.finished_at = workflow.now()
+        if outcome.status == "rejected":
+            self.blocked.add(step.name)
         self.done[step.name].set_result(None)
 
     def _finish_failed(self, step: Step, state: StepState, reason: str, attempt: int | None) -> None:
@@ -283,6 +321,25 @@ class HooklineRun:
             self._resolved = signal
             if self._run is not None:
                 self._run.resolve(signal)
+
+    @workflow.update(name=APPROVAL_UPDATE)
+    def decide(self, request: DecisionRequest) -> ApprovalState:
+        """Decide an approval (docs/waiting-steps.md); the first decision wins, exactly once."""
+        return self._waiting().decide(request)
+
+    @decide.validator
+    def check_decision(self, request: DecisionRequest) -> None:
+        self._waiting().check(request)
+
+    def _waiting(self) -> Waiting:
+        if self._run is None:
+            raise ApplicationError("the run has not begun", type="NotWaiting")
+        return self._run.waiting
+
+    @workflow.signal(name=WAIT_EVENT_SIGNAL)
+    def wait_event(self, match: WaitMatch) -> None:
+        if self._run is not None:
+            self._run.waiting.matched(match)
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
