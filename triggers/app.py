@@ -43,6 +43,7 @@ from triggers.metrics import TriggersMetrics, consumer_lag
 from triggers.schedules import Ticker
 from triggers.settings import TriggersSettings
 from triggers.starter import WorkflowStarter
+from triggers.waits import WaitDelivery, WaitIndex
 
 __all__ = ["TriggersService"]
 
@@ -89,6 +90,9 @@ class TriggersService:
             stopping=self._stopping,
             on_retry=self.metrics.temporal_retries.inc,
         )
+        # The starter's retry while Temporal is unreachable serves the waits' deliveries too.
+        self._waits = WaitDelivery(client, settings.temporal, self._starter._retrying)
+        self._wait_index: WaitIndex | None = None
         self._consumer: AIOKafkaConsumer | None = None
         #: Writes the DLQ and the decisions.
         self._producer: AIOKafkaProducer | None = None
@@ -226,17 +230,24 @@ class TriggersService:
         await self._consumer.commit(offsets)
 
     def _topics(self) -> list[str]:
-        """The events topic and every topic a `kafka` trigger names."""
+        """The events topic and every topic a `kafka` trigger or a `wait_for` step names."""
         external = {
             t.topic for d in self.definitions.all() for t in d.definition.triggers if t.type == "kafka" and t.topic
         }
-        return sorted({self._settings.kafka.events_topic} | external)
+        return sorted({self._settings.kafka.events_topic} | external | self._waiting().topics())
 
     def _matcher(self) -> TriggerIndex:
         if self._index is None or self._index_generation != self.definitions.generation:
             self._index_generation = self.definitions.generation
             self._index = TriggerIndex(self.definitions.all())
+            self._wait_index = WaitIndex(self.definitions.all())
         return self._index
+
+    def _waiting(self) -> WaitIndex:
+        """The `wait_for` steps of the definitions in force (built with the matcher)."""
+        self._matcher()
+        assert self._wait_index is not None
+        return self._wait_index
 
     async def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
         """`_decide` in the trace the record carries (hookline.tracing; nothing when off)."""
@@ -270,15 +281,43 @@ class TriggersService:
         for match in matches:
             if only is not None and match.stored.id not in only:
                 continue  # a replay concerns the definitions it was dead-lettered for, no other
-            row = self._failed(match, match.error) if match.error else await self._deliver(event, match, bound)
+            row = self._failed(match.stored, match.error) if match.error else await self._deliver(event, match, bound)
             if row.reason is not None:
                 await self._dead_letter(record, row.reason, match.stored)
             rows.append(row)
+        rows += await self._bring_to_waiters(record, event, only, {row.definition_id for row in rows}, bound)
         await self._decided(record, event, matcher, rows, consumed_at, replay=only is not None)
 
+    async def _bring_to_waiters(
+        self,
+        record: ConsumerRecord[Any, Any],
+        event: Event,
+        only: set[str] | None,
+        decided: set[str],
+        bound: Any,
+    ) -> list[DecisionRow]:
+        """Bring `event` to the mailboxes of the `wait_for` steps it is for (triggers/waits.py).
+        A delivery that can never succeed dead-letters the record for that definition alone;
+        the decision gets its row if the definition has none yet."""
+        rows: list[DecisionRow] = []
+        accepted_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        for spec, context in self._waiting().waiting_for(event):
+            stored = spec.stored
+            if only is not None and stored.id not in only:
+                continue
+            try:
+                box = await self._waits.deliver(event, accepted_at, spec, context)
+            except Unprocessable as exc:
+                await self._dead_letter(record, str(exc), stored)
+                if stored.id not in decided:
+                    decided.add(stored.id)
+                    rows.append(self._failed(stored, str(exc)))
+                continue
+            bound.info("brought to waiters", definition=stored.id, step=spec.step, mailbox=box)
+        return rows
+
     @staticmethod
-    def _failed(match: Match, reason: str) -> DecisionRow:
-        stored = match.stored
+    def _failed(stored: StoredDefinition, reason: str) -> DecisionRow:
         return DecisionRow(
             definition_id=stored.id,
             version=stored.version,
@@ -301,10 +340,10 @@ class TriggersService:
                 workflow_id, started = await self._starter.start(event, stored, match.trigger)
                 outcome = "started" if started else "existing"
         except Unprocessable as exc:
-            return self._failed(match, str(exc))
+            return self._failed(stored, str(exc))
         except Exception as exc:  # Hookline's own per-record code, not infrastructure
             bound.exception("starting failed unexpectedly", definition=stored.id, version=stored.version)
-            return self._failed(match, f"definition {stored.id} v{stored.version}: unexpected {failure(exc)}")
+            return self._failed(stored, f"definition {stored.id} v{stored.version}: unexpected {failure(exc)}")
         self.metrics.start_latency.observe(time.perf_counter() - started_at)
         self.metrics.workflows_started.labels(stored.id, outcome).inc()
         bound.info(f"workflow {outcome}", workflow_id=workflow_id, definition=stored.id, version=stored.version)
