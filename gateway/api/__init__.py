@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.approvals import decide_approval, list_approvals
 from gateway.api.audit import list_audit
 from gateway.api.dlq import list_dlq, replay_dlq
 from gateway.api.event_log import get_event, list_events
@@ -27,6 +28,7 @@ from gateway.api.executions import (
 from gateway.api.lanes import list_lanes
 from gateway.api.models import (
     AgentList,
+    ApprovalList,
     AuditList,
     BulkResult,
     CancelRequested,
@@ -36,11 +38,13 @@ from gateway.api.models import (
     EventList,
     EventRecord,
     Execution,
+    ExecutionApproval,
     ExecutionList,
     Explanations,
     History,
     LaneList,
     OpenApiDocument,
+    Overview,
     RunnerList,
     Started,
     ValidationResult,
@@ -48,6 +52,7 @@ from gateway.api.models import (
     WorkflowList,
 )
 from gateway.api.openapi import SPEC, encode_spec, serve_openapi
+from gateway.api.overview import overview
 from gateway.api.routing import API_PREFIX, Param, Route, guarded
 from gateway.api.runners import list_runners
 from gateway.api.state import API, ApiState
@@ -276,6 +281,35 @@ ROUTES: tuple[Route, ...] = (
         (404, 409, 503),
         audit="run.cancel",
     ),
+    Route(
+        "POST",
+        "/executions/{execution_id}/approvals/{step}",
+        decide_approval,
+        "read",
+        "Approve or reject an approval step; who may is the step's own rule (its team, scope, tokens: 403 "
+        "otherwise). Decided exactly once: a decision after the deciding one is 409, with the approval and its "
+        "decisions in the problem's `approval` member (docs/waiting-steps.md)",
+        {200: ExecutionApproval},
+        (404, 409, 413, 415, 422, 503),
+        body="ApprovalRequest",
+        audit="approval.decide",
+    ),
+    Route(
+        "GET",
+        "/approvals",
+        list_approvals,
+        "read",
+        "The approvals waiting for a decision of your team (an operator: of every team), with what each asks "
+        "and the decisions so far",
+        {200: ApprovalList},
+        (400, 403, 503),
+        params=(
+            Param("status", "query", "Only `pending` (the default): decided ones are in their run.", {"enum": ["pending"]}),
+            Param("team", "query", "Only approvals this team decides (a team-bound token may name only its own: 403)."),
+            Param("limit", "query", "Runs per page.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
+    ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: AgentList}),
     Route(
         "GET",
@@ -310,6 +344,13 @@ ROUTES: tuple[Route, ...] = (
                 "query",
                 "Only events that matched (true) or matched none (false) of your definitions.",
                 {"type": "boolean"},
+            ),
+            Param(
+                "label",
+                "query",
+                "Only events with this label, as key=value (e.g. service=db): an Alertmanager alert's labels, or "
+                "any event's top-level `labels` object. Repeat it: all must hold.",
+                {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}},
             ),
             Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
             Param("cursor", "query", "`next_cursor` of the previous page."),
@@ -384,6 +425,16 @@ ROUTES: tuple[Route, ...] = (
             Param("limit", "query", "Page size.", {"type": "integer", "minimum": 1}),
             Param("cursor", "query", "`next_cursor` of the previous page."),
         ),
+    ),
+    Route(
+        "GET",
+        "/overview",
+        overview,
+        "read",
+        "What needs attention (failed runs, DLQ growth, pools without pollers), then events decided per second, "
+        "runs by status, DLQ size, the triggers' consumer lag and runner pools; a part that cannot be read is null "
+        "and `unavailable` says why",
+        {200: Overview},
     ),
     Route(
         "GET",

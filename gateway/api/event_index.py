@@ -35,7 +35,7 @@ from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
 from schemas.decisions import SNAPSHOT_PREFIX, Decision, Snapshot
 
-__all__ = ["EventFilter", "EventIndex"]
+__all__ = ["MAX_LABELS", "EventFilter", "EventIndex", "labels_of"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -45,6 +45,9 @@ _REREAD = Backoff(first_s=1.0, max_s=15.0)
 #: How often rows past the retention are dropped.
 _SWEEP_INTERVAL_S = 60.0
 
+#: The version of `_SCHEMA`: an index file of another version is emptied and built again from the
+#: topic (which every start reads from its beginning anyway).
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     event_id TEXT PRIMARY KEY,
@@ -52,14 +55,33 @@ CREATE TABLE IF NOT EXISTS decisions (
     type TEXT NOT NULL,
     subject TEXT,
     accepted_at REAL NOT NULL,
+    decided_at REAL NOT NULL,
     teams TEXT NOT NULL,          -- ",team-a,team-b,": who may see it
     matched_teams TEXT NOT NULL,  -- the teams whose definitions it matched, the same way
+    labels TEXT,                  -- the event's labels as a JSON object of strings (`labels_of`), if any
     snapshot TEXT NOT NULL,
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (accepted_at DESC, event_id DESC);
+CREATE INDEX IF NOT EXISTS decisions_by_decision ON decisions (decided_at);
 CREATE TABLE IF NOT EXISTS snapshots (id TEXT PRIMARY KEY, seen_at REAL NOT NULL, body BLOB NOT NULL);
 """
+#: How many labels a filter may name (each is one json_each lookup per candidate row).
+MAX_LABELS = 10
+
+
+def labels_of(data: Any) -> dict[str, str] | None:
+    """The labels an event's data carries: an Alertmanager alert's (`data.alert.labels`), or any
+    event's top-level `labels` object; only string values. None: it carries none."""
+    found = None
+    if isinstance(data, dict):
+        alert = data.get("alert")
+        found = alert.get("labels") if isinstance(alert, dict) else None
+        if not isinstance(found, dict):
+            found = data.get("labels")
+    if not isinstance(found, dict):
+        return None
+    return {str(k): v for k, v in found.items() if isinstance(v, str)} or None
 
 
 def _team_list(teams: Any) -> str:
@@ -77,6 +99,10 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     matched: bool | None = None
+    #: Decided at or after this time.
+    decided_since: datetime | None = None
+    #: (key, value) pairs the event's labels must all have.
+    labels: tuple[tuple[str, str], ...] = ()
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -100,6 +126,12 @@ class EventFilter:
             clauses.append(column if self.matched else f"NOT ({column})")
             if self.team is not None:
                 args.append(f",{self.team},")
+        if self.decided_since is not None:
+            clauses.append("decided_at >= ?")
+            args.append(self.decided_since.timestamp())
+        for key, value in self.labels:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(labels) WHERE json_each.key = ? AND json_each.value = ?)")
+            args += [key, value]
         return " AND ".join(clauses) or "1", args
 
 
@@ -130,6 +162,9 @@ class EventIndex:
     def _open(self) -> None:
         self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode = WAL")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            self._db.executescript("DROP TABLE IF EXISTS decisions; DROP TABLE IF EXISTS snapshots;")
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
 
     async def start(self) -> None:
@@ -208,26 +243,30 @@ class EventIndex:
         if row is None:
             doc = orjson.loads(value)  # cheaper than the model, on a row that needs no merge
             accepted = datetime.fromisoformat(doc["accepted_at"]).timestamp()
+            decided = datetime.fromisoformat(doc["decided_at"]).timestamp()
             teams, matched = doc["teams"], {m["team"] for m in doc["matched"]}
-            fields = (doc["event_id"], doc["source"], doc["type"], doc["subject"], accepted, doc["snapshot"])
+            labels = labels_of(doc.get("data"))
+            fields = (doc["event_id"], doc["source"], doc["type"], doc["subject"], accepted, decided, doc["snapshot"])
         else:
             decision = Decision.model_validate_json(row[0]).merged(Decision.model_validate_json(value))
             value = decision.model_dump_json().encode()
             teams = decision.teams
             matched = decision.matched_teams()
+            labels = labels_of(decision.data)
             fields = (
                 decision.event_id,
                 decision.source,
                 decision.type,
                 decision.subject,
                 decision.accepted_at.timestamp(),
+                decision.decided_at.timestamp(),
                 decision.snapshot,
             )
         db.execute(
             "INSERT OR REPLACE INTO decisions "
-            "(event_id, source, type, subject, accepted_at, snapshot, teams, matched_teams, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*fields, _team_list(teams), _team_list(matched), value),
+            "(event_id, source, type, subject, accepted_at, decided_at, snapshot, teams, matched_teams, labels, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*fields, _team_list(teams), _team_list(matched), orjson.dumps(labels).decode() if labels else None, value),
         )
 
     async def get(self, event_id: str) -> Decision | None:
@@ -264,3 +303,13 @@ class EventIndex:
             return self._database().execute(sql, (*args, limit)).fetchall()
 
         return [(at, Decision.model_validate_json(body)) for at, body in await self._call(read)]
+
+    async def count(self, where: EventFilter) -> int:
+        """How many decided events `where` selects."""
+        clause, args = where.where()
+
+        def read() -> int:
+            sql = f"SELECT count(*) FROM decisions WHERE {clause}"  # noqa: S608 - clause holds no values
+            return int(self._database().execute(sql, args).fetchone()[0])
+
+        return await self._call(read)

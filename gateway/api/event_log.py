@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from gateway.api.auth import Principal
-from gateway.api.event_index import EventFilter
+from gateway.api.event_index import MAX_LABELS, EventFilter
 from gateway.api.executions import execution_links
 from gateway.api.messages import decode_cursor, encode_cursor, filter_time, json_response, page_limit
 from gateway.api.models import EventDecision, EventHops, EventList, EventListItem, EventRecord
@@ -150,6 +150,19 @@ def _flag(request: web.Request, name: str) -> bool | None:
     return raw == "true"
 
 
+def _labels(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """The `label=key=value` filters (repeatable: all must hold); 400 for one without `=`."""
+    pairs = []
+    for raw in request.query.getall("label", []):
+        key, sep, value = raw.partition("=")
+        if not sep or not key:
+            raise BadRequest(f'query parameter "label" must read key=value (e.g. service=db), got "{raw[:50]}"')
+        pairs.append((key, value))
+    if len(pairs) > MAX_LABELS:
+        raise BadRequest(f'at most {MAX_LABELS} "label" filters, got {len(pairs)}')
+    return tuple(pairs)
+
+
 async def list_events(request: web.Request, principal: Principal) -> web.Response:
     """The decided events the caller may see, newest accepted first, narrowed by the query."""
     state = request.app[API]
@@ -161,6 +174,7 @@ async def list_events(request: web.Request, principal: Principal) -> web.Respons
         since=filter_time(request.query, "since"),
         until=filter_time(request.query, "until"),
         matched=_flag(request, "matched"),
+        labels=_labels(request),
     )
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
     scope = orjson.dumps([principal.team, where.where()[1]]).decode()

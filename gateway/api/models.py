@@ -16,42 +16,54 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from hookline.pools import PoolStatus
 from schemas.decisions import Outcome as DecisionOutcome
-from schemas.run import StepState
+from schemas.run import ApprovalState, StepState
 from schemas.validation import SchemaError
 
 __all__ = [
     "Agent",
     "AgentList",
+    "ApprovalList",
+    "ApprovalRequest",
+    "AttentionItem",
     "AuditEntry",
     "AuditList",
     "BulkFailure",
     "BulkRequest",
     "BulkResult",
     "CancelRequested",
+    "ConsumerLag",
     "DeadLetter",
     "DeadLetterList",
     "DefinitionExplanation",
     "Deleted",
     "DlqReplayRequest",
     "DlqReplayed",
+    "DlqSize",
     "EventDecision",
     "EventExplanation",
     "EventHops",
     "EventList",
     "EventListItem",
+    "EventRate",
     "EventRecord",
     "EventSummary",
     "Execution",
+    "ExecutionApproval",
     "ExecutionList",
     "ExecutionStatus",
     "ExecutionSummary",
     "Explanations",
+    "GroupLag",
     "History",
     "HistoryEvent",
     "Lane",
     "LaneList",
     "OpenApiDocument",
+    "Overview",
+    "PartitionLag",
+    "PoolsPolled",
     "RetryRequest",
+    "RunCounts",
     "RunnerList",
     "RunnerPool",
     "ScheduleFailure",
@@ -466,5 +478,112 @@ class AuditList(_Answer):
     next_cursor: Cursor
 
 
+# --- overview -----------------------------------------------------------------------------------
+
+
+class EventRate(_Answer):
+    """The events the triggers decided lately that the caller may see."""
+
+    per_second: float = Field(description="Decided in the last minute, per second.")
+    last_minute: int
+    last_5_minutes: int
+
+
+class RunCounts(_Answer):
+    """The caller's executions that Temporal's visibility holds, by status."""
+
+    by_status: dict[ExecutionStatus, int] = Field(description="Every status, 0 included.")
+    failed_last_hour: int = Field(description="Executions that failed in the last hour.")
+
+
+class DlqSize(_Answer):
+    size: int = Field(description="The dead letters the caller may see.")
+    last_hour: int = Field(description="Of those, dead-lettered (first or again) in the last hour.")
+
+
+class PartitionLag(_Answer):
+    topic: str
+    partition: int
+    end_offset: int
+    committed_offset: int | None = Field(description="Null: the group has committed nothing on it yet.")
+    lag: int = Field(
+        description="Records not yet committed (a transaction's commit marker after the last record counts as one)."
+    )
+
+
+class GroupLag(_Answer):
+    group: str
+    lag: int
+    partitions: list[PartitionLag]
+
+
+class ConsumerLag(_Answer):
+    """What the triggers have still to read: each consumer group with offsets committed on the
+    events topic (an operator: on every topic it reads; a team token: on the events topic)."""
+
+    lag: int = Field(description="The largest lag of those groups.")
+    groups: list[GroupLag]
+
+
+class PoolsPolled(_Answer):
+    pools: list[RunnerPool]
+    with_pollers: int
+    total: int
+
+
+class AttentionItem(_Answer):
+    """Something to look at first, and where."""
+
+    kind: Literal["failed_runs", "dlq_growth", "pool_without_pollers", "waiting_approvals"]
+    message: str
+    count: int
+    links: Links
+
+
+class Overview(_Answer):
+    """What needs attention, then the numbers; a part that could not be read is null, and
+    `unavailable` says why."""
+
+    at: datetime
+    team: str = Field(description="The caller's team (`*`: an operator, who sees every team).")
+    attention: list[AttentionItem]
+    events: EventRate | None
+    runs: RunCounts | None
+    dlq: DlqSize | None
+    consumer_lag: ConsumerLag | None
+    runners: PoolsPolled | None
+    unavailable: dict[str, str] = Field(description="Each part that could not be read, and why.")
+
+
 class OpenApiDocument(RootModel[dict[str, Any]]):
     """This document."""
+
+
+# --- approvals ----------------------------------------------------------------------------------
+
+
+class ApprovalRequest(_Answer):
+    """A decision on an approval step (docs/waiting-steps.md)."""
+
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(None, max_length=2000, description="Why; kept with the decision.")
+
+
+class ExecutionApproval(_Answer):
+    """An approval step of an execution: what it asks, who decides, the decisions so far."""
+
+    execution_id: str
+    step: str
+    definition_id: str | None
+    team_id: str = Field(description="The run's team (the approval's deciding team is `approval.team`).")
+    approval: ApprovalState
+    links: Links = Field(description="`execution`: the run; `decide`: where to POST the decision.")
+
+
+class ApprovalList(_Answer):
+    items: list[ExecutionApproval] = Field(description="Oldest request first within the page.")
+    unanswered: list[str] = Field(
+        description="Executions waiting for a decision of your team whose state no worker answered for now."
+    )
+    next_cursor: Cursor
+
