@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
-from gateway.api.approvals import decide_approval, list_approvals
 from gateway.api.audit import list_audit
 from gateway.api.dlq import list_dlq, replay_dlq
 from gateway.api.event_log import get_event, list_events
@@ -28,7 +27,6 @@ from gateway.api.executions import (
 from gateway.api.lanes import list_lanes
 from gateway.api.models import (
     AgentList,
-    ApprovalList,
     AuditList,
     BulkResult,
     CancelRequested,
@@ -38,7 +36,6 @@ from gateway.api.models import (
     EventList,
     EventRecord,
     Execution,
-    ExecutionApproval,
     ExecutionList,
     Explanations,
     History,
@@ -280,35 +277,6 @@ ROUTES: tuple[Route, ...] = (
         {202: CancelRequested},
         (404, 409, 503),
         audit="run.cancel",
-    ),
-    Route(
-        "POST",
-        "/executions/{execution_id}/approvals/{step}",
-        decide_approval,
-        "read",
-        "Approve or reject an approval step; who may is the step's own rule (its team, scope, tokens: 403 "
-        "otherwise). Decided exactly once: a decision after the deciding one is 409, with the approval and its "
-        "decisions in the problem's `approval` member (docs/waiting-steps.md)",
-        {200: ExecutionApproval},
-        (404, 409, 413, 415, 422, 503),
-        body="ApprovalRequest",
-        audit="approval.decide",
-    ),
-    Route(
-        "GET",
-        "/approvals",
-        list_approvals,
-        "read",
-        "The approvals waiting for a decision of your team (an operator: of every team), with what each asks "
-        "and the decisions so far",
-        {200: ApprovalList},
-        (400, 403, 503),
-        params=(
-            Param("status", "query", "Only `pending` (the default): decided ones are in their run.", {"enum": ["pending"]}),
-            Param("team", "query", "Only approvals this team decides (a team-bound token may name only its own: 403)."),
-            Param("limit", "query", "Runs per page.", {"type": "integer", "minimum": 1}),
-            Param("cursor", "query", "`next_cursor` of the previous page."),
-        ),
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: AgentList}),
     Route(
