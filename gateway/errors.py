@@ -51,12 +51,19 @@ class GatewayError(Exception):
     close_connection = False
 
     def __init__(
-        self, detail: str, *, errors: list[SchemaError] | None = None, headers: dict[str, str] | None = None
+        self,
+        detail: str,
+        *,
+        errors: list[SchemaError] | None = None,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}
+        #: RFC 9457 extension members of the problem (e.g. the decision a 409 lost to).
+        self.extensions = extensions or {}
 
 
 class BadRequest(GatewayError, ValueError):
@@ -195,8 +202,10 @@ def problem_response(
     instance: str,
     errors: list[SchemaError] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> web.Response:
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": PROBLEM_TYPE + slug,
         "title": title,
         "status": status,
@@ -242,6 +251,7 @@ async def problem_middleware(
             instance=request.path,
             errors=exc.errors,
             headers=exc.headers,
+            extensions=exc.extensions,
         )
         return await _closing(request, response) if exc.close_connection else response
     except web.HTTPException as exc:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api.agents import list_agents
+from gateway.api.approvals import decide_approval, list_approvals
 from gateway.api.audit import list_audit
 from gateway.api.dlq import list_dlq, replay_dlq
 from gateway.api.event_log import get_event, list_events
@@ -27,6 +28,7 @@ from gateway.api.executions import (
 from gateway.api.lanes import list_lanes
 from gateway.api.models import (
     AgentList,
+    ApprovalList,
     AuditList,
     BulkResult,
     CancelRequested,
@@ -36,6 +38,7 @@ from gateway.api.models import (
     EventList,
     EventRecord,
     Execution,
+    ExecutionApproval,
     ExecutionList,
     Explanations,
     History,
@@ -76,6 +79,7 @@ _IF_MATCH = Param(
 )
 _IF_NONE_MATCH = Param("If-None-Match", "header", "`*`: only if the definition does not exist yet (else 412).")
 
+_PENDING = {"enum": ["pending"]}
 _EXECUTION_FILTERS = (
     Param("status", "query", "Only executions in this state.", {"enum": [status.value for status in FILTERABLE]}),
     Param("definition", "query", "Only executions of this definition (its id)."),
@@ -277,6 +281,35 @@ ROUTES: tuple[Route, ...] = (
         {202: CancelRequested},
         (404, 409, 503),
         audit="run.cancel",
+    ),
+    Route(
+        "POST",
+        "/executions/{execution_id}/approvals/{step}",
+        decide_approval,
+        "read",
+        "Approve or reject an approval step; who may is the step's own rule (its team, scope, tokens: 403 "
+        "otherwise). Decided exactly once: a decision after the deciding one is 409, with the approval and its "
+        "decisions in the problem's `approval` member (docs/waiting-steps.md)",
+        {200: ExecutionApproval},
+        (404, 409, 413, 415, 422, 503),
+        body="ApprovalRequest",
+        audit="approval.decide",
+    ),
+    Route(
+        "GET",
+        "/approvals",
+        list_approvals,
+        "read",
+        "The approvals waiting for a decision of your team (an operator: of every team), with what each asks "
+        "and the decisions so far",
+        {200: ApprovalList},
+        (400, 403, 503),
+        params=(
+            Param("status", "query", "Only `pending` (the default): decided ones are in their run.", _PENDING),
+            Param("team", "query", "Only approvals this team decides (a team-bound token may name only its own: 403)."),
+            Param("limit", "query", "Runs per page.", {"type": "integer", "minimum": 1}),
+            Param("cursor", "query", "`next_cursor` of the previous page."),
+        ),
     ),
     Route("GET", "/agents", list_agents, "read", "List the configured agents", {200: AgentList}),
     Route(

@@ -16,12 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from hookline.pools import PoolStatus
 from schemas.decisions import Outcome as DecisionOutcome
-from schemas.run import StepState
+from schemas.run import ApprovalState, StepState
 from schemas.validation import SchemaError
 
 __all__ = [
     "Agent",
     "AgentList",
+    "ApprovalList",
+    "ApprovalRequest",
     "AttentionItem",
     "AuditEntry",
     "AuditList",
@@ -46,6 +48,7 @@ __all__ = [
     "EventRecord",
     "EventSummary",
     "Execution",
+    "ExecutionApproval",
     "ExecutionList",
     "ExecutionStatus",
     "ExecutionSummary",
@@ -554,3 +557,32 @@ class Overview(_Answer):
 
 class OpenApiDocument(RootModel[dict[str, Any]]):
     """This document."""
+
+
+# --- approvals ----------------------------------------------------------------------------------
+
+
+class ApprovalRequest(_Answer):
+    """A decision on an approval step (docs/waiting-steps.md)."""
+
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(None, max_length=2000, description="Why; kept with the decision.")
+
+
+class ExecutionApproval(_Answer):
+    """An approval step of an execution: what it asks, who decides, the decisions so far."""
+
+    execution_id: str
+    step: str
+    definition_id: str | None
+    team_id: str = Field(description="The run's team (the approval's deciding team is `approval.team`).")
+    approval: ApprovalState
+    links: Links = Field(description="`execution`: the run; `decide`: where to POST the decision.")
+
+
+class ApprovalList(_Answer):
+    items: list[ExecutionApproval] = Field(description="Oldest request first within the page.")
+    unanswered: list[str] = Field(
+        description="Executions waiting for a decision of your team whose state no worker answered for now."
+    )
+    next_cursor: Cursor

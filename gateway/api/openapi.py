@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway.api.auth import Principal
-from gateway.api.models import BulkRequest, DlqReplayRequest, RetryRequest
+from gateway.api.models import ApprovalRequest, BulkRequest, DlqReplayRequest, RetryRequest
 from gateway.api.routing import Route
 
 __all__ = ["SPEC", "build_spec", "encode_spec", "serve_openapi"]
@@ -99,6 +99,7 @@ def _request_schemas() -> dict[str, Any]:
         "RetryRequest": RetryRequest.model_json_schema(schema_generator=_Schemas),
         "BulkRequest": BulkRequest.model_json_schema(schema_generator=_Schemas),
         "DlqReplayRequest": DlqReplayRequest.model_json_schema(schema_generator=_Schemas),
+        "ApprovalRequest": ApprovalRequest.model_json_schema(schema_generator=_Schemas),
         "ExplainRequest": {
             "type": "object",
             "description": "Either a CloudEvent, or a webhook body with the name of its configured source.",

@@ -65,7 +65,7 @@ def scoped_calls() -> list[Call]:
     for route in ROUTES:
         if route.scope is None:
             continue
-        url = route.path.format(workflow_id="build", execution_id=EXECUTION, event_id=EVENT)
+        url = route.path.format(workflow_id="build", execution_id=EXECUTION, event_id=EVENT, step="approve")
         calls.append(Call(route.method, route.path, 401, token=None, url=url))
         calls.append(
             Call(route.method, route.path, 403, token="runner" if route.scope == "read" else "reader", url=url)
@@ -107,6 +107,23 @@ CALLS = [
     Call("GET", "/executions/{execution_id}", 503, url=f"/executions/{EXECUTION}"),
     Call("GET", "/executions/{execution_id}/history", 503, url=f"/executions/{EXECUTION}/history"),
     Call("POST", "/executions/{execution_id}/cancel", 503, url=f"/executions/{EXECUTION}/cancel"),
+    Call(
+        "POST",
+        "/executions/{execution_id}/approvals/{step}",
+        503,
+        url=f"/executions/{EXECUTION}/approvals/approve",
+        json={"decision": "approve", "comment": "go"},
+    ),
+    Call(
+        "POST",
+        "/executions/{execution_id}/approvals/{step}",
+        422,
+        url=f"/executions/{EXECUTION}/approvals/approve",
+        json={"decision": "maybe"},
+    ),
+    Call("GET", "/approvals", 503),
+    Call("GET", "/approvals", 400, url="/approvals?status=decided"),
+    Call("GET", "/approvals", 403, url="/approvals?team=team-b"),
     Call("GET", "/runners", 503),
     Call("GET", "/events", 503),
     Call("GET", "/executions", 503),
