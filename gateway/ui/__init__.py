@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.settings import GatewaySettings
 from gateway.ui.console import CONSOLE, see_other
-from gateway.ui.views import auth, events, overview, runs
+from gateway.ui.views import auth, definitions, events, overview, runs
 
 __all__ = ["add_console_routes"]
 
@@ -71,3 +71,14 @@ def add_console_routes(app: web.Application, settings: GatewaySettings) -> None:
     app.router.add_get("/ui/runs/{execution_id}/stream", runs.run_stream)
     app.router.add_post("/ui/runs/{execution_id}/cancel", runs.cancel_run)
     app.router.add_post("/ui/runs/{execution_id}/retry", runs.retry_run)
+    app.router.add_get("/ui/definitions", definitions.definitions_page)
+    app.router.add_get("/ui/definitions/new", definitions.new_page)  # before the page of a definition "new"
+    app.router.add_post("/ui/definitions/new", definitions.create_definition)
+    app.router.add_get("/ui/definitions/{definition_id}", definitions.definition_page)
+    app.router.add_get("/ui/definitions/{definition_id}/diff", definitions.diff_page)
+    app.router.add_get("/ui/definitions/{definition_id}/edit", definitions.edit_page)
+    app.router.add_post("/ui/definitions/{definition_id}/edit", definitions.save_definition)
+    app.router.add_get("/ui/definitions/{definition_id}/delete", definitions.delete_page)
+    app.router.add_post("/ui/definitions/{definition_id}/delete", definitions.delete_definition)
+    app.router.add_get("/ui/definitions/{definition_id}/start", definitions.start_page)
+    app.router.add_post("/ui/definitions/{definition_id}/start", definitions.start_definition)
