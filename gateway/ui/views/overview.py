@@ -1,62 +1,71 @@
-"""Overview: what needs attention first, then the numbers (events in, runs by status, dead
-letters, runner pools)."""
+"""Overview: what needs attention first, then the numbers (events decided per second, runs by
+status, dead letters, the triggers' consumer lag, runner pools with pollers), all from
+GET /api/v1/overview; and the runners page: each pool, its agents, its pollers and last poll."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from gateway.ui.api import ApiError, ConsoleApi
+from gateway.api.routing import API_PREFIX
+from gateway.ui.api import ConsoleApi
 from gateway.ui.console import page
 
 __all__ = ["overview_page", "runners_page"]
 
+#: An API listing → the console page that shows it (the query carries over: its filters).
+_PAGES = {"/executions": "/ui/runs", "/dlq": "/ui/dlq", "/runners": "/ui/runners", "/approvals": "/ui/approvals"}
+#: The run statuses the overview shows, in this order (the others only when there are some).
+_STATUSES = ("running", "failed", "succeeded", "cancelled", "timed_out", "terminated")
 
-async def _or_problem(api: ConsoleApi, path: str, query: Mapping[str, Any] | None = None) -> Any:
-    """A part of the overview: the API's answer, or its problem (one unavailable part must not
-    hide the others)."""
-    try:
-        return await api.get(path, query)
-    except ApiError as exc:
-        return {"problem": f"{exc.status}: {exc.detail}"}
+
+def console_link(api_link: str) -> str:
+    """The console page of an API listing's URL (the overview's attention links), with its query;
+    the overview itself for a listing the console has no page of."""
+    parts = urllib.parse.urlsplit(api_link)
+    target = _PAGES.get(parts.path.removeprefix(API_PREFIX))
+    if target is None:
+        return "/ui/"
+    return f"{target}?{parts.query}" if parts.query else target
+
+
+def _statuses(runs: Mapping[str, Any] | None) -> list[tuple[str, int]]:
+    if runs is None:
+        return []
+    counts: Mapping[str, int] = runs["by_status"]
+    shown = [(s, counts.get(s, 0)) for s in _STATUSES]
+    return shown + [(s, n) for s, n in sorted(counts.items()) if s not in _STATUSES and n]
 
 
 @page("overview.html")
 async def overview_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
-    minute_ago = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    recent = await _or_problem(api, "/events", {"since": minute_ago, "limit": 200})
-    failed = await _or_problem(api, "/executions", {"status": "failed", "limit": 10})
-    running = await _or_problem(api, "/executions", {"status": "running", "limit": 200})
-    dlq = await _or_problem(api, "/dlq", {"limit": 200})
-    runners = await _or_problem(api, "/runners")
-    attention = []
-    if failed.get("items"):
-        attention.append(
-            (
-                "failed",
-                f"{len(failed['items'])}{'+' if failed['next_cursor'] else ''} failed runs",
-                "/ui/runs?status=failed",
-            )
-        )
-    if dlq.get("items"):
-        attention.append(("dlq", f"{len(dlq['items'])}{'+' if dlq['next_cursor'] else ''} dead letters", "/ui/dlq"))
-    for pool in runners.get("items", []):
-        if not pool["polling"]:
-            attention.append(("pool", f"runner pool {pool['pool']} has no pollers", "/ui/runners"))
-    return {
-        "title": "Overview",
-        "recent": recent,
-        "failed": failed,
-        "running": running,
-        "dlq": dlq,
-        "runners": runners,
-        "attention": attention,
-    }
+    answer = await api.get("/overview")
+    attention = [{**item, "href": console_link(item["links"].get("self", ""))} for item in answer["attention"]]
+    return {"title": "Overview", "o": answer, "attention": attention, "statuses": _statuses(answer["runs"])}
+
+
+def _ago(at: str | None, now: datetime) -> str:
+    """How long ago `at` (an API time) was, for people: 4 s, 3 min, 2 h, 5 d."""
+    if not at:
+        return "never"
+    seconds = max((now - datetime.fromisoformat(at)).total_seconds(), 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
 
 
 @page("runners.html")
 async def runners_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
-    return {"title": "Runners", "runners": await api.get("/runners")}
+    runners = await api.get("/runners")
+    agents = await api.get("/agents")
+    by_pool: dict[str, list[Mapping[str, Any]]] = {}
+    for agent in agents["items"]:
+        by_pool.setdefault(agent["pool"], []).append(agent)
+    now = datetime.now(UTC)
+    pools = [{**p, "agents": by_pool.get(p["pool"], []), "ago": _ago(p["last_poll"], now)} for p in runners["items"]]
+    return {"title": "Runners", "pools": pools}
