@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.settings import GatewaySettings
 from gateway.ui.console import CONSOLE, see_other
-from gateway.ui.views import auth, definitions, events, overview, runs
+from gateway.ui.views import auth, definitions, dlq, events, overview, runs
 
 __all__ = ["add_console_routes"]
 
@@ -60,6 +60,9 @@ def add_console_routes(app: web.Application, settings: GatewaySettings) -> None:
     app.router.add_get("/ui", _home)
     app.router.add_get("/ui/", overview.overview_page)
     app.router.add_get("/ui/runners", overview.runners_page)
+    app.router.add_get("/ui/dlq", dlq.dlq_page)
+    app.router.add_post("/ui/dlq/replay", dlq.replay_dry_run)
+    app.router.add_post("/ui/dlq/replay/confirm", dlq.confirm_replay)
     app.router.add_get("/ui/login", auth.login_form)
     app.router.add_post("/ui/login", auth.login)
     app.router.add_post("/ui/logout", auth.logout)

@@ -21,7 +21,7 @@ from gateway.ui.console import CONSOLE, page, session_of
 __all__ = ["event_page", "events_page", "events_stream"]
 
 #: The filters of GET /api/v1/events the list offers.
-FILTERS = ("source", "type", "subject", "matched", "since", "until")
+FILTERS = ("source", "type", "subject", "label", "matched", "since", "until")
 #: How far back the live stream looks for events decided since the last look (an event is listed
 #: by when it was accepted, and decided a moment later).
 _LOOKBACK = timedelta(minutes=2)
