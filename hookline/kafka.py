@@ -16,6 +16,7 @@ from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
+from hookline.topics import replication
 
 __all__ = [
     "TopicView",
@@ -70,35 +71,27 @@ def create_consumer(settings: KafkaSettings, *topics: str, group_id: str | None,
 
 async def ensure_topics(settings: KafkaSettings) -> None:
     """Create Hookline's topics if they are missing (events, DLQ, decisions, compacted definitions and
-    schedules)."""
+    schedules), replicated as `hookline.topics.replication` says for the brokers the cluster has now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
     await admin.start()
     try:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        copies = replication(brokers)
+        replicated = {"min.insync.replicas": str(copies.min_insync)}
+
+        def topic(name: str, partitions: int = 1, configs: Mapping[str, str] | None = None) -> NewTopic:
+            return NewTopic(name, partitions, copies.factor, topic_configs={**replicated, **(configs or {})})
+
         wanted = [
-            NewTopic(settings.events_topic, settings.events_partitions, 1),
-            NewTopic(settings.dlq_topic, 1, 1),
-            NewTopic(
-                settings.workflows_topic,
-                1,
-                1,
-                topic_configs={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
-            ),
+            topic(settings.events_topic, settings.events_partitions),
+            topic(settings.dlq_topic),
+            topic(settings.workflows_topic, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}),
             # The last slot each schedule ticked, so a restarted ticker knows what it missed.
-            NewTopic(settings.schedules_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+            topic(settings.schedules_topic, 1, {"cleanup.policy": "compact"}),
             # Who did what through the API (gateway/api/audit.py), kept for a long while.
-            NewTopic(
-                settings.audit_topic,
-                1,
-                1,
-                topic_configs={"retention.ms": str(int(settings.audit_retention_days * 86_400_000))},
-            ),
+            topic(settings.audit_topic, 1, {"retention.ms": str(int(settings.audit_retention_days * 86_400_000))}),
             # What the triggers decided for each event (schemas.decisions), kept for a while.
-            NewTopic(
-                settings.decisions_topic,
-                1,
-                1,
-                topic_configs={"retention.ms": str(int(settings.decisions_retention_h * 3_600_000))},
-            ),
+            topic(settings.decisions_topic, 1, {"retention.ms": str(int(settings.decisions_retention_h * 3_600_000))}),
         ]
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]

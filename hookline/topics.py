@@ -10,20 +10,43 @@ settings say; any other topic only if `kafka.trigger_topics` lets the definition
 The check runs where definitions are saved (the API, `hookline apply`, the store), and again on
 every definition read from the topic, since one saved before the policy (or under a wider one)
 may still be stored: such a definition stays readable but is not in force.
+
+`replication` says how Hookline's own topics are replicated on a cluster of a given size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from hookline.settings import KafkaSettings
 from schemas.validation import SchemaError
 from schemas.workflow import DEFAULT_TEAM, WorkflowDefinition
 
-__all__ = ["ANY_TEAM", "forbidden_topic", "topic_errors"]
+__all__ = ["ANY_TEAM", "Replication", "forbidden_topic", "replication", "topic_errors"]
 
 #: The key of `kafka.trigger_topics` whose patterns hold for every team.
 ANY_TEAM = "*"
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How a topic is replicated: its replication factor and `min.insync.replicas`."""
+
+    factor: int
+    min_insync: int
+
+
+def replication(brokers: int) -> Replication:
+    """Hookline's topics on a cluster of `brokers`: three replicas, two of which must have a write
+    before it is acknowledged (the producers send with acks=all), from three brokers up, so one
+    broker can be lost (or restarted) without losing a record or refusing one; one broker: one
+    replica, as a single node can do no better; two: both replicas, either enough to write."""
+    if brokers < 1:
+        raise ValueError(f"a Kafka cluster has at least one broker, not {brokers}")
+    if brokers >= 3:
+        return Replication(factor=3, min_insync=2)
+    return Replication(factor=brokers, min_insync=1)
 
 
 def _normalised(topic: str) -> str:
