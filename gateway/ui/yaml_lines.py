@@ -119,25 +119,25 @@ def _member(node: yaml.MappingNode, rest: str) -> tuple[yaml.Node, yaml.Node, st
 
 
 def _walk(root: yaml.Node, location: str) -> tuple[yaml.Node, bool]:
-    """The node `location` names, or the deepest one on its way; and whether it was found."""
-    node, rest = root, location
+    """The node `location` names (for a member: its key, where `agent: x` or the `steps:` that
+    heads a block is), or else the last one on its way; and whether it was found."""
+    node, place, rest = root, root, location
     while rest:
         index = _INDEX.match(rest)
         if index is not None and isinstance(node, yaml.SequenceNode):
             at = int(index.group(1))
             if at >= len(node.value):
-                return node, False
-            node, rest = node.value[at], rest[index.end() :].removeprefix(".")
+                return place, False
+            node = place = node.value[at]
+            rest = rest[index.end() :].removeprefix(".")
         elif index is not None and isinstance(node, yaml.MappingNode) and index.group(1) == "0":
             # One trigger may be written as a mapping; the API speaks of it as the first of a list.
             rest = rest[index.end() :].removeprefix(".")
         elif isinstance(node, yaml.MappingNode) and (found := _member(node, rest)) is not None:
-            key, node, rest = found
-            if not rest:  # the key's line: where `agent: x` is, or the `steps:` that heads a block
-                return key, True
+            place, node, rest = found
         else:
-            return node, False
-    return node, True
+            return place, False
+    return place, True
 
 
 def line_of(root: yaml.Node | None, location: str) -> int:
