@@ -18,7 +18,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.settings import GatewaySettings
-from gateway.ui.console import CONSOLE, see_other
+from gateway.ui.console import CONSOLE, see_other, seg
 from gateway.ui.views import auth, definitions, dlq, events, overview, runs
 
 __all__ = ["add_console_routes"]
@@ -56,6 +56,7 @@ def add_console_routes(app: web.Application, settings: GatewaySettings) -> None:
     )
     env.filters["when"] = when
     env.filters["pretty"] = pretty
+    env.filters["seg"] = seg
     app.router.add_static("/ui/static", STATIC, append_version=False)
     app.router.add_get("/ui", _home)
     app.router.add_get("/ui/", overview.overview_page)
@@ -70,10 +71,11 @@ def add_console_routes(app: web.Application, settings: GatewaySettings) -> None:
     app.router.add_get("/ui/events/stream", events.events_stream)
     app.router.add_get("/ui/events/{event_id}", events.event_page)
     app.router.add_get("/ui/runs", runs.runs_page)
-    app.router.add_get("/ui/runs/{execution_id}", runs.run_page)
-    app.router.add_get("/ui/runs/{execution_id}/stream", runs.run_stream)
-    app.router.add_post("/ui/runs/{execution_id}/cancel", runs.cancel_run)
-    app.router.add_post("/ui/runs/{execution_id}/retry", runs.retry_run)
+    # A run's id holds a `/`: its pages take it quoted or not (a URL pasted from a log).
+    app.router.add_get("/ui/runs/{execution_id:.+}/stream", runs.run_stream)
+    app.router.add_post("/ui/runs/{execution_id:.+}/cancel", runs.cancel_run)
+    app.router.add_post("/ui/runs/{execution_id:.+}/retry", runs.retry_run)
+    app.router.add_get("/ui/runs/{execution_id:.+}", runs.run_page)
     app.router.add_get("/ui/definitions", definitions.definitions_page)
     app.router.add_get("/ui/definitions/new", definitions.new_page)  # before the page of a definition "new"
     app.router.add_post("/ui/definitions/new", definitions.create_definition)

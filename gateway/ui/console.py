@@ -33,6 +33,7 @@ __all__ = [
     "page",
     "render",
     "see_other",
+    "seg",
     "session_of",
     "set_flash",
 ]
@@ -57,6 +58,11 @@ class Done:
     location: str
     message: str | None = None
     error: bool = False
+
+
+def seg(value: object) -> str:
+    """`value` as one segment of a console or API path: ids may hold `/` (a run's id does)."""
+    return urllib.parse.quote(str(value), safe=":~")
 
 
 def local_path(candidate: str | None, default: str = "/ui/") -> str:

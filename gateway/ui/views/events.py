@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from gateway.ui.api import ApiError, ConsoleApi
-from gateway.ui.console import CONSOLE, page, session_of
+from gateway.ui.console import CONSOLE, page, seg, session_of
 
 __all__ = ["event_page", "events_page", "events_stream"]
 
@@ -49,7 +49,7 @@ async def events_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any
 @page("event.html")
 async def event_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
     event_id = request.match_info["event_id"]
-    record = await api.get(f"/events/{event_id}")
+    record = await api.get(f"/events/{seg(event_id)}")
     return {"title": f"Event {event_id}", "record": record}
 
 

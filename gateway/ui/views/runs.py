@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from gateway.ui.api import ApiError, ConsoleApi
-from gateway.ui.console import CONSOLE, Done, Form, action, page, session_of
+from gateway.ui.console import CONSOLE, Done, Form, action, page, seg, session_of
 from schemas.workflow import dependency_graph
 
 __all__ = ["cancel_run", "retry_run", "run_page", "run_stream", "runs_page"]
@@ -42,14 +42,13 @@ async def runs_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
 async def _run_view(api: ConsoleApi, execution_id: str) -> dict[str, Any]:
     """What the run page and its live part show: the execution, the graph of its steps (from the
     definition version it ran), and their timeline."""
-    quoted = urllib.parse.quote(execution_id, safe="")
-    execution = await api.get(f"/executions/{quoted}")
+    execution = await api.get(f"/executions/{seg(execution_id)}")
     levels: list[list[dict[str, Any]]] = []
     definition_id, version = execution.get("definition_id"), execution.get("definition_version")
     if definition_id:
         try:
             query = {"version": version} if version else None
-            workflow = await api.get(f"/workflows/{urllib.parse.quote(definition_id, safe='')}", query)
+            workflow = await api.get(f"/workflows/{seg(definition_id)}", query)
             levels = _levels(workflow["definition"], execution["steps"])
         except ApiError:  # the definition was deleted or is not readable: the steps still show
             levels = []
@@ -150,14 +149,14 @@ async def run_stream(request: web.Request) -> web.StreamResponse:
 @action
 async def cancel_run(request: web.Request, api: ConsoleApi, form: Form) -> Done:
     execution_id = request.match_info["execution_id"]
-    await api.post(f"/executions/{urllib.parse.quote(execution_id, safe='')}/cancel")
-    return Done(f"/ui/runs/{urllib.parse.quote(execution_id)}", f"Cancellation of {execution_id} requested.")
+    await api.post(f"/executions/{seg(execution_id)}/cancel")
+    return Done(f"/ui/runs/{seg(execution_id)}", f"Cancellation of {execution_id} requested.")
 
 
 @action
 async def retry_run(request: web.Request, api: ConsoleApi, form: Form) -> Done:
     execution_id = request.match_info["execution_id"]
     version = form.get("version") if form.get("version") in ("same", "latest") else "same"
-    started = await api.post(f"/executions/{urllib.parse.quote(execution_id, safe='')}/retry", {"version": version})
+    started = await api.post(f"/executions/{seg(execution_id)}/retry", {"version": version})
     new_id = started["execution_id"]
-    return Done(f"/ui/runs/{urllib.parse.quote(new_id)}", f"Retry of {execution_id} started as {new_id}.")
+    return Done(f"/ui/runs/{seg(new_id)}", f"Retry of {execution_id} started as {new_id}.")
