@@ -26,6 +26,7 @@ from schemas.agents import AgentCatalog
 from schemas.run import RunState
 from tests.conftest import EXAMPLES, ROOT, mark_folder
 from tests.eventually import eventually
+from tests.integration.console_fixtures import browser, console_page  # noqa: F401  (the console's browser tests)
 from triggers.app import TriggersService
 from triggers.settings import TriggersOptions, TriggersSettings
 from worker.app import build_workers

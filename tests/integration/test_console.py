@@ -6,10 +6,10 @@ a read-only token sees no action buttons; a forged POST without the CSRF token i
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 
 from schemas.agents import Agent, AgentCatalog
 from tests.conftest import EXAMPLES, running
-from tests.integration.console_fixtures import base_url, browser, console_page, shot, sign_in  # noqa: F401
+from tests.integration.console_fixtures import base_url, shot, sign_in
 from tests.integration.test_api_events import alert, create, decided
 from tests.integration.test_api_support import API, auth
 from triggers.app import TriggersService
@@ -137,7 +137,7 @@ async def test_a_running_run_is_cancelled_from_its_page(
 
 async def test_a_read_only_token_sees_no_action_buttons_and_a_forged_post_is_refused(
     api: TestClient[Any, Any],
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     triggers_service: Callable[..., TriggersService],
     worker: None,
     release: Path,
