@@ -3,8 +3,9 @@ to a gateway (the `api` fixture's: real Kafka and Temporal, the tokens of `test_
 
 The fixtures `browser` and `console_page` are registered by tests/integration/conftest.py; import
 the helpers (`sign_in`, `shot`, `base_url`) from here. `console_page` opens a browser page signed
-in with token "a" (team-a, every scope); `sign_in` signs a fresh page in with another token. `shot(page, name)` keeps a screenshot under
-`.artifacts/console/` (ignored by git; CI keeps the folder as the run's artifacts).
+in with token "a" (team-a, every scope); `sign_in` signs a fresh page in with another token.
+`shot(page, name)` keeps a screenshot under `.artifacts/console/` (ignored by git; CI keeps the
+folder as the run's artifacts).
 """
 
 from __future__ import annotations
