@@ -96,8 +96,21 @@ async def decide_approval(request: web.Request, principal: Principal) -> web.Res
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            raise Conflict(f'execution "{execution_id}" has ended: nothing waits for a decision') from None
+            raise await _ended(state, handle, execution_id, step) from None
     return json_response(_view(description, step, decided))
+
+
+async def _ended(state: ApiState, handle: WorkflowHandle[Any, Any], execution_id: str, step: str) -> Conflict:
+    """409 for a decision on a run that has ended (the decision before this one may have let it
+    finish at once): with the approval as the run left it, when its state can be read."""
+    run = await _queried_state(state, handle)
+    approval = run.steps[step].approval if run is not None and step in run.steps else None
+    if approval is None:
+        return Conflict(f'execution "{execution_id}" has ended: nothing waits for a decision')
+    return Conflict(
+        f"approval {step!r} is {approval.status} already (the execution has ended)",
+        extensions={"approval": approval.model_dump(mode="json")},
+    )
 
 
 def _refused(error: WorkflowUpdateFailedError, execution_id: str) -> Exception:
