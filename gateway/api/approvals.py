@@ -35,7 +35,7 @@ from hookline.runs import DEFAULT_TEAM
 from hookline.temporal import SA_APPROVAL_TEAMS, SA_DEFINITION, SA_TEAM, query_literal
 from schemas.run import APPROVAL_UPDATE, WORKFLOW_NAME, ApprovalState, DecisionRequest, RunState
 
-__all__ = ["decide_approval", "list_approvals"]
+__all__ = ["decide_approval", "list_approvals", "pending_approvals_query"]
 
 #: Runs asked for their state at once when listing.
 _PARALLEL = 8
@@ -142,7 +142,9 @@ def _view(description: WorkflowExecution, step: str, approval: ApprovalState) ->
     )
 
 
-def _pending_query(principal: Principal, team: str | None) -> str:
+def pending_approvals_query(principal: Principal, team: str | None) -> str:
+    """Temporal's visibility query for the runs waiting for a decision of `team` (None: the
+    caller's team; an operator's: every team's)."""
     clauses = [f"WorkflowType = {query_literal(WORKFLOW_NAME)}", "ExecutionStatus = 'Running'"]
     deciding = team if team is not None else None if principal.operator else principal.team
     if deciding is None:
@@ -161,7 +163,7 @@ async def list_approvals(request: web.Request, principal: Principal) -> web.Resp
     if filters.get("status", "pending") != "pending":
         raise BadRequest('"status" must be "pending": decided approvals are in their run (GET /executions/{id})')
     team = filters.get("team")
-    query = _pending_query(principal, team)
+    query = pending_approvals_query(principal, team)
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
     cursor = filters.get("cursor")
     client = state.temporal()
