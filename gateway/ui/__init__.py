@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.settings import GatewaySettings
 from gateway.ui.console import CONSOLE, see_other, seg
-from gateway.ui.views import auth, definitions, dlq, events, overview, runs
+from gateway.ui.views import approvals, auth, definitions, dlq, events, overview, runs
 
 __all__ = ["add_console_routes"]
 
@@ -71,8 +71,10 @@ def add_console_routes(app: web.Application, settings: GatewaySettings) -> None:
     app.router.add_get("/ui/events/stream", events.events_stream)
     app.router.add_get("/ui/events/{event_id}", events.event_page)
     app.router.add_get("/ui/runs", runs.runs_page)
+    app.router.add_get("/ui/approvals", approvals.approvals_page)
     # A run's id holds a `/`: its pages take it quoted or not (a URL pasted from a log).
     app.router.add_get("/ui/runs/{execution_id:.+}/stream", runs.run_stream)
+    app.router.add_post("/ui/runs/{execution_id:.+}/approvals/{step}", approvals.decide)
     app.router.add_post("/ui/runs/{execution_id:.+}/cancel", runs.cancel_run)
     app.router.add_post("/ui/runs/{execution_id:.+}/retry", runs.retry_run)
     app.router.add_get("/ui/runs/{execution_id:.+}", runs.run_page)

@@ -17,6 +17,7 @@ from aiohttp_sse import sse_response
 
 from gateway.ui.api import ApiError, ConsoleApi
 from gateway.ui.console import CONSOLE, Done, Form, action, page, seg, session_of
+from gateway.ui.views.approvals import may_decide
 from schemas.workflow import dependency_graph
 
 __all__ = ["cancel_run", "retry_run", "run_page", "run_stream", "runs_page"]
@@ -114,7 +115,7 @@ def _timeline(states: Mapping[str, Any]) -> dict[str, Any]:
 async def run_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
     execution_id = request.match_info["execution_id"]
     view = await _run_view(api, execution_id)
-    return {"title": f"Run {execution_id}", **view}
+    return {"title": f"Run {execution_id}", "may_decide": may_decide, **view}
 
 
 async def run_stream(request: web.Request) -> web.StreamResponse:
