@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
@@ -79,7 +80,8 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
 
     existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     missing = {
-        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        # KeywordList is INDEXED_VALUE_TYPE_KEYWORD_LIST.
+        name: IndexedValueType.Value("INDEXED_VALUE_TYPE_" + re.sub(r"(?<=.)(?=[A-Z])", "_", kind).upper())
         for name, kind in SEARCH_ATTRIBUTES.items()
         if name not in existing.custom_attributes
     }
