@@ -6,15 +6,22 @@ definition's `inputs` schema, and a read-only token that sees none of the button
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
+from schemas.agents import Agent, AgentCatalog
+from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
-from tests.integration.console_fixtures import base_url, browser, console_page, shot, sign_in  # noqa: F401
+from tests.integration.console_fixtures import base_url, shot, sign_in
 from tests.integration.test_api_support import API, auth
+from tests.notifications import notification
+from triggers.app import TriggersService
 
 INPUTS = {
     "type": "object",
@@ -27,6 +34,20 @@ INPUTS = {
         "labels": {"type": "object"},
     },
 }
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    """The file whose creation ends the steps of the `held` agent."""
+    return tmp_path / "release"
+
+
+@pytest.fixture
+def agents(release: Path) -> AgentCatalog:
+    """The example agents, and `held`, whose run lasts until the test creates `release`."""
+    held = Agent(name="held", command=("sh", "-c", f"while [ ! -f {release} ]; do sleep 0.05; done"), timeout_s=60)
+    base = AgentCatalog.load(EXAMPLES / "agents.yaml")
+    return AgentCatalog(agents={**base.agents, "held": held})
 
 
 #: True only for the input the start test types into the form, each value with its JSON type.
@@ -71,7 +92,7 @@ async def open_definition(page: Page, api: TestClient[Any, Any], definition_id: 
 
 async def test_an_edit_with_an_error_shows_it_at_its_line_and_the_fix_saves_the_next_version(
     api: TestClient[Any, Any],
-    console_page: Page,  # noqa: F811
+    console_page: Page,
 ) -> None:
     page = console_page
     definition = await created(api, deploy(unique("Console edit")))
@@ -111,7 +132,7 @@ async def test_an_edit_with_an_error_shows_it_at_its_line_and_the_fix_saves_the_
 
 async def test_a_save_over_a_version_saved_meanwhile_is_refused_with_what_to_do(
     api: TestClient[Any, Any],
-    console_page: Page,  # noqa: F811
+    console_page: Page,
 ) -> None:
     page = console_page
     body = deploy(unique("Console race"))
@@ -132,7 +153,7 @@ async def test_a_save_over_a_version_saved_meanwhile_is_refused_with_what_to_do(
 
 async def test_the_diff_of_two_versions_colours_the_removed_and_added_lines(
     api: TestClient[Any, Any],
-    console_page: Page,  # noqa: F811
+    console_page: Page,
 ) -> None:
     page = console_page
     body = deploy(unique("Console diff"))
@@ -161,7 +182,7 @@ async def test_the_diff_of_two_versions_colours_the_removed_and_added_lines(
 
 async def test_a_run_starts_from_the_form_made_of_the_inputs_schema(
     api: TestClient[Any, Any],
-    console_page: Page,  # noqa: F811
+    console_page: Page,
     worker: None,
 ) -> None:
     page = console_page
@@ -207,7 +228,7 @@ async def test_a_run_starts_from_the_form_made_of_the_inputs_schema(
 
 async def test_a_read_only_token_sees_no_edit_delete_or_start_buttons(
     api: TestClient[Any, Any],
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     definition = await created(api, deploy(unique("Console read-only")))
     page = await sign_in(browser, api, "a-read")
@@ -220,3 +241,63 @@ async def test_a_read_only_token_sees_no_edit_delete_or_start_buttons(
         await expect(page.locator(button)).to_have_count(0)
     refused = await page.goto(f"{base_url(api)}/ui/definitions/{definition['id']}/edit")
     assert refused is not None and refused.status == 403
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_flow_controlled_definition_shows_what_runs_and_waits_in_its_lanes(
+    api: TestClient[Any, Any],
+    console_page: Page,
+    triggers_service: Callable[..., TriggersService],
+    release: Path,
+) -> None:
+    page = console_page
+    body = {
+        "name": unique("Console lanes"),
+        "trigger": {"type": "webhook", "source": "alertmanager", "concurrency": {"key": "${{ labels.service }}"}},
+        "steps": [{"name": "fix", "agent": "held"}],
+    }
+    definition = await created(api, body)
+    await open_definition(page, api, definition["id"])
+    await expect(page.locator("#triggers")).to_contain_text("concurrency")
+    lanes = page.locator("#lanes")
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        for _ in range(3):
+            posted = notification(1, "console-lanes")
+            posted["alerts"][0]["labels"]["service"] = "db"
+            assert (await api.post("/hooks/alertmanager", json=posted)).status == 202
+
+        lane = lanes.locator('tr[data-lane="db"]')
+
+        async def waiting() -> str | None:
+            await page.reload()
+            return await lane.locator("td.queued").get_attribute("data-count") if await lane.count() else None
+
+        await eventually(waiting, "the lane of db with two events waiting", until=lambda n: n == "2", timeout=30)
+        await expect(lane.locator("td.mode")).to_have_text("queue")
+        await expect(lane.locator("td.limit")).to_have_text("1")
+        await expect(lane.locator("td.running")).to_have_attribute("data-count", "1")
+        await expect(lane.locator('td.running a[href^="/ui/runs/"]')).to_have_count(1)
+        await shot(page, "definition-lanes")
+        release.touch()
+
+
+async def test_a_definition_is_deleted_after_a_confirm_step_and_its_versions_stay_readable(
+    api: TestClient[Any, Any],
+    console_page: Page,
+) -> None:
+    page = console_page
+    definition = await created(api, deploy(unique("Console delete")))
+    await open_definition(page, api, definition["id"])
+    await page.click("#delete")
+    await expect(page.locator("h1")).to_contain_text("Delete")
+    still = await api.get(f"{API}/workflows/{definition['id']}", headers=auth("a"))
+    assert still.status == 200  # nothing happens before the confirmation
+    await page.click("#confirm-delete")
+    await page.wait_for_url(re.compile(r"/ui/definitions$"))
+    await expect(page.locator(".flash.ok")).to_contain_text(f"Deleted {definition['id']}")
+    await expect(page.locator(f'tr[data-definition="{definition["id"]}"]')).to_have_count(0)
+    gone = await api.get(f"{API}/workflows/{definition['id']}", headers=auth("a"))
+    assert gone.status == 404
+    await page.goto(f"{base_url(api)}/ui/definitions/{definition['id']}?version=1")
+    await expect(page.locator("#yaml")).to_contain_text("agent: builder")
