@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 run: install jars
 	$(VENV)/bin/hookline run --config examples/hookline.yaml
 
-test: install jars
+test: install jars helm
 	$(VENV)/bin/pytest
 
 # Every part of the stack killed (and frozen) at every moment, three rounds; `make test` runs a short drill.
