@@ -11,6 +11,7 @@ every team's.
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,7 @@ async def _count_by_status(client: Client, query: str) -> dict[ExecutionStatus, 
     except RPCError as exc:
         if exc.status not in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNIMPLEMENTED):
             raise
+        log.debug("visibility counts no GROUP BY; counting per status", error=exc.message)
         for status, name in FILTERABLE.items():
             counts[status] = (
                 await client.count_workflows(f"{query} AND ExecutionStatus = {query_literal(name)}")
@@ -193,13 +195,20 @@ async def _lag(state: ApiState, principal: Principal, now: datetime) -> Consumer
     )
 
 
+def _counted(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def _failed_runs(parts: _Parts, now: datetime) -> list[AttentionItem]:
     if parts.runs is None or not (n := parts.runs.failed_last_hour):
         return []
-    since = (now - _HOUR).isoformat()
-    link = f"{API_PREFIX}/executions?status=failed&since={since}"
+    link = f"{API_PREFIX}/executions?" + urllib.parse.urlencode(
+        {"status": "failed", "since": (now - _HOUR).isoformat()}
+    )
     return [
-        AttentionItem(kind="failed_runs", message=f"{n} run(s) failed in the last hour", count=n, links={"self": link})
+        AttentionItem(
+            kind="failed_runs", message=f"{_counted(n, 'run')} failed in the last hour", count=n, links={"self": link}
+        )
     ]
 
 
@@ -220,7 +229,7 @@ def _idle_pools(parts: _Parts, now: datetime) -> list[AttentionItem]:
 def _dlq_growth(parts: _Parts, now: datetime) -> list[AttentionItem]:
     if parts.dlq is None or not (n := parts.dlq.last_hour):
         return []
-    message = f"{n} dead letter(s) in the last hour ({parts.dlq.size} in all)"
+    message = f"{_counted(n, 'dead letter')} in the last hour ({parts.dlq.size} in all)"
     return [AttentionItem(kind="dlq_growth", message=message, count=n, links={"self": f"{API_PREFIX}/dlq"})]
 
 

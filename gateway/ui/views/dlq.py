@@ -88,4 +88,5 @@ async def confirm_replay(request: web.Request, api: ConsoleApi, form: Form) -> D
     if not replayed:
         return Done(_page_url(filters), "Nothing was replayed: no dead letter matches any more.", error=True)
     listed = ", ".join(replayed[:20]) + (f" and {len(replayed) - 20} more" if len(replayed) > 20 else "")
-    return Done(_page_url(filters), f"Replayed {len(replayed)} dead letter(s): {listed}.")
+    letters = "1 dead letter" if len(replayed) == 1 else f"{len(replayed)} dead letters"
+    return Done(_page_url(filters), f"Replayed {letters}: {listed}.")

@@ -1,0 +1,191 @@
+"""The console's overview and dead letters pages in a real browser (Debian's chromium, driven by
+Playwright) on the real stack: the overview shows the numbers of what the test did and what needs
+attention; a dead letter is replayed from its page, a dry run first, and its run starts; a
+read-only token sees no replay button."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, Page, expect
+
+from schemas.agents import AgentCatalog
+from tests.conftest import running
+from tests.eventually import eventually
+from tests.integration.console_fixtures import base_url, browser, console_page, shot, sign_in  # noqa: F401
+from tests.integration.test_api_events import alert, create, decided
+from tests.integration.test_api_executions import executions_agents
+from tests.integration.test_api_support import API, auth
+from triggers.app import TriggersService
+
+Api = TestClient[Any, Any]
+
+
+@pytest.fixture
+def agents() -> AgentCatalog:
+    """The example agents and one that fails (`failer`)."""
+    return executions_agents()
+
+
+@pytest.fixture
+def suffix() -> str:
+    """Definition names of this test's own: runs of every test share the Temporal namespace."""
+    return uuid.uuid4().hex[:6]
+
+
+def failing(suffix: str) -> dict[str, Any]:
+    return {
+        "name": f"Overview Break {suffix}",
+        "trigger": {"type": "webhook", "source": "alertmanager", "filter": ['severity="critical"']},
+        "steps": [{"name": "break", "agent": "failer", "retries": 1}],
+    }
+
+
+def strict(suffix: str, *, fixed: bool = False) -> dict[str, Any]:
+    """Needs the alert's job label as its input (a dead letter without one), until fixed."""
+    required = {"required": ["service"], "properties": {"service": {"type": "string"}}}
+    return {
+        "name": f"Overview Strict {suffix}",
+        "trigger": {
+            "type": "webhook",
+            "source": "alertmanager",
+            "filter": ['dlq="yes"'],
+            "input": {"service": "${{ labels.job }}"},
+        },
+        "inputs": {"type": "object", **({} if fixed else required)},
+        "steps": [{"name": "fix", "agent": "remediator"}],
+    }
+
+
+async def post(api: Api, labels: dict[str, str], drop_job: bool = False) -> str:
+    body = alert(uuid.uuid4().hex[:16])
+    body["alerts"][0]["labels"].update(labels)
+    if drop_job:
+        del body["alerts"][0]["labels"]["job"]
+    reply = await api.post("/hooks/alertmanager", json=body)
+    assert reply.status == 202, await reply.text()
+    [event_id] = (await reply.json())["event_ids"]
+    return str(event_id)
+
+
+async def overview(api: Api) -> Any:
+    reply = await api.get(f"{API}/overview", headers=auth("a"))
+    assert reply.status == 200, await reply.text()
+    return await reply.json()
+
+
+async def dead_letters(api: Api) -> list[Any]:
+    reply = await api.get(f"{API}/dlq", headers=auth("a"))
+    assert reply.status == 200, await reply.text()
+    items: list[Any] = (await reply.json())["items"]
+    return items
+
+
+async def test_the_overview_shows_the_numbers_and_what_needs_attention(
+    api: Api,
+    console_page: Page,  # noqa: F811
+    triggers_service: Callable[..., TriggersService],
+    worker: None,
+    suffix: str,
+) -> None:
+    page = console_page
+    await create(api, "a", failing(suffix))
+    await create(api, "a", strict(suffix))
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        await decided(api, await post(api, {"severity": "critical"}))
+        await decided(api, await post(api, {"severity": "warning", "dlq": "yes"}, drop_job=True))
+        await eventually(
+            lambda: overview(api),
+            "the failed run and the dead letter",
+            until=lambda o: o["runs"]["failed_last_hour"] >= 1 and o["dlq"]["size"] == 1,
+            timeout=60,
+            interval=0.5,
+        )
+    # The triggers have stopped: these two wait on the events topic.
+    for _ in range(2):
+        await post(api, {"severity": "warning"})
+
+    await page.goto(base_url(api) + "/ui/")
+    answer = await overview(api)
+    await expect(page.locator("#events-5min")).to_have_text("2")  # decided: the two before the stop
+    await expect(page.locator("#dlq-size")).to_have_text("1")
+    await expect(page.locator("#consumer-lag")).to_have_text("2")
+    # Runs of team-a from other tests of the session are in the namespace too: as the API counts them.
+    for status in ("failed", "succeeded", "running"):
+        count = page.locator(f'#card-runs .count[data-status="{status}"]')
+        await expect(count).to_have_text(str(answer["runs"]["by_status"][status]))
+    polled = f"{answer['runners']['with_pollers']}/{answer['runners']['total']}"
+    await expect(page.locator("#pools-polled")).to_have_text(polled)
+    failed = page.locator('.attention li[data-attention="failed_runs"]')
+    failures = answer["runs"]["failed_last_hour"]
+    await expect(failed).to_contain_text(f"{failures} run{'' if failures == 1 else 's'} failed in the last hour")
+    await expect(page.locator('.attention li[data-attention="dlq_growth"]')).to_have_attribute("data-count", "1")
+    await expect(page.locator(".attention li").first).to_have_attribute("data-attention", "failed_runs")
+    await shot(page, "overview")
+    await failed.locator("a").click()
+    await page.wait_for_url(re.compile(r"/ui/runs\?status=failed&since="))
+    await expect(page.locator("#runs tbody tr").first).to_be_visible()
+
+
+async def test_a_dead_letter_is_replayed_from_its_page_after_a_dry_run(
+    api: Api,
+    console_page: Page,  # noqa: F811
+    browser: Browser,  # noqa: F811
+    triggers_service: Callable[..., TriggersService],
+    suffix: str,
+) -> None:
+    page = console_page
+    definition = strict(suffix)
+    await create(api, "a", definition)
+    definition_id = f"team-a~overview-strict-{suffix}"
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        event_id = await post(api, {"dlq": "yes"}, drop_job=True)
+        [letter] = await eventually(lambda: dead_letters(api), "the dead letter", timeout=30)
+        reply = await api.put(f"{API}/workflows/{definition_id}", json=strict(suffix, fixed=True), headers=auth("a"))
+        assert reply.status == 200, await reply.text()
+
+        # A read-only token sees the dead letter, and nothing to replay it with.
+        viewer = await sign_in(browser, api, "a-read")
+        await viewer.goto(base_url(api) + "/ui/dlq")
+        await expect(viewer.locator(f'#dead-letters tr[data-letter="{letter["id"]}"]')).to_be_visible()
+        await expect(viewer.locator("#replay-selected")).to_have_count(0)
+        await expect(viewer.locator("#dead-letters input[type=checkbox]")).to_have_count(0)
+        await expect(viewer.locator("form[action='/ui/dlq/replay']")).to_have_count(0)
+
+        await page.goto(base_url(api) + f"/ui/dlq?definition={definition_id}")
+        row = page.locator(f'#dead-letters tr[data-letter="{letter["id"]}"]')
+        await expect(row.locator(".reason")).to_contain_text("service")
+        await expect(row.locator(".times")).to_have_text("1")
+        await expect(row).to_contain_text(event_id)
+        await row.locator("input[type=checkbox]").check()
+        await shot(page, "dlq")
+        await page.click("#replay-selected")
+
+        # The dry run: how many and which; nothing replayed yet.
+        await expect(page.locator("#dry-run-count")).to_have_text("1")
+        await expect(page.locator("#replay-ids")).to_have_text(letter["id"])
+        await shot(page, "dlq-confirm")
+
+        async def replays() -> Any:
+            return (await (await api.get(f"{API}/audit?action=dlq.replay", headers=auth("a"))).json())["items"]
+
+        [dry_run] = await eventually(replays, "the dry run in the audit log")  # audited, like any replay
+        assert dry_run["actor"] == "team-a-ci"
+
+        await page.click("#replay-confirm")
+        await page.wait_for_url(re.compile(r"/ui/dlq\?definition="))
+        await expect(page.locator(".flash.ok")).to_have_text(f"Replayed 1 dead letter: {letter['id']}.")
+
+        async def strict_started() -> Any:
+            rows = (await decided(api, event_id))["decisions"]
+            return next((r for r in rows if r["definition_id"] == definition_id and r["outcome"] == "started"), None)
+
+        row_started = await eventually(strict_started, "the replayed event's run", timeout=30)
+        assert row_started["execution_id"]
