@@ -39,6 +39,8 @@ __all__ = [
 MAX_NODES = 100_000
 
 _INDEX = re.compile(r"\[(\d+)\]")
+#: What YAML counts as a line break (its marks count lines so; `str.splitlines` knows more).
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 class YamlProblem(ValueError):
@@ -65,7 +67,13 @@ class Parsed:
 def parse(text: str) -> Parsed:
     """The single YAML document in `text`; `YamlProblem` at its mark for a syntax error, more
     than one document, a tag the safe loader refuses, or too many nodes."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        before = _BREAK.split(text[: exc.position])
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        where = (len(before), len(before[-1]) + 1)
+        raise YamlProblem(f"the character U+{code:04X} {chr(code)!r} is not allowed in YAML", *where) from None
     try:
         root = loader.get_single_node()
         if root is not None:
@@ -164,7 +172,7 @@ def locate(errors: Iterable[SchemaError], root: yaml.Node | None) -> list[tuple[
 
 def annotate(text: str, located: Iterable[tuple[SchemaError, int]] = ()) -> list[Line]:
     """The numbered lines of `text`, each with the errors located on it (past the end: on the last)."""
-    lines = [Line(n, t) for n, t in enumerate(text.splitlines() or [""], start=1)]
+    lines = [Line(n, t) for n, t in enumerate(_BREAK.split(text.removesuffix("\n")), start=1)]
     for error, number in located:
         lines[min(max(number, 1), len(lines)) - 1].errors.append(error)
     return lines

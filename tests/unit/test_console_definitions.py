@@ -78,6 +78,16 @@ def test_errors_are_put_on_their_lines_and_past_the_end_on_the_last() -> None:
     assert sum(len(line.errors) for line in lines) == 3
 
 
+def test_lines_are_numbered_as_yaml_counts_them() -> None:
+    # A form feed breaks a line for str.splitlines, not for YAML (which refuses it anyway).
+    text = "name: x\nsteps:\n  - agent: \x0cx\n"
+    assert [line.text for line in annotate(text)] == ["name: x", "steps:", "  - agent: \x0cx"]
+    with pytest.raises(YamlProblem) as caught:
+        parse(text)
+    assert (caught.value.line, caught.value.column) == (3, 12)
+    assert "'\\x0c' is not allowed" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("text", "line", "column", "says"),
     [
@@ -277,3 +287,15 @@ async def test_a_read_only_token_cannot_open_the_editor(console: TestClient[Any,
     response = await console.get("/ui/definitions/new")
     assert response.status == 403
     assert "scope, which this page needs" in await response.text()
+
+
+async def test_a_yaml_value_json_cannot_carry_is_explained_without_asking_the_api(
+    console: TestClient[Any, Any],
+) -> None:
+    csrf = await signed_in(console, AUTHOR)
+    response = await console.post(
+        "/ui/definitions/new", data={"csrf": csrf, "yaml": "name: x\n1: one\n", "op": "validate"}
+    )
+    assert response.status == 422
+    html = await response.text()
+    assert "JSON cannot carry" in html and "503" not in html
