@@ -98,8 +98,10 @@ async def test_the_overview_shows_the_numbers_and_what_needs_attention(
     await create(api, "a", strict(suffix))
     service = triggers_service()
     async with running(service.run, service.stop):
-        await decided(api, await post(api, {"severity": "critical"}))
-        await decided(api, await post(api, {"severity": "warning", "dlq": "yes"}, drop_job=True))
+        critical = await post(api, {"severity": "critical"})
+        await decided(api, critical)
+        warning = await post(api, {"severity": "warning", "dlq": "yes"}, drop_job=True)
+        await decided(api, warning)
         await eventually(
             lambda: overview(api),
             "the failed run and the dead letter",
@@ -131,6 +133,21 @@ async def test_the_overview_shows_the_numbers_and_what_needs_attention(
     await failed.locator("a").click()
     await page.wait_for_url(re.compile(r"/ui/runs\?status=failed&since="))
     await expect(page.locator("#runs tbody tr").first).to_be_visible()
+
+    # The runners page: each pool's agents, and how long ago it was polled.
+    await page.goto(base_url(api) + "/ui/runners")
+    shell = page.locator('#pools tr[data-pool="shell"]')
+    await expect(shell.locator(".agents")).to_contain_text("failer")
+    await expect(shell.locator(".last-poll")).to_have_text(re.compile(r"^\d+ s ago$"))
+
+    # The events page narrows the list by an alert label.
+    await page.goto(base_url(api) + "/ui/events")
+    await page.fill("input[name=label]", "severity=critical")
+    await page.click("form.filters button[type=submit]")
+    await page.wait_for_url(re.compile(r"label=severity%3Dcritical"))
+    await expect(page.locator(f'#event-rows tr[data-event="{critical}"]')).to_be_visible()
+    await expect(page.locator("#event-rows tr")).to_have_count(1)
+    assert warning not in await page.locator("#event-rows").inner_html()
 
 
 async def test_a_dead_letter_is_replayed_from_its_page_after_a_dry_run(
