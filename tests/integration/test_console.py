@@ -96,6 +96,7 @@ async def test_an_alert_appears_live_and_its_run_turns_green_without_a_reload(
             node = page.locator(f'.graph .node[data-step="{step}"]')
             await expect(node).to_have_attribute("data-status", "succeeded", timeout=20_000)
         await expect(page.locator("#run-status")).to_have_text("succeeded")
+        await expect(page.locator("#cancel")).to_have_count(0)  # nothing left to cancel
         assert page.url == url_before  # the same page, updated in place
         await expect(page.locator(".timeline .bar")).to_have_count(3)
         await shot(page, "run")
@@ -130,9 +131,11 @@ async def test_a_running_run_is_cancelled_from_its_page(
     assert execution["status"] == "cancelled"
     audit = await (await api.get(f"{API}/audit", headers=auth("a"))).json()
     assert any(e["action"] == "run.cancel" and e["actor"] == "team-a-ci" for e in audit["items"])
-    # A cancelled run offers a retry instead.
-    await page.reload()
+    # A cancelled run offers a retry instead, without a reload; the retry is a new run linked back.
     await expect(page.locator("#retry")).to_be_visible()
+    await page.click("#retry")
+    await expect(page.locator(".flash.ok")).to_contain_text(f"Retry of {execution_id} started as")
+    await expect(page.locator("dl.facts")).to_contain_text(f"Retry of{execution_id}")
 
 
 async def test_a_read_only_token_sees_no_action_buttons_and_a_forged_post_is_refused(

@@ -17,6 +17,7 @@ from aiohttp_sse import sse_response
 
 from gateway.ui.api import ApiError, ConsoleApi
 from gateway.ui.console import CONSOLE, Done, Form, action, page, seg, session_of
+from gateway.ui.session import CSRF_FIELD
 from gateway.ui.views.approvals import may_decide
 from schemas.workflow import dependency_graph
 
@@ -137,7 +138,12 @@ async def run_stream(request: web.Request) -> web.StreamResponse:
                 await stream.send(f"<p class=problem>{exc.status}: {exc.detail}</p>", event="run")
                 await asyncio.sleep(refresh_s * 5)
                 continue
-            html = template.render(**view).replace("\n", " ")
+            html = template.render(
+                **view,
+                can=lambda scope: scope in session.principal.scopes,
+                csrf=session.csrf,
+                csrf_field=CSRF_FIELD,
+            ).replace("\n", " ")
             if html != last:
                 await stream.send(html, event="run")
                 last = html
