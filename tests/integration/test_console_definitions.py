@@ -205,6 +205,7 @@ async def test_a_run_starts_from_the_form_made_of_the_inputs_schema(
     await page.click("#start-run")
     await expect(page.locator('[data-field="input.version"] .field-message')).to_contain_text("does not match")
     await expect(page.locator('input[name="input.version"]')).to_have_value("1.2.3")
+    await shot(page, "definition-start-error")
 
     await page.fill('input[name="input.version"]', "v1.2.3")
     await page.select_option('select[name="input.environment"]', '"production"')
