@@ -167,6 +167,10 @@ class KafkaServer(_Server):
         )
         return config
 
+    def _format_options(self) -> list[str]:
+        """How the log dir is formatted: as the one voter of its own controller quorum."""
+        return ["--standalone"]
+
     def _java(self, libs: Path, *args: str) -> list[str]:
         log4j = resources.files("hookline").joinpath("stack_files/log4j2.properties")
         return [
@@ -197,7 +201,7 @@ class KafkaServer(_Server):
                     libs,
                     "kafka.tools.StorageTool",
                     "format",
-                    "--standalone",
+                    *self._format_options(),
                     f"--cluster-id={cluster_id}",
                     "-c",
                     str(config),
