@@ -5,10 +5,12 @@
 
 Each shape is a definition run for real: a Temporal dev server of its own (in memory), the
 worker as `hookline worker` builds it (interpreter, lanes, the shell pool and a local pool),
-steps that are small real programs, and events sent the way the triggers send them (their own
-`WorkflowStarter`: starts, signal-with-starts of resolutions, lanes). Every workflow of a shape,
-the lane and its child runs too, is written once closed to
-tests/data/histories/<hookline version>/<shape>/<kind>-<n>.json (`WorkflowHistory.to_json`).
+steps that are small real programs, events sent the way the triggers send them (their own
+`WorkflowStarter`: starts, signal-with-starts of resolutions, lanes; their `WaitDelivery`: events
+brought to `wait_for` mailboxes) and decisions the way the API takes them (the approval Update).
+Every workflow of a shape, lanes, their child runs and mailboxes too, is written once closed to
+tests/data/histories/<hookline version>/<shape>/<kind>-<n>.json (`WorkflowHistory.to_json`;
+kinds: run, lane, waits).
 
 Record with the version that is released (its workflows are the ones running when the next
 version's workers take over), and keep the folders of older versions while runs they started
@@ -27,23 +29,26 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from hookline.definitions import StoredDefinition
 from hookline.logging import configure_logging
-from hookline.runs import build_request, manual_run_id, start_run
+from hookline.runs import DEFAULT_TEAM, build_request, manual_run_id, start_run, waits_id
 from hookline.settings import LogSettings, TemporalSettings
 from hookline.stack import TemporalServer, free_port
 from hookline.temporal import SA_DEFINITION, connect, query_literal
 from schemas.agents import Agent, AgentCatalog
 from schemas.events import Event
+from schemas.run import APPROVAL_UPDATE, WAITS_WORKFLOW, ApprovalState, DecisionRequest
 from schemas.workflow import parse_definition
 from triggers.starter import WorkflowStarter
+from triggers.waits import WaitDelivery, WaitIndex
 from worker.app import build_workers
 from worker.settings import WorkerOptions, WorkerSettings
 
@@ -77,6 +82,7 @@ class Recording:
     settings: TemporalSettings
     agents: AgentCatalog
     starter: WorkflowStarter
+    waits: WaitDelivery
     definitions: list[str] = field(default_factory=list)
 
     def define(self, shape: str, doc: dict[str, Any]) -> StoredDefinition:
@@ -111,6 +117,33 @@ class Recording:
     async def resolve(self, stored: StoredDefinition, event: Event) -> None:
         (trigger,) = stored.definition.triggers
         await self.starter.resolve(event, stored, trigger)
+
+    async def deliver(self, stored: StoredDefinition, event: Event) -> str:
+        """The event brought to the mailboxes of the `wait_for` steps it is for, as the triggers
+        bring it (accepted now); the mailbox's id."""
+        (found,) = WaitIndex([stored]).waiting_for(event)
+        return await self.waits.deliver(event, datetime.now(UTC), *found)
+
+    async def decide(self, workflow_id: str, step: str, decision: str, by: str, comment: str | None = None) -> None:
+        """A decision through the approval update, as the API takes it for a token of the run's team."""
+        request = DecisionRequest(
+            step=step, decision=decision, comment=comment, by=by, team=DEFAULT_TEAM, scopes=["execute"]
+        )
+        await self.client.get_workflow_handle(workflow_id).execute_update(
+            APPROVAL_UPDATE, request, result_type=ApprovalState
+        )
+
+    async def running(self, workflow_id: str, timeout: float = 30.0) -> None:
+        """Until the workflow `workflow_id` exists (a mailbox its run started)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                await self.client.get_workflow_handle(workflow_id).describe()
+                return
+            except RPCError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{workflow_id} did not start") from None
+                await asyncio.sleep(0.1)
 
     async def step_status(self, workflow_id: str, step: str, status: str, timeout: float = 30.0) -> None:
         handle = self.client.get_workflow_handle(workflow_id)
@@ -434,6 +467,175 @@ async def lane_resolve(r: Recording, shape: str) -> None:
     await r.fire(stored, early)
 
 
+# --- waiting steps (docs/waiting-steps.md) ----------------------------------------------------
+
+
+def _approval(**spec: Any) -> dict[str, Any]:
+    return {"name": "approve", "approval": {"message": "Restart ${{ input.service }}?", "timeout": "60s", **spec}}
+
+
+async def approval_approved(r: Recording, shape: str) -> None:
+    """A step before the approval gets its URL; a decision with a comment lets the run go on."""
+    stored = r.define(
+        shape,
+        {
+            "steps": [
+                {"name": "notify", "agent": "json", "with": {"url": "${{ approvals.approve.url }}"}},
+                _approval(),
+                {"name": "act", "agent": "ok"},
+            ]
+        },
+    )
+    handle = await r.manual(stored, {"service": "api"})
+    await r.step_status(handle.id, "approve", "waiting")
+    await r.decide(handle.id, "approve", "approve", "alice", comment="go ahead")
+
+
+async def approval_rejected(r: Recording, shape: str) -> None:
+    """A rejection skips the step that needed the approval; a `when` on the rejection runs."""
+    stored = r.define(
+        shape,
+        {
+            "steps": [
+                _approval(),
+                {"name": "act", "agent": "ok"},
+                {"name": "tell", "agent": "ok", "when": "steps.approve.status == 'rejected'"},
+            ]
+        },
+    )
+    handle = await r.manual(stored, {"service": "api"})
+    await r.step_status(handle.id, "approve", "waiting")
+    await r.decide(handle.id, "approve", "reject", "alice", comment="not now")
+
+
+async def approval_timeout(r: Recording, shape: str) -> None:
+    """Nobody decides: each `on_timeout` (reject, approve, and fail, which compensates)."""
+    for on_timeout in ("reject", "approve", "fail"):
+        stored = r.define(
+            shape,
+            {
+                "steps": [
+                    {"name": "before", "agent": "ok", "on_failure": {"agent": "undo"}},
+                    _approval(timeout="1s", on_timeout=on_timeout),
+                    {"name": "act", "agent": "ok"},
+                ]
+            },
+        )
+        await r.manual(stored, {"service": on_timeout})
+
+
+async def approval_min_approvals(r: Recording, shape: str) -> None:
+    """min_approvals 2: two tokens approve; the first one's second decision is refused (and
+    leaves nothing in the history)."""
+    stored = r.define(shape, {"steps": [_approval(min_approvals=2), {"name": "act", "agent": "ok"}]})
+    handle = await r.manual(stored, {"service": "api"})
+    await r.step_status(handle.id, "approve", "waiting")
+    await r.decide(handle.id, "approve", "approve", "alice")
+    try:
+        await r.decide(handle.id, "approve", "approve", "alice")
+    except WorkflowUpdateFailedError:
+        pass
+    else:
+        raise AssertionError("alice decided twice")
+    await r.decide(handle.id, "approve", "approve", "bob", comment="second")
+
+
+async def approval_resolved(r: Recording, shape: str) -> None:
+    """The run's alert resolves while its approval waits: the approval ends (resolved), the
+    step guarded by `resolved == null` is skipped, the next one runs."""
+    stored = r.define(
+        shape,
+        {
+            "trigger": webhook(on_resolved="signal"),
+            "steps": [
+                _approval(message="Restart ${{ labels.service }}?"),
+                {"name": "act", "agent": "ok", "when": "resolved == null"},
+                {"name": "notify", "agent": "ok"},
+            ],
+        },
+    )
+    firing = alert("api")
+    run_id = await r.fire(stored, firing)
+    await r.step_status(run_id, "approve", "waiting")
+    await r.resolve(stored, alert("api", key=uuid.uuid4().hex, resolves=firing.dedupekey))
+
+
+def _wait_for(**spec: Any) -> dict[str, Any]:
+    return {
+        "name": "wait",
+        "wait_for": {
+            "source": "alertmanager",
+            "filter": ['alertname="Down"'],
+            "correlate": {"event": "${{ labels.service }}", "run": "${{ input.service }}"},
+            **spec,
+        },
+    }
+
+
+async def wait_for_during(r: Recording, shape: str) -> None:
+    """The event comes while the run waits (the run started the mailbox, which passes it on); a
+    second one comes once the run waits no more (the mailbox keeps it for nobody, then ends)."""
+    stored = r.define(
+        shape,
+        {
+            "steps": [
+                _wait_for(timeout="60s"),
+                {"name": "after", "agent": "hold", "with": {"e": "${{ steps.wait.output }}"}},
+            ]
+        },
+    )
+    service = f"svc-{uuid.uuid4().hex[:6]}"
+    handle = await r.manual(stored, {"service": service})
+    await r.step_status(handle.id, "wait", "waiting")
+    await r.running(waits_id(stored.id, "wait", service))
+    await r.deliver(stored, alert(service))
+    await r.step_status(handle.id, "after", "running")
+    await r.deliver(stored, alert(service))
+
+
+async def wait_for_lookback(r: Recording, shape: str) -> None:
+    """The event came shortly before the wait began: the mailbox kept it, the run registers
+    with it (the mailbox runs already) and takes it within its lookback."""
+    stored = r.define(shape, {"steps": [_wait_for(timeout="60s", lookback="10s")]})
+    service = f"svc-{uuid.uuid4().hex[:6]}"
+    await r.deliver(stored, alert(service))
+    await r.manual(stored, {"service": service})
+
+
+async def wait_for_timeout(r: Recording, shape: str) -> None:
+    """No event comes: the wait leaves its mailbox and fails (on_timeout fail) or goes on with
+    a null output (on_timeout succeed)."""
+    for on_timeout in ("fail", "succeed"):
+        stored = r.define(
+            shape,
+            {
+                "steps": [
+                    _wait_for(timeout="1s", on_timeout=on_timeout),
+                    {"name": "after", "agent": "json", "with": {"e": "${{ steps.wait.output }}"}},
+                ]
+            },
+        )
+        await r.manual(stored, {"service": f"svc-{uuid.uuid4().hex[:6]}"})
+
+
+async def sleep(r: Recording, shape: str) -> None:
+    """Durable timers: `for` a duration, `until` a time ahead (ISO 8601) and one past (epoch
+    seconds: it ends at once)."""
+    stored = r.define(
+        shape,
+        {
+            "steps": [
+                {"name": "pause", "sleep": {"for": "1s"}},
+                {"name": "until", "sleep": {"until": "${{ input.at }}"}},
+                {"name": "past", "sleep": {"until": "${{ input.past }}"}},
+                {"name": "after", "agent": "json", "with": {"slept": "${{ steps.until.output }}"}},
+            ]
+        },
+    )
+    now = datetime.now(UTC)
+    await r.manual(stored, {"at": (now + timedelta(seconds=3)).isoformat(), "past": int(now.timestamp()) - 60})
+
+
 SHAPES: dict[str, Shape] = {
     "sequential": sequential,
     "parallel": parallel,
@@ -457,7 +659,18 @@ SHAPES: dict[str, Shape] = {
     "lane-debounce": lane_debounce,
     "lane-batch": lane_batch,
     "lane-resolve": lane_resolve,
+    "approval-approved": approval_approved,
+    "approval-rejected": approval_rejected,
+    "approval-timeout": approval_timeout,
+    "approval-min-approvals": approval_min_approvals,
+    "approval-resolved": approval_resolved,
+    "wait-for-during": wait_for_during,
+    "wait-for-lookback": wait_for_lookback,
+    "wait-for-timeout": wait_for_timeout,
+    "sleep": sleep,
 }
+#: What each workflow type's histories are called in a shape's folder (runs: run-<n>.json).
+KINDS = {"HooklineLane": "lane", WAITS_WORKFLOW: "waits"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +685,11 @@ def agents(workdir: Path) -> AgentCatalog:
             name=f"local-{name}", pool=LOCAL_POOL, command=tuple(SCRIPTS[name]), workdir=workdir, timeout_s=20
         )
     return AgentCatalog(agents=catalog)
+
+
+async def _once(workflow_id: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """The triggers retry a delivery while Temporal is away; here it is there, or recording fails."""
+    return await call()
 
 
 async def closed_workflows(r: Recording, definition: str, timeout: float) -> list[Any]:
@@ -505,12 +723,14 @@ async def record(names: list[str], out: Path) -> None:
             catalog = agents(base)
             worker = WorkerSettings(temporal=settings, worker=WorkerOptions(inline_runners=["shell"]))
             starter = WorkflowStarter(client, settings, catalog, retry_max_s=1.0, stopping=asyncio.Event())
+            waits = WaitDelivery(client, settings, _once)
             async with AsyncExitStack() as stack:
                 for w in build_workers(worker, client, catalog):
                     await stack.enter_async_context(w)
-                recordings = {name: Recording(client, settings, catalog, starter) for name in names}
+                recordings = {name: Recording(client, settings, catalog, starter, waits) for name in names}
                 await asyncio.gather(*(SHAPES[name](recordings[name], name) for name in names))
-                # A lane ends after a minute without work (worker/lane.py IDLE).
+                # A lane ends after a minute without work (worker/lane.py IDLE), a mailbox a
+                # minute after its last event (worker/waitbox.py MIN_KEEP_S).
                 closed = await asyncio.gather(
                     *(closed_workflows(recordings[n], d, 180.0) for n in names for d in recordings[n].definitions)
                 )
@@ -526,7 +746,7 @@ async def record(names: list[str], out: Path) -> None:
                     folder.mkdir(parents=True)
                     counts: dict[str, int] = {}
                     for listed in workflows:
-                        kind = "lane" if listed.workflow_type == "HooklineLane" else "run"
+                        kind = KINDS.get(listed.workflow_type or "", "run")
                         counts[kind] = counts.get(kind, 0) + 1
                         history = await client.get_workflow_handle(listed.id, run_id=listed.run_id).fetch_history()
                         document = json.loads(history.to_json())

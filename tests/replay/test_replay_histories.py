@@ -44,12 +44,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from tests.conftest import ROOT
 from tests.replay.record import SHAPES
 from worker.lane import HooklineLane
+from worker.waitbox import HooklineWaits
 from worker.workflow import HooklineRun
 
 HISTORIES = ROOT / "tests" / "data" / "histories"
 RECORDED = sorted(HISTORIES.glob("*/*/*.json"))
 #: The workflows the worker registers (worker/app.py build_workers).
-WORKFLOWS = [HooklineRun, HooklineLane]
+WORKFLOWS = [HooklineRun, HooklineLane, HooklineWaits]
 
 
 #: What the replayed code started, in order: (kind, name, target, arguments as JSON).
@@ -134,12 +135,15 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_the_current_version_has_a_history_of_every_shape() -> None:
     """Histories of this version (`python -m tests.replay.record`) for every shape the recorder
-    knows, each lane shape with its lane; older versions' folders stay, and replay too."""
+    knows, each lane shape with its lane, each wait_for shape with its mailbox; older versions'
+    folders stay, and replay too."""
     current = HISTORIES / version("hookline")
     recorded = {p.name for p in current.iterdir() if any(p.glob("run-*.json"))} if current.is_dir() else set()
     assert recorded >= set(SHAPES), f"{current} lacks {sorted(set(SHAPES) - recorded)}: run tests/replay/record.py"
     lanes = {p.parent.name for p in current.glob("*/lane-*.json")}
     assert {name for name in SHAPES if name.startswith("lane-")} <= lanes
+    mailboxes = {p.parent.name for p in current.glob("*/waits-*.json")}
+    assert {name for name in SHAPES if name.startswith("wait-for-")} <= mailboxes
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[str(p.relative_to(HISTORIES)) for p in RECORDED])
