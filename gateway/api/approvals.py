@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.api.auth import Principal
 from gateway.api.execution_ops import _parsed
-from gateway.api.executions import _queried_state, execution_links
+from gateway.api.executions import _queried_state, described_execution, execution_links, sees_execution
 from gateway.api.messages import check_filters, decode_cursor, encode_cursor, json_response, page_limit, read_object
 from gateway.api.models import ApprovalList, ApprovalRequest, ExecutionApproval
 from gateway.api.state import API, ApiState
@@ -39,22 +39,6 @@ __all__ = ["decide_approval", "list_approvals", "pending_approvals_query"]
 
 #: Runs asked for their state at once when listing.
 _PARALLEL = 8
-
-
-async def _described(
-    state: ApiState, execution_id: str
-) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
-    client = state.temporal()
-    async with state.temporal_call():
-        try:
-            description = await client.get_workflow_handle(execution_id).describe()
-        except RPCError as exc:
-            if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                raise
-            raise NotFound(f'no execution "{execution_id}"') from None
-    if description.workflow_type != WORKFLOW_NAME:
-        raise NotFound(f'no execution "{execution_id}"')
-    return client.get_workflow_handle(execution_id, run_id=description.run_id), description
 
 
 def _deciding_team(
@@ -73,8 +57,8 @@ async def decide_approval(request: web.Request, principal: Principal) -> web.Res
     state = request.app[API]
     body = _parsed(ApprovalRequest, await read_object(request))
     execution_id, step = request.match_info["execution_id"], request.match_info["step"]
-    handle, description = await _described(state, execution_id)
-    if not principal.sees(description.typed_search_attributes.get(SA_TEAM) or DEFAULT_TEAM):
+    handle, description = await described_execution(state, execution_id)
+    if not sees_execution(principal, description):
         async with state.temporal_call():
             run = await _queried_state(state, handle)
         if not _deciding_team(principal, description, run, step):

@@ -70,11 +70,13 @@ __all__ = [
     "FILTERS",
     "STATUS",
     "cancel_execution",
+    "described_execution",
     "execution_history",
     "execution_links",
     "get_execution",
     "list_all_executions",
     "list_executions",
+    "sees_execution",
     "start_workflow",
     "summary_of",
     "visibility_query",
@@ -234,9 +236,11 @@ async def _page(request: web.Request, query: str) -> web.Response:
     return json_response(ExecutionList(items=items, next_cursor=next_cursor))
 
 
-async def visible_execution(
-    state: ApiState, principal: Principal, execution_id: str
+async def described_execution(
+    state: ApiState, execution_id: str
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The run `execution_id` (a handle on its current run) and Temporal's description of it,
+    whoever asks: 404 when there is none, or it is not a run (a lane, a mailbox)."""
     client = state.temporal()
     async with state.temporal_call():
         try:
@@ -244,11 +248,26 @@ async def visible_execution(
         except RPCError as exc:
             if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise
-            description = None
-    team = description.typed_search_attributes.get(SA_TEAM) or DEFAULT_TEAM if description else None
-    if description is None or description.workflow_type != WORKFLOW_NAME or not principal.sees(team or ""):
+            raise NotFound(f'no execution "{execution_id}"') from None
+    if description.workflow_type != WORKFLOW_NAME:
         raise NotFound(f'no execution "{execution_id}"')
     return client.get_workflow_handle(execution_id, run_id=description.run_id), description
+
+
+def sees_execution(principal: Principal, description: WorkflowExecution) -> bool:
+    """Whether the run is of the caller's team (an operator's token sees every team's)."""
+    return principal.sees(description.typed_search_attributes.get(SA_TEAM) or DEFAULT_TEAM)
+
+
+async def visible_execution(
+    state: ApiState, principal: Principal, execution_id: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The run `execution_id` if it is of the caller's team; 404 otherwise, as when there is
+    none (the answer does not tell the two apart)."""
+    handle, description = await described_execution(state, execution_id)
+    if not sees_execution(principal, description):
+        raise NotFound(f'no execution "{execution_id}"')
+    return handle, description
 
 
 def _ui_url(state: ApiState, description: WorkflowExecutionDescription) -> str | None:
