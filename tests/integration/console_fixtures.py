@@ -46,10 +46,15 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def sign_in(browser: Browser, api: TestClient[Any, Any], token: str = "a", *, dark: bool = False) -> Page:
-    """A new page (its own cookies) signed in to the console with token `token` of TOKENS."""
+async def sign_in(
+    browser: Browser, api: TestClient[Any, Any], token: str = "a", *, dark: bool = False, javascript: bool = True
+) -> Page:
+    """A new page (its own cookies) signed in to the console with token `token` of TOKENS;
+    `javascript=False`: a browser with scripts off (the console must work without them)."""
     context = await browser.new_context(
-        viewport={"width": 1366, "height": 860}, color_scheme="dark" if dark else "light"
+        viewport={"width": 1366, "height": 860},
+        color_scheme="dark" if dark else "light",
+        java_script_enabled=javascript,
     )
     page = await context.new_page()
     page.set_default_timeout(15_000)

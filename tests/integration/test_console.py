@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, expect
 
 from schemas.agents import Agent, AgentCatalog
 from tests.conftest import EXAMPLES, running
+from tests.eventually import eventually
 from tests.integration.console_fixtures import base_url, shot, sign_in
 from tests.integration.test_api_events import alert, create, decided
 from tests.integration.test_api_support import API, auth
@@ -177,3 +178,45 @@ async def test_a_read_only_token_sees_no_action_buttons_and_a_forged_post_is_ref
     execution = await (await api.get(f"{API}/executions/{quote(execution_id, safe=':')}", headers=auth("a"))).json()
     assert execution["status"] == "running"  # nothing was cancelled
     release.touch()
+
+
+async def test_the_console_works_without_javascript_and_from_the_keyboard(
+    api: TestClient[Any, Any],
+    browser: Browser,
+    triggers_service: Callable[..., TriggersService],
+    worker: None,
+    release: Path,
+) -> None:
+    await create(api, "a", respond("Console No Script", "critical"))
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        reply = await api.post("/hooks/alertmanager", json=alert("console-noscript"))
+        [event_id] = (await reply.json())["event_ids"]
+        record = await decided(api, event_id)
+    [execution_id] = [row["execution_id"] for row in record["decisions"] if row["matched"]]
+
+    # Scripts off: the pages are server-rendered, the actions plain forms that post and redirect.
+    page = await sign_in(browser, api, "a", javascript=False)
+    await page.goto(base_url(api) + "/ui/events")
+    await expect(page.locator(f'#event-rows tr[data-event="{event_id}"]')).to_be_visible()
+    await page.goto(base_url(api) + f"/ui/runs/{quote(execution_id, safe=':')}")
+    await expect(page.locator('.graph .node[data-step="hold"]')).to_have_attribute("data-status", "running")
+    await page.click("#cancel")
+    await expect(page.locator(".flash.ok")).to_contain_text("Cancellation")
+
+    async def status_after_reload() -> str:  # without scripts nothing updates in place
+        await page.reload()
+        return await page.locator("#run-status").inner_text()
+
+    await eventually(status_after_reload, "the run to show cancelled", until=lambda s: s == "cancelled", timeout=20)
+
+    # The keyboard alone: the first Tab reaches the skip link, then the navigation; Enter follows.
+    keys = await sign_in(browser, api, "a")
+    await keys.keyboard.press("Tab")
+    await expect(keys.locator("a.skip")).to_be_focused()
+    for _ in range(5):  # skip link, Hookline, Overview, Events, Definitions → Runs
+        await keys.keyboard.press("Tab")
+    await expect(keys.locator("header nav a", has_text="Runs")).to_be_focused()
+    await keys.keyboard.press("Enter")
+    await keys.wait_for_url(re.compile("/ui/runs$"))
+    await expect(keys.locator("header nav a[aria-current=page]")).to_have_text("Runs")
