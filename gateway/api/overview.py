@@ -1,5 +1,6 @@
 """`GET /overview`: what needs attention first, then the numbers — events decided per second,
-runs by status, dead letters, the triggers' consumer lag, runner pools with pollers.
+runs by status, dead letters, the triggers' consumer lag, runner pools with pollers, runs waiting
+for an approval.
 
 Each part is read on its own, side by side and bounded in time like every API call of its back
 end; a part that cannot be read is null and `unavailable` says why, so an unreachable Temporal
@@ -23,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from gateway.api.approvals import pending_approvals_query
 from gateway.api.auth import Principal
 from gateway.api.event_index import EventFilter
 from gateway.api.executions import FILTERABLE, visibility_query
@@ -39,6 +41,7 @@ from gateway.api.models import (
     PoolsPolled,
     RunCounts,
     RunnerPool,
+    WaitingApprovals,
 )
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
@@ -70,6 +73,7 @@ class _Parts:
     runs: RunCounts | None
     dlq: DlqSize | None
     runners: PoolsPolled | None
+    approvals: WaitingApprovals | None
 
 
 async def _events(state: ApiState, principal: Principal, now: datetime) -> EventRate:
@@ -128,6 +132,13 @@ async def _runners(state: ApiState, principal: Principal, now: datetime) -> Pool
         statuses = await describe_pools(state.temporal(), state.settings.temporal, pools, now=now)
     items = [RunnerPool.model_validate(dict(s)) for s in statuses]
     return PoolsPolled(pools=items, with_pollers=sum(1 for p in items if p.polling), total=len(items))
+
+
+async def _approvals(state: ApiState, principal: Principal, now: datetime) -> WaitingApprovals:
+    """The runs waiting for the caller's team to decide an approval (GET /approvals lists them)."""
+    async with state.temporal_call():
+        waiting = await state.temporal().count_workflows(pending_approvals_query(principal, None))
+    return WaitingApprovals(runs=waiting.count)
 
 
 async def consumer_lag(kafka: KafkaSettings, *, every_topic: bool) -> ConsumerLag:
@@ -212,6 +223,15 @@ def _failed_runs(parts: _Parts, now: datetime) -> list[AttentionItem]:
     ]
 
 
+def _waiting_approvals(parts: _Parts, now: datetime) -> list[AttentionItem]:
+    if parts.approvals is None or not (n := parts.approvals.runs):
+        return []
+    message = f"{_counted(n, 'run')} {'waits' if n == 1 else 'wait'} for an approval"
+    return [
+        AttentionItem(kind="waiting_approvals", message=message, count=n, links={"self": f"{API_PREFIX}/approvals"})
+    ]
+
+
 def _idle_pools(parts: _Parts, now: datetime) -> list[AttentionItem]:
     pools = parts.runners.pools if parts.runners is not None else []
     return [
@@ -233,10 +253,14 @@ def _dlq_growth(parts: _Parts, now: datetime) -> list[AttentionItem]:
     return [AttentionItem(kind="dlq_growth", message=message, count=n, links={"self": f"{API_PREFIX}/dlq"})]
 
 
-#: What needs attention, most urgent first: each check turns the parts read into items. Waiting
-#: approvals (issue 14) go here once runs can wait on one: a part that counts them (read beside
-#: the others in `overview`) and a check that lists them as kind `waiting_approvals`.
-ATTENTION: tuple[Callable[[_Parts, datetime], list[AttentionItem]], ...] = (_failed_runs, _idle_pools, _dlq_growth)
+#: What needs attention, most urgent first: each check turns the parts read into items. A new
+#: kind is a part read beside the others in `overview` and a check here.
+ATTENTION: tuple[Callable[[_Parts, datetime], list[AttentionItem]], ...] = (
+    _failed_runs,
+    _waiting_approvals,
+    _idle_pools,
+    _dlq_growth,
+)
 
 
 async def overview(request: web.Request, principal: Principal) -> web.Response:
@@ -248,6 +272,7 @@ async def overview(request: web.Request, principal: Principal) -> web.Response:
         "dlq": _dlq,
         "consumer_lag": _lag,
         "runners": _runners,
+        "approvals": _approvals,
     }
     results = await asyncio.gather(*(read(state, principal, now) for read in readers.values()), return_exceptions=True)
     parts: dict[str, Any] = {}
@@ -263,7 +288,7 @@ async def overview(request: web.Request, principal: Principal) -> web.Response:
             raise result
         else:
             parts[name] = result
-    read = _Parts(runs=parts["runs"], dlq=parts["dlq"], runners=parts["runners"])
+    read = _Parts(runs=parts["runs"], dlq=parts["dlq"], runners=parts["runners"], approvals=parts["approvals"])
     attention = [item for check in ATTENTION for item in check(read, now)]
     answer = Overview(at=now, team=principal.team, attention=attention, unavailable=unavailable, **parts)
     return json_response(answer)

@@ -1,7 +1,7 @@
 """`GET /api/v1/overview` on the real gateway, Kafka, triggers, worker and Temporal: the numbers
-are those of what the test did (events posted, runs failed and succeeded, a dead letter, a pool
-nobody polls, the lag left by stopped triggers), for the team that did it and no other; and
-`GET /api/v1/events?label=` selects events by their alert's labels."""
+are those of what the test did (events posted, runs failed and succeeded, a run waiting for an
+approval, a dead letter, a pool nobody polls, the lag left by stopped triggers), for the team
+that did it and no other; and `GET /api/v1/events?label=` selects events by their alert's labels."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
-from gateway.settings import ApiOptions, ApiToken, GatewaySettings
+from gateway.settings import ApiOptions, ApiToken, GatewaySettings, Scope
 from hookline.settings import KafkaSettings, TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from tests.conftest import DATA, running
@@ -52,7 +52,8 @@ async def api(
     aiohttp_client: AiohttpClient, kafka_settings: KafkaSettings, temporal_settings: TemporalSettings, team: str
 ) -> Api:
     """A gateway whose agents name one more pool than the worker serves."""
-    writer = ApiToken(name="writer", token=SecretStr(f"writer-{team}-secret"), team=team, scopes=["read", "write"])
+    scopes: list[Scope] = ["read", "write", "execute"]
+    writer = ApiToken(name="writer", token=SecretStr(f"writer-{team}-secret"), team=team, scopes=scopes)
     settings = GatewaySettings(
         kafka=kafka_settings,
         temporal=temporal_settings,
@@ -113,6 +114,17 @@ async def test_the_overview_counts_what_the_team_did(
     schema = {"type": "object", "required": ["service"], "properties": {"service": {"type": "string"}}}
     await define(api, team, "Strict", ['dlq="yes"'], "builder", trigger=strict, inputs=schema)
 
+    gate = {
+        "name": "Gate",
+        "team_id": team,
+        "steps": [{"name": "ask", "approval": {"message": "Go?", "timeout": "10m"}}],
+    }
+    reply = await api.post(f"{API}/workflows", json=gate, headers=auth(team, "writer"))
+    assert reply.status == 201, await reply.text()
+    reply = await api.post(f"{API}/workflows/{team}~gate/start", json={}, headers=auth(team, "writer"))
+    assert reply.status == 202, await reply.text()
+    waiting = (await reply.json())["links"]["cancel"]
+
     service = triggers_service()
     async with running(service.run, service.stop):
         posted = [
@@ -135,19 +147,23 @@ async def test_the_overview_counts_what_the_team_did(
         done = await eventually(
             lambda: overview(api, team),
             "2 runs failed and 2 succeeded",
-            until=lambda o: o["runs"]["by_status"]["failed"] == 2 and o["runs"]["by_status"]["succeeded"] == 2,
+            until=lambda o: (
+                (o["runs"]["by_status"]["failed"], o["runs"]["by_status"]["succeeded"], o["approvals"])
+                == (2, 2, {"runs": 1})
+            ),
             timeout=60,
             interval=0.5,
         )
     assert done["unavailable"] == {} and done["team"] == team
-    assert done["runs"]["by_status"]["running"] == 0 and done["runs"]["failed_last_hour"] == 2
-    assert sum(done["runs"]["by_status"].values()) == 4
+    # The gate's run waits for its approval: running.
+    assert done["runs"]["by_status"]["running"] == 1 and done["runs"]["failed_last_hour"] == 2
+    assert sum(done["runs"]["by_status"].values()) == 5
     assert (done["dlq"]["size"], done["dlq"]["last_hour"]) == (1, 1)
     pools = {p["pool"]: p["polling"] for p in done["runners"]["pools"]}
     assert pools["idle"] is False and pools["shell"] is True
     assert done["runners"]["with_pollers"] == done["runners"]["total"] - 1
     attention = {(item["kind"], item["count"]) for item in done["attention"]}
-    assert {("failed_runs", 2), ("dlq_growth", 1), ("pool_without_pollers", 1)} <= attention
+    assert {("failed_runs", 2), ("waiting_approvals", 1), ("dlq_growth", 1), ("pool_without_pollers", 1)} <= attention
     assert done["attention"][0]["kind"] == "failed_runs"
 
     # The triggers stopped (having committed what they did): what comes now waits, as lag.
@@ -167,9 +183,12 @@ async def test_the_overview_counts_what_the_team_did(
     other = await overview(api, team, "other")  # another team: none of it is its business
     assert other["events"]["last_5_minutes"] == 0 and other["dlq"]["size"] == 0
     assert sum(other["runs"]["by_status"].values()) == 0
+    assert other["approvals"] == {"runs": 0}
     assert {i["kind"] for i in other["attention"]} == {"pool_without_pollers"}
     operator = await overview(api, team, "ops")
     assert operator["events"]["last_5_minutes"] >= 4 and operator["dlq"]["size"] >= 1
+    reply = await api.post(waiting, headers=auth(team, "writer"))  # leave no run waiting in the namespace
+    assert reply.status == 202, await reply.text()
 
 
 async def test_events_are_listed_by_their_labels(

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from schemas.agents import AgentCatalog
 from tests.conftest import running
 from tests.eventually import eventually
-from tests.integration.console_fixtures import base_url, browser, console_page, shot, sign_in  # noqa: F401
+from tests.integration.console_fixtures import base_url, shot, sign_in
 from tests.integration.test_api_events import alert, create, decided
 from tests.integration.test_api_executions import executions_agents
 from tests.integration.test_api_support import API, auth
@@ -88,7 +88,7 @@ async def dead_letters(api: Api) -> list[Any]:
 
 async def test_the_overview_shows_the_numbers_and_what_needs_attention(
     api: Api,
-    console_page: Page,  # noqa: F811
+    console_page: Page,
     triggers_service: Callable[..., TriggersService],
     worker: None,
     suffix: str,
@@ -122,6 +122,7 @@ async def test_the_overview_shows_the_numbers_and_what_needs_attention(
     for status in ("failed", "succeeded", "running"):
         count = page.locator(f'#card-runs .count[data-status="{status}"]')
         await expect(count).to_have_text(str(answer["runs"]["by_status"][status]))
+    await expect(page.locator("#approvals-waiting")).to_have_text(str(answer["approvals"]["runs"]))
     polled = f"{answer['runners']['with_pollers']}/{answer['runners']['total']}"
     await expect(page.locator("#pools-polled")).to_have_text(polled)
     failed = page.locator('.attention li[data-attention="failed_runs"]')
@@ -152,8 +153,8 @@ async def test_the_overview_shows_the_numbers_and_what_needs_attention(
 
 async def test_a_dead_letter_is_replayed_from_its_page_after_a_dry_run(
     api: Api,
-    console_page: Page,  # noqa: F811
-    browser: Browser,  # noqa: F811
+    console_page: Page,
+    browser: Browser,
     triggers_service: Callable[..., TriggersService],
     suffix: str,
 ) -> None:

@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpClient
 
 from gateway.api import API_PREFIX
 from gateway.api.event_index import EventFilter, EventIndex, labels_of
-from gateway.api.models import DlqSize, PoolsPolled, RunCounts, RunnerPool
+from gateway.api.models import DlqSize, PoolsPolled, RunCounts, RunnerPool, WaitingApprovals
 from gateway.api.overview import ATTENTION, _Parts
 from gateway.app import create_app
 from hookline.settings import KafkaSettings
@@ -130,11 +130,13 @@ def attention(parts: _Parts) -> list[tuple[str, int]]:
     return [(item.kind, item.count) for check in ATTENTION for item in check(parts, NOW)]
 
 
-def test_failed_runs_then_pools_without_pollers_then_dlq_growth_need_attention() -> None:
+def test_failed_runs_then_approvals_then_pools_without_pollers_then_dlq_growth_need_attention() -> None:
     runs = RunCounts(by_status={}, failed_last_hour=3)
     pools = PoolsPolled(pools=[pool("shell", True), pool("ssh", False)], with_pollers=1, total=2)
-    assert attention(_Parts(runs=runs, dlq=DlqSize(size=5, last_hour=2), runners=pools)) == [
+    parts = _Parts(runs=runs, dlq=DlqSize(size=5, last_hour=2), runners=pools, approvals=WaitingApprovals(runs=4))
+    assert attention(parts) == [
         ("failed_runs", 3),
+        ("waiting_approvals", 4),
         ("pool_without_pollers", 1),
         ("dlq_growth", 2),
     ]
@@ -145,9 +147,10 @@ def test_nothing_needs_attention_when_all_is_quiet_or_unread() -> None:
         runs=RunCounts(by_status={}, failed_last_hour=0),
         dlq=DlqSize(size=4, last_hour=0),  # old dead letters: no growth
         runners=PoolsPolled(pools=[pool("shell", True)], with_pollers=1, total=1),
+        approvals=WaitingApprovals(runs=0),
     )
     assert attention(quiet) == []
-    assert attention(_Parts(runs=None, dlq=None, runners=None)) == []
+    assert attention(_Parts(runs=None, dlq=None, runners=None, approvals=None)) == []
 
 
 async def test_the_overview_answers_with_each_unavailable_part_saying_why(aiohttp_client: AiohttpClient) -> None:
@@ -158,7 +161,7 @@ async def test_the_overview_answers_with_each_unavailable_part_saying_why(aiohtt
     response = await client.get(f"{API_PREFIX}/overview", headers=headers)
     assert response.status == 200
     body = await response.json()
-    parts = ("events", "runs", "dlq", "consumer_lag", "runners")
+    parts = ("events", "runs", "dlq", "consumer_lag", "runners", "approvals")
     assert sorted(body["unavailable"]) == sorted(parts)
     assert all(body[part] is None for part in parts) and body["attention"] == [] and body["team"] == "team-a"
     contract = ResponseContract(await (await client.get(f"{API_PREFIX}/openapi.json")).json())

@@ -31,6 +31,7 @@ async def console(aiohttp_client: AiohttpClient) -> TestClient[Any, Any]:
         ),
         ("/api/v1/dlq", "/ui/dlq"),
         ("/api/v1/runners", "/ui/runners"),
+        ("/api/v1/approvals", "/ui/approvals"),
         ("/api/v1/somewhere-else", "/ui/"),
         ("", "/ui/"),
     ],
@@ -44,7 +45,7 @@ async def test_the_overview_renders_with_each_part_it_could_not_read_marked(cons
     response = await console.get("/ui/")
     assert response.status == 200
     text = await response.text()
-    for part in ("events", "runs", "dlq", "consumer lag", "runners"):
+    for part in ("events", "runs", "dlq", "consumer lag", "runners", "approvals"):
         assert f'<li class="problem">{part}: ' in text, part
     assert 'id="events-per-s"><span class="problem"' in text
 
