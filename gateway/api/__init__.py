@@ -432,9 +432,9 @@ ROUTES: tuple[Route, ...] = (
         "/overview",
         overview,
         "read",
-        "What needs attention (failed runs, DLQ growth, pools without pollers), then events decided per second, "
-        "runs by status, DLQ size, the triggers' consumer lag and runner pools; a part that cannot be read is null "
-        "and `unavailable` says why",
+        "What needs attention (failed runs, runs waiting for an approval, pools without pollers, DLQ growth), then "
+        "events decided per second, runs by status, DLQ size, the triggers' consumer lag, runner pools and waiting "
+        "approvals; a part that cannot be read is null and `unavailable` says why",
         {200: Overview},
     ),
     Route(

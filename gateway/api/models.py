@@ -70,6 +70,7 @@ __all__ = [
     "ScheduleState",
     "Started",
     "ValidationResult",
+    "WaitingApprovals",
     "Workflow",
     "WorkflowList",
     "WorkflowSummary",
@@ -531,6 +532,10 @@ class PoolsPolled(_Answer):
     total: int
 
 
+class WaitingApprovals(_Answer):
+    runs: int = Field(description="Runs waiting for a decision of the caller's team (an operator: of any team).")
+
+
 class AttentionItem(_Answer):
     """Something to look at first, and where."""
 
@@ -552,6 +557,7 @@ class Overview(_Answer):
     dlq: DlqSize | None
     consumer_lag: ConsumerLag | None
     runners: PoolsPolled | None
+    approvals: WaitingApprovals | None
     unavailable: dict[str, str] = Field(description="Each part that could not be read, and why.")
 
 
