@@ -302,3 +302,6 @@ async def test_a_definition_is_deleted_after_a_confirm_step_and_its_versions_sta
     assert gone.status == 404
     await page.goto(f"{base_url(api)}/ui/definitions/{definition['id']}?version=1")
     await expect(page.locator("#yaml")).to_contain_text("agent: builder")
+    await expect(page.locator("#deleted")).to_have_count(1)
+    for button in ("#edit", "#delete", "#start"):  # nothing to edit or start any more
+        await expect(page.locator(button)).to_have_count(0)

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from gateway.ui.api import ApiError, ConsoleApi
-from gateway.ui.console import Done, Form, action, page, render, session_of
+from gateway.ui.console import Done, Form, action, page, render, seg, session_of
 from gateway.ui.input_form import Field, fields_of, place_errors, read_input
 from gateway.ui.yaml_lines import YamlProblem, annotate, dump, locate, parse, side_by_side, unified
 from schemas.validation import SchemaError
@@ -53,7 +53,7 @@ def _api_path(definition_id: str, tail: str = "") -> str:
 
 
 def _ui_path(definition_id: str, tail: str = "") -> str:
-    return f"/ui/definitions/{urllib.parse.quote(definition_id, safe='')}{tail}"
+    return f"/ui/definitions/{seg(definition_id)}{tail}"
 
 
 def _need(api: ConsoleApi, scope: str) -> None:
@@ -102,13 +102,20 @@ async def definition_page(request: web.Request, api: ConsoleApi) -> Mapping[str,
             lanes = (await api.get(_api_path(workflow["id"], "/lanes")))["items"]
         except ApiError as exc:
             lanes = {"problem": f"{exc.status}: {exc.detail}"}
-    lines = annotate(dump(document))
+    latest: int | None = workflow["version"]
+    if version is not None:  # a former version, or one of a deleted definition
+        try:
+            latest = (await api.get(_api_path(workflow["id"])))["version"]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            latest = None
     return {
         "title": f"Definition {workflow['name']}",
         "w": workflow,
-        "shown": version or workflow["version"],
-        "latest": max(workflow["versions"], default=workflow["version"]),
-        "lines": lines,
+        "shown": workflow["version"],
+        "latest": latest,
+        "lines": annotate(dump(document)),
         "triggers": triggers,
         "flow_control": FLOW_CONTROL,
         "lanes": lanes,
@@ -313,4 +320,4 @@ async def start_definition(request: web.Request, api: ConsoleApi, form: Form) ->
         errors = exc.errors or [SchemaError("", f"{exc.status}: {exc.detail}")]
         return again(exc.status)
     run = started["execution_id"]
-    return Done(f"/ui/runs/{urllib.parse.quote(run, safe='')}", f"Started run {run} of {workflow['id']}.")
+    return Done(f"/ui/runs/{seg(run)}", f"Started run {run} of {workflow['id']}.")
