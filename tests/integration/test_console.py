@@ -50,6 +50,22 @@ def respond(name: str, severity: str) -> dict[str, Any]:
     }
 
 
+async def held_run(api: TestClient[Any, Any], service: TriggersService, name: str) -> tuple[str, str]:
+    """A definition `name` whose run holds at its second step, and its run for one critical alert:
+    (event id, execution id)."""
+    await create(api, "a", respond(name, "critical"))
+    async with running(service.run, service.stop):
+        reply = await api.post("/hooks/alertmanager", json=alert(name.lower().replace(" ", "-")))
+        [event_id] = (await reply.json())["event_ids"]
+        record = await decided(api, event_id)
+    [execution_id] = [row["execution_id"] for row in record["decisions"] if row["matched"]]
+    return event_id, execution_id
+
+
+async def execution(api: TestClient[Any, Any], execution_id: str) -> Any:
+    return await (await api.get(f"{API}/executions/{quote(execution_id, safe=':')}", headers=auth("a"))).json()
+
+
 async def test_an_alert_appears_live_and_its_run_turns_green_without_a_reload(
     api: TestClient[Any, Any],
     console_page: Page,
@@ -112,13 +128,7 @@ async def test_a_running_run_is_cancelled_from_its_page(
     release: Path,
 ) -> None:
     page = console_page
-    await create(api, "a", respond("Console Cancel", "critical"))
-    service = triggers_service()
-    async with running(service.run, service.stop):
-        reply = await api.post("/hooks/alertmanager", json=alert("console-cancel"))
-        [event_id] = (await reply.json())["event_ids"]
-        record = await decided(api, event_id)
-        [execution_id] = [row["execution_id"] for row in record["decisions"] if row["matched"]]
+    _, execution_id = await held_run(api, triggers_service(), "Console Cancel")
 
     await page.goto(base_url(api) + f"/ui/runs/{execution_id}")
     await expect(page.locator('.graph .node[data-step="hold"]')).to_have_attribute(
@@ -128,8 +138,7 @@ async def test_a_running_run_is_cancelled_from_its_page(
     await expect(page.locator(".flash.ok")).to_contain_text("Cancellation")
     await expect(page.locator("#run-status")).to_have_text("cancelled", timeout=20_000)
     # The API agrees, and the cancellation is in the audit log under the console user's token.
-    execution = await (await api.get(f"{API}/executions/{quote(execution_id, safe=':')}", headers=auth("a"))).json()
-    assert execution["status"] == "cancelled"
+    assert (await execution(api, execution_id))["status"] == "cancelled"
     audit = await (await api.get(f"{API}/audit", headers=auth("a"))).json()
     assert any(e["action"] == "run.cancel" and e["actor"] == "team-a-ci" for e in audit["items"])
     # A cancelled run offers a retry instead, without a reload; the retry is a new run linked back.
@@ -146,13 +155,7 @@ async def test_a_read_only_token_sees_no_action_buttons_and_a_forged_post_is_ref
     worker: None,
     release: Path,
 ) -> None:
-    await create(api, "a", respond("Console Read Only", "critical"))
-    service = triggers_service()
-    async with running(service.run, service.stop):
-        reply = await api.post("/hooks/alertmanager", json=alert("console-readonly"))
-        [event_id] = (await reply.json())["event_ids"]
-        record = await decided(api, event_id)
-    [execution_id] = [row["execution_id"] for row in record["decisions"] if row["matched"]]
+    _, execution_id = await held_run(api, triggers_service(), "Console Read Only")
 
     viewer = await sign_in(browser, api, "a-read", dark=True)
     await viewer.goto(base_url(api) + f"/ui/runs/{execution_id}")
@@ -175,8 +178,7 @@ async def test_a_read_only_token_sees_no_action_buttons_and_a_forged_post_is_ref
     assert scoped.status == 303
     await viewer.goto(base_url(api) + f"/ui/runs/{execution_id}")
     await expect(viewer.locator(".flash.error")).to_contain_text('this request needs "execute"')
-    execution = await (await api.get(f"{API}/executions/{quote(execution_id, safe=':')}", headers=auth("a"))).json()
-    assert execution["status"] == "running"  # nothing was cancelled
+    assert (await execution(api, execution_id))["status"] == "running"  # nothing was cancelled
     release.touch()
 
 
@@ -187,13 +189,7 @@ async def test_the_console_works_without_javascript_and_from_the_keyboard(
     worker: None,
     release: Path,
 ) -> None:
-    await create(api, "a", respond("Console No Script", "critical"))
-    service = triggers_service()
-    async with running(service.run, service.stop):
-        reply = await api.post("/hooks/alertmanager", json=alert("console-noscript"))
-        [event_id] = (await reply.json())["event_ids"]
-        record = await decided(api, event_id)
-    [execution_id] = [row["execution_id"] for row in record["decisions"] if row["matched"]]
+    event_id, execution_id = await held_run(api, triggers_service(), "Console No Script")
 
     # Scripts off: the pages are server-rendered, the actions plain forms that post and redirect.
     page = await sign_in(browser, api, "a", javascript=False)
