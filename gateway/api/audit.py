@@ -41,6 +41,7 @@ _KEPT = (
     "version",
     "deleted",
     "execution_id",
+    "step",  # an approval's decision: which step of the execution
     "run_id",
     "definition_id",
     "definition_version",

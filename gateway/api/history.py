@@ -1,5 +1,10 @@
 """A run's Temporal history as step-level events, and the step states it implies (what the
-API shows when no worker answers the `state` query)."""
+API shows when no worker answers the `state` query).
+
+An approval's decision is a workflow Update (docs/waiting-steps.md): Temporal records it as
+accepted, with the decision as its argument, then completed. Both are rows here, named for the
+approval step, with who decided, the decision and the comment. A refused decision leaves nothing
+in the history, so nothing here either."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
-from schemas.run import RunRequest, RunState, StepRequest, StepState
+from schemas.run import APPROVAL_UPDATE, DecisionRequest, RunRequest, RunState, StepRequest, StepState
 
 __all__ = ["RunHistory", "read_history"]
 
@@ -35,6 +40,10 @@ _STEP_EVENTS = {
     E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "step_timed_out",
     E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED: "step_cancel_requested",
     E.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "step_cancelled",
+}
+_UPDATE_EVENTS = {
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: "approval_accepted",
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: "approval_completed",
 }
 
 
@@ -105,6 +114,8 @@ class _Reader:
         self.history = RunHistory()
         self.steps: dict[int, tuple[str | None, bool]] = {}  # scheduled event id → (step, compensation)
         self.attempts: dict[int, int] = {}
+        #: accepted event id → what its approval update carried (step, decision, by, comment)
+        self.decisions: dict[int, dict[str, Any]] = {}
 
     async def read(self, event: HistoryEvent) -> None:
         out: dict[str, Any] = {"id": event.event_id, "time": event.event_time.ToDatetime(tzinfo=UTC)}
@@ -112,6 +123,8 @@ class _Reader:
             await self._run_event(event, out)
         elif event.event_type in _STEP_EVENTS:
             await self._step_event(event, out)
+        elif event.event_type in _UPDATE_EVENTS:
+            await self._update_event(event, out)
 
     async def _run_event(self, event: HistoryEvent, out: dict[str, Any]) -> None:
         t, history = event.event_type, self.history
@@ -146,4 +159,29 @@ class _Reader:
             out["error"] = attrs.failure.message or "timed out"
         step, compensation = self.steps.get(scheduled, (None, False))
         out.update(step=step, compensation=compensation, attempt=self.attempts.get(scheduled))
+        self.history.events.append(out)
+
+    async def _update_event(self, event: HistoryEvent, out: dict[str, Any]) -> None:
+        """An approval's decision: accepted (its argument says who decided what), then completed."""
+        if event.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            update = event.workflow_execution_update_accepted_event_attributes.accepted_request.input
+            if update.name != APPROVAL_UPDATE:
+                return  # no other update exists; one of a later version is not this reader's to name
+            request = await _decode(self.client, update.args, DecisionRequest)
+            decision: dict[str, Any] = {"step": None}
+            if request is not None:
+                decision = {"step": request.step, "decision": request.decision, "by": request.by}
+                if request.comment is not None:
+                    decision["comment"] = request.comment
+            self.decisions[event.event_id] = decision
+        else:
+            completed = event.workflow_execution_update_completed_event_attributes
+            found = self.decisions.get(completed.accepted_event_id)
+            if found is None:
+                return
+            decision = found
+            if completed.outcome.HasField("failure"):
+                out["error"] = completed.outcome.failure.message
+        out["type"] = _UPDATE_EVENTS[event.event_type]
+        out.update(decision)
         self.history.events.append(out)

@@ -235,7 +235,9 @@ class ExecutionList(_Answer):
 
 
 class HistoryEvent(_Answer):
-    """A step-level event of a run; only step events have `step`, `compensation` and `attempt`."""
+    """A step-level event of a run; only step events have `step`, `compensation` and `attempt`,
+    and approval events (`approval_accepted`, `approval_completed`) `step`, `decision`, `by` and
+    `comment`."""
 
     id: int
     time: datetime
@@ -245,6 +247,9 @@ class HistoryEvent(_Answer):
     attempt: int | None = None
     error: str | None = None
     signal: str | None = None
+    decision: Literal["approve", "reject"] | None = None
+    by: str | None = Field(None, description="Approval events: the name of the token that decided.")
+    comment: str | None = None
 
 
 class History(_Answer):

@@ -297,6 +297,62 @@ async def test_a_resolved_alert_ends_a_pending_approval(
     assert execution_id not in str(await pending(api))
 
 
+@pytest.mark.usefixtures("worker")
+async def test_each_decision_is_a_row_of_the_run_history_with_who_decided_what_and_why(
+    api: Api, temporal_client: Client
+) -> None:
+    approval = {"name": "approve", "approval": {"timeout": "60s", "min_approvals": 2}}
+    definition_id = await define(api, [approval, {"name": "act", "agent": "log"}])
+    execution_id = await start(api, definition_id)
+    await reaches(api, execution_id, "approve", "waiting")
+    assert (await decide(api, execution_id, "approve", token="a", comment="looks right")).status == 200
+    assert (await decide(api, execution_id, "approve", token="a-read")).status == 403  # leaves no trace
+    assert (await decide(api, execution_id, "approve", token="ops")).status == 200
+    await finished(temporal_client, execution_id)
+
+    response = await api.get(f"{API}/executions/{execution_id}/history", headers=auth("a"))
+    assert response.status == 200, await response.text()
+    events = (await response.json())["events"]
+    rows = [
+        (e["type"], e["step"], e["decision"], e["by"], e.get("comment"))
+        for e in events
+        if e["type"].startswith("approval_")
+    ]
+    assert rows == [
+        ("approval_accepted", "approve", "approve", "team-a-ci", "looks right"),
+        ("approval_completed", "approve", "approve", "team-a-ci", "looks right"),
+        ("approval_accepted", "approve", "approve", "operator", None),
+        ("approval_completed", "approve", "approve", "operator", None),
+    ]
+    types = [e["type"] for e in events]
+    assert types.index("approval_completed") < types.index("step_scheduled")  # before the step it let run
+    assert all("error" not in e for e in events if e["type"].startswith("approval_"))
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_decision_is_audited_naming_its_execution_and_step(api: Api, temporal_client: Client) -> None:
+    definition_id = await define(api, [APPROVAL])
+    execution_id = await start(api, definition_id, service="checkout")
+    await reaches(api, execution_id, "approve", "waiting")
+    assert (await decide(api, execution_id, "approve", token="a-read")).status == 403
+    assert (await decide(api, execution_id, "reject", comment="no")).status == 200
+    await finished(temporal_client, execution_id)
+
+    async def audited() -> list[dict[str, Any]]:
+        response = await api.get(f"{API}/audit?action=approval.decide", headers=auth("a"))
+        assert response.status == 200, await response.text()
+        entries: list[dict[str, Any]] = (await response.json())["items"]
+        return [e for e in entries if e["target"].get("execution_id") == execution_id]
+
+    entries = await eventually(audited, "the two decisions to be audited", until=lambda e: len(e) == 2)
+    assert [(e["actor"], e["status"], e["outcome"]) for e in entries] == [
+        ("team-a-ci", 200, "succeeded"),
+        ("team-a-viewer", 403, "refused"),
+    ]
+    assert all(e["target"] == {"execution_id": execution_id, "step": "approve"} for e in entries)
+    assert entries[0]["details"]["step"] == "approve"
+
+
 # --- wait_for -----------------------------------------------------------------------------------
 
 
@@ -424,6 +480,22 @@ async def test_a_wait_for_an_event_that_never_comes_fails_at_its_timeout(
     final = await finished(temporal_client, execution_id)
     assert (final.status, statuses(final)) == ("failed", {"wait": "failed", "act": "skipped"})
     assert final.steps["wait"].error == "no matching event within 1s"
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_decision_on_a_mailbox_is_404_as_on_no_execution(api: Api, temporal_client: Client) -> None:
+    definition_id = await define(api, [wait_step(timeout="60s")])
+    key = f"mailbox-{uuid.uuid4().hex[:6]}"
+    execution_id = await start(api, definition_id, instance=key)
+    await reaches(api, execution_id, "wait", "waiting")
+    await mailbox_has_it(temporal_client, definition_id, key)  # the run's wait started it
+    box = waits_id(definition_id, "wait", key)
+    for token in ("a", "ops"):
+        answer = await api.post(
+            f"{API}/executions/{box}/approvals/wait", json={"decision": "approve"}, headers=auth(token)
+        )
+        assert answer.status == 404, await answer.text()
+    await temporal_client.get_workflow_handle(execution_id).cancel()
 
 
 # --- sleep --------------------------------------------------------------------------------------
