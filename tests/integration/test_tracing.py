@@ -1,7 +1,7 @@
 """One trace per event: the gateway, triggers and worker as real processes export their spans with
-OTLP to a collector this test runs; decoded, they form one trace from the webhook request (which
-continues the sender's `traceparent`) through Kafka, the match and start, the workflow and the
-step activity, and the step itself sees the trace in `TRACEPARENT`."""
+OTLP (over HTTP, and over gRPC) to a collector this test runs; decoded, they form one trace from
+the webhook request (which continues the sender's `traceparent`) through Kafka, the match and
+start, the workflow and the step activity, and the step itself sees the trace in `TRACEPARENT`."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import grpc
 import pytest
 import yaml
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
+    TraceServiceServicer,
+    add_TraceServiceServicer_to_server,
 )
 from temporalio.client import Client
 
@@ -38,45 +43,64 @@ TRACED = {
 }
 
 
-class Collector:
-    """An OTLP/HTTP endpoint: the spans it received, by trace id, as (service, span name)."""
+class Collector(TraceServiceServicer):
+    """An OTLP endpoint, over HTTP or gRPC: the spans it received, by trace id, as (service, span
+    name)."""
 
     def __init__(self) -> None:
         self.traces: dict[str, list[tuple[str, str]]] = defaultdict(list)
 
-    async def receive(self, request: web.Request) -> web.Response:
-        export = ExportTraceServiceRequest()
-        export.ParseFromString(await request.read())
+    def _keep(self, export: ExportTraceServiceRequest) -> None:
         for resource_spans in export.resource_spans:
             attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             for scope in resource_spans.scope_spans:
                 for span in scope.spans:
                     self.traces[span.trace_id.hex()].append((attributes.get("service.name", "?"), span.name))
+
+    async def receive(self, request: web.Request) -> web.Response:  # OTLP/HTTP
+        export = ExportTraceServiceRequest()
+        export.ParseFromString(await request.read())
+        self._keep(export)
         body = ExportTraceServiceResponse().SerializeToString()
         return web.Response(body=body, content_type="application/x-protobuf")
 
+    async def Export(  # OTLP/gRPC: the service's method name
+        self, request: ExportTraceServiceRequest, context: object
+    ) -> ExportTraceServiceResponse:
+        self._keep(request)
+        return ExportTraceServiceResponse()
 
-@pytest.fixture
-async def collector() -> AsyncIterator[tuple[Collector, str]]:
+
+@pytest.fixture(params=["http", "grpc"])
+async def collector(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Collector, str, str]]:
+    """A collector speaking the protocol the test is run with: (it, its endpoint, the protocol)."""
     received = Collector()
+    port = free_port()
+    if request.param == "grpc":
+        server = grpc.aio.server()
+        add_TraceServiceServicer_to_server(received, server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        yield received, f"http://127.0.0.1:{port}", "grpc"
+        await server.stop(grace=None)
+        return
     app = web.Application()
     app.router.add_post("/v1/traces", received.receive)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield received, f"http://127.0.0.1:{port}"
+    yield received, f"http://127.0.0.1:{port}", "http"
     await runner.cleanup()
 
 
 async def test_one_trace_runs_from_the_webhook_through_kafka_and_temporal_into_the_step(
-    collector: tuple[Collector, str],
+    collector: tuple[Collector, str, str],
     kafka_settings: KafkaSettings,
     temporal_settings: TemporalSettings,
     temporal_client: Client,
     tmp_path: Path,
 ) -> None:
-    received, endpoint = collector
+    received, endpoint, protocol = collector
     agents = tmp_path / "agents.yaml"
     agents.write_text(
         yaml.safe_dump({"agents": {"tracer": {"runner": "shell", "command": ["sh", "-c", "echo $TRACEPARENT"]}}})
@@ -89,7 +113,7 @@ async def test_one_trace_runs_from_the_webhook_through_kafka_and_temporal_into_t
     port = free_port()
     tracing = {
         "HOOKLINE_TRACING__ENDPOINT": endpoint,
-        "HOOKLINE_TRACING__PROTOCOL": "http",
+        "HOOKLINE_TRACING__PROTOCOL": protocol,
         "HOOKLINE_TRACING__EXPORT_DELAY_MS": "100",
         "HOOKLINE_AGENTS_FILE": str(agents),
         "HOOKLINE_TEMPORAL__RUNNER_QUEUE_PREFIX": temporal_settings.runner_queue_prefix,
