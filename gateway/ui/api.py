@@ -61,8 +61,14 @@ class ConsoleApi:
     ) -> Any:
         """The JSON answer of `method API_PREFIX+path`; `ApiError` for any status ≥ 400."""
         url = URL(API_PREFIX + path)
-        if query:
-            url = url.with_query({k: str(v) for k, v in query.items() if v not in (None, "")})
+        if query:  # a list value: the parameter repeated (`label=a=1&label=b=2`)
+            pairs = [
+                (k, str(item))
+                for k, v in query.items()
+                for item in (v if isinstance(v, list | tuple) else [v])
+                if item not in (None, "")
+            ]
+            url = url.with_query(pairs)
         payload = raw_body if raw_body is not None else (None if body is None else orjson.dumps(body))
         sent = {"Accept": "application/json"}
         if payload is not None:

@@ -78,8 +78,13 @@ def session_of(request: web.Request) -> Session | None:
     return read_session(request, request.app[API].tokens)
 
 
-def _sign_in_first(request: web.Request) -> web.HTTPFound:
-    return web.HTTPFound("/ui/login?" + urllib.parse.urlencode({"next": request.path_qs}))
+def _sign_in_first(request: web.Request) -> web.Response:
+    """Off to sign in, and back here afterwards. A page's own refresh (htmx) whose session has
+    ended sends the whole page there (HX-Redirect), rather than swapping the sign-in form in."""
+    target = "/ui/login?" + urllib.parse.urlencode({"next": request.path_qs})
+    if request.headers.get("HX-Request") == "true":
+        return web.Response(status=401, headers={"HX-Redirect": target})
+    return web.Response(status=302, headers={"Location": target})
 
 
 def render(
@@ -137,7 +142,7 @@ def page(template: str) -> Callable[[PageView], Callable[[web.Request], Awaitabl
         async def handle(request: web.Request) -> web.StreamResponse:
             session = session_of(request)
             if session is None:
-                raise _sign_in_first(request)
+                return _sign_in_first(request)
             api = ConsoleApi(request, session.principal)
             try:
                 context = await view(request, api)

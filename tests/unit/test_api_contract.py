@@ -142,6 +142,8 @@ CALLS = [
     Call("POST", "/executions/cancel", 400, json={"filter": {"status": "running"}}),
     Call("GET", "/events", 400, url="/events?since=yesterday"),
     Call("GET", "/events", 400, url="/events?matched=yes"),
+    Call("GET", "/events", 400, url="/events?label=service"),
+    Call("GET", "/overview", 200),  # what cannot be read is named in `unavailable`, the rest answered
     Call("GET", "/events/{event_id}", 503, url=f"/events/{EVENT}"),
     Call("POST", "/events/explain", 503, json={"event": {"type": "build", "source": "/ci"}}),
     Call("POST", "/events/explain", 422, json={"event": {"type": "build"}, "source": "ci"}),

@@ -128,3 +128,12 @@ async def test_pages_may_not_be_framed_or_cached(console: TestClient[Any, Any]) 
 async def test_the_vendored_scripts_are_served_from_the_package(console: TestClient[Any, Any]) -> None:
     for name in ("htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.js", "console.js", "console.css"):
         assert (await console.get(f"/ui/static/{name}")).status == 200, name
+
+
+async def test_a_pages_own_refresh_after_the_session_ended_sends_the_whole_page_to_sign_in(
+    console: TestClient[Any, Any],
+) -> None:
+    refresh = await console.get("/ui/", headers={"HX-Request": "true"}, allow_redirects=False)
+    assert refresh.status == 401
+    target = URL(refresh.headers["HX-Redirect"])
+    assert (target.path, target.query["next"]) == ("/ui/login", "/ui/")

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_sse import sse_response
+from multidict import MultiMapping
 
 from gateway.ui.api import ApiError, ConsoleApi
 from gateway.ui.console import CONSOLE, page, seg, session_of
@@ -27,8 +28,14 @@ FILTERS = ("source", "type", "subject", "label", "matched", "since", "until")
 _LOOKBACK = timedelta(minutes=2)
 
 
-def _filters(query: Mapping[str, str]) -> dict[str, str]:
-    return {name: query[name] for name in FILTERS if query.get(name)}
+def _filters(query: MultiMapping[str]) -> dict[str, Any]:
+    """The list's filters from its URL; `label` may repeat, and one field may hold several
+    `key=value` separated by spaces (all must hold)."""
+    found: dict[str, Any] = {name: query[name] for name in FILTERS if name != "label" and query.get(name)}
+    labels = [label for value in query.getall("label", []) for label in value.split()]
+    if labels:
+        found["label"] = labels
+    return found
 
 
 @page("events.html")
@@ -42,7 +49,7 @@ async def events_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any
         "items": listing["items"],
         "next_cursor": listing["next_cursor"],
         "live": live,
-        "stream_query": urllib.parse.urlencode(filters),
+        "stream_query": urllib.parse.urlencode(filters, doseq=True),
     }
 
 
