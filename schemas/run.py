@@ -160,6 +160,8 @@ class LaneItem(BaseModel):
     attributes: dict[str, str] = Field(default_factory=dict)
     #: Its workflow task timeout (`temporal.local_task_timeout_s` for runs with local steps).
     task_timeout_s: float | None = None
+    #: When the lane took it (the lane sets it): its queue wait is measured from here.
+    arrived: datetime | None = None
 
 
 class LaneResolve(BaseModel):
@@ -189,6 +191,8 @@ class LaneState(BaseModel):
     starts: list[datetime] = Field(default_factory=list)
     tokens: float | None = None
     tokens_at: datetime | None = None
+    #: When the throttle lets the next run start (None: now, or there is none): why what waits waits.
+    throttled_until: datetime | None = None
     #: The events being collected for a debounced or batched run (their own run ids); carried
     #: over whole, with when the first and the last came.
     collected: list[str] = Field(default_factory=list)

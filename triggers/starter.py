@@ -117,6 +117,7 @@ class WorkflowStarter:
             mode=concurrency.mode if concurrency else "queue",
             throttle_limit=throttle.limit if throttle else None,
             throttle_period_s=throttle.period if throttle else None,
+            throttle_burst=throttle.burst if throttle else 0,
             **_collecting(trigger),
         )
         attributes = {pair.key.name: pair.value for pair in run_search_attributes(request, run_id)}

@@ -21,6 +21,8 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
+from worker.throttle import Rate, ThrottleState
+
 with workflow.unsafe.imports_passed_through():
     from schemas.run import (
         LANE_EVENT,
@@ -35,11 +37,17 @@ with workflow.unsafe.imports_passed_through():
         LaneState,
         RunState,
     )
+    from worker.metrics import LANES, LaneDecision
 
 __all__ = ["HooklineLane"]
 
 #: A lane with nothing waiting or running ends after this long.
 IDLE = timedelta(seconds=60)
+#: Lanes that began after this decide all the runs they may start at once and start them together
+#: (a slot taken as each is decided); older histories replay one start after the other. Either
+#: way the throttle counts a start once Temporal confirmed it: later than the run's real start, so
+#: its window holds in the runs' own start times too.
+_STARTS_TOGETHER = "lane-starts-together"
 #: Run ids remembered (a redelivered event is not queued twice), skipped and dropped ones shown.
 _SEEN = 5000
 _SHOWN = 100
@@ -61,8 +69,8 @@ class HooklineLane:
         self._cancelled: deque[str] = deque(maxlen=_SHOWN)
         #: Runs to cancel for a newer event (`cancel_running`).
         self._to_cancel: set[str] = set()
-        #: When runs were started, within the throttle's period.
-        self._starts: deque[datetime] = deque(carried.starts)
+        #: When runs were started within the throttle's period, and its bucket (worker/throttle.py).
+        self._throttle = ThrottleState(carried.starts, carried.tokens, carried.tokens_at)
         #: Events collected for one debounced or batched run, when the first and the last came,
         #: and which collected run each event went into (its resolution goes there).
         self._collecting: list[LaneItem] = list(carried.collecting)
@@ -97,9 +105,20 @@ class HooklineLane:
                 self._queue(self._collected())
             await self._pass_on_resolutions()
             await self._cancel_for_newer()
-            while self._startable():
-                _, _, item = heapq.heappop(self._waiting)
-                await self._start(item)
+            if workflow.patched(_STARTS_TOGETHER):
+                starting: list[LaneItem] = []
+                allowed = self._throttle_allows()
+                while self._startable() and (allowed is None or len(starting) < allowed):
+                    _, _, item = heapq.heappop(self._waiting)
+                    self._running.add(item.run_id)  # its slot, as it is decided
+                    starting.append(item)
+                # All it may start now, in one workflow task; no decision is made until they
+                # are confirmed (each counted by the throttle then, as in the older histories).
+                await asyncio.gather(*(self._start(item) for item in starting))
+            else:  # a lane whose history began before: one start after the other, as it did then
+                while self._startable():
+                    _, _, item = heapq.heappop(self._waiting)
+                    await self._start(item)
             if self._roll():
                 workflow.continue_as_new(self._state(carry=True))
 
@@ -142,22 +161,21 @@ class HooklineLane:
             del self._holder[next(iter(self._holder))]
         events = [item.request.event for item in items if item.request.event is not None]
         request = last.request.model_copy(update={"events": events})
+        priority = min(item.priority for item in items)
         return last.model_copy(
-            update={"run_id": run_id, "request": request, "priority": min(item.priority for item in items)}
+            update={"run_id": run_id, "request": request, "priority": priority, "arrived": first.arrived}
         )
+
+    def _rate(self) -> Rate | None:
+        config = self._config
+        if config is None or config.throttle_limit is None or not config.throttle_period_s:
+            return None
+        return Rate(config.throttle_limit, config.throttle_period_s, config.throttle_burst)
 
     def _throttled_for(self) -> timedelta | None:
         """How long until the throttle lets the next run start; None: it does now (or none)."""
-        config = self._config
-        if config is None or config.throttle_limit is None or config.throttle_period_s is None:
-            return None
-        period = timedelta(seconds=config.throttle_period_s)
-        now = workflow.now()
-        while self._starts and self._starts[0] <= now - period:
-            self._starts.popleft()
-        if len(self._starts) < config.throttle_limit:
-            return None
-        return self._starts[0] + period - now
+        rate = self._rate()
+        return self._throttle.wait(rate, workflow.now()) if rate is not None else None
 
     def _roll(self) -> bool:
         """Continue as new: Temporal suggests it, and no child runs (their handles would be lost)."""
@@ -176,30 +194,42 @@ class HooklineLane:
     def event(self, item: LaneItem) -> None:
         self._config = item.config  # the latest definition version's limit and mode
         if item.run_id in self._seen:
+            self._count("duplicate")
             return  # delivered again (a redelivery, a second replica): it is here already
         self._remember(item.run_id)
+        now = workflow.now()
+        item = item.model_copy(update={"arrived": now})
         if item.run_id in self._resolved_early:  # its resolution came first: it is over already
             del self._resolved_early[item.run_id]
             self._dropped.append(item.run_id)
+            self._count("dropped")
             return
         limit, mode = self._limit(), item.config.mode
         if mode == "skip" and limit is not None and len(self._running) + len(self._waiting) >= limit:
             self._skipped.append(item.run_id)
+            self._count("skipped")
             return
         if item.config.collect is not None:  # one run for many: collected, queued when due
-            now = workflow.now()
             self._collecting.append(item)
             self._collecting_since = self._collecting_since or now
             self._collecting_last = now
+            self._count("debounced" if item.config.collect == "debounce" else "batched")
             if item.config.max_events is not None and len(self._collecting) >= item.config.max_events:
                 self._queue(self._collected())  # full: here, as many signals come in one task
             return
         if mode in ("replace_queued", "cancel_running"):  # the newest wins over what waits
             self._replaced.extend(waiting.run_id for _, _, waiting in sorted(self._waiting, key=lambda e: e[:2]))
+            self._count("replaced", len(self._waiting))
             self._waiting.clear()
         if mode == "cancel_running":  # ... and over what runs
             self._to_cancel.update(self._running)
         self._queue(item)
+        self._count("queued")
+
+    def _count(self, decision: LaneDecision, events: int = 1) -> None:
+        """Count a decision as it is made; a replayed history decides nothing new."""
+        if self._config is not None and not workflow.unsafe.is_replaying():
+            LANES.decided(self._config.definition_id, decision, events)
 
     @workflow.signal(name=LANE_RESOLVE)
     def resolve(self, resolution: LaneResolve) -> None:
@@ -209,6 +239,7 @@ class HooklineLane:
             if item.run_id == resolution.run_id:
                 del self._collecting[index]
                 self._dropped.append(item.run_id)
+                self._count("dropped")
                 if not self._collecting:
                     self._collecting_since = self._collecting_last = None
                 return
@@ -218,6 +249,7 @@ class HooklineLane:
                 del self._waiting[index]
                 heapq.heapify(self._waiting)
                 self._dropped.append(item.run_id)
+                self._count("dropped")
                 return
         if resolution.run_id in self._running:
             self._resolutions.append(resolution)
@@ -232,6 +264,7 @@ class HooklineLane:
 
     def _state(self, *, carry: bool) -> LaneState:
         waiting = [item for _, _, item in sorted(self._waiting, key=lambda entry: entry[:2])]
+        throttled_for = self._throttled_for()
         return LaneState(
             config=self._config,
             running=sorted(self._running),
@@ -240,7 +273,10 @@ class HooklineLane:
             dropped=list(self._dropped),
             replaced=list(self._replaced),
             cancelled=list(self._cancelled),
-            starts=list(self._starts) if carry else [],
+            starts=list(self._throttle.starts) if carry else [],
+            tokens=self._throttle.tokens,
+            tokens_at=self._throttle.tokens_at,
+            throttled_until=workflow.now() + throttled_for if throttled_for is not None else None,
             collecting=list(self._collecting) if carry else [],
             collected=[item.run_id for item in self._collecting],
             collecting_since=self._collecting_since,
@@ -249,7 +285,16 @@ class HooklineLane:
             waiting=waiting if carry else [],
         )
 
+    def _throttle_allows(self) -> int | None:
+        """How many runs the throttle lets start now (None: it sets no bound)."""
+        rate = self._rate()
+        return self._throttle.allowance(rate, workflow.now()) if rate is not None else None
+
     async def _start(self, item: LaneItem) -> None:
+        """Start `item`'s run as a child, hold its slot (taken as it was decided, or now in the
+        older histories) and count it with the throttle once Temporal confirmed the start, and free
+        the slot when the run ends."""
+        decided = workflow.now()
         attributes = TypedSearchAttributes(
             [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in sorted(item.attributes.items())]
         )
@@ -265,10 +310,16 @@ class HooklineLane:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=attributes,
             )
-        except WorkflowAlreadyStartedError:
-            return  # the run of this event exists already (it ran before): nothing to wait for
+        except WorkflowAlreadyStartedError:  # it ran before: nothing to wait for
+            self._running.discard(item.run_id)
+            return
         self._running.add(item.run_id)
-        self._starts.append(workflow.now())
+        rate = self._rate()
+        if rate is not None:
+            self._throttle.take(rate, workflow.now())
+        if not workflow.unsafe.is_replaying():
+            waited = (decided - item.arrived).total_seconds() if item.arrived is not None else 0.0
+            LANES.started(item.config.definition_id, item.config.collect or "single", waited)
         workflow.logger.info("lane started a run", extra={"run_id": item.run_id})
 
         async def watch() -> None:
@@ -289,6 +340,7 @@ class HooklineLane:
             try:
                 await workflow.get_external_workflow_handle(run_id).cancel()
                 self._cancelled.append(run_id)
+                self._count("cancelled")
             except Exception:  # noqa: S110 - it ended meanwhile: nothing to cancel
                 pass
 

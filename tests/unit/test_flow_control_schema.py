@@ -63,7 +63,7 @@ def test_a_throttle_shares_the_lane_key_of_concurrency() -> None:
     assert "trigger.throttle.period" in [error.location for error in info.value.errors]
 
 
-def test_a_throttle_burst_is_read_defaults_to_none_and_is_never_negative() -> None:
+def test_a_throttle_burst_is_read_defaults_to_zero_and_is_never_negative() -> None:
     throttle = parse_definition(definition(throttle={"limit": 10, "period": "10s", "burst": 5})).triggers[0].throttle
     assert throttle is not None and (throttle.limit, throttle.period, throttle.burst) == (10, 10.0, 5)
     plain = parse_definition(definition(throttle={"limit": 10, "period": "10s"})).triggers[0].throttle
