@@ -1,25 +1,34 @@
-"""Flow control, keyed concurrency (docs/flow-control.md): a storm of alerts for a few services
-against `concurrency: {key: service, limit: 1}` never runs two remediations of one service at
-once and runs every alert once; `skip`, `priority` and a resolution of a waiting alert do what
-they say. Real gateway, Kafka, triggers, lanes and runs on Temporal, and a worker."""
+"""Flow control (docs/flow-control.md): a storm of 1,000 alerts over 10 services against
+`concurrency: {key: service, limit: 1}` never runs two remediations of one service at once, runs
+every alert once and takes about the slowest service's serial time; `skip`, `priority`, a
+resolution of a waiting alert, `replace_queued`, `cancel_running`, `throttle` (with and without
+`burst`), `debounce` and `batch` do what they say, and the lanes' metrics count what happened.
+Real gateway, Kafka, triggers, lanes and runs on Temporal, and a worker."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_aiohttp import AiohttpClient
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
+from gateway.api.lanes import STATES, watch_lanes
+from gateway.api.state import API as API_STATE
 from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
+from hookline.metrics import Registry
 from hookline.runs import event_run_id, lane_id
 from schemas.agents import Agent, AgentCatalog
 from schemas.run import LANE_QUERY, LaneState, RunState
@@ -29,7 +38,11 @@ from tests.integration.conftest import runs_of, started_runs, wait_for_result
 from tests.integration.test_api_support import API, auth
 from tests.notifications import notification
 from triggers.app import TriggersService
+from worker.app import health_app
 from worker.lane import HooklineLane
+from worker.metrics import WorkerMetrics
+
+T = TypeVar("T")
 
 # The first 8 characters of each event id: the step's output kept in its state is its tail.
 SHOW_EVENTS = "import json, sys; print(' '.join(e['id'][:8] for e in json.load(sys.stdin)['events']))"
@@ -46,6 +59,7 @@ def agents(release: Path) -> AgentCatalog:
     """The example agents, and some that take a while (runs of one key would overlap)."""
     base = AgentCatalog.load(EXAMPLES / "agents.yaml")
     extra = {
+        "quick": Agent(name="quick", command=("sleep", "0.1"), timeout_s=30),
         "slow": Agent(name="slow", command=("sleep", "0.3"), timeout_s=30),
         "slower": Agent(name="slower", command=("sleep", "2"), timeout_s=30),
         "slowest": Agent(name="slowest", command=("sleep", "8"), timeout_s=30),
@@ -83,11 +97,32 @@ def run_ids(definition: str, body: dict[str, Any]) -> list[str]:
     ]
 
 
+async def gathered(calls: Iterable[Awaitable[T]], at_once: int = 32) -> list[T]:
+    """The results of `calls`, awaited `at_once` at a time."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return list(await asyncio.gather(*map(one, calls)))
+
+
+async def results_of(client: Client, runs: Iterable[str], timeout: float) -> dict[str, RunState]:
+    ids = list(runs)
+    return dict(zip(ids, await gathered(wait_for_result(client, run, timeout=timeout) for run in ids), strict=True))
+
+
+async def runs_of_definition(client: Client, definition: str) -> list[Any]:
+    query = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{definition}'"
+    return [w async for w in client.list_workflows(query)]
+
+
 async def assert_one_at_a_time(
-    client: Client, results: dict[str, RunState], service_of: dict[str, str], per_service: int
+    client: Client, definition: str, results: dict[str, RunState], service_of: dict[str, str], per_service: int
 ) -> None:
-    """Every run succeeded and exists once, each service had `per_service` of them, and no two
-    of a service overlapped (their step `fix` one after the other)."""
+    """Every run succeeded, each service had `per_service` of them, no two of a service overlapped
+    (their step `fix` one after the other), and the definition has exactly these runs, each once."""
     spans = defaultdict(list)
     for run, result in results.items():
         assert result.status == "succeeded"
@@ -99,8 +134,54 @@ async def assert_one_at_a_time(
         assert len(times) == per_service
         for (_, finished), (started, _) in itertools.pairwise(times):
             assert started >= finished, f"two runs of {name} overlapped"
-    for run in service_of:
-        assert len(await runs_of(client, run)) == 1
+    expected, found = Counter(list(service_of)), Counter[str]()
+
+    async def listed() -> Counter[str]:
+        found.clear()
+        found.update(w.id for w in await runs_of_definition(client, definition))
+        return found
+
+    def differences() -> str:
+        missing, extra = expected - found, found - expected
+        return f"the runs of {definition} each once: {found.total()} listed, {len(missing)} missing, {len(extra)} extra"
+
+    listed_once: Counter[str] = await eventually(
+        listed, differences, until=lambda f: f == expected, timeout=30, interval=0.5
+    )
+    assert listed_once == expected
+
+
+@pytest.fixture
+async def worker_scrape(aiohttp_client: AiohttpClient, temporal_client: Client) -> TestClient[Any, Any]:
+    """The worker's /metrics (as `hookline worker` serves it), for the lanes this test's worker runs."""
+    return await aiohttp_client(health_app(lambda: temporal_client, list, WorkerMetrics()))
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of sample `name` with `labels` in a Prometheus text exposition (0 if absent)."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
+    return 0.0
+
+
+async def scraped(client: TestClient[Any, Any]) -> str:
+    reply = await client.get("/metrics")
+    assert reply.status == 200
+    return await reply.text()
+
+
+def registry_text(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
+
+
+async def lane_gauges_text(api: TestClient[Any, Any]) -> str:
+    """The lane gauges as the gateway's /metrics has them (read now, through the API's state)."""
+    gauges = Registry()
+    watch_lanes(gauges, api.app[API_STATE])
+    await gauges.refresh()
+    return registry_text(gauges)
 
 
 async def lane(client: Client, definition: str, key: str) -> LaneState:
@@ -110,29 +191,53 @@ async def lane(client: Client, definition: str, key: str) -> LaneState:
     return state
 
 
+@pytest.mark.timeout(300)  # ~80 s here; more on a loaded machine
 @pytest.mark.usefixtures("worker")
-async def test_a_storm_runs_one_remediation_per_service_at_a_time_and_every_alert_once(
+async def test_a_storm_of_1000_alerts_runs_one_remediation_per_service_at_a_time_every_alert_once(
     gateway: TestClient[Any, Any],
     store: DefinitionStore,
     temporal_client: Client,
     triggers_service: Callable[..., TriggersService],
+    worker_scrape: TestClient[Any, Any],
 ) -> None:
-    await store.put(remediation("Remediate", "slow", concurrency={"key": "${{ labels.service }}", "limit": 1}))
-    services = [f"svc-{n}" for n in range(5)]
-    bodies = {service: [alerts(2, service=service) for _ in range(3)] for service in services}
-    service_of = {run: s for s, bs in bodies.items() for b in bs for run in run_ids("remediate", b)}
+    await store.put(remediation("Storm", "quick", concurrency={"key": "${{ labels.service }}", "limit": 1}))
+    services = [f"svc-{n}" for n in range(10)]
+    bodies = {service: [alerts(10, service=service) for _ in range(10)] for service in services}
+    service_of = {run: s for s, bs in bodies.items() for b in bs for run in run_ids("storm", b)}
+    assert len(service_of) == 1000
     service = triggers_service()
     async with running(service.run, service.stop):
-        for round_ in range(3):  # interleaved, as a storm arrives
+        for round_ in range(10):  # interleaved, as a storm arrives: 100 notifications of 10 alerts
             for name in services:
                 assert (await gateway.post("/hooks/alertmanager", json=bodies[name][round_])).status == 202
-        results = {run: await wait_for_result(temporal_client, run, timeout=90) for run in service_of}
+        results = await results_of(temporal_client, service_of, timeout=300)
+        triggered = registry_text(service.metrics.registry)
 
-    await assert_one_at_a_time(temporal_client, results, service_of, per_service=6)
-    state = await lane(temporal_client, "remediate", "svc-0")
+    await assert_one_at_a_time(temporal_client, "storm", results, service_of, per_service=100)
+    # About the slowest service's serial time, not more: each service's runs one after the other
+    # (run start to end, Temporal's own round trips included), the services side by side.
+    serial: dict[str, float] = defaultdict(float)
+    for run, result in results.items():
+        assert result.started_at is not None and result.finished_at is not None
+        serial[service_of[run]] += (result.finished_at - result.started_at).total_seconds()
+    first = min(r.started_at for r in results.values() if r.started_at is not None)
+    last = max(r.finished_at for r in results.values() if r.finished_at is not None)
+    total, slowest = (last - first).total_seconds(), max(serial.values())
+    print(f"storm: 1000 runs in {total:.1f} s; the slowest service's serial time {slowest:.1f} s")
+    assert total < 3 * slowest + 30, f"1000 runs took {total:.1f} s, the slowest service alone {slowest:.1f} s"
+    # Every alert accounted for, in the metrics too: each delivered to its lane once by the
+    # triggers, queued once by its lane, and started once after a measured wait.
+    assert sample(triggered, "hookline_triggers_workflows_started_total", definition="storm", outcome="queued") == 1000
+    counted = await scraped(worker_scrape)
+    assert sample(counted, "hookline_lane_decisions_total", definition="storm", decision="queued") == 1000
+    assert sample(counted, "hookline_lane_decisions_total", definition="storm", decision="duplicate") == 0
+    assert sample(counted, "hookline_lane_runs_started_total", definition="storm", kind="single") == 1000
+    assert sample(counted, "hookline_lane_queue_wait_seconds_count", definition="storm") == 1000
+    assert sample(counted, "hookline_lane_queue_wait_seconds_sum", definition="storm") > 0
+    state = await lane(temporal_client, "storm", "svc-0")
     assert (state.running, state.queued, state.config and state.config.limit) == ([], [], 1)
     # The lane is deterministic: its history replays in Temporal's sandbox.
-    history = await temporal_client.get_workflow_handle(lane_id("remediate", "svc-0")).fetch_history()
+    history = await temporal_client.get_workflow_handle(lane_id("storm", "svc-0")).fetch_history()
     await Replayer(workflows=[HooklineLane], data_converter=temporal_client.data_converter).replay_workflow(history)
 
 
@@ -143,6 +248,7 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
     store: DefinitionStore,
     temporal_client: Client,
     triggers_service: Callable[..., TriggersService],
+    worker_scrape: TestClient[Any, Any],
 ) -> None:
     await store.put(remediation("Skipping", "held", concurrency={"key": "${{ labels.service }}", "mode": "skip"}))
     await store.put(
@@ -191,6 +297,25 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
     await asyncio.sleep(0.5)
     assert await runs_of(temporal_client, ranked[3]) == []  # resolved while it waited: never ran
     assert dropped.queued == [ranked[1], ranked[2], ranked[0]]  # by rank: 1, 2, 3
+    # The lanes counted what they decided: one run and four skipped; five queued, one of them
+    # dropped, four runs.
+    counted = await scraped(worker_scrape)
+    decisions = {
+        (definition, decision): sample(
+            counted, "hookline_lane_decisions_total", definition=definition, decision=decision
+        )
+        for definition in ("skipping", "ranked")
+        for decision in ("queued", "skipped", "dropped")
+    }
+    assert decisions == {
+        ("skipping", "queued"): 1,
+        ("skipping", "skipped"): 4,
+        ("skipping", "dropped"): 0,
+        ("ranked", "queued"): 5,
+        ("ranked", "skipped"): 0,
+        ("ranked", "dropped"): 1,
+    }
+    assert sample(counted, "hookline_lane_runs_started_total", definition="ranked", kind="single") == 4
 
 
 @pytest.mark.usefixtures("worker")
@@ -225,6 +350,11 @@ async def test_the_api_shows_a_definitions_lanes_and_explain_the_lane_an_event_w
         lane_now: Any = (await eventually(lanes, "one running, two waiting", until=two_waiting, timeout=20))[0]
         assert (lane_now["key"], lane_now["limit"], lane_now["running"]) == ("db", 1, [runs[0]])
         assert lane_now["queued"] == [runs[2], runs[1]]  # rank 1 before rank 2
+        # The same lane in the gauges of what runs and waits now (as the gateway's /metrics has them).
+        now = await lane_gauges_text(api)
+        assert sample(now, "hookline_lanes", definition=definition) == 1
+        held = {state: sample(now, "hookline_lane_events", definition=definition, state=state) for state in STATES}
+        assert held == {"running": 1, "queued": 2, "throttled": 0, "collecting": 0}
         assert (await api.get(f"{API}/workflows/{definition}/lanes", headers=auth("b"))).status == 404
         first = await api.get(f"{API}/events?limit=3", headers=auth("a"))
         decided = [item["id"] for item in (await first.json())["items"]]
@@ -234,84 +364,185 @@ async def test_the_api_shows_a_definitions_lanes_and_explain_the_lane_an_event_w
         assert (await api.post(f"{API}/executions/cancel", json=cancel, headers=auth("a"))).status == 200
 
 
+async def start_times(client: Client, definition: str) -> list[datetime]:
+    """When each run of `definition` started, as Temporal recorded it (the lane's start command)."""
+    return sorted(w.start_time for w in await runs_of_definition(client, definition))
+
+
+async def started(client: Client, definition: str, count: int) -> list[datetime]:
+    """The start times of `count` runs of `definition`, once there are that many."""
+    found: list[datetime] = await eventually(
+        lambda: start_times(client, definition),
+        f"{count} runs of {definition}",
+        until=lambda starts: len(starts) == count,
+        timeout=60,
+        interval=0.5,
+    )
+    return found
+
+
+def assert_rate_held(starts: list[datetime], limit: int, period_s: float, burst: int = 0) -> None:
+    """No period held more than `limit + burst` starts, and with a burst one did hold that many
+    (without it, none holds more than `limit`); the sustained rate stayed `limit` per period:
+    start `i` (from 0) came no sooner than the bucket of `limit + burst` tokens, refilled at
+    `limit` per period, allowed. Half a second of slack for when Temporal started each run of a
+    lane's decision."""
+    at = [(start - starts[0]).total_seconds() for start in starts]
+    most, slack = limit + burst, 0.5
+    if burst:
+        together = [at[i + most - 1] - at[i] for i in range(len(at) - most + 1)]
+        assert min(together) < period_s - slack, f"never did {most} start within a period: {at}"
+    for first, later in zip(at, at[most:], strict=False):
+        assert later - first >= period_s - slack, f"more than {most} started within {period_s} s: {at}"
+    for index in range(most, len(at)):
+        assert at[index] >= (index + 1 - most) * period_s / limit - slack, f"start {index} came too soon: {at}"
+
+
 @pytest.mark.usefixtures("worker")
-async def test_throttle_holds_the_rate_replace_queued_keeps_the_latest_and_cancel_running_lets_the_newest_win(
-    gateway: TestClient[Any, Any],
+async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_and_cancel_running_lets_the_newest_win(
+    api: TestClient[Any, Any],
     store: DefinitionStore,
     temporal_client: Client,
     triggers_service: Callable[..., TriggersService],
+    worker_scrape: TestClient[Any, Any],
 ) -> None:
-    await store.put(remediation("Throttled", "slow", throttle={"limit": 3, "period": "2s"}))
+    # The issue's 100 events at `limit: 10, period: 10s`, at a fifth of the period: the same shape
+    # in 18 s instead of 90 s. And a burst: 15 at once, then 5 per 4 s (without the burst, no 4 s
+    # would hold more than 5).
     await store.put(
-        remediation("Latest", "slower", concurrency={"key": "${{ labels.service }}", "mode": "replace_queued"})
+        remediation("Throttled", "slow", filter=['service="steady"'], throttle={"limit": 10, "period": "2s"})
     )
     await store.put(
-        remediation("Newest", "slowest", concurrency={"key": "${{ labels.service }}", "mode": "cancel_running"})
+        remediation("Bursting", "slow", filter=['service="bursty"'], throttle={"limit": 5, "period": "4s", "burst": 10})
+    )
+    await store.put(
+        remediation(
+            "Latest",
+            "slower",
+            filter=['service="r"'],
+            concurrency={"key": "${{ labels.service }}", "mode": "replace_queued"},
+        )
+    )
+    await store.put(
+        remediation(
+            "Newest",
+            "slowest",
+            filter=['service="r"'],
+            concurrency={"key": "${{ labels.service }}", "mode": "cancel_running"},
+        )
     )
     service = triggers_service()
     async with running(service.run, service.stop):
-        burst = [alerts(1, service="t") for _ in range(9)]
-        for body in burst:
-            assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+        for body in [alerts(10, service="bursty") for _ in range(3)] + [
+            alerts(10, service="steady") for _ in range(10)
+        ]:
+            assert (await api.post("/hooks/alertmanager", json=body)).status == 202
+        # What waits is held by the throttle (there is no concurrency limit), and says until when.
+        held: str = await eventually(
+            lambda: lane_gauges_text(api),
+            "throttled events in the gauges",
+            until=lambda text: sample(text, "hookline_lane_events", definition="throttled", state="throttled") > 0,
+            timeout=20,
+        )
+        assert sample(held, "hookline_lane_events", definition="throttled", state="queued") == 0
+
+        async def throttle() -> dict[str, Any]:
+            reply = await api.get(f"{API}/workflows/throttled/lanes", headers=auth("ops"))
+            shown: dict[str, Any] = (await reply.json())["items"][0]["throttle"]
+            return shown
+
+        shown: dict[str, Any] = await eventually(
+            throttle, "the lane's throttle until", until=lambda t: t["until"], timeout=20
+        )
+        assert (shown["limit"], shown["period_s"], shown["burst"]) == (10, 2.0, 0)
+
         first, *rest = [alerts(1, service="r") for _ in range(4)]
-        assert (await gateway.post("/hooks/alertmanager", json=first)).status == 202
+        assert (await api.post("/hooks/alertmanager", json=first)).status == 202
         await started_runs(temporal_client, run_ids("latest", first)[0], timeout=20)
         await started_runs(temporal_client, run_ids("newest", first)[0], timeout=20)
         for body in rest:
-            assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+            assert (await api.post("/hooks/alertmanager", json=body)).status == 202
             await asyncio.sleep(0.2)  # in this order
-        throttled = [await wait_for_result(temporal_client, run_ids("throttled", b)[0], timeout=60) for b in burst]
         latest = [run_ids("latest", b)[0] for b in (first, *rest)]
         await wait_for_result(temporal_client, latest[-1], timeout=30)
         newest = [run_ids("newest", b)[0] for b in (first, *rest)]
         last = await wait_for_result(temporal_client, newest[-1], timeout=30)
+        steady = await started(temporal_client, "throttled", 100)
+        bursty = await started(temporal_client, "bursting", 30)
 
-    # Throttle: no 2 s window holds more than 3 starts (the lane's clock and the run's first step
-    # differ by the start itself: 0.25 s of slack).
-    starts = sorted(r.steps["fix"].started_at for r in throttled if r.steps["fix"].started_at)
-    assert len(starts) == 9
-    for earlier, later in zip(starts, starts[3:], strict=False):
-        assert (later - earlier).total_seconds() >= 2 - 0.25
+    assert_rate_held(steady, limit=10, period_s=2)
+    assert_rate_held(bursty, limit=5, period_s=4, burst=10)
+    assert (steady[-1] - steady[0]).total_seconds() < 18 + 10  # held back no more than the rate asks
+    # Each run waited in its lane as long as the throttle made it: 9 s on average here (0 to 18 s).
+    counted = await scraped(worker_scrape)
+    assert sample(counted, "hookline_lane_decisions_total", definition="throttled", decision="queued") == 100
+    assert sample(counted, "hookline_lane_queue_wait_seconds_count", definition="throttled") == 100
+    assert sample(counted, "hookline_lane_queue_wait_seconds_sum", definition="throttled") > 100 * 5
     # replace_queued: the first ran, the last waited and ran, the two between were replaced.
     assert [bool(await runs_of(temporal_client, run)) for run in latest] == [True, False, False, True]
     replaced = await lane(temporal_client, "latest", "r")
     assert sorted(replaced.replaced) == sorted(latest[1:3])
+    assert sample(counted, "hookline_lane_decisions_total", definition="latest", decision="replaced") == 2
     # cancel_running: the newest won; the one running when it came was cancelled.
     assert last.status == "succeeded"
     newest_lane = await lane(temporal_client, "newest", "r")
     assert newest[0] in newest_lane.cancelled
     ran = [r for r in newest if await runs_of(temporal_client, r)]
     assert ran[0] == newest[0] and ran[-1] == newest[-1]
+    assert sample(counted, "hookline_lane_decisions_total", definition="newest", decision="cancelled") == len(
+        newest_lane.cancelled
+    )
 
 
 @pytest.mark.usefixtures("worker")
 async def test_debounce_makes_one_run_of_a_burst_and_batch_runs_of_at_most_max_events_none_twice(
-    gateway: TestClient[Any, Any],
+    api: TestClient[Any, Any],
     store: DefinitionStore,
     temporal_client: Client,
     triggers_service: Callable[..., TriggersService],
+    worker_scrape: TestClient[Any, Any],
 ) -> None:
-    await store.put(remediation("Debounced", "show", debounce={"key": "${{ labels.service }}", "period": "2s"}))
     await store.put(
-        remediation("Batched", "show", batch={"key": "${{ labels.service }}", "max_events": 10, "max_wait": "3s"})
+        remediation(
+            "Debounced", "show", filter=['service="d"'], debounce={"key": "${{ labels.service }}", "period": "4s"}
+        )
     )
+    await store.put(
+        remediation(
+            "Batched",
+            "show",
+            filter=['service="b"'],
+            batch={"key": "${{ labels.service }}", "max_events": 100, "max_wait": "6s"},
+        )
+    )
+
+    async def post(body: dict[str, Any]) -> set[str]:
+        reply = await api.post("/hooks/alertmanager", json=body)
+        assert reply.status == 202
+        return {event_id[:8] for event_id in (await reply.json())["event_ids"]}
+
     service = triggers_service()
     async with running(service.run, service.stop):
-        burst = [alerts(1, service="d") for _ in range(25)]
-        event_ids = set()
-        for body in burst:
-            reply = await gateway.post("/hooks/alertmanager", json=body)
-            assert reply.status == 202
-            event_ids |= {event_id[:8] for event_id in (await reply.json())["event_ids"]}
+        batched_ids = set().union(*[await post(alerts(10, service="b")) for _ in range(25)])
+        # 50 alerts for one key within 10 s: each comes well within the 4 s of quiet that would end it.
+        debounced_ids: set[str] = set()
+        for _ in range(50):
+            debounced_ids |= await post(alerts(1, service="d"))
+            await asyncio.sleep(0.2)
+        collecting: str = await eventually(
+            lambda: lane_gauges_text(api),
+            "50 events collecting",
+            until=lambda text: sample(text, "hookline_lane_events", definition="debounced", state="collecting") == 50,
+            timeout=4,
+        )
+        assert sample(collecting, "hookline_lanes", definition="debounced") == 1
 
         async def runs(definition: str, count: int) -> list[Any]:
-            query = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{definition}'"
-
-            async def found() -> list[Any]:
-                return [w async for w in temporal_client.list_workflows(query)]
-
             listed: list[Any] = await eventually(
-                found, f"{count} runs of {definition}", until=lambda f: len(f) >= count, timeout=30
+                lambda: runs_of_definition(temporal_client, definition),
+                f"{count} runs of {definition}",
+                until=lambda f: len(f) >= count,
+                timeout=30,
             )
             return listed
 
@@ -322,8 +553,14 @@ async def test_debounce_makes_one_run_of_a_burst_and_batch_runs_of_at_most_max_e
         await asyncio.sleep(1)  # nothing more comes
         assert len(await runs("debounced", 1)) == 1 and len(await runs("batched", 3)) == 3
 
-    assert set((debounced.steps["fix"].output or "").split()) == event_ids  # one run held all 25
+    assert len(debounced_ids) == 50 and len(batched_ids) == 250
+    assert set((debounced.steps["fix"].output or "").split()) == debounced_ids  # one run held all 50
     assert ":debounce:" in debounced_run.id and all(":batch:" in w.id for w in batch_runs)
     held = [(result.steps["fix"].output or "").split() for result in batched]
-    assert sorted(len(ids) for ids in held) == [5, 10, 10]
-    assert sorted(i for ids in held for i in ids) == sorted(event_ids)  # every event in one batch, none twice
+    assert sorted(len(ids) for ids in held) == [50, 100, 100]
+    assert sorted(i for ids in held for i in ids) == sorted(batched_ids)  # every event in one batch, none twice
+    counted = await scraped(worker_scrape)
+    assert sample(counted, "hookline_lane_decisions_total", definition="debounced", decision="debounced") == 50
+    assert sample(counted, "hookline_lane_decisions_total", definition="batched", decision="batched") == 250
+    assert sample(counted, "hookline_lane_runs_started_total", definition="debounced", kind="debounce") == 1
+    assert sample(counted, "hookline_lane_runs_started_total", definition="batched", kind="batch") == 3
