@@ -26,12 +26,18 @@ __all__ = ["list_dlq", "replay_dlq"]
 _FILTERS = ("reason", "definition", "topic", "team", "source")
 
 
+def visible_to(principal: Principal, letter: dlq.DeadLetter) -> bool:
+    """Whose a dead letter is: its definition's team's, or (a record that failed for itself, with
+    no definition) an operator's alone."""
+    return principal.operator or letter.team == principal.team
+
+
 def _selected(principal: Principal, letters: list[dlq.DeadLetter], filters: Mapping[str, str]) -> list[dlq.DeadLetter]:
     """The dead letters the caller may see that `filters` select, newest first."""
     chosen = [
         letter
         for letter in letters
-        if (principal.operator or letter.team == principal.team)
+        if visible_to(principal, letter)
         and filters.get("reason", "") in letter.reason
         and filters.get("definition", letter.definition) == letter.definition
         and filters.get("topic", letter.topic) == letter.topic
@@ -41,7 +47,8 @@ def _selected(principal: Principal, letters: list[dlq.DeadLetter], filters: Mapp
     return sorted(chosen, key=lambda letter: (letter.last_seen, letter.id), reverse=True)
 
 
-async def _read(state: ApiState) -> list[dlq.DeadLetter]:
+async def read_dead_letters(state: ApiState) -> list[dlq.DeadLetter]:
+    """Every dead letter, read within the API's Kafka timeout (503 otherwise)."""
     letters: list[dlq.DeadLetter] = await state.kafka_call(
         dlq.read_dead_letters(state.settings.kafka), "the DLQ could not be read in time; retry"
     )
@@ -71,7 +78,7 @@ async def list_dlq(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
     limit = page_limit(request, state.options.page_size, state.options.max_page_size)
     check_filters(request.query, _FILTERS, principal, "dead letters")
-    letters = _selected(principal, await _read(state), request.query)
+    letters = _selected(principal, await read_dead_letters(state), request.query)
     scope = orjson.dumps([principal.team, sorted((k, v) for k, v in request.query.items() if k in _FILTERS)]).decode()
     page, next_cursor = page_by_id(letters, lambda letter: letter.id, request, scope, limit)
     return json_response(DeadLetterList(items=[_answer(letter) for letter in page], next_cursor=next_cursor))
@@ -90,7 +97,7 @@ async def replay_dlq(request: web.Request, principal: Principal) -> web.Response
             "name dead letters by ids or by filter, not both", errors=[SchemaError("", "ids and filter")]
         )
     check_filters(body.filter, _FILTERS, principal, "dead letters")
-    chosen = _selected(principal, await _read(state), body.filter)
+    chosen = _selected(principal, await read_dead_letters(state), body.filter)
     if body.ids is not None:
         wanted = set(body.ids)
         chosen = [letter for letter in chosen if letter.id in wanted]
@@ -104,5 +111,10 @@ async def replay_dlq(request: web.Request, principal: Principal) -> web.Response
         # A retry is harmless: a replayed record starts nothing twice (its runs' ids are its own).
         await state.kafka_call(dlq.replay(state.settings.kafka, chosen), "Kafka did not take the replay in time; retry")
     return json_response(
-        DlqReplayed(matched=len(chosen), dry_run=body.dry_run, replayed=[] if body.dry_run else [c.id for c in chosen])
+        DlqReplayed(
+            matched=len(chosen),
+            dry_run=body.dry_run,
+            selected=[c.id for c in chosen],
+            replayed=[] if body.dry_run else [c.id for c in chosen],
+        )
     )

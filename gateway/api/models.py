@@ -456,6 +456,9 @@ class DlqReplayRequest(_Answer):
 class DlqReplayed(_Answer):
     matched: int
     dry_run: bool
+    selected: list[str] = Field(
+        description="The ids of the dead letters the request selects (a dry run too), newest first."
+    )
     replayed: list[str] = Field(description="The ids of the dead letters re-published.")
 
 

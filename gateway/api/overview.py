@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.api.approvals import pending_approvals_query
 from gateway.api.auth import Principal
+from gateway.api.dlq import read_dead_letters, visible_to
 from gateway.api.event_index import EventFilter
 from gateway.api.executions import FILTERABLE, visibility_query
 from gateway.api.messages import json_response
@@ -46,7 +47,6 @@ from gateway.api.models import (
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.errors import GatewayError
-from hookline import dlq
 from hookline.kafka import create_consumer, topic_partitions
 from hookline.logging import get_logger
 from hookline.pools import describe_pools, pools_of
@@ -115,11 +115,7 @@ async def _runs(state: ApiState, principal: Principal, now: datetime) -> RunCoun
 
 
 async def _dlq(state: ApiState, principal: Principal, now: datetime) -> DlqSize:
-    letters: list[dlq.DeadLetter] = await state.kafka_call(
-        dlq.read_dead_letters(state.settings.kafka), "the DLQ could not be read in time"
-    )
-    # Whose a dead letter is: as GET /dlq says (a team's definition's, or an operator's alone).
-    visible = [letter for letter in letters if principal.operator or letter.team == principal.team]
+    visible = [letter for letter in await read_dead_letters(state) if visible_to(principal, letter)]
     recent = sum(1 for letter in visible if letter.last_seen >= now - _HOUR)
     return DlqSize(size=len(visible), last_hour=recent)
 

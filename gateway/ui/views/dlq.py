@@ -63,10 +63,7 @@ async def replay_dry_run(request: web.Request, api: ConsoleApi, form: Form) -> D
     if ids == []:
         return Done(_page_url(filters), "Select the dead letters to replay first.", error=True)
     counted = await api.post("/dlq/replay", _body(ids, filters, dry_run=True))
-    shown = ids
-    if shown is None:  # by filter: which ones, as the listing has them now
-        listing = await api.get("/dlq", {**filters, "limit": _SHOWN})
-        shown = [item["id"] for item in listing["items"]]
+    shown = counted["selected"]  # exactly what the replay would act on now
     context = {
         "title": "Replay dead letters?",
         "matched": counted["matched"],
