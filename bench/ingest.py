@@ -90,6 +90,12 @@ def parse_wrk(out: str) -> dict[str, float]:
     }
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -186,7 +192,11 @@ async def bench_target(kind: str, kafka: KafkaServer, args: argparse.Namespace, 
         full = wrk_script(body, tmp / f"{kind}-full.lua", None)
         run_wrk(url, full, 2, args.connections)  # warm-up
         rss = [rss_mb(proc.pid)]
+        cpu_before = cpu_s(proc.pid)
         maximum = run_wrk(url, full, args.seconds, args.connections)
+        # The server's own CPU per answered request: unlike req/s, it hardly moves when other
+        # processes share the machine (they take cores away, not work from each request).
+        maximum["cpu_us"] = (cpu_s(proc.pid) - cpu_before) / max(maximum["total"], 1) * 1e6
         rss.append(rss_mb(proc.pid))
         # 80 % of the maximum: each connection waits so that together they send at that rate.
         target = 0.8 * maximum["rps"]
@@ -266,6 +276,10 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     g, b = results["gateway"], results["bare"]
     ratio = g["max"]["rps"] / b["max"]["rps"]
     print(f"\ngateway / bare handler, max rate: {ratio:.2f}x   (target >= 0.85x)")
+    print(
+        f"server CPU per request at max: gateway {g['max']['cpu_us']:.0f} us, bare {b['max']['cpu_us']:.0f} us "
+        f"(bare / gateway: {b['max']['cpu_us'] / g['max']['cpu_us']:.2f}x; steadier than req/s on a shared machine)"
+    )
     print(f"gateway max accepted/s: {g['max']['rps']:.0f}   (target >= 3000)")
     print(f"gateway p99 at 80% of max ({g['paced']['rps']:.0f}/s): {g['paced']['p99']:.2f} ms   (target <= 25 ms)")
     print(f"gateway RSS: {max(g['rss_mb']):.0f} MB max   (target < 150 MB, flat)")

@@ -106,22 +106,31 @@ def hook_handler(
         if limiter is not None and (wait_s := limiter.take()):
             raise TooManyRequests(f"source {source.name!r} is over its rate limit", retry_after_s=wait_s)
 
+    requests = metrics.requests_for(source.name)
+    answered_202 = requests(202)
+
+    # Counted here rather than wrapped in `counted`: one coroutine fewer per request.
     async def receive(request: web.Request) -> web.Response:
-        check_size(request, max_body_bytes)
-        headers = request.headers
-        if not guard.open:
-            guard.check_headers(headers)
-        if limit_before_body:
-            limit()
-        body = await read_body(request, read_timeout_s, retry_after_s=slow_retry_after_s)
-        if not guard.open:
-            guard.check_body(headers, body)
-        if guard.signed:
-            limit()
-        events = source.parse(body, headers)
-        await publisher.publish(events, source=source.name)
+        try:
+            check_size(request, max_body_bytes)
+            headers = request.headers
+            if not guard.open:
+                guard.check_headers(headers)
+            if limit_before_body:
+                limit()
+            body = await read_body(request, read_timeout_s, retry_after_s=slow_retry_after_s)
+            if not guard.open:
+                guard.check_body(headers, body)
+            if guard.signed:
+                limit()
+            events = source.parse(body, headers)
+            await publisher.publish(events, source=source.name)
+        except (GatewayError, web.HTTPException) as exc:
+            requests(exc.status).inc()
+            raise
+        answered_202.inc()
         ids = [e.id for e in events]
-        log.debug("accepted", source=source.name, event_ids=ids)
+        log.debug("accepted", source=source.name, event_ids=ids)  # a no-op call below debug level
         return accepted(ids)
 
-    return counted(receive, metrics, source.name)
+    return receive

@@ -49,7 +49,7 @@ class DeadlineWatch:
     def __init__(self, timeout_s: float, tick_s: float = 0.1) -> None:
         self._timeout_s = timeout_s
         self._tick_s = tick_s
-        self._pending: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._pending: deque[tuple[float, asyncio.Future[Any]]] = deque()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -60,6 +60,19 @@ class DeadlineWatch:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def wait_one(self, future: asyncio.Future[Any]) -> None:
+        """Wait for `future` itself, which fails with TimeoutError at the deadline if nothing
+        settled it. The single-record path: no waiter of its own, no callback, no extra loop
+        turn (aiokafka skips a delivery future that is already done when the ack comes)."""
+        if not future.done():
+            self._pending.append((asyncio.get_running_loop().time() + self._timeout_s, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise  # this request was cancelled, not the produce
+            raise KafkaError("produce cancelled") from None
 
     async def wait_all(self, futures: Sequence[asyncio.Future[Any]]) -> None:
         """Wait until every future is done; the first failure, or TimeoutError at the deadline."""
@@ -357,7 +370,7 @@ class EventPublisher:
             if len(events) == 1:
                 key, value, headers = record_of(events[0])
                 future = await producer.send(self._topic, value, key=key, headers=headers)
-                await self._deadlines.wait_all([future])
+                await self._deadlines.wait_one(future)
             else:
                 await self._transactions.publish(self._topic, events, self._deadlines)
         except MessageSizeTooLargeError as exc:

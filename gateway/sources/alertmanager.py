@@ -10,7 +10,7 @@ from gateway.sources.auth import Guard
 from gateway.sources.base import Headers, as_headers, decode_json
 from gateway.sources.ratelimit import TokenBucket
 from schemas.events import Event, new_event_id
-from schemas.validation import validate
+from schemas.validation import named_validator
 
 __all__ = ["AlertmanagerSource", "alert_dedupe_key"]
 
@@ -32,10 +32,12 @@ class AlertmanagerSource:
         self.name = name
         self.guard = guard or Guard()
         self._source_uri = f"/hooks/{name}"
+        # Built here, at start-up: before the start-up heap is frozen, and not looked up per request.
+        self._schema = named_validator("alertmanager")
 
     def parse(self, body: bytes, headers: Headers) -> list[Event]:
         notification = decode_json(body, as_headers(headers).get("Content-Type", ""))
-        errors = validate("alertmanager", notification)
+        errors = self._schema.errors(notification)
         if errors:
             raise InvalidPayload(f"not an Alertmanager v4 notification: {errors[0]}", errors=errors)
         return [self._event(notification, alert) for alert in notification["alerts"]]
