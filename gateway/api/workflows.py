@@ -169,9 +169,10 @@ def _parse(state: ApiState, doc: dict[str, Any]) -> WorkflowDefinition:
 
 async def create_workflow(request: web.Request, principal: Principal) -> web.Response:
     state = request.app[API]
-    doc = _owned(await read_object(request), principal, None)
-    # Stored with its full id, so a PUT of the same document is recognised as unchanged.
-    doc = {**doc, "id": _parse(state, doc).id}
+    raw = await read_object(request)
+    # Stored with its full id, so a PUT of the same document is recognised as unchanged; its keys
+    # in the order a PUT stores them (id, then team_id), so a diff of two versions shows no move.
+    doc = _owned({**raw, "id": _parse(state, _owned(raw, principal, None)).id}, principal, None)
     store = state.definitions()
     try:
         stored = await state.write(store.create(doc, author=principal.author))
