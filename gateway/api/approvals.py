@@ -25,9 +25,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.api.auth import Principal
-from gateway.api.execution_ops import _parsed
-from gateway.api.executions import _queried_state, described_execution, execution_links, sees_execution
-from gateway.api.messages import check_filters, decode_cursor, encode_cursor, json_response, page_limit, read_object
+from gateway.api.executions import described_execution, execution_links, queried_state, sees_execution
+from gateway.api.messages import check_filters, decode_cursor, encode_cursor, json_response, page_limit, read_model
 from gateway.api.models import ApprovalList, ApprovalRequest, ExecutionApproval
 from gateway.api.state import API, ApiState
 from gateway.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -55,12 +54,12 @@ def _deciding_team(
 async def decide_approval(request: web.Request, principal: Principal) -> web.Response:
     """Approve or reject (200 with the approval); 409 once decided, with the decision(s)."""
     state = request.app[API]
-    body = _parsed(ApprovalRequest, await read_object(request))
+    body = await read_model(request, ApprovalRequest)
     execution_id, step = request.match_info["execution_id"], request.match_info["step"]
     handle, description = await described_execution(state, execution_id)
     if not sees_execution(principal, description):
         async with state.temporal_call():
-            run = await _queried_state(state, handle)
+            run = await queried_state(state, handle)
         if not _deciding_team(principal, description, run, step):
             raise NotFound(f'no execution "{execution_id}"')
     decision = DecisionRequest(
@@ -87,7 +86,7 @@ async def decide_approval(request: web.Request, principal: Principal) -> web.Res
 async def _ended(state: ApiState, handle: WorkflowHandle[Any, Any], execution_id: str, step: str) -> Conflict:
     """409 for a decision on a run that has ended (the decision before this one may have let it
     finish at once): with the approval as the run left it, when its state can be read."""
-    run = await _queried_state(state, handle)
+    run = await queried_state(state, handle)
     approval = run.steps[step].approval if run is not None and step in run.steps else None
     if approval is None:
         return Conflict(f'execution "{execution_id}" has ended: nothing waits for a decision')
@@ -161,7 +160,7 @@ async def list_approvals(request: web.Request, principal: Principal) -> web.Resp
 
     async def state_of(description: WorkflowExecution) -> RunState | None:
         async with gate:
-            return await _queried_state(state, client.get_workflow_handle(description.id, run_id=description.run_id))
+            return await queried_state(state, client.get_workflow_handle(description.id, run_id=description.run_id))
 
     async with state.temporal_call():
         states = await asyncio.gather(*(state_of(d) for d in found))

@@ -11,15 +11,14 @@ from collections.abc import Mapping
 
 import orjson
 from aiohttp import web
-from pydantic import ValidationError
 
 from gateway.api.auth import Principal
-from gateway.api.messages import check_filters, json_response, page_by_id, page_limit, read_object
+from gateway.api.messages import check_filters, json_response, page_by_id, page_limit, read_model
 from gateway.api.models import DeadLetter, DeadLetterList, DlqReplayed, DlqReplayRequest
 from gateway.api.state import API, ApiState
 from gateway.errors import Unprocessable
 from hookline import dlq
-from schemas.validation import SchemaError, location
+from schemas.validation import SchemaError
 
 __all__ = ["list_dlq", "replay_dlq"]
 
@@ -87,11 +86,7 @@ async def list_dlq(request: web.Request, principal: Principal) -> web.Response:
 async def replay_dlq(request: web.Request, principal: Principal) -> web.Response:
     """Re-publish the chosen dead letters (each once) to the topic they came from."""
     state = request.app[API]
-    try:
-        body = DlqReplayRequest.model_validate(await read_object(request))
-    except ValidationError as exc:
-        errors = [SchemaError(location(e["loc"]), e["msg"]) for e in exc.errors()]
-        raise Unprocessable("the request body is not valid", errors=errors) from exc
+    body = await read_model(request, DlqReplayRequest)
     if body.ids is not None and body.filter:
         raise Unprocessable(
             "name dead letters by ids or by filter, not both", errors=[SchemaError("", "ids and filter")]

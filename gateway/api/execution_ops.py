@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -24,16 +22,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.api.auth import Principal
 from gateway.api.executions import STATUS, execution_links, visibility_query, visible_execution
 from gateway.api.history import read_history
-from gateway.api.messages import json_response, read_object
+from gateway.api.messages import json_response, read_model
 from gateway.api.models import BulkFailure, BulkRequest, BulkResult, RetryRequest, Started
 from gateway.api.state import API, ApiState
 from gateway.errors import BadRequest, Conflict, Unprocessable
 from hookline.runs import NotStartable, build_request, retry_run_id, start_run
-from schemas.validation import SchemaError, location
+from schemas.validation import SchemaError
 
 __all__ = ["bulk_cancel", "bulk_retry", "retry_execution"]
 
-M = TypeVar("M", bound=BaseModel)
 S = WorkflowExecutionStatus
 #: Temporal statuses a retry may repeat.
 RETRYABLE = {S.FAILED, S.CANCELED, S.TERMINATED, S.TIMED_OUT}
@@ -86,18 +83,10 @@ async def _retry(state: ApiState, principal: Principal, execution_id: str, versi
     )
 
 
-def _parsed(model: type[M], body: dict[str, object]) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        errors = [SchemaError(location(e["loc"]), e["msg"]) for e in exc.errors()]
-        raise Unprocessable("the request body is not valid", errors=errors) from exc
-
-
 async def retry_execution(request: web.Request, principal: Principal) -> web.Response:
     """Start a new run repeating a failed or cancelled one (202); 409 for one that did not end so."""
     state = request.app[API]
-    body = _parsed(RetryRequest, await read_object(request, empty_ok=True))
+    body = await read_model(request, RetryRequest, empty_ok=True)
     answer = await _retry(state, principal, request.match_info["execution_id"], body.version)
     return json_response(answer, 202, headers={"Location": answer.links["self"]})
 
@@ -107,7 +96,7 @@ async def _bulk(
 ) -> tuple[ApiState, BulkRequest, list[str], int]:
     """The request, and the executions its filter selects (at most `api.bulk_limit`)."""
     state = request.app[API]
-    body = _parsed(BulkRequest, await read_object(request))
+    body = await read_model(request, BulkRequest)
     if "status" in body.filter:
         raise BadRequest(f'a bulk {act} chooses the status itself ({narrowed}); leave "status" out')
     query = f"{visibility_query(principal, body.filter)} AND {narrowed}"

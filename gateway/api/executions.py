@@ -281,7 +281,7 @@ def _ui_url(state: ApiState, description: WorkflowExecutionDescription) -> str |
     )
 
 
-async def _queried_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> RunState | None:
+async def queried_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> RunState | None:
     """The interpreter's own account, if a worker answers in time."""
     try:
         result: RunState | None = await handle.query(
@@ -302,7 +302,7 @@ def _state_view(
 async def _run_state(state: ApiState, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     """The run's step states: from the interpreter's `state` query, or else the completed run's
     result, or else as far as the history tells (no worker polls, or the query timed out)."""
-    queried = await _queried_state(state, handle)
+    queried = await queried_state(state, handle)
     if queried is not None:
         return _state_view(queried.steps, queried.definition_version, queried.error, "query")
     history = await read_history(state.temporal(), handle)

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from gateway.errors import BadRequest, Forbidden, UnsupportedMediaType
+from gateway.errors import BadRequest, Forbidden, Unprocessable, UnsupportedMediaType
 from schemas.limits import MAX_JSON_DEPTH, depth_exceeds
+from schemas.validation import SchemaError, location
 
 __all__ = [
     "MAX_DEPTH",
@@ -29,6 +30,7 @@ __all__ = [
     "page_by_id",
     "page_limit",
     "query_int",
+    "read_model",
     "read_object",
 ]
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from gateway.api.auth import Principal
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 #: Deeper JSON is refused with 400 before any validator recurses into it.
 MAX_DEPTH = MAX_JSON_DEPTH
@@ -176,3 +179,14 @@ def decode_cursor(cursor: str, scope: str) -> bytes:
     if len(raw) <= 8 or not hmac.compare_digest(raw[:8], _check(raw[8:], scope)):
         raise BadRequest('query parameter "cursor" is not a cursor this API returned for this listing')
     return raw[8:]
+
+
+async def read_model(request: web.Request, model: type[M], *, empty_ok: bool = False) -> M:
+    """The request's JSON object as `model`; 422 listing where it does not fit (400/415 as
+    `read_object` says)."""
+    body = await read_object(request, empty_ok=empty_ok)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [SchemaError(location(e["loc"]), e["msg"]) for e in exc.errors()]
+        raise Unprocessable("the request body is not valid", errors=errors) from exc
