@@ -484,10 +484,14 @@ class TemporalCluster:
             with contextlib.suppress(Exception):
                 self.processes[service].stop()
 
+    async def stop_services(self, grace_s: float = 20.0) -> None:
+        """Every service sent SIGTERM at once, and SIGKILL if it is still there after `grace_s`."""
+        await asyncio.gather(*(self.processes[s].terminate(grace_s) for s in TEMPORAL_SERVICES))
+
     async def restart(self, timeout: float = 120.0) -> None:
-        """Every service stopped (SIGTERM, as a rolling restart would) and started again; returns
-        once the frontend serves again."""
-        await asyncio.gather(*(self.processes[s].terminate(20.0) for s in TEMPORAL_SERVICES))
+        """Every service stopped (SIGTERM, as a deployment's restart does) and started again;
+        returns once the frontend serves again."""
+        await self.stop_services()
         await self.start_services(timeout)
 
 
