@@ -40,7 +40,7 @@ _GAUGED = 1000
 STATES = ("running", "queued", "throttled", "collecting")
 
 
-async def _ask(state: ApiState, lane_id: str, gate: asyncio.Semaphore) -> LaneState | BaseException:
+async def _ask(state: ApiState, lane_id: str, gate: asyncio.Semaphore) -> LaneState | Exception:
     """The lane's state, or why it did not answer."""
     handle = state.temporal().get_workflow_handle(lane_id)
     async with gate:
@@ -53,8 +53,8 @@ async def _ask(state: ApiState, lane_id: str, gate: asyncio.Semaphore) -> LaneSt
     return answer
 
 
-def _lane(answer: LaneState | BaseException) -> Lane:
-    if isinstance(answer, BaseException):
+def _lane(answer: LaneState | Exception) -> Lane:
+    if isinstance(answer, Exception):
         note = f"the lane did not answer ({type(answer).__name__}); is a worker polling?"
         return Lane(
             key="?",
