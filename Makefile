@@ -34,6 +34,7 @@ bench: install jars
 	$(PY) bench/spawn.py
 	$(PY) bench/runs.py
 	$(PY) bench/runs.py --local-pools shell
+	$(PY) bench/flow.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import wait_ready  # noqa: E402
+from bench.runs import closed as completed  # noqa: E402
 from bench.runs import pct  # noqa: E402
 from bench.stack import start_stack  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
@@ -79,17 +80,6 @@ def run_ids(path: str, doc: dict[str, Any]) -> list[str]:
         event_run_id(path, "alertmanager", alert_dedupe_key(doc["receiver"], a["fingerprint"], a["startsAt"], "firing"))
         for a in doc["alerts"]
     ]
-
-
-async def completed(client: Any, path: str, n: int, timeout: float = 1800) -> dict[str, tuple[datetime, datetime]]:
-    """Run id → (start, close) of `path`'s runs (not its lanes), once `n` of them have completed."""
-    query = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{path}' AND ExecutionStatus = 'Completed'"
-    deadline = time.monotonic() + timeout
-    while (await client.count_workflows(query)).count < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {n} {path} runs completed within {timeout:g}s")
-        await asyncio.sleep(0.5)
-    return {w.id: (w.start_time, w.close_time) async for w in client.list_workflows(query)}
 
 
 def cpu_s(pid: int) -> float:
@@ -136,7 +126,7 @@ async def phase(port: int, client: Any, path: str, rate: int, seconds: float, pi
     done_before = (await client.count_workflows(runs_of)).count
     cpu = {name: cpu_s(pid) for name, pid in pids.items()}
     accepted = await offer(port, docs, rate / PER_NOTIFICATION)
-    runs = await completed(client, path, done_before + len(docs) * PER_NOTIFICATION)
+    runs = await completed(client, path, done_before + len(docs) * PER_NOTIFICATION, timeout=1800)
     used = {name: cpu_s(pid) - cpu[name] for name, pid in pids.items()}
     mine = [(runs[run], t202) for doc, t202 in zip(docs, accepted, strict=True) for run in run_ids(path, doc)]
     starts = sorted(start.timestamp() for (start, _), _ in mine)

@@ -79,8 +79,9 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def closed(client: Any, kind: str, n: int, timeout: float = 600) -> dict[str, tuple[datetime, datetime]]:
-    """Run id → (start, close) of `kind`'s runs, once `n` of them have completed."""
-    query = f"HooklineDefinitionId = '{kind}' AND ExecutionStatus = 'Completed'"
+    """Run id → (start, close) of `kind`'s runs (not its flow-control lanes or wait mailboxes),
+    once `n` of them have completed."""
+    query = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{kind}' AND ExecutionStatus = 'Completed'"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (await client.count_workflows(query)).count >= n:

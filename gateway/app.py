@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api import add_api_routes
+from gateway.api.lanes import watch_lanes
 from gateway.api.state import API
 from gateway.errors import UNAVAILABLE_COUNTER, UnknownSource, problem_middleware
 from gateway.ingress import bounded, hook_handler
@@ -109,6 +110,7 @@ def create_app(
     add_api_routes(app, settings, catalog, app[SOURCES], app[PUBLISHER].recent)
     if settings.api.tokens:  # without tokens there is no API, and nothing to read Temporal with
         watch_temporal(app[METRICS].registry, app[API])
+        watch_lanes(app[METRICS].registry, app[API])
     if settings.console.enabled:
         add_console_routes(app, settings)
     return app

@@ -216,7 +216,8 @@ def _flow_control(trigger: Trigger, event: Event) -> dict[str, Any] | None:
     if trigger.concurrency is not None:
         answer |= {"limit": trigger.concurrency.limit, "mode": trigger.concurrency.mode}
     if trigger.throttle is not None:
-        answer["throttle"] = {"limit": trigger.throttle.limit, "period_s": trigger.throttle.period}
+        throttle = trigger.throttle
+        answer["throttle"] = {"limit": throttle.limit, "period_s": throttle.period, "burst": throttle.burst}
     if trigger.debounce is not None:
         answer["debounce"] = {"period_s": trigger.debounce.period, "max_wait_s": trigger.debounce.max_wait}
     if trigger.batch is not None:

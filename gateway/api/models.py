@@ -403,7 +403,10 @@ class Lane(_Answer):
     key: str
     limit: int | None = Field(description="Runs at once; null: no concurrency limit (a throttle only).")
     mode: str
-    throttle: dict[str, Any] | None = Field(description="At most `limit` starts per `period_s`.")
+    throttle: dict[str, Any] | None = Field(
+        description="At most `limit` starts per `period_s`, up to `burst` more at once after a quiet time; "
+        "`until`: when the next start is allowed while the throttle holds one back."
+    )
     running: list[str]
     queued: list[str] = Field(description="In the order they will start: priority, then arrival.")
     skipped: list[str]

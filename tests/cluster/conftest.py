@@ -25,15 +25,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: starts the multi-node cluster (tests/cluster; make cluster-drill)")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marked `integration` and `cluster` here, where no module can forget it, with
-    HOOKLINE_CLUSTER=1 (`make cluster-drill`); skipped without, and then unmarked, so that a
-    session of them alone (`make test` collects them) waits for no other session's servers."""
+    HOOKLINE_CLUSTER=1 (`make cluster-drill`); without it deselected (`make test` does not run
+    the cluster drill: docs/cluster.md says why), so they count as neither run nor skipped."""
     if ENABLED:
         mark_folder(items, HERE, pytest.mark.integration, pytest.mark.cluster)
-    else:
-        skip = pytest.mark.skip(reason="the cluster drill runs with `make cluster-drill` (HOOKLINE_CLUSTER=1)")
-        mark_folder(items, HERE, skip)
+        return
+    drill = [item for item in items if item.path.resolve().is_relative_to(HERE)]
+    if drill:
+        config.hook.pytest_deselected(items=drill)
+        items[:] = [item for item in items if item not in drill]
 
 
 @pytest.fixture(scope="package")

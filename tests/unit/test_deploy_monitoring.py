@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from gateway.api.lanes import LaneGauges
 from gateway.metrics import GatewayMetrics
 from gateway.temporal_metrics import PoolCollector, PoolLoad, RunCollector
 from triggers.metrics import ConsumerLag, DlqSize, TickerUp, TriggersMetrics
@@ -138,6 +140,7 @@ async def component_registries() -> list[CollectorRegistry]:
     gateway, triggers, worker = GatewayMetrics().registry, TriggersMetrics().registry, WorkerMetrics().registry
     gateway.register(PoolCollector(lambda: read({"shell": PoolLoad(backlog=2, backlog_age_s=1.5, pollers=1)})))
     gateway.register(RunCollector(lambda: read({("incident", "running"): 1})))
+    gateway.register(LaneGauges(lambda: read({"incident": (2, Counter(running=1, queued=3))})))
     triggers.register(ConsumerLag(lambda: read({("hl.events", 0): 3})))
     triggers.register(DlqSize(lambda: read(4)))
     triggers.register(TickerUp(no_problem))
