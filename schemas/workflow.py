@@ -142,6 +142,11 @@ class Trigger(_Model):
     batch: Batch | None = None
     #: A template giving a number: lower starts first among the events waiting in a lane.
     priority: Any = None
+    #: An event waiting in its lane's queue when it resolves: dropped from the queue (default),
+    #: or kept there, its run starting in turn and getting the resolution as `on_resolved` says
+    #: (not `on_resolved`, which says what a resolution does to a run). Left out when it is the
+    #: default, so the run requests of definitions without it are the ones recorded before it.
+    resolved_while_queued: Literal["drop", "keep"] = Field("drop", exclude_if=lambda value: value == "drop")
 
     @model_validator(mode="after")
     def _one_lane_key(self) -> Trigger:
@@ -161,6 +166,11 @@ class Trigger(_Model):
     def flow_controlled(self) -> bool:
         """Whether its events go to a lane (docs/flow-control.md) instead of starting at once."""
         return bool(self._flow_parts())
+
+    @property
+    def keeps_resolved(self) -> bool:
+        """Whether its lane keeps a queued event that resolves (`resolved_while_queued: keep`)."""
+        return self.flow_controlled and self.resolved_while_queued == "keep"
 
     @property
     def lane_key(self) -> Any:
@@ -513,7 +523,24 @@ def _trigger_errors(doc: dict[str, Any]) -> list[SchemaError]:
             errors.append(SchemaError(f"{where}.timezone", f"unknown time zone {t['timezone']!r}"))
         errors.extend(filter_errors(t.get("filter"), f"{where}.filter"))
         errors.extend(template_errors(t.get("input"), f"{where}.input"))
+        errors.extend(_kept_errors(t, where))
     return errors
+
+
+def _kept_errors(trigger: dict[str, Any], where: str) -> list[SchemaError]:
+    """`resolved_while_queued: keep` only where a queue is and a resolution reaches it."""
+    if trigger.get("resolved_while_queued") != "keep":
+        return []
+    if not any(part in trigger for part in ("concurrency", "throttle", "debounce", "batch")):
+        why = "keep needs a lane to wait in: give the trigger concurrency, throttle, debounce or batch"
+        return [SchemaError(f"{where}.resolved_while_queued", why)]
+    on_resolved = trigger.get("on_resolved", "signal")
+    if on_resolved not in ("signal", "cancel"):
+        why = (
+            f"keep has no effect with on_resolved: {on_resolved} (only signal and cancel bring a resolution to a lane)"
+        )
+        return [SchemaError(f"{where}.resolved_while_queued", why)]
+    return []
 
 
 def _inputs_errors(doc: dict[str, Any]) -> list[SchemaError]:

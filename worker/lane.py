@@ -79,7 +79,11 @@ class HooklineLane:
         self._holder: dict[str, str] = {}
         #: Resolutions for runs that run now, to pass on; of runs never seen, to drop on arrival.
         self._resolutions: list[LaneResolve] = []
-        self._resolved_early: dict[str, None] = {}
+        self._resolved_early: dict[str, LaneResolve] = {}
+        #: Resolutions of queued events their trigger keeps (`resolved_while_queued: keep`), passed
+        #: on once their run has started. Not carried over: the lane does not continue as new
+        #: while it holds one (see `_roll`).
+        self._held: dict[str, LaneResolve] = {}
         for item in carried.waiting:
             self._queue(item)
         self._seen = dict.fromkeys(carried.seen)
@@ -178,8 +182,9 @@ class HooklineLane:
         return self._throttle.wait(rate, workflow.now()) if rate is not None else None
 
     def _roll(self) -> bool:
-        """Continue as new: Temporal suggests it, and no child runs (their handles would be lost)."""
-        return workflow.info().is_continue_as_new_suggested() and not self._running
+        """Continue as new: Temporal suggests it, no child runs (their handles would be lost) and no
+        resolution waits for its run to start (they are not carried; they start in turn)."""
+        return workflow.info().is_continue_as_new_suggested() and not self._running and not self._held
 
     def _queue(self, item: LaneItem) -> None:
         heapq.heappush(self._waiting, (item.priority, self._arrivals, item))
@@ -199,8 +204,11 @@ class HooklineLane:
         self._remember(item.run_id)
         now = workflow.now()
         item = item.model_copy(update={"arrived": now})
-        if item.run_id in self._resolved_early:  # its resolution came first: it is over already
-            del self._resolved_early[item.run_id]
+        early = self._resolved_early.pop(item.run_id, None)
+        # Its resolution came first: it is over already, unless its trigger keeps it and it would
+        # wait in the queue (`resolved_while_queued` is about the queue; a collected event that
+        # resolves always leaves its collection).
+        if early is not None and (item.config.collect is not None or not _keeps_resolved(item)):
             self._dropped.append(item.run_id)
             self._count("dropped")
             return
@@ -221,8 +229,11 @@ class HooklineLane:
             self._replaced.extend(waiting.run_id for _, _, waiting in sorted(self._waiting, key=lambda e: e[:2]))
             self._count("replaced", len(self._waiting))
             self._waiting.clear()
+            self._held.clear()  # their runs never start: nothing to tell
         if mode == "cancel_running":  # ... and over what runs
             self._to_cancel.update(self._running)
+        if early is not None:  # kept: it waits its turn, and its run then hears of its resolution
+            self._held[item.run_id] = early
         self._queue(item)
         self._count("queued")
 
@@ -233,8 +244,9 @@ class HooklineLane:
 
     @workflow.signal(name=LANE_RESOLVE)
     def resolve(self, resolution: LaneResolve) -> None:
-        """The event of `run_id` is over: drop it if it waits (or is being collected), tell its run
-        if it runs (also the debounced or batched run it went into)."""
+        """The event of `run_id` is over: drop it if it is being collected, or if it waits and its
+        trigger does not keep it (`resolved_while_queued`); tell its run if it runs (also the
+        debounced or batched run it went into), or once it starts if it was kept."""
         for index, item in enumerate(self._collecting):
             if item.run_id == resolution.run_id:
                 del self._collecting[index]
@@ -245,6 +257,9 @@ class HooklineLane:
                 return
         resolution = resolution.model_copy(update={"run_id": self._holder.get(resolution.run_id, resolution.run_id)})
         for index, (_, _, item) in enumerate(self._waiting):
+            if item.run_id == resolution.run_id and _keeps_resolved(item):
+                self._held[item.run_id] = resolution  # it starts in turn, then hears of it
+                return
             if item.run_id == resolution.run_id:
                 del self._waiting[index]
                 heapq.heapify(self._waiting)
@@ -254,7 +269,7 @@ class HooklineLane:
         if resolution.run_id in self._running:
             self._resolutions.append(resolution)
         elif resolution.run_id not in self._seen:
-            self._resolved_early[resolution.run_id] = None  # it overtook its event
+            self._resolved_early[resolution.run_id] = resolution  # it overtook its event
             while len(self._resolved_early) > _SHOWN:
                 del self._resolved_early[next(iter(self._resolved_early))]
 
@@ -312,8 +327,11 @@ class HooklineLane:
             )
         except WorkflowAlreadyStartedError:  # it ran before: nothing to wait for
             self._running.discard(item.run_id)
+            self._held.pop(item.run_id, None)
             return
         self._running.add(item.run_id)
+        if (held := self._held.pop(item.run_id, None)) is not None:
+            self._resolutions.append(held)  # passed on as any running run's (`run`'s next turn)
         rate = self._rate()
         if rate is not None:
             self._throttle.take(rate, workflow.now())
@@ -354,3 +372,10 @@ class HooklineLane:
                     await run.cancel()
             except Exception:  # noqa: S110 - the run ended meanwhile: nothing to tell
                 pass
+
+
+def _keeps_resolved(item: LaneItem) -> bool:
+    """Whether a queued event that resolves stays queued: its definition version (the one it was
+    queued under) says `resolved_while_queued: keep` on a trigger with flow control. A lane serves
+    all of a definition's triggers whose key gives the same, so one such trigger keeps them."""
+    return any(trigger.keeps_resolved for trigger in item.request.definition.triggers)

@@ -1,8 +1,9 @@
 """Flow control (docs/flow-control.md): a storm of 1,000 alerts over 10 services against
 `concurrency: {key: service, limit: 1}` never runs two remediations of one service at once, runs
 every alert once and takes about the slowest service's serial time; `skip`, `priority`, a
-resolution of a waiting alert, `replace_queued`, `cancel_running`, `throttle` (with and without
-`burst`), `debounce` and `batch` do what they say, and the lanes' metrics count what happened.
+resolution of a waiting alert (dropped, or kept with `resolved_while_queued: keep`),
+`replace_queued`, `cancel_running`, `throttle` (with and without `burst`), `debounce` and `batch`
+do what they say, and the lanes' metrics count what happened.
 Real gateway, Kafka, triggers, lanes and runs on Temporal, and a worker."""
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ async def test_a_storm_of_1000_alerts_runs_one_remediation_per_service_at_a_time
 
 
 @pytest.mark.usefixtures("worker")
-async def test_skip_priority_and_a_resolved_waiting_alert(
+async def test_skip_priority_and_a_resolved_waiting_alert_dropped_or_kept(
     release: Path,
     gateway: TestClient[Any, Any],
     store: DefinitionStore,
@@ -260,6 +261,17 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
             on_resolved="signal",
         )
     )
+    # The same, but a waiting alert that resolves keeps its place (`resolved_while_queued: keep`).
+    await store.put(
+        remediation(
+            "Keeping",
+            "held",
+            concurrency={"key": "${{ labels.service }}"},
+            priority="${{ labels.rank }}",
+            on_resolved="signal",
+            resolved_while_queued="keep",
+        )
+    )
     service = triggers_service()
     async with running(service.run, service.stop):
         first = alerts(1, service="a", rank="9")
@@ -267,11 +279,12 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
         [skipping_first] = run_ids("skipping", first)
         [ranked_first] = run_ids("ranked", first)
         await started_runs(temporal_client, ranked_first, timeout=20)
+        await started_runs(temporal_client, run_ids("keeping", first)[0], timeout=20)
         later = [alerts(1, service="a", rank=rank) for rank in ("3", "1", "2", "5")]
         for body in later:
             assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
         ranked = [run_ids("ranked", body)[0] for body in later]
-        # The rank-5 alert resolves while it waits: it is dropped from the queue.
+        # The rank-5 alert resolves while it waits: it is dropped from the queue, or kept.
         resolved = json.loads(json.dumps(later[3]))
         resolved["alerts"][0]["status"] = resolved["status"] = "resolved"
         resolved["alerts"][0]["endsAt"] = "2026-11-29T12:00:00Z"
@@ -285,8 +298,21 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
             "three waiting and the resolved one dropped",
             until=lambda s: len(s.queued) == 3 and s.dropped == [ranked[3]],
         )
+        # The keeping lane has had the resolution (the triggers count it once Temporal took the
+        # signal) before any of its waiting alerts could start: all four still wait.
+        await eventually(
+            lambda: registry_text(service.metrics.registry),
+            "the resolution signalled to the keeping lane",
+            until=lambda text: (
+                sample(text, "hookline_triggers_workflows_started_total", definition="keeping", outcome="signalled")
+                == 1
+            ),
+        )
+        keeping = [run_ids("keeping", body)[0] for body in later]
+        kept = await lane(temporal_client, "keeping", "a")
         release.touch()
         results = [await wait_for_result(temporal_client, run, timeout=60) for run in ranked[:3]]
+        kept_results = [await wait_for_result(temporal_client, run, timeout=60) for run in keeping]
 
     starts = sorted((r.steps["fix"].started_at, rank) for r, rank in zip(results, ("3", "1", "2"), strict=True))
     assert [rank for _, rank in starts] == ["1", "2", "3"]  # lower priority value first
@@ -297,6 +323,12 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
     await asyncio.sleep(0.5)
     assert await runs_of(temporal_client, ranked[3]) == []  # resolved while it waited: never ran
     assert dropped.queued == [ranked[1], ranked[2], ranked[0]]  # by rank: 1, 2, 3
+    # Kept: the resolved alert waited in its place, its run started last (rank 5) and got the
+    # resolution as a running run does; the others never heard of one.
+    assert (kept.queued, kept.dropped) == ([keeping[1], keeping[2], keeping[0], keeping[3]], [])
+    kept_starts = sorted((r.steps["fix"].started_at, run) for r, run in zip(kept_results, keeping, strict=True))
+    assert [run for _, run in kept_starts] == [keeping[1], keeping[2], keeping[0], keeping[3]]
+    assert [r.resolved_by is not None for r in kept_results] == [False, False, False, True]
     # The lanes counted what they decided: one run and four skipped; five queued, one of them
     # dropped, four runs.
     counted = await scraped(worker_scrape)
@@ -304,7 +336,7 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
         (definition, decision): sample(
             counted, "hookline_lane_decisions_total", definition=definition, decision=decision
         )
-        for definition in ("skipping", "ranked")
+        for definition in ("skipping", "ranked", "keeping")
         for decision in ("queued", "skipped", "dropped")
     }
     assert decisions == {
@@ -314,8 +346,12 @@ async def test_skip_priority_and_a_resolved_waiting_alert(
         ("ranked", "queued"): 5,
         ("ranked", "skipped"): 0,
         ("ranked", "dropped"): 1,
+        ("keeping", "queued"): 5,
+        ("keeping", "skipped"): 0,
+        ("keeping", "dropped"): 0,
     }
     assert sample(counted, "hookline_lane_runs_started_total", definition="ranked", kind="single") == 4
+    assert sample(counted, "hookline_lane_runs_started_total", definition="keeping", kind="single") == 5
 
 
 @pytest.mark.usefixtures("worker")

@@ -72,3 +72,41 @@ def test_a_throttle_burst_is_read_defaults_to_zero_and_is_never_negative() -> No
         with pytest.raises(DefinitionError) as info:
             parse_definition(definition(throttle={"limit": 1, "period": 1, "burst": bad}))
         assert "trigger.throttle.burst" in [error.location for error in info.value.errors]
+
+
+def test_a_resolved_queued_event_is_dropped_unless_the_trigger_keeps_it() -> None:
+    lane = {"concurrency": {"key": "${{ labels.service }}"}}
+    [plain] = parse_definition(definition(**lane)).triggers
+    assert (plain.resolved_while_queued, plain.keeps_resolved) == ("drop", False)
+    for on_resolved in ("signal", "cancel"):
+        [kept] = parse_definition(definition(**lane, on_resolved=on_resolved, resolved_while_queued="keep")).triggers
+        assert (kept.resolved_while_queued, kept.keeps_resolved) == ("keep", True)
+    [throttled] = parse_definition(
+        definition(throttle={"limit": 1, "period": "1m"}, resolved_while_queued="keep")
+    ).triggers
+    assert throttled.keeps_resolved
+
+
+@pytest.mark.parametrize(
+    ("trigger", "where", "why"),
+    [
+        ({"concurrency": {}, "resolved_while_queued": "run"}, "trigger.resolved_while_queued", ""),
+        ({"concurrency": {}, "resolved_while_queued": True}, "trigger.resolved_while_queued", ""),
+        ({"resolved_while_queued": "keep"}, "trigger.resolved_while_queued", "needs a lane"),
+        (
+            {"concurrency": {}, "on_resolved": "ignore", "resolved_while_queued": "keep"},
+            "trigger.resolved_while_queued",
+            "no effect with on_resolved: ignore",
+        ),
+        (
+            {"concurrency": {}, "on_resolved": "start", "resolved_while_queued": "keep"},
+            "trigger.resolved_while_queued",
+            "no effect with on_resolved: start",
+        ),
+    ],
+)
+def test_resolved_while_queued_is_refused_where_it_is_wrong(trigger: dict[str, Any], where: str, why: str) -> None:
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(definition(**trigger))
+    assert where in [error.location for error in info.value.errors]
+    assert why in str(info.value)
