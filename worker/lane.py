@@ -258,7 +258,9 @@ class HooklineLane:
         resolution = resolution.model_copy(update={"run_id": self._holder.get(resolution.run_id, resolution.run_id)})
         for index, (_, _, item) in enumerate(self._waiting):
             if item.run_id == resolution.run_id and _keeps_resolved(item):
-                self._held[item.run_id] = resolution  # it starts in turn, then hears of it
+                # It starts in turn, then hears of it; a collected run of several hears of the
+                # first, as a running run keeps the first it gets.
+                self._held.setdefault(item.run_id, resolution)
                 return
             if item.run_id == resolution.run_id:
                 del self._waiting[index]
