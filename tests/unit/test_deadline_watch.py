@@ -55,3 +55,40 @@ async def test_later_waiters_are_not_expired_early(watch: DeadlineWatch) -> None
     assert not second.done()
     late.set_result(None)
     await asyncio.wait_for(second, 1)
+
+
+# wait_one: the single-record path, which awaits aiokafka's own delivery future.
+
+
+async def test_one_future_returns_when_it_succeeds(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    loop.call_later(0.01, future.set_result, "acked")
+    await asyncio.wait_for(watch.wait_one(future), 1)
+
+
+async def test_one_unanswered_future_fails_itself_at_the_deadline(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await watch.wait_one(future)
+    assert 0.3 <= loop.time() - started < 1.0
+    assert future.done()  # an ack arriving now finds it done, as aiokafka expects
+
+
+async def test_one_cancelled_delivery_future_is_a_kafka_error(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    loop.call_soon(future.cancel)
+    with pytest.raises(KafkaError, match="cancelled"):
+        await watch.wait_one(future)
+
+
+async def test_cancelling_the_request_is_not_turned_into_a_kafka_error(watch: DeadlineWatch) -> None:
+    future = asyncio.get_running_loop().create_future()
+    waiting = asyncio.ensure_future(watch.wait_one(future))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
