@@ -21,11 +21,12 @@ TOKEN = ApiToken(name="ci", token=SecretStr("unit-test-secret-token"), team="tea
 AUTH = {"Authorization": "Bearer unit-test-secret-token"}
 
 
-def settings(*tokens: ApiToken) -> GatewaySettings:
+def settings(*tokens: ApiToken, max_body_bytes: int = 4096) -> GatewaySettings:
+    """A gateway whose Kafka and Temporal addresses nothing listens at, with `tokens`."""
     return GatewaySettings(
         kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
         temporal=TemporalSettings(address=f"127.0.0.1:{free_port()}"),
-        gateway=GatewayOptions(max_body_bytes=4096),
+        gateway=GatewayOptions(max_body_bytes=max_body_bytes),
         api=ApiOptions(tokens=list(tokens)),
     )
 

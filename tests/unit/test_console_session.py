@@ -14,28 +14,18 @@ from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from gateway.app import create_app
-from gateway.settings import ApiOptions, ApiToken, GatewayOptions, GatewaySettings
+from gateway.settings import ApiToken
 from gateway.ui.console import local_path
-from hookline.settings import KafkaSettings, TemporalSettings
-from hookline.stack import free_port
 from schemas.agents import AgentCatalog
+from tests.unit.test_api_app import settings
 
 WRITER = ApiToken(name="writer", token=SecretStr("console-writer-secret"), team="team-a", scopes=["read", "execute"])
 READER = ApiToken(name="reader", token=SecretStr("console-reader-secret"), team="team-a", scopes=["read"])
 
 
-def settings(*tokens: ApiToken) -> GatewaySettings:
-    return GatewaySettings(
-        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
-        temporal=TemporalSettings(address=f"127.0.0.1:{free_port()}"),
-        gateway=GatewayOptions(max_body_bytes=65536),
-        api=ApiOptions(tokens=list(tokens)),
-    )
-
-
 @pytest.fixture
 async def console(aiohttp_client: AiohttpClient) -> TestClient[Any, Any]:
-    return await aiohttp_client(create_app(settings(WRITER, READER), agents=AgentCatalog()))
+    return await aiohttp_client(create_app(settings(WRITER, READER, max_body_bytes=65536), agents=AgentCatalog()))
 
 
 async def sign_in(client: TestClient[Any, Any], token: str, next_path: str = "/ui/runners") -> Any:
