@@ -13,8 +13,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 run: install jars
 	$(VENV)/bin/hookline run --config examples/hookline.yaml
 
+# Two workers share the session's Kafka and Temporal (tests/conftest.py); the tests wait on I/O
+# more than they compute, so two of them on two cores take about half the time of one.
+TEST_WORKERS ?= 2
 test: install jars helm
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # Every part of the stack killed (and frozen) at every moment, three rounds; `make test` runs a short drill.
 drill: install jars

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
+import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiokafka import AIOKafkaConsumer
 from temporalio.client import Client
 
@@ -47,8 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "these tests use the session's Kafka and Temporal (the `stack` fixture) but are not marked"
             " integration; move them under tests/integration or mark them: " + ", ".join(unmarked)
         )
-    if any(item.get_closest_marker(mark) for item in items for mark in _STACK_MARKS):
-        _hold_suite_lock()
+    if SHARED_STACK not in os.environ and any(item.get_closest_marker(mark) for item in items for mark in _STACK_MARKS):
+        _hold_suite_lock()  # a shared stack's lock is held by the session that started it
 
 
 #: Tests with these marks start Kafka and Temporal (or more): one such session at a time per machine.
@@ -79,14 +83,73 @@ def mark_folder(items: list[pytest.Item], folder: Path, *marks: pytest.MarkDecor
                 item.add_marker(mark)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A real Kafka (KRaft) and an in-memory Temporal dev server for the whole session."""
-    base = tmp_path_factory.mktemp("stack")
-    local = LocalStack(
+#: `<kafka bootstrap servers> <temporal address>` of a running stack the tests use instead of
+#: starting their own: set by the controller of a `pytest -n N` session for its workers (below).
+SHARED_STACK = "HOOKLINE_TEST_STACK"
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedStack:
+    """The addresses of a stack this session did not start (the `stack` fixture's other form)."""
+
+    bootstrap_servers: str
+    address: str
+
+    @property
+    def kafka(self) -> SharedStack:
+        return self
+
+    @property
+    def temporal(self) -> SharedStack:
+        return self
+
+
+def _new_stack(base: Path) -> LocalStack:
+    return LocalStack(
         KafkaServer(base / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
         TemporalServer(base / "temporal", port=free_port()),
     )
+
+
+_controller_stack: tuple[LocalStack, Path] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With `-n N` (pytest-xdist) the controller starts Kafka and Temporal once, before its
+    workers, and hands them the addresses (HOOKLINE_TEST_STACK, which the workers inherit):
+    one stack for the whole run however many workers share it, stopped when the run ends. Not
+    when the run leaves the stack's tests out (`-m "not integration"`) or already has one."""
+    global _controller_stack
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if SHARED_STACK in os.environ or "not integration" in (config.option.markexpr or ""):
+        return
+    _hold_suite_lock()
+    # Not the debug lines of its readiness waits on the terminal: nothing captures them here.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    base = Path(tempfile.mkdtemp(prefix="hookline-stack-"))
+    local = _new_stack(base)
+    _controller_stack = local, base
+    asyncio.run(local.start())
+    os.environ[SHARED_STACK] = f"{local.kafka.bootstrap_servers} {local.temporal.address}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _controller_stack is not None:
+        local, base = _controller_stack
+        local.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack | SharedStack]:
+    """A real Kafka (KRaft) and an in-memory Temporal dev server for the whole session: this
+    session's own, or the one HOOKLINE_TEST_STACK names (shared by the workers of `-n N`)."""
+    if shared := os.environ.get(SHARED_STACK):
+        bootstrap_servers, address = shared.split()
+        yield SharedStack(bootstrap_servers, address)
+        return
+    local = _new_stack(tmp_path_factory.mktemp("stack"))
     asyncio.run(local.start())
     try:
         yield local
@@ -100,7 +163,7 @@ def unique() -> str:
 
 
 @pytest.fixture
-async def kafka_settings(stack: LocalStack, unique: str) -> KafkaSettings:
+async def kafka_settings(stack: LocalStack | SharedStack, unique: str) -> KafkaSettings:
     settings = KafkaSettings(
         bootstrap_servers=stack.kafka.bootstrap_servers, topic_prefix=unique, events_partitions=3, client_id=unique
     )
@@ -109,7 +172,7 @@ async def kafka_settings(stack: LocalStack, unique: str) -> KafkaSettings:
 
 
 @pytest.fixture
-def temporal_settings(stack: LocalStack, unique: str) -> TemporalSettings:
+def temporal_settings(stack: LocalStack | SharedStack, unique: str) -> TemporalSettings:
     return TemporalSettings(address=stack.temporal.address, task_queue=unique, runner_queue_prefix=f"{unique}.runner.")
 
 

@@ -113,18 +113,43 @@ async def test_the_overview_shows_the_numbers_and_what_needs_attention(
     for _ in range(2):
         await post(api, {"severity": "warning"})
 
-    await page.goto(base_url(api) + "/ui/")
-    answer = await overview(api)
+    # Runs and approvals of team-a from other tests of the session (still running, with `-n N`)
+    # are in the namespace too: the page shows what the API counts, read while neither moved.
+    statuses = ("failed", "succeeded", "running")
+
+    def numbers(answer: Any) -> dict[str, str]:
+        return {
+            **{status: str(answer["runs"]["by_status"][status]) for status in statuses},
+            "approvals": str(answer["approvals"]["runs"]),
+            "pools": f"{answer['runners']['with_pollers']}/{answer['runners']['total']}",
+            "failures": str(answer["runs"]["failed_last_hour"]),
+        }
+
+    async def shown() -> dict[str, str]:
+        texts = {s: page.locator(f'#card-runs .count[data-status="{s}"]').inner_text() for s in statuses}
+        return {
+            **{status: await text for status, text in texts.items()},
+            "approvals": await page.locator("#approvals-waiting").inner_text(),
+            "pools": await page.locator("#pools-polled").inner_text(),
+            "failures": await page.locator('.attention li[data-attention="failed_runs"]').get_attribute("data-count")
+            or "",
+        }
+
+    async def page_and_api() -> tuple[Any, dict[str, str], Any]:
+        before = await overview(api)
+        await page.goto(base_url(api) + "/ui/")
+        return before, await shown(), await overview(api)
+
+    answer, _, _ = await eventually(
+        page_and_api,
+        "the overview page to show the API's numbers",
+        until=lambda seen: numbers(seen[0]) == seen[1] == numbers(seen[2]),
+        timeout=30,
+        interval=0.5,
+    )
     await expect(page.locator("#events-5min")).to_have_text("2")  # decided: the two before the stop
     await expect(page.locator("#dlq-size")).to_have_text("1")
     await expect(page.locator("#consumer-lag")).to_have_text("2")
-    # Runs of team-a from other tests of the session are in the namespace too: as the API counts them.
-    for status in ("failed", "succeeded", "running"):
-        count = page.locator(f'#card-runs .count[data-status="{status}"]')
-        await expect(count).to_have_text(str(answer["runs"]["by_status"][status]))
-    await expect(page.locator("#approvals-waiting")).to_have_text(str(answer["approvals"]["runs"]))
-    polled = f"{answer['runners']['with_pollers']}/{answer['runners']['total']}"
-    await expect(page.locator("#pools-polled")).to_have_text(polled)
     failed = page.locator('.attention li[data-attention="failed_runs"]')
     failures = answer["runs"]["failed_last_hour"]
     await expect(failed).to_contain_text(f"{failures} run{'' if failures == 1 else 's'} failed in the last hour")

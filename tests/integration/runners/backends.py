@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,10 +116,14 @@ def podman_service(base: Path) -> Iterator[Podman]:
     """`podman system service` (Docker Engine API) with storage of its own under `base`, runc
     per hookline/containers.conf, and the busybox test image imported (no registry needed)."""
     env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
-    podman = ("podman", "--root", str(base / "storage"), "--runroot", str(base / "run"))
+    # Podman refuses a runroot of more than 50 characters (a pytest-xdist worker's base is longer).
+    runroot = Path(tempfile.mkdtemp(prefix="hookline-podman-"))
+    podman = ("podman", "--root", str(base / "storage"), "--runroot", str(runroot))
     socket_path = base / "podman.sock"
     busybox_rootfs(base / "rootfs.tar")
-    subprocess.run([*podman, "import", str(base / "rootfs.tar"), TEST_IMAGE], env=env, check=True, capture_output=True)
+    imported = subprocess.run([*podman, "import", str(base / "rootfs.tar"), TEST_IMAGE], env=env, capture_output=True)
+    if imported.returncode != 0:
+        raise RuntimeError(f"podman import failed ({imported.returncode}): {imported.stderr.decode(errors='replace')}")
     proc = subprocess.Popen(
         die_with_parent([*podman, "system", "service", "--time=0", f"unix://{socket_path}"], signal.SIGTERM), env=env
     )
@@ -133,3 +138,4 @@ def podman_service(base: Path) -> Iterator[Podman]:
         proc.terminate()
         proc.wait(20)
         subprocess.run([*podman, "system", "reset", "--force"], env=env, capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
