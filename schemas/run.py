@@ -162,6 +162,9 @@ class LaneItem(BaseModel):
     task_timeout_s: float | None = None
     #: When the lane took it (the lane sets it): its queue wait is measured from here.
     arrived: datetime | None = None
+    #: A debounced or batched run's: the run ids its events had, in the order of `request.events`
+    #: (a resolution names one of them).
+    members: list[str] = Field(default_factory=list)
 
 
 class LaneResolve(BaseModel):

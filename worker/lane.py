@@ -48,6 +48,11 @@ IDLE = timedelta(seconds=60)
 #: way the throttle counts a start once Temporal confirmed it: later than the run's real start, so
 #: its window holds in the runs' own start times too.
 _STARTS_TOGETHER = "lane-starts-together"
+#: Lanes that began after this resolve a debounced or batched run one event at a time: a
+#: resolution drops only its own event from a queued run (the run only once none is left), and a
+#: run hears of (or is cancelled by) a resolution once every event in it has resolved. Older
+#: histories replay the first resolution of any of its events ending the whole run.
+_PER_EVENT = "lane-resolves-collected-per-event"
 #: Run ids remembered (a redelivered event is not queued twice), skipped and dropped ones shown.
 _SEEN = 5000
 _SHOWN = 100
@@ -84,6 +89,10 @@ class HooklineLane:
         #: on once their run has started. Not carried over: the lane does not continue as new
         #: while it holds one (see `_roll`).
         self._held: dict[str, LaneResolve] = {}
+        #: Debounced or batched runs: of a running one, its events not resolved yet (until it ends);
+        #: of a queued one its trigger keeps, its events resolved so far (not carried: see `_roll`).
+        self._unresolved: dict[str, set[str]] = {}
+        self._resolved_members: dict[str, set[str]] = {}
         for item in carried.waiting:
             self._queue(item)
         self._seen = dict.fromkeys(carried.seen)
@@ -163,11 +172,17 @@ class HooklineLane:
             self._holder[item.run_id] = run_id
         while len(self._holder) > _SEEN:
             del self._holder[next(iter(self._holder))]
-        events = [item.request.event for item in items if item.request.event is not None]
-        request = last.request.model_copy(update={"events": events})
+        members = [(item.run_id, item.request.event) for item in items if item.request.event is not None]
+        request = last.request.model_copy(update={"events": [event for _, event in members]})
         priority = min(item.priority for item in items)
         return last.model_copy(
-            update={"run_id": run_id, "request": request, "priority": priority, "arrived": first.arrived}
+            update={
+                "run_id": run_id,
+                "request": request,
+                "priority": priority,
+                "arrived": first.arrived,
+                "members": [member for member, _ in members],
+            }
         )
 
     def _rate(self) -> Rate | None:
@@ -184,7 +199,12 @@ class HooklineLane:
     def _roll(self) -> bool:
         """Continue as new: Temporal suggests it, no child runs (their handles would be lost) and no
         resolution waits for its run to start (they are not carried; they start in turn)."""
-        return workflow.info().is_continue_as_new_suggested() and not self._running and not self._held
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            and not self._running
+            and not self._held
+            and not self._resolved_members
+        )
 
     def _queue(self, item: LaneItem) -> None:
         heapq.heappush(self._waiting, (item.priority, self._arrivals, item))
@@ -230,6 +250,7 @@ class HooklineLane:
             self._count("replaced", len(self._waiting))
             self._waiting.clear()
             self._held.clear()  # their runs never start: nothing to tell
+            self._resolved_members.clear()
         if mode == "cancel_running":  # ... and over what runs
             self._to_cancel.update(self._running)
         if early is not None:  # kept: it waits its turn, and its run then hears of its resolution
@@ -255,6 +276,8 @@ class HooklineLane:
                 if not self._collecting:
                     self._collecting_since = self._collecting_last = None
                 return
+        if self._resolve_collected(resolution):
+            return
         resolution = resolution.model_copy(update={"run_id": self._holder.get(resolution.run_id, resolution.run_id)})
         for index, (_, _, item) in enumerate(self._waiting):
             if item.run_id == resolution.run_id and _keeps_resolved(item):
@@ -274,6 +297,50 @@ class HooklineLane:
             self._resolved_early[resolution.run_id] = resolution  # it overtook its event
             while len(self._resolved_early) > _SHOWN:
                 del self._resolved_early[next(iter(self._resolved_early))]
+
+    def _resolve_collected(self, resolution: LaneResolve) -> bool:
+        """Resolve one event of a debounced or batched run that waits or runs; False: the event
+        is in none (or the lane's history began before `_PER_EVENT`).
+
+        Queued, the event leaves the run (the run is dropped once none is left), unless its trigger
+        keeps it (`resolved_while_queued: keep`): then the run starts in turn and hears of the last
+        of its events to resolve. Running, the run hears of it (or is cancelled) once all have."""
+        event = resolution.run_id
+        for index, (priority, arrival, item) in enumerate(self._waiting):
+            if event not in item.members:
+                continue
+            if not workflow.patched(_PER_EVENT):
+                return False
+            if _keeps_resolved(item):
+                resolved = self._resolved_members.setdefault(item.run_id, set())
+                resolved.add(event)
+                if resolved.issuperset(item.members):
+                    self._held.setdefault(item.run_id, resolution.model_copy(update={"run_id": item.run_id}))
+                return True
+            self._dropped.append(event)
+            self._count("dropped")
+            left = [(m, e) for m, e in zip(item.members, item.request.events, strict=True) if m != event]
+            if not left:
+                del self._waiting[index]
+                heapq.heapify(self._waiting)
+                return True
+            events = [e for _, e in left]
+            request = item.request.model_copy(update={"events": events, "event": events[-1]})
+            # Same place in the queue (the heap's order holds: same priority and arrival).
+            self._waiting[index] = (
+                priority,
+                arrival,
+                item.model_copy(update={"request": request, "members": [m for m, _ in left]}),
+            )
+            return True
+        run_id = self._holder.get(event)
+        if run_id is None or (unresolved := self._unresolved.get(run_id)) is None:
+            return False  # not one it runs (or it ran before `_PER_EVENT`)
+        if event in unresolved:  # not again if it resolves twice
+            unresolved.discard(event)
+            if not unresolved:
+                self._resolutions.append(resolution.model_copy(update={"run_id": run_id}))
+        return True
 
     @workflow.query(name=LANE_QUERY)
     def state(self) -> LaneState:
@@ -330,8 +397,12 @@ class HooklineLane:
         except WorkflowAlreadyStartedError:  # it ran before: nothing to wait for
             self._running.discard(item.run_id)
             self._held.pop(item.run_id, None)
+            self._resolved_members.pop(item.run_id, None)
             return
         self._running.add(item.run_id)
+        if item.members and workflow.patched(_PER_EVENT):
+            # Until it ends (empty once all have resolved: the held resolution tells it, below).
+            self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
         if (held := self._held.pop(item.run_id, None)) is not None:
             self._resolutions.append(held)  # passed on as any running run's (`run`'s next turn)
         rate = self._rate()
@@ -349,6 +420,7 @@ class HooklineLane:
                 pass
             finally:
                 self._running.discard(item.run_id)
+                self._unresolved.pop(item.run_id, None)
 
         asyncio.get_running_loop().create_task(watch())
 

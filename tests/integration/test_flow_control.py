@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from gateway.api.lanes import STATES, watch_lanes
@@ -600,3 +601,93 @@ async def test_debounce_makes_one_run_of_a_burst_and_batch_runs_of_at_most_max_e
     assert sample(counted, "hookline_lane_decisions_total", definition="batched", decision="batched") == 250
     assert sample(counted, "hookline_lane_runs_started_total", definition="debounced", kind="debounce") == 1
     assert sample(counted, "hookline_lane_runs_started_total", definition="batched", kind="batch") == 3
+
+
+def resolving(body: dict[str, Any], *fingerprints: str) -> dict[str, Any]:
+    """The resolved notification of the alerts of `body` with these fingerprints."""
+    resolved = json.loads(json.dumps(body))
+    resolved["status"] = "resolved"
+    resolved["alerts"] = [a for a in resolved["alerts"] if a["fingerprint"] in fingerprints]
+    for alert in resolved["alerts"]:
+        alert["status"], alert["endsAt"] = "resolved", "2026-11-29T12:00:00Z"
+    return resolved
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only_once_all_its_events_resolved(
+    release: Path,
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    """Batches of 3, one running at a time (the first holds until released). A resolution of one
+    alert of a queued batch takes that alert out (the batch runs with the other two), of every
+    alert drops the batch; the running batch goes on after one resolution and is cancelled after
+    the last of its three."""
+    await store.put(
+        {
+            "name": "Grouped",
+            "trigger": {
+                "type": "webhook",
+                "source": "alertmanager",
+                "batch": {"key": "${{ labels.service }}", "max_events": 3, "max_wait": "60s"},
+                "concurrency": {"key": "${{ labels.service }}", "limit": 1},
+                "on_resolved": "cancel",
+            },
+            "steps": [{"name": "hold", "agent": "held"}, {"name": "fix", "agent": "show"}],
+        }
+    )
+    first, second, third = (alerts(3, service="g") for _ in range(3))
+
+    async def lane_is(why: str, until: Callable[[LaneState], bool]) -> LaneState:
+        state: LaneState = await eventually(
+            lambda: lane(temporal_client, "grouped", "g"), why, until=until, timeout=20, retrying=RPCError
+        )
+        return state
+
+    async def post(body: dict[str, Any]) -> set[str]:
+        reply = await gateway.post("/hooks/alertmanager", json=body)
+        assert reply.status == 202
+        return {event_id[:8] for event_id in (await reply.json())["event_ids"]}
+
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        await post(first)  # one batch of 3, which starts and holds
+        running_batch = (await lane_is("the first batch running", lambda s: len(s.running) == 1)).running[0]
+        second_ids = await post(second)
+        await lane_is("the second batch queued", lambda s: len(s.queued) == 1)
+        await post(third)
+        queued = (await lane_is("the third batch queued", lambda s: len(s.queued) == 2)).queued
+        # One alert of the second batch resolves, and all three of the third, while they wait.
+        gone = second["alerts"][0]["fingerprint"]
+        await post(resolving(second, gone))
+        await post(resolving(third, *(a["fingerprint"] for a in third["alerts"])))
+        dropped = await lane_is("four alerts dropped, one batch left queued", lambda s: len(s.dropped) == 4)
+        assert dropped.queued == [queued[0]] and dropped.running == [running_batch]
+        assert sorted(dropped.dropped) == sorted([run_ids("grouped", second)[0], *run_ids("grouped", third)])
+        # One alert of the running batch resolves: it goes on.
+        await post(resolving(first, first["alerts"][0]["fingerprint"]))
+        await asyncio.sleep(2)
+        assert (await lane(temporal_client, "grouped", "g")).running == [running_batch]
+        still = await temporal_client.get_workflow_handle(running_batch).describe()
+        assert still.status == WorkflowExecutionStatus.RUNNING
+        # The other two resolve: it is cancelled, and the second batch starts with its two alerts.
+        await post(resolving(first, *(a["fingerprint"] for a in first["alerts"][1:])))
+        handle = temporal_client.get_workflow_handle(running_batch)
+        await eventually(
+            handle.describe, "the first batch cancelled", until=lambda d: d.status == WorkflowExecutionStatus.CANCELED
+        )
+        cancelled = await handle.query("state", result_type=RunState)
+        await lane_is("the second batch running", lambda s: s.running == [queued[0]])
+        release.touch()
+        second_result = await wait_for_result(temporal_client, queued[0], timeout=30)
+        await asyncio.sleep(1)
+        listed = {w.id for w in await runs_of_definition(temporal_client, "grouped")}
+
+    assert cancelled.status == "cancelled"
+    assert second_result.status == "succeeded"
+    # The resolved alert is not among the events the second batch ran with.
+    shown = set((second_result.steps["fix"].output or "").split())
+    assert len(shown) == 2 and shown < second_ids
+    assert listed == {running_batch, queued[0]}  # the third batch never ran
