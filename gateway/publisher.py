@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from gateway.errors import PayloadTooLarge, Unavailable
 from gateway.metrics import GatewayMetrics
 from gateway.settings import KAFKA_MESSAGE_BYTES
-from hookline.kafka import create_producer
+from hookline.kafka import create_producer, start_client
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
@@ -122,12 +122,7 @@ _CONNECT_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
 
 async def _started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
     """`producer`, started; stopped again if it does not start (cancelled included)."""
-    try:
-        await producer.start()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        raise
+    await start_client(producer)
     return producer
 
 

@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from hookline.claims import CLAIM_TTL_MS, Claim, Claims
-from hookline.kafka import assign_to_follow, create_consumer, create_producer
+from hookline.kafka import assign_to_follow, create_consumer, create_producer, start_client
 from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
@@ -241,9 +241,9 @@ class DefinitionStore:
     async def start(self) -> None:
         """Read the topic to its end, then keep following it in the background."""
         self._consumer = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
-        await self._consumer.start()
+        await start_client(self._consumer)
         self._ends = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
-        await self._ends.start()
+        await start_client(self._ends)
         ends = await assign_to_follow(self._consumer, self._topic)
         self._following = True
         self._follow = asyncio.create_task(self._run(), name="definitions-follow")
@@ -482,8 +482,9 @@ class DefinitionStore:
     async def _send(self, records: list[tuple[str, bytes | None]]) -> None:
         """Produce `records` in order and wait until this view has read all of them."""
         if self._producer is None:
-            self._producer = create_producer(self._settings)
-            await self._producer.start()
+            producer = create_producer(self._settings)
+            await start_client(producer)
+            self._producer = producer
         futures = [await self._producer.send(self._topic, value, key=key.encode()) for key, value in records]
         results = await asyncio.gather(*futures, return_exceptions=True)
         offsets: dict[int, int] = {}

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
-from hookline.kafka import create_producer, read_topic
+from hookline.kafka import create_producer, read_topic, start_client
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 from schemas.workflow import split_id
@@ -143,7 +143,7 @@ async def read_dead_letters(settings: KafkaSettings) -> list[DeadLetter]:
 async def replay(settings: KafkaSettings, letters: Iterable[DeadLetter]) -> int:
     """Re-publish the latest record of each of `letters` where it was read from; how many."""
     producer = create_producer(settings)
-    await producer.start()
+    await start_client(producer)
     sent = 0
     try:
         for letter in letters:

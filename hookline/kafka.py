@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,6 +27,7 @@ __all__ = [
     "ensure_topics",
     "read_to_end",
     "read_topic",
+    "start_client",
     "topic_partitions",
     "wait_for_kafka",
 ]
@@ -38,6 +39,41 @@ _POLL = Backoff(first_s=0.25, max_s=0.25)
 _LEADER_POLL = Backoff(first_s=0.1, max_s=0.1)
 #: The pause before a followed topic is read again after a failed read.
 _REREAD = Backoff(first_s=1.0, max_s=1.0)
+#: How long a client's start whose caller was cancelled may go on, so that it can be stopped whole.
+_START_GRACE_S = 10.0
+
+Client: TypeAlias = "AIOKafkaProducer[Any, Any] | AIOKafkaConsumer[Any, Any] | AIOKafkaAdminClient"
+
+
+async def start_client(client: Client) -> None:
+    """`client.start()`; stopped again if the start fails or its caller is cancelled meanwhile.
+
+    aiokafka closes the connection a start bootstraps from only on the errors it expects: a start
+    cancelled while it waits for the first metadata leaves that connection open for ever (found
+    as an "Unclosed AIOKafkaConnection" warning when it is collected). So a cancelled caller lets
+    the start run to its end first (at most `_START_GRACE_S`), then stops the client, and is then
+    cancelled as it asked."""
+    start = asyncio.ensure_future(client.start())
+    try:
+        await asyncio.shield(start)
+    except asyncio.CancelledError:
+        await asyncio.wait({start}, timeout=_START_GRACE_S)
+        if not start.done():
+            start.cancel()
+        elif not start.cancelled():
+            start.exception()  # retrieved: it is the cancellation that goes on
+        await _stop_client(client)
+        raise
+    except BaseException:
+        await _stop_client(client)
+        raise
+
+
+async def _stop_client(client: Client) -> None:
+    try:
+        await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+    except Exception as exc:  # it did not start: there may be nothing to stop
+        log.debug("kafka client not stopped cleanly", error=str(exc) or type(exc).__name__)
 
 
 def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
@@ -73,7 +109,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
     """Create Hookline's topics if they are missing (events, DLQ, decisions, compacted definitions and
     schedules), replicated as `hookline.topics.replication` says for the brokers the cluster has now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
-    await admin.start()
+    await start_client(admin)
     try:
         brokers = len((await admin.describe_cluster())["brokers"])
         copies = replication(brokers)
@@ -144,8 +180,8 @@ async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
         _, writer = await asyncio.open_connection(host, int(port))
         writer.close()
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        await start_client(admin)
         try:
-            await admin.start()
             await admin.list_topics()
         finally:
             await admin.close()
@@ -222,8 +258,8 @@ async def read_topic(settings: KafkaSettings, topic: str) -> AsyncGenerator[Cons
     a consumer of their own; none if the topic does not exist. Close it (`contextlib.aclosing`)
     if you may stop reading early, so its consumer stops at once."""
     consumer = create_consumer(settings, group_id=None)
+    await start_client(consumer)  # stopped if it does not start
     try:
-        await consumer.start()  # inside: a consumer whose start failed must be stopped too
         ends = await assign_from_beginning(consumer, topic)
         async for record in read_to_end(consumer, ends):
             yield record
@@ -252,7 +288,7 @@ class TopicView:
 
     async def start(self) -> None:
         consumer = self._consumer = create_consumer(self._settings, group_id=None)
-        await consumer.start()
+        await start_client(consumer)
         if ends := await assign_from_beginning(consumer, self._topic):
             async for record in read_to_end(consumer, ends):
                 self._apply(record)

@@ -26,7 +26,7 @@ from temporalio.client import Client
 from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.dlq import DLQ_DEFINITION, replayed_for
 from hookline.health import HealthRoutes, serve_health
-from hookline.kafka import create_consumer, create_producer, ensure_topics
+from hookline.kafka import create_consumer, create_producer, ensure_topics, start_client
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from hookline.matching import Match, TriggerIndex, failure
@@ -119,7 +119,7 @@ class TriggersService:
         ticking = asyncio.create_task(self._keep_ticking(ticker), name="ticker") if self._options.ticker else None
         self._ticking = ticking
         self._producer = create_producer(kafka)
-        await self._producer.start()
+        await start_client(self._producer)
         listener = _DrainOnRevoke(self)
         subscribed = self._topics()
         self._consumer = await self._join(subscribed, listener)
@@ -168,7 +168,7 @@ class TriggersService:
             self._settings.kafka, group_id=self._options.group_id, max_poll_records=self._options.max_batch
         )
         consumer.subscribe(topics, listener=listener)
-        await consumer.start()
+        await start_client(consumer)
         return consumer
 
     async def _leave(self) -> None:

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from hookline.kafka import create_consumer, topic_partitions
+from hookline.kafka import create_consumer, start_client, topic_partitions
 from hookline.metrics import Registry, Scraped
 from hookline.settings import KafkaSettings
 
@@ -92,8 +92,8 @@ async def dlq_records(settings: KafkaSettings) -> int:
     consumer of its own that joins no group: the service's consumer tracks the topics it
     consumes, and is replaced when they change."""
     consumer = create_consumer(settings, group_id=None)
-    try:  # stopped also when its start fails or the read runs out of time: it is made every read
-        await consumer.start()
+    await start_client(consumer)  # stopped if it does not start (or its read runs out of time meanwhile)
+    try:  # and stopped when the read runs out of time: it is made every read
         partitions = await topic_partitions(consumer, settings.dlq_topic)
         if not partitions:
             return 0

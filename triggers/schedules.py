@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from croniter import croniter
 
 from hookline.definitions import DefinitionStore, StoredDefinition
-from hookline.kafka import create_producer, read_topic
+from hookline.kafka import create_producer, read_topic, start_client
 from hookline.logging import get_logger
 from hookline.retry import Backoff
 from hookline.settings import KafkaSettings
@@ -147,7 +147,7 @@ class Ticker:
         """Read what was ticked before and connect the producer."""
         await self._load_state()
         self._producer = create_producer(self._settings)
-        await self._producer.start()
+        await start_client(self._producer)
 
     async def close(self) -> None:
         if self._producer is not None:

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from gateway.api.auth import Principal
 from gateway.api.messages import check_filters, filter_time, json_response, page_by_id, page_limit
 from gateway.api.models import AuditEntry, AuditList
-from hookline.kafka import TopicView, create_producer
+from hookline.kafka import TopicView, create_producer, start_client
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 
@@ -68,8 +68,8 @@ class AuditLog:
 
     async def start(self) -> None:
         producer = create_producer(self._settings)
+        await start_client(producer)
         try:
-            await producer.start()
             await self.view.start()
         except BaseException:
             await producer.stop()

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
-from hookline.kafka import assign_to_follow, create_consumer
+from hookline.kafka import assign_to_follow, create_consumer, start_client
 from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
@@ -171,7 +171,7 @@ class EventIndex:
         """Open the database and read the topic to its current end; then follow it."""
         await self._call(self._open)
         self._consumer = create_consumer(self._settings, group_id=None, isolation_level="read_uncommitted")
-        await self._consumer.start()
+        await start_client(self._consumer)
         ends = await assign_to_follow(self._consumer, self._topic)
         self._follow = asyncio.create_task(self._run(self._consumer, ends), name="event-index-follow")
 

@@ -47,7 +47,7 @@ from gateway.api.models import (
 from gateway.api.routing import API_PREFIX
 from gateway.api.state import API, ApiState
 from gateway.errors import GatewayError
-from hookline.kafka import create_consumer, topic_partitions
+from hookline.kafka import create_consumer, start_client, topic_partitions
 from hookline.logging import get_logger
 from hookline.pools import describe_pools, pools_of
 from hookline.runs import team_of
@@ -150,8 +150,8 @@ async def consumer_lag(kafka: KafkaSettings, *, every_topic: bool) -> ConsumerLa
     )
     consumer = create_consumer(kafka, group_id=None)
     try:
-        await admin.start()
-        await consumer.start()
+        await start_client(admin)
+        await start_client(consumer)
         groups = [str(g[0]) for g in await admin.list_consumer_groups() if g[1] in ("consumer", "")]
         committed = await asyncio.gather(*(admin.list_consumer_group_offsets(g) for g in groups))
         events = await topic_partitions(consumer, kafka.events_topic)
