@@ -3,11 +3,13 @@ rendering, CSRF on every change, and a one-shot message after a redirect.
 
 A page is `async (request, api) -> context` rendered with its template; an action is
 `async (request, api, form) -> Done | web.Response`, run only for a signed-in user whose form
-carries the session's CSRF token. Both see Hookline only through `ConsoleApi`.
+carries the session's CSRF token; a live part is `async (request, api, session) -> turn`, whose
+turns a server-sent event stream sends. All see Hookline only through `ConsoleApi`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,6 +18,8 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp_sse import sse_response
+from markupsafe import escape
 from multidict import MultiDictProxy
 
 from gateway.api.state import API
@@ -28,7 +32,9 @@ __all__ = [
     "CONSOLE",
     "Done",
     "Form",
+    "LiveTurn",
     "action",
+    "live",
     "local_path",
     "page",
     "render",
@@ -49,6 +55,9 @@ FLASH = "hookline_flash"
 Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 PageView = Callable[[web.Request, ConsoleApi], Awaitable[Mapping[str, Any]]]
 ActionView = Callable[[web.Request, ConsoleApi, Form], Awaitable["Done | web.Response"]]
+#: One turn of a live part: the HTML to send now (None: nothing new), and whether more may come.
+LiveTurn = Callable[[], Awaitable[tuple[str | None, bool]]]
+LiveView = Callable[[web.Request, ConsoleApi, Session], Awaitable[LiveTurn]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +201,40 @@ def see_other(location: str) -> web.Response:
 def _text(form: Form, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
+
+
+def live(event: str, problem: str) -> Callable[[LiveView], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A live part of a page: server-sent events named `event` for a signed-in user (401
+    otherwise), until the browser goes, the session ends, or a turn says nothing more will come.
+    The view is called once and returns its turn, which the stream takes every `console.refresh_s`
+    and sends when it differs from what it sent last. An API error is sent as `problem` (its
+    `{}` the status and detail, escaped) and tried again after five times the refresh."""
+
+    def wrap(view: LiveView) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            session = session_of(request)
+            if session is None:
+                raise web.HTTPUnauthorized(text="sign in to the console first")
+            turn = await view(request, ConsoleApi(request, session.principal), session)
+            refresh_s = request.app[CONSOLE].refresh_s
+            last: str | None = None
+            async with sse_response(request, ping_interval=15) as stream:
+                while stream.is_connected() and session.expires > time.time():
+                    try:
+                        html, more = await turn()
+                    except ApiError as exc:
+                        await stream.send(problem.format(escape(f"{exc.status}: {exc.detail}")), event=event)
+                        await asyncio.sleep(refresh_s * 5)
+                        continue
+                    if html is not None and html != last:
+                        await stream.send(html.replace("\n", " "), event=event)  # one data line
+                        last = html
+                    if not more:
+                        break
+                    await asyncio.sleep(refresh_s)
+            return stream
+
+        handle.__name__ = view.__name__
+        return handle
+
+    return wrap

@@ -4,8 +4,6 @@ it started."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -13,11 +11,11 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_sse import sse_response
 from multidict import MultiMapping
 
-from gateway.ui.api import ApiError, ConsoleApi
-from gateway.ui.console import CONSOLE, page, seg, session_of
+from gateway.ui.api import ConsoleApi
+from gateway.ui.console import LiveTurn, live, page, seg
+from gateway.ui.session import Session
 
 __all__ = ["event_page", "events_page", "events_stream"]
 
@@ -60,32 +58,19 @@ async def event_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]
     return {"title": f"Event {event_id}", "record": record}
 
 
-async def events_stream(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: each newly decided event that passes the filters, as a table row."""
-    session = session_of(request)
-    if session is None:
-        raise web.HTTPUnauthorized(text="sign in to the console first")
-    api = ConsoleApi(request, session.principal)
+@live("event", "<tr><td colspan=6 class=problem>{}</td></tr>")
+async def events_stream(request: web.Request, api: ConsoleApi, session: Session) -> LiveTurn:
+    """Each newly decided event that passes the filters, as a table row."""
     filters = _filters(request.query)
     filters.pop("until", None)
-    refresh_s = request.app[CONSOLE].refresh_s
     template = aiohttp_jinja2.get_env(request.app).get_template("_event_rows.html")
     seen: set[str] = set(request.query.getall("seen", []))
-    started = datetime.now(UTC)
-    async with sse_response(request, ping_interval=15) as stream:
-        while stream.is_connected() and session.expires > time.time():
-            since = started - _LOOKBACK
-            try:
-                listing = await api.get("/events", {**filters, "since": since.isoformat(), "limit": 100})
-            except ApiError as exc:
-                await stream.send(
-                    f"<tr><td colspan=6 class=problem>{exc.status}: {exc.detail}</td></tr>", event="event"
-                )
-                await asyncio.sleep(refresh_s * 5)
-                continue
-            fresh = [item for item in listing["items"] if item["id"] not in seen]
-            if fresh:
-                seen.update(item["id"] for item in fresh)
-                await stream.send(template.render(items=fresh, fresh=True).replace("\n", ""), event="event")
-            await asyncio.sleep(refresh_s)
-    return stream
+    since = (datetime.now(UTC) - _LOOKBACK).isoformat()
+
+    async def turn() -> tuple[str | None, bool]:
+        listing = await api.get("/events", {**filters, "since": since, "limit": 100})
+        fresh = [item for item in listing["items"] if item["id"] not in seen]
+        seen.update(item["id"] for item in fresh)
+        return (template.render(items=fresh, fresh=True) if fresh else None), True
+
+    return turn

@@ -4,7 +4,6 @@ cancel and retry."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -13,11 +12,10 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_sse import sse_response
 
 from gateway.ui.api import ApiError, ConsoleApi
-from gateway.ui.console import CONSOLE, Done, Form, action, page, seg, session_of
-from gateway.ui.session import CSRF_FIELD
+from gateway.ui.console import Done, Form, LiveTurn, action, live, page, seg
+from gateway.ui.session import CSRF_FIELD, Session
 from gateway.ui.views.approvals import may_decide
 from schemas.workflow import dependency_graph
 
@@ -41,19 +39,22 @@ async def runs_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
     }
 
 
-async def _run_view(api: ConsoleApi, execution_id: str) -> dict[str, Any]:
+async def _run_view(api: ConsoleApi, execution_id: str, definitions: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the run page and its live part show: the execution, the graph of its steps (from the
-    definition version it ran), and their timeline."""
+    definition version it ran, read once per `definitions`, which a live part keeps), and their
+    timeline."""
     execution = await api.get(f"/executions/{seg(execution_id)}")
-    levels: list[list[dict[str, Any]]] = []
+    definitions = {} if definitions is None else definitions
     definition_id, version = execution.get("definition_id"), execution.get("definition_version")
-    if definition_id:
+    key = f"{definition_id}@{version}"
+    if definition_id and key not in definitions:
         try:
             query = {"version": version} if version else None
-            workflow = await api.get(f"/workflows/{seg(definition_id)}", query)
-            levels = _levels(workflow["definition"], execution["steps"])
+            definitions[key] = (await api.get(f"/workflows/{seg(definition_id)}", query))["definition"]
         except ApiError:  # the definition was deleted or is not readable: the steps still show
-            levels = []
+            definitions[key] = None
+    document = definitions.get(key)
+    levels = _levels(document, execution["steps"]) if document is not None else []
     if not levels:
         levels = [[{"name": name, "requires": [], "state": state} for name, state in execution["steps"].items()]]
     return {"execution": execution, "levels": levels, "timeline": _timeline(execution["steps"])}
@@ -119,38 +120,21 @@ async def run_page(request: web.Request, api: ConsoleApi) -> Mapping[str, Any]:
     return {"title": f"Run {execution_id}", "may_decide": may_decide, **view}
 
 
-async def run_stream(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the run's steps (graph, timeline, details) whenever they change, until
-    the run has ended."""
-    session = session_of(request)
-    if session is None:
-        raise web.HTTPUnauthorized(text="sign in to the console first")
-    api = ConsoleApi(request, session.principal)
+@live("run", "<p class=problem>{}</p>")
+async def run_stream(request: web.Request, api: ConsoleApi, session: Session) -> LiveTurn:
+    """The run's steps (graph, timeline, details) whenever they change, until the run has ended."""
     execution_id = request.match_info["execution_id"]
-    refresh_s = request.app[CONSOLE].refresh_s
     template = aiohttp_jinja2.get_env(request.app).get_template("_run_live.html")
-    last = None
-    async with sse_response(request, ping_interval=15) as stream:
-        while stream.is_connected() and session.expires > time.time():
-            try:
-                view = await _run_view(api, execution_id)
-            except ApiError as exc:
-                await stream.send(f"<p class=problem>{exc.status}: {exc.detail}</p>", event="run")
-                await asyncio.sleep(refresh_s * 5)
-                continue
-            html = template.render(
-                **view,
-                can=lambda scope: scope in session.principal.scopes,
-                csrf=session.csrf,
-                csrf_field=CSRF_FIELD,
-            ).replace("\n", " ")
-            if html != last:
-                await stream.send(html, event="run")
-                last = html
-            if view["execution"]["status"] != "running":
-                break
-            await asyncio.sleep(refresh_s)
-    return stream
+    definitions: dict[str, Any] = {}  # the version it ran does not change: read once
+
+    async def turn() -> tuple[str | None, bool]:
+        view = await _run_view(api, execution_id, definitions)
+        html = template.render(
+            **view, can=lambda scope: scope in session.principal.scopes, csrf=session.csrf, csrf_field=CSRF_FIELD
+        )
+        return html, view["execution"]["status"] == "running"
+
+    return turn
 
 
 @action
