@@ -122,12 +122,19 @@ async def test_two_gateway_processes_writing_the_same_definitions_lose_no_write(
         refused = {content for status, content, _ in outcomes if status in (409, 412)}
         assert len(landed) > WRITES  # both gateways' unconditional writes landed, at least
         for base in gateways:  # every landed write reads back from either replica, as written
-            async with http.get(f"{base}{API}/workflows/{definition_id}") as r:
-                current = await r.json()
-            stored = {}
-            for version in current["versions"]:
-                async with http.get(f"{base}{API}/workflows/{definition_id}?version={version}") as r:
-                    stored[version] = (await r.json())["definition"]["description"]
+
+            async def read_back(base: str = base, definition_id: str = definition_id) -> tuple[Any, dict[int, str]]:
+                async with http.get(f"{base}{API}/workflows/{definition_id}") as r:
+                    current = await r.json()
+                stored = {}
+                for version in current["versions"]:
+                    async with http.get(f"{base}{API}/workflows/{definition_id}?version={version}") as r:
+                        stored[version] = (await r.json())["definition"]["description"]
+                return current, stored
+
+            # A replica has read its own writes when it answers them; another's, moments later.
+            what = f"every landed write of {definition_id} on {base}"
+            current, stored = await eventually(read_back, what, until=lambda c, landed=landed: c[1] == landed)
             assert stored == landed  # nothing missing, nothing written that was reported refused
             assert not refused & set(stored.values()), "a refused write was stored"
             assert current["version"] == max(current["versions"])
