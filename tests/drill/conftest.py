@@ -16,9 +16,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The drills start a Kafka and a Temporal of their own: marked `integration` (and `drill`)
-    here, where no module can forget it, so `pytest -m "not integration"` runs the unit tests."""
-    mark_folder(items, HERE, pytest.mark.integration, pytest.mark.drill)
+    """The drills start a Kafka and a Temporal of their own: marked `integration` (and `drill`,
+    and `long`) here, where no module can forget it, so `pytest -m "not integration"` runs the
+    unit tests."""
+    mark_folder(items, HERE, pytest.mark.integration, pytest.mark.drill, pytest.mark.long)
+    # One worker runs them all (`make test` runs pytest-xdist with --dist loadgroup): they share
+    # the package's drill stack, which a second worker would start again.
+    mark_folder(items, HERE, pytest.mark.xdist_group("drill"))
 
 
 @pytest.fixture(scope="package")  # stopped when the drills are done, not at the session's end

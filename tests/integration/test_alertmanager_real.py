@@ -173,6 +173,7 @@ def sent(changes: dict[tuple[str, str, str, str], list[str]], instance: str, sta
     return sum(len(k) for (i, _, _, s), k in changes.items() if (i, s) == (instance, status)) >= at_least
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("worker")
 async def test_resends_and_ha_duplicates_repeat_keys_and_start_one_run_per_state_change(
     aiohttp_client: AiohttpClient,
@@ -250,6 +251,7 @@ async def runs_once_settled(client: Client, workflow_ids: set[str], settle_s: fl
     return {wid: len(await runs_of(client, wid)) for wid in workflow_ids}
 
 
+@pytest.mark.long
 async def test_what_alertmanager_sends_while_kafka_is_down_arrives_once_kafka_is_back(
     aiohttp_client: AiohttpClient, tmp_path: Path, unique: str
 ) -> None:

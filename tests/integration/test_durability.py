@@ -64,6 +64,7 @@ async def wait_for_line(log: Path, line: str, timeout: float = 30) -> None:
     )
 
 
+@pytest.mark.long
 async def test_a_sigkilled_worker_is_replaced_and_completed_steps_do_not_run_again(
     store: DefinitionStore,
     temporal_settings: TemporalSettings,

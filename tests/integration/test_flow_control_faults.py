@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 from temporalio.client import Client
@@ -42,6 +43,7 @@ def stop(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
         process.wait()
 
 
+@pytest.mark.long
 async def test_sigkilled_triggers_and_worker_mid_storm_and_mid_batch_run_every_alert_once_and_never_two_of_a_service(
     gateway: TestClient[Any, Any],
     store: DefinitionStore,

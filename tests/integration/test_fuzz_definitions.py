@@ -474,6 +474,7 @@ async def api_ready(session: aiohttp.ClientSession, process: Process) -> bool:
 
 
 # ~30 s on a quiet 2-core machine; room for a busy one beyond the suite's 120 s.
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_fuzzed_definitions_get_2xx_or_4xx_and_validate_agrees_with_save(
     api_processes: list[Process], session: aiohttp.ClientSession, kafka_settings: KafkaSettings

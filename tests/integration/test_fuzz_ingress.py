@@ -269,6 +269,7 @@ async def wait_consumed(kafka: KafkaSettings, triggers: Process, group: str, tim
 
 
 # ~20 s on a quiet 2-core machine; room for a busy one beyond the suite's 120 s.
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_fuzzed_webhooks_get_2xx_4xx_or_503_and_every_process_survives(
     gateway_process: Process,

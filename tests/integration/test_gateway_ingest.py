@@ -153,6 +153,7 @@ async def test_metrics_count_requests_by_source_and_status(
     assert "hookline_gateway_produce_latency_seconds_count" in text
 
 
+@pytest.mark.long
 async def test_kafka_going_down_answers_503_then_accepts_again_when_it_is_back(
     aiohttp_client: AiohttpClient, tmp_path: Any, notification: Callable[..., dict[str, Any]]
 ) -> None:

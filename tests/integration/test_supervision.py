@@ -28,6 +28,7 @@ async def ready(url: str) -> bool:
         return False
 
 
+@pytest.mark.long
 async def test_a_frozen_worker_is_replaced_by_the_supervisor(temporal_settings: TemporalSettings) -> None:
     port = free_port()
     env = dict(

@@ -28,6 +28,7 @@ def start_triggers(kafka: KafkaSettings, temporal: TemporalSettings, group: str)
     )
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("definitions", "worker")
 async def test_sigkilled_triggers_process_loses_and_duplicates_nothing(
     gateway: TestClient[Any, Any],

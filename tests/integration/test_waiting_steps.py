@@ -501,6 +501,7 @@ async def test_a_decision_on_a_mailbox_is_404_as_on_no_execution(api: Api, tempo
 # --- sleep --------------------------------------------------------------------------------------
 
 
+@pytest.mark.long
 async def test_a_sleep_outlives_its_worker(
     kafka_settings: KafkaSettings,
     temporal_settings: TemporalSettings,
