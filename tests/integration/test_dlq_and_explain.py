@@ -97,7 +97,8 @@ async def test_explain_names_what_would_start_and_why_not_without_starting_anyth
         ["explain", "--source", "alertmanager", str(DATA / "alertmanager-firing.json")], kafka_settings
     )
     assert result.exit_code == 0, result.output
-    first = json.loads(result.output[: result.output.index("\n}\n") + 2])
+    # stdout only: a log line of the command may go to stderr, which `output` mixes in.
+    first = json.loads(result.stdout[: result.stdout.index("\n}\n") + 2])
     rows = {row["definition"]: row for row in first["definitions"]}
     assert rows["by-hand"]["reason"] == "manual trigger"
     assert rows["only-critical"]["reason"].startswith('severity="page" does not hold')

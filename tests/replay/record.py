@@ -467,6 +467,22 @@ async def lane_resolve(r: Recording, shape: str) -> None:
     await r.fire(stored, early)
 
 
+async def lane_batch_resolve(r: Recording, shape: str) -> None:
+    """Resolutions of collected events (the lane-resolves-collected-per-event patch): a batch of
+    two runs while a second waits behind it; one event of the waiting batch resolves (it leaves
+    that batch, which then runs with the other), then both events of the running batch (the
+    second resolution passes the `resolved` signal on to it)."""
+    stored = _lane(shape, r, "hold", batch={"max_events": 2, "max_wait": "10s"}, concurrency={"limit": 1})
+    first, second, third, fourth = (alert("db") for _ in range(4))
+    running = (await r.fire(stored, first)).replace(":event:", ":batch:")
+    await r.fire(stored, second)
+    await r.fire(stored, third)
+    await r.fire(stored, fourth)
+    await r.step_status(running, "fix", "running")
+    for resolved in (third, first, second):
+        await r.resolve(stored, alert("db", key=uuid.uuid4().hex, resolves=resolved.dedupekey))
+
+
 # --- waiting steps (docs/waiting-steps.md) ----------------------------------------------------
 
 
@@ -659,6 +675,7 @@ SHAPES: dict[str, Shape] = {
     "lane-debounce": lane_debounce,
     "lane-batch": lane_batch,
     "lane-resolve": lane_resolve,
+    "lane-batch-resolve": lane_batch_resolve,
     "approval-approved": approval_approved,
     "approval-rejected": approval_rejected,
     "approval-timeout": approval_timeout,
