@@ -552,7 +552,10 @@ async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_
 
     assert_rate_held(steady, limit=10, period_s=2)
     assert_rate_held(bursty, limit=5, period_s=4, burst=10)
-    assert (steady[-1] - steady[0]).total_seconds() < 18 + 10  # held back no more than the rate asks
+    # Held back no more than the rate asks, give or take a loaded machine: the rate's 18 s took
+    # 31.8 s once with three test workers beside it; a throttle that held each start a whole
+    # period (the bug this is for) would take 200 s.
+    assert (steady[-1] - steady[0]).total_seconds() < 3 * 18
     # Each run waited in its lane as long as the throttle made it: 9 s on average here (0 to 18 s).
     counted = await lane_counts(worker_scrape, temporal_client, "throttled", "latest", "newest")
     counted.check("hookline_lane_decisions_total", 100, definition="throttled", decision="queued")
