@@ -120,12 +120,6 @@ _ABORT_WAIT_S = 1.0
 _CONNECT_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
 
 
-async def _started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
-    """`producer`, started; stopped again if it does not start (cancelled included)."""
-    await start_client(producer)
-    return producer
-
-
 def default_instance_id() -> str:
     """This process among the gateway replicas: unique per process (hostname and pid)."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -174,7 +168,7 @@ class TransactionalProducers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(broken.stop(), self._timeout_s)
         producer = await retry(
-            lambda: _started(
+            lambda: start_client(
                 create_producer(
                     self._settings,
                     max_request_size=self._max_request_bytes,
@@ -316,7 +310,7 @@ class EventPublisher:
 
     async def _connect(self) -> None:
         self._producer = await retry(
-            lambda: _started(create_producer(self._settings, max_request_size=self._max_request_bytes)),
+            lambda: start_client(create_producer(self._settings, max_request_size=self._max_request_bytes)),
             backoff=_CONNECT_BACKOFF,
             retry_on=(KafkaError, OSError),
             message="kafka not reachable, retrying",

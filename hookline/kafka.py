@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,10 +43,11 @@ _REREAD = Backoff(first_s=1.0, max_s=1.0)
 _START_GRACE_S = 10.0
 
 Client: TypeAlias = "AIOKafkaProducer[Any, Any] | AIOKafkaConsumer[Any, Any] | AIOKafkaAdminClient"
+C = TypeVar("C", AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient)
 
 
-async def start_client(client: Client) -> None:
-    """`client.start()`; stopped again if the start fails or its caller is cancelled meanwhile.
+async def start_client(client: C) -> C:
+    """`client`, started; stopped again if the start fails or its caller is cancelled meanwhile.
 
     aiokafka closes the connection a start bootstraps from only on the errors it expects: a start
     cancelled while it waits for the first metadata leaves that connection open for ever (found
@@ -67,6 +68,7 @@ async def start_client(client: Client) -> None:
     except BaseException:
         await _stop_client(client)
         raise
+    return client
 
 
 async def _stop_client(client: Client) -> None:

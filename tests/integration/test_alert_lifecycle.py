@@ -4,7 +4,6 @@ signal (default), cancel, ignore or start. End to end: gateway → Kafka → tri
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from schemas.run import RunState
 from tests.conftest import read_topic, running
 from tests.eventually import eventually
 from tests.integration.conftest import runs_of
+from tests.notifications import resolved
 from triggers.app import TriggersService
 
 DEFINITION = "alert-lifecycle"
@@ -64,15 +64,6 @@ def lifecycle(store: DefinitionStore, triggers_service: Callable[..., TriggersSe
     return start
 
 
-def resolved_of(firing: dict[str, Any]) -> dict[str, Any]:
-    body = copy.deepcopy(firing)
-    body["status"] = "resolved"
-    for alert in body["alerts"]:
-        alert["status"] = "resolved"
-        alert["endsAt"] = "2026-11-24T10:20:00Z"
-    return body
-
-
 def run_id_of(body: dict[str, Any], status: str = "firing") -> str:
     alert = body["alerts"][0]
     return event_run_id(
@@ -112,7 +103,7 @@ async def test_resolved_alert_signals_running_workflow(
     async with lifecycle("signal"):
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
         await step_running(temporal_client, workflow_id, "diagnose")
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
         await eventually(
             lambda: _resolved(temporal_client, workflow_id), f"{workflow_id} to see its resolution", timeout=20
         )
@@ -140,7 +131,7 @@ async def test_resolved_alert_cancels_running_workflow_when_told_to(
     async with lifecycle("cancel") as service:
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
         await step_running(temporal_client, workflow_id, "diagnose")
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
         await outcome_count(service, "cancelled")
         handle = temporal_client.get_workflow_handle(workflow_id)
         await ended_as(temporal_client, workflow_id, WorkflowExecutionStatus.CANCELED)
@@ -166,7 +157,7 @@ async def test_resolved_alert_after_the_run_ended_starts_nothing(
     async with lifecycle("signal") as service:
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
         await _result(temporal_client, run_id_of(firing))
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
         await outcome_count(service, "already ended")
     assert len(await runs_of(temporal_client, run_id_of(firing))) == 1
     assert await runs_of(temporal_client, run_id_of(firing, "resolved")) == []
@@ -186,7 +177,7 @@ async def test_resolved_before_firing_with_cancel_means_no_step_ever_runs(
     firing = notification(alerts=1)
     workflow_id = run_id_of(firing)
     async with lifecycle("cancel") as service:
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
         await outcome_count(service, "cancelled")
         await ended_as(temporal_client, workflow_id, WorkflowExecutionStatus.CANCELED)
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202  # arrives late
@@ -207,7 +198,7 @@ async def test_resolved_before_firing_with_signal_runs_once_knowing_it_resolved(
     firing = notification(alerts=1)
     workflow_id = run_id_of(firing)
     async with lifecycle("signal") as service:
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
         state = await _result(temporal_client, workflow_id)
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
         await outcome_count(service, "existing")
@@ -232,7 +223,7 @@ async def test_start_and_ignore_policies(
     async with lifecycle(policy) as service:
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
         await _result(temporal_client, run_id_of(firing))
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
         await outcome_count(
             service, "started" if policy == "start" else "ignored", at_least=2 if policy == "start" else 1
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -39,7 +38,7 @@ from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
 from tests.integration.conftest import runs_of, started_runs, wait_for_result
 from tests.integration.test_api_support import API, auth
-from tests.notifications import notification
+from tests.notifications import notification, resolved
 from triggers.app import TriggersService
 from worker.app import health_app
 from worker.lane import HooklineLane
@@ -320,10 +319,7 @@ async def test_skip_priority_and_a_resolved_waiting_alert_dropped_or_kept(
             assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
         ranked = [run_ids("ranked", body)[0] for body in later]
         # The rank-5 alert resolves while it waits: it is dropped from the queue, or kept.
-        resolved = json.loads(json.dumps(later[3]))
-        resolved["alerts"][0]["status"] = resolved["status"] = "resolved"
-        resolved["alerts"][0]["endsAt"] = "2026-11-29T12:00:00Z"
-        assert (await gateway.post("/hooks/alertmanager", json=resolved)).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(later[3]))).status == 202
         # Both lanes' first runs hold until released: what came meanwhile waited, or was skipped.
         skipped: LaneState = await eventually(
             lambda: lane(temporal_client, "skipping", "a"), "the skipping lane", until=lambda s: len(s.skipped) == 4
@@ -649,16 +645,6 @@ async def test_debounce_makes_one_run_of_a_burst_and_batch_runs_of_at_most_max_e
     counted.check("hookline_lane_runs_started_total", 3, definition="batched", kind="batch")
 
 
-def resolving(body: dict[str, Any], *fingerprints: str) -> dict[str, Any]:
-    """The resolved notification of the alerts of `body` with these fingerprints."""
-    resolved = json.loads(json.dumps(body))
-    resolved["status"] = "resolved"
-    resolved["alerts"] = [a for a in resolved["alerts"] if a["fingerprint"] in fingerprints]
-    for alert in resolved["alerts"]:
-        alert["status"], alert["endsAt"] = "resolved", "2026-11-29T12:00:00Z"
-    return resolved
-
-
 @pytest.mark.usefixtures("worker")
 async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only_once_all_its_events_resolved(
     release: Path,
@@ -707,19 +693,19 @@ async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only
         queued = (await lane_is("the third batch queued", lambda s: len(s.queued) == 2)).queued
         # One alert of the second batch resolves, and all three of the third, while they wait.
         gone = second["alerts"][0]["fingerprint"]
-        await post(resolving(second, gone))
-        await post(resolving(third, *(a["fingerprint"] for a in third["alerts"])))
+        await post(resolved(second, gone))
+        await post(resolved(third, *(a["fingerprint"] for a in third["alerts"])))
         dropped = await lane_is("four alerts dropped, one batch left queued", lambda s: len(s.dropped) == 4)
         assert dropped.queued == [queued[0]] and dropped.running == [running_batch]
         assert sorted(dropped.dropped) == sorted([run_ids("grouped", second)[0], *run_ids("grouped", third)])
         # One alert of the running batch resolves: it goes on.
-        await post(resolving(first, first["alerts"][0]["fingerprint"]))
+        await post(resolved(first, first["alerts"][0]["fingerprint"]))
         await asyncio.sleep(2)
         assert (await lane(temporal_client, "grouped", "g")).running == [running_batch]
         still = await temporal_client.get_workflow_handle(running_batch).describe()
         assert still.status == WorkflowExecutionStatus.RUNNING
         # The other two resolve: it is cancelled, and the second batch starts with its two alerts.
-        await post(resolving(first, *(a["fingerprint"] for a in first["alerts"][1:])))
+        await post(resolved(first, *(a["fingerprint"] for a in first["alerts"][1:])))
         handle = temporal_client.get_workflow_handle(running_batch)
         await eventually(
             handle.describe, "the first batch cancelled", until=lambda d: d.status == WorkflowExecutionStatus.CANCELED
