@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from hookline.definitions import DefinitionStore
 from tests.conftest import running
 from tests.eventually import eventually
-from tests.integration.test_alert_lifecycle import resolved_of
+from tests.notifications import resolved
 from triggers.app import TriggersService
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ async def test_a_resolution_reaches_the_starter_only_after_its_firing_was_starte
         firing = notification(alerts=1)
         fingerprints.append(firing["alerts"][0]["fingerprint"])
         assert (await gateway.post("/hooks/alertmanager", json=firing)).status == 202
-        assert (await gateway.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(firing))).status == 202
 
     service = triggers_service(concurrency=4 * ALERTS)
     starter = service._starter

@@ -27,9 +27,8 @@ from schemas.run import RunState
 from tests.conftest import running
 from tests.eventually import eventually
 from tests.integration.conftest import start_component, wait_for_result
-from tests.integration.test_alert_lifecycle import resolved_of
 from tests.integration.test_api_support import API, auth
-from tests.notifications import notification
+from tests.notifications import notification, resolved
 from triggers.app import TriggersService
 from worker.waitbox import HooklineWaits
 from worker.workflow import HooklineRun
@@ -287,7 +286,7 @@ async def test_a_resolved_alert_ends_a_pending_approval(
     await eventually(
         lambda: pending(api), "the approval to be listed", until=lambda items: execution_id in str(items), timeout=30
     )
-    assert (await api.post("/hooks/alertmanager", json=resolved_of(firing))).status == 202
+    assert (await api.post("/hooks/alertmanager", json=resolved(firing))).status == 202
     final = await finished(temporal_client, execution_id)
     assert statuses(final) == {"approve": "skipped", "act": "skipped", "notify": "succeeded"}
     approval = final.steps["approve"].approval
