@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import MessageSizeTooLargeError
 
 from hookline.settings import KafkaSettings
 from tests.conftest import events_of, read_topic
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
 JSON = {"Content-Type": "application/json"}
@@ -29,6 +33,32 @@ async def limit_topic_records(settings: KafkaSettings, max_bytes: int) -> None:
         await admin.alter_configs([resource])
     finally:
         await admin.close()
+    # The broker applies a topic's new config a moment after it acknowledges it, and a loaded one
+    # later still: wait until every partition refuses a record over the limit, inside a
+    # transaction that is aborted, so that nothing the test reads comes from this probe.
+    probe = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, transactional_id=f"{settings.client_id}-limit-probe"
+    )
+    await probe.start()
+    try:
+        for partition in range(settings.events_partitions):
+            await eventually(
+                partial(refuses, probe, settings.events_topic, partition, b"x" * (max_bytes + 1_000)),
+                f"partition {partition} of {settings.events_topic} to refuse records over {max_bytes} bytes",
+            )
+    finally:
+        await probe.stop()
+
+
+async def refuses(producer: AIOKafkaProducer, topic: str, partition: int, value: bytes) -> bool:
+    await producer.begin_transaction()
+    try:
+        await producer.send_and_wait(topic, value, partition=partition)
+    except MessageSizeTooLargeError:
+        return True
+    finally:
+        await producer.abort_transaction()
+    return False
 
 
 async def test_a_group_whose_second_alert_kafka_refuses_leaves_none_of_its_events_visible(
