@@ -18,7 +18,14 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    KafkaTimeoutError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from temporalio.client import Client
@@ -50,6 +57,14 @@ __all__ = ["TriggersService"]
 log = get_logger(__name__)
 # Commit refusals that mean "the group has rebalanced", not "Kafka is gone".
 REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
+
+
+def _kafka_unreachable(exc: Exception) -> bool:
+    """Kafka's own passing faults: no broker to talk to, no leader (yet), a topic missing from
+    the metadata of a broker that has just started, a batch that waited too long for either."""
+    return isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable)
+
+
 # How often offsets of finished records are committed while consuming.
 COMMIT_INTERVAL_S = 0.2
 #: Between restarts of a schedule ticker that Kafka failed under.
@@ -388,7 +403,7 @@ class TriggersService:
             matched=rows,
             replay=replay,
         )
-        await self._producer.send_and_wait(kafka.decisions_topic, payload, key=event.id.encode())
+        await self._write(kafka.decisions_topic, payload, key=event.id.encode())
 
     async def _snapshot(self, matcher: TriggerIndex) -> str:
         """The id of the matcher's definition versions, written to the decisions topic once
@@ -400,7 +415,7 @@ class TriggersService:
             value = Snapshot(id=identity, versions=matcher.versions).model_dump_json().encode()
             key = (SNAPSHOT_PREFIX + identity).encode()
             written = self._snapshots[identity] = asyncio.ensure_future(
-                self._producer.send_and_wait(self._settings.kafka.decisions_topic, value, key=key)
+                self._write(self._settings.kafka.decisions_topic, value, key=key)
             )
         try:
             await asyncio.shield(written)
@@ -408,6 +423,25 @@ class TriggersService:
             self._snapshots.pop(identity, None)  # written again by the next decision naming it
             raise
         return identity
+
+    async def _write(
+        self, topic: str, value: bytes | None, *, key: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """Send one record and wait until Kafka has it. While Kafka is unreachable (a broker
+        restarting, a partition without a leader) the write is retried for `kafka_retry_s`; the
+        record it is for stays uncommitted meanwhile. Then the failure ends the service."""
+        producer = self._producer
+        assert producer is not None
+        await retry(
+            lambda: producer.send_and_wait(topic, value, key=key, headers=headers),
+            backoff=Backoff(first_s=0.2, max_s=5.0, jitter=0.2),
+            retry_on=_kafka_unreachable,
+            within_s=self._options.kafka_retry_s,
+            message="kafka unavailable, retrying",
+            stopping=self._stopping,
+            on_retry=self.metrics.kafka_retries.inc,
+            topic=topic,
+        )
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], reason: str, definition: StoredDefinition | None = None
@@ -427,9 +461,7 @@ class TriggersService:
                 (DLQ_DEFINITION, definition.id.encode()),
                 ("hookline_dlq_version", str(definition.version).encode()),
             ]
-        await self._producer.send_and_wait(
-            self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers
-        )
+        await self._write(self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers)
         self.metrics.dead_lettered.inc()
         log.warning(
             "dead-lettered",

@@ -34,6 +34,11 @@ class TriggersMetrics:
             "Requests to Temporal retried because it was unreachable",
             registry=self.registry,
         )
+        self.kafka_retries = Counter(
+            "hookline_triggers_kafka_retries_total",
+            "Writes to Kafka (decisions, DLQ records) retried because Kafka was unreachable",
+            registry=self.registry,
+        )
         self.dead_lettered = Counter(
             "hookline_triggers_dead_lettered_total", "Records sent to the DLQ", registry=self.registry
         )

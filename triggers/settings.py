@@ -16,6 +16,13 @@ class TriggersOptions(Section):
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=0, le=65535, description="/healthz and /metrics.")
     start_retry_max_s: float = Field(10.0, gt=0, description="Longest backoff while Temporal is unreachable.")
+    kafka_retry_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long a write to Kafka (a decision, a DLQ record) is retried while the brokers are "
+        "unreachable or a partition has no leader, as while a broker restarts. Nothing is committed meanwhile; "
+        "after this long the service exits, and its supervisor restarts it.",
+    )
     ticker: bool = Field(True, description="Emit the ticks of schedule triggers (safe in every replica).")
     schedule_grace_s: float = Field(60.0, gt=0, description="A tick later than this counts as missed.")
     stall_s: float = Field(
