@@ -24,13 +24,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from hookline.kafka import create_producer, read_topic, start_client
+from hookline.kafka import create_producer, read_record, read_topic, start_client
 from hookline.logging import get_logger
 from hookline.settings import KafkaSettings
 from schemas.workflow import split_id
@@ -38,6 +38,7 @@ from schemas.workflow import split_id
 __all__ = [
     "DLQ_DEFINITION",
     "DLQ_HEADER_PREFIX",
+    "DLQ_OMITTED",
     "REPLAY_DEFINITION",
     "REPLAY_ORIGIN",
     "DeadLetter",
@@ -53,6 +54,9 @@ __all__ = [
 DLQ_HEADER_PREFIX = "hookline_dlq_"
 #: The definition a dead-lettered record concerns (absent: the record itself failed).
 DLQ_DEFINITION = f"{DLQ_HEADER_PREFIX}definition"
+#: On a DLQ record without the original's key, value and headers (their size in bytes): with
+#: them it was more than Kafka takes. A replay reads the original where it was first consumed.
+DLQ_OMITTED = f"{DLQ_HEADER_PREFIX}omitted"
 REPLAY_DEFINITION = "hookline_replay_definition"
 REPLAY_ORIGIN = "hookline_replay_origin"
 log = get_logger(__name__)
@@ -150,12 +154,35 @@ async def replay(settings: KafkaSettings, letters: Iterable[DeadLetter]) -> int:
             record = letter.record
             # Back where it was read from: the events topic, or a `kafka` trigger's topic.
             topic = _header(record, "topic") or settings.events_topic
+            if _header(record, "omitted"):
+                original = await _read_original(settings, record)
+                if original is None:
+                    log.warning("not replayed: the record is no longer where it was read", dead_letter=letter.id)
+                    continue
+                # Its own key, value and headers, and what the DLQ record says of it.
+                told = [h for h in record.headers or () if h[0] not in _names(original)]
+                record = replace(original, headers=[*(original.headers or ()), *told])
             await producer.send_and_wait(topic, record.value, key=record.key, headers=_replayed_headers(record))
             sent += 1
     finally:
         await producer.stop()
     log.info("dlq replayed", replayed=sent)
     return sent
+
+
+def _names(record: ConsumerRecord[bytes, bytes]) -> set[str]:
+    return {name for name, _ in record.headers or ()}
+
+
+async def _read_original(
+    settings: KafkaSettings, record: ConsumerRecord[bytes, bytes]
+) -> ConsumerRecord[bytes, bytes] | None:
+    """The record a DLQ record without its value stands for, read where the triggers read it;
+    None once that topic no longer keeps it."""
+    topic, partition, offset = (_header(record, n) for n in ("topic", "partition", "offset"))
+    if not (topic and partition.isdecimal() and offset.isdecimal()):
+        return None
+    return await read_record(settings, TopicPartition(topic, int(partition)), int(offset))
 
 
 def _origin(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:

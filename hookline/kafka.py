@@ -25,6 +25,7 @@ __all__ = [
     "create_consumer",
     "create_producer",
     "ensure_topics",
+    "read_record",
     "read_to_end",
     "read_topic",
     "start_client",
@@ -265,6 +266,31 @@ async def read_topic(settings: KafkaSettings, topic: str) -> AsyncGenerator[Cons
         ends = await assign_from_beginning(consumer, topic)
         async for record in read_to_end(consumer, ends):
             yield record
+    finally:
+        await consumer.stop()
+
+
+async def read_record(
+    settings: KafkaSettings, tp: TopicPartition, offset: int, timeout_s: float = 10.0
+) -> ConsumerRecord[bytes, bytes] | None:
+    """The record at `offset` of `tp`, through a consumer of its own; None if the partition does
+    not hold it (any more: retention deleted it; or at all: no such topic, partition or offset)."""
+    consumer = create_consumer(settings, group_id=None)
+    await start_client(consumer)
+    try:
+        if tp not in await topic_partitions(consumer, tp.topic):
+            return None
+        first, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+        if not first <= offset < end:
+            return None
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            for record in (await consumer.getmany(tp, timeout_ms=500, max_records=1)).get(tp, []):
+                # Past it: the offset was a transaction's marker or an aborted record.
+                return record if record.offset == offset else None
+        return None
     finally:
         await consumer.stop()
 

@@ -90,9 +90,13 @@ class Decision(BaseModel):
     #: The event in Kafka's binary form: its headers (name, text) and its data.
     headers: list[tuple[str, str]]
     data: Any
+    #: The size of the event's data when this record left it out (`data` is then {}): with it
+    #: the decision was larger than Kafka takes. The data stays in the record the event was read
+    #: from (`topic`, `partition`, `offset`) for as long as that topic keeps it.
+    data_omitted: int | None = None
 
     def event(self) -> Event:
-        """The event as the triggers decoded it."""
+        """The event as the triggers decoded it (without its data when `data_omitted`)."""
         return Event.from_kafka(orjson.dumps(self.data), [(k, v.encode()) for k, v in self.headers])
 
     def matched_teams(self) -> set[str]:
@@ -131,9 +135,11 @@ class Decision(BaseModel):
         snapshot: str,
         matched: list[DecisionRow],
         replay: bool,
+        omit_data: bool = False,
     ) -> bytes:
         """The record value, built without a model on the triggers' path: the event's data is
-        spliced in as the JSON it already is."""
+        spliced in as the JSON it already is (with `omit_data`, left out: `data_omitted`)."""
+        omitted = {"data_omitted": len(value or b"")} if omit_data else {}
         return orjson.dumps(
             {
                 "event_id": event.id,
@@ -151,7 +157,8 @@ class Decision(BaseModel):
                 "matched": [row.model_dump() for row in matched],
                 "replay": replay,
                 "headers": [(k, v.decode(errors="replace")) for k, v in headers],
-                "data": orjson.Fragment(value or b"{}"),
+                "data": orjson.Fragment(b"{}" if omit_data else value or b"{}"),
+                **omitted,
             }
         )
 

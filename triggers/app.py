@@ -23,6 +23,7 @@ from aiokafka.errors import (
     IllegalGenerationError,
     KafkaError,
     KafkaTimeoutError,
+    MessageSizeTooLargeError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -31,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore, StoredDefinition
-from hookline.dlq import DLQ_DEFINITION, replayed_for
+from hookline.dlq import DLQ_DEFINITION, DLQ_OMITTED, replayed_for
 from hookline.health import HealthRoutes, serve_health
 from hookline.kafka import create_consumer, create_producer, ensure_topics, start_client
 from hookline.lifecycle import stop_on_signals, unless_stopped
@@ -388,22 +389,35 @@ class TriggersService:
             value, headers = record.value, list(record.headers or ())
         else:  # an external record: the event it became, in the events topic's form
             _, value, headers = event.to_kafka()
-        payload = Decision.encode(
-            event,
-            value,
-            headers,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            accepted_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
-            consumed_at=consumed_at,
-            decided_at=datetime.now(UTC),
-            teams=matcher.teams(event),
-            snapshot=snapshot,
-            matched=rows,
-            replay=replay,
-        )
-        await self._write(kafka.decisions_topic, payload, key=event.id.encode())
+
+        def encoded(omit_data: bool) -> bytes:
+            return Decision.encode(
+                event,
+                value,
+                headers,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                accepted_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+                consumed_at=consumed_at,
+                decided_at=datetime.now(UTC),
+                teams=matcher.teams(event),
+                snapshot=snapshot,
+                matched=rows,
+                replay=replay,
+                omit_data=omit_data,
+            )
+
+        key = event.id.encode()
+        try:
+            await self._write(kafka.decisions_topic, encoded(omit_data=False), key=key)
+        except MessageSizeTooLargeError:
+            # The event's data is nearly as large as Kafka takes (a `kafka` trigger's topic may
+            # hold records of 1 MiB): the decision goes without it (it stays in the record).
+            log.warning(
+                "decision recorded without the event's data: too large", event_id=event.id, bytes=len(value or b"")
+            )
+            await self._write(kafka.decisions_topic, encoded(omit_data=True), key=key)
 
     async def _snapshot(self, matcher: TriggerIndex) -> str:
         """The id of the matcher's definition versions, written to the decisions topic once
@@ -461,7 +475,18 @@ class TriggersService:
                 (DLQ_DEFINITION, definition.id.encode()),
                 ("hookline_dlq_version", str(definition.version).encode()),
             ]
-        await self._write(self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers)
+        try:
+            await self._write(self._settings.kafka.dlq_topic, record.value, key=record.key, headers=headers)
+        except MessageSizeTooLargeError:
+            # The record with the DLQ's headers is more than Kafka takes. The DLQ keeps where it
+            # was read instead, and a replay reads it from there (hookline/dlq.py).
+            # Its small headers stay (the CloudEvents id, source and type the DLQ lists).
+            original = list(record.headers or ())
+            size = len(record.value or b"") + len(record.key or b"") + sum(len(v or b"") for _, v in original)
+            small = [(k, v) for k, v in original if v is not None and len(k) + len(v) <= 256][:64]
+            kept = [*small, *headers[len(original) :], (DLQ_OMITTED, str(size).encode())]
+            key = record.key if record.key and len(record.key) <= 1024 else b""  # Kafka needs a key or a value
+            await self._write(self._settings.kafka.dlq_topic, None, key=key, headers=kept)
         self.metrics.dead_lettered.inc()
         log.warning(
             "dead-lettered",

@@ -17,13 +17,29 @@ from pydantic import ValidationError
 from hookline.dlq import replay_origin
 from schemas.events import HEADER_PREFIX, Event, EventDecodeError, json_data
 
-__all__ = ["RECORD_TYPE", "event_from_record"]
+__all__ = ["MAX_ATTRIBUTE_BYTES", "RECORD_TYPE", "event_from_record"]
 
 RECORD_TYPE = "dev.hookline.kafka.record"
+#: The most an event's attributes (id, source, subject, extensions, ...) may take: a decision
+#: carries them, and must fit in a Kafka record even when it leaves a large event's data out.
+#: The gateway allows far less (256 characters an attribute).
+MAX_ATTRIBUTE_BYTES = 64 * 1024
 
 
 def event_from_record(record: ConsumerRecord[bytes, bytes]) -> Event:
     """The event a record of an external topic carries; raises `EventDecodeError`."""
+    event = _event(record)
+    size = sum(len(str(v).encode()) for k, v in event.__dict__.items() if k not in _NOT_ATTRIBUTES and v is not None)
+    size += sum(len(k) + len(v.encode()) for k, v in event.extensions.items())
+    if size > MAX_ATTRIBUTE_BYTES:
+        raise EventDecodeError(f"the event's attributes take {size} bytes; at most {MAX_ATTRIBUTE_BYTES}")
+    return event
+
+
+_NOT_ATTRIBUTES = frozenset({"data", "extensions"})
+
+
+def _event(record: ConsumerRecord[bytes, bytes]) -> Event:
     source = f"kafka:{record.topic}"
     headers = list(record.headers or ())
     if any(name.startswith(HEADER_PREFIX) for name, _ in headers):

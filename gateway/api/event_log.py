@@ -71,15 +71,18 @@ async def _decisions(state: ApiState, principal: Principal, decision: Decision, 
         stored = store.get_version(definition_id, version)
         if definition_id in recorded or stored is None or not principal.sees(stored.definition.team):
             continue
-        answer = explain([stored], event)[0]
+        if decision.data_omitted is not None:
+            reason = f"not evaluated: the event's data ({decision.data_omitted} bytes) was too large to keep"
+        else:
+            # It matched, yet the triggers recorded nothing for it: say so rather than guess.
+            reason = explain([stored], event)[0].reason or "matches now, but the triggers recorded no decision for it"
         rows.append(
             EventDecision(
                 definition_id=definition_id,
                 version=version,
                 team=stored.definition.team,
                 matched=False,
-                # It matched, yet the triggers recorded nothing for it: say so rather than guess.
-                reason=answer.reason or "matches now, but the triggers recorded no decision for it",
+                reason=reason,
                 outcome=None,
                 execution_id=None,
                 links={},
@@ -130,6 +133,7 @@ async def get_event(request: web.Request, principal: Principal) -> web.Response:
         type=decision.type,
         subject=decision.subject,
         event=event.model_dump(mode="json"),
+        data_omitted=decision.data_omitted,
         headers=_headers(event),
         hops=EventHops(
             accepted_at=decision.accepted_at, consumed_at=decision.consumed_at, decided_at=decision.decided_at

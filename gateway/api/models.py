@@ -370,6 +370,12 @@ class EventRecord(_Answer):
     event: dict[str, Any] | None = Field(
         description="The CloudEvent as the triggers read it (attributes, data, extensions); null in flight."
     )
+    data_omitted: int | None = Field(
+        None,
+        description="Set when the event's data was too large to keep with its decision: its size in bytes. The "
+        "data is then {} here, and the definitions it did not match are not evaluated; the data stays in the "
+        "Kafka record the event was read from.",
+    )
     headers: dict[str, Any] | None = Field(description="The request headers its source keeps, if any.")
     hops: EventHops
     replayed: bool = Field(description="A DLQ replay decided it again for the definitions it concerned.")

@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
+from hookline.dlq import replay_dlq
 from hookline.kafka import create_producer
 from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings
@@ -136,3 +137,65 @@ async def test_a_stored_definition_naming_the_dlq_starts_nothing(
         await asyncio.sleep(2)
     await producer.stop()
     assert [w.id async for w in temporal_client.list_workflows("HooklineDefinitionId = 'dlq-reader'")] == []
+
+
+async def test_the_largest_records_a_topic_takes_are_decided_and_dead_lettered_and_the_service_goes_on(
+    store: DefinitionStore,
+    orders_topic: str,
+    kafka_settings: KafkaSettings,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    """A record as large as the broker takes (1 MiB) makes a decision larger than that, a run
+    request larger than Temporal takes (2 MB: the event travels in it twice), and a DLQ record
+    with the DLQ's headers larger still: none of it may end the service, which would meet the
+    same record again after every restart and stop every team's events."""
+    await store.put(
+        {
+            "name": "Fulfil Order",
+            "trigger": {"type": "kafka", "topic": orders_topic, "filter": ['data.kind="order"']},
+            "steps": [{"name": "ship", "agent": "deployer"}],
+        }
+    )
+    # The broker takes a batch of up to 1 MiB + 12 bytes; the producer is let send that much.
+    producer = create_producer(kafka_settings, max_request_size=2 * 1024 * 1024)
+    await producer.start()
+    room = 1024 * 1024 - 200  # the record batch's own bytes
+    large = orjson.dumps({"kind": "order", "pad": "x" * (room - 40)})
+    not_json = b"<" * room
+    after = orjson.dumps({"kind": "order", "id": "after"})
+    sent = [await producer.send_and_wait(orders_topic, value, key=b"k") for value in (large, not_json, after)]
+    await producer.stop()
+    service = triggers_service()
+    source = f"kafka:{orders_topic}"
+    after_id = event_run_id("fulfil-order", source, f"kafka-{orders_topic}-{sent[2].partition}-{sent[2].offset}")
+    async with running(service.run, service.stop) as task:
+        await started_runs(temporal_client, after_id, timeout=30)
+        decisions = await read_topic(kafka_settings, kafka_settings.decisions_topic, expect=3, timeout=15)
+        dead = await read_topic(kafka_settings, kafka_settings.dlq_topic, expect=2, timeout=15)
+        assert not task.done(), task.exception() if not task.cancelled() else "cancelled"
+
+    docs = {
+        doc["offset"]: doc for r in decisions if not r.key.startswith(b"snapshot:") for doc in [orjson.loads(r.value)]
+    }
+    assert sorted(docs) == [sent[0].offset, sent[2].offset]  # the record that is not JSON has no event
+    large_decision = docs[sent[0].offset]
+    assert large_decision["data"] == {} and large_decision["data_omitted"] >= room - 40
+    [row] = large_decision["matched"]
+    assert row["outcome"] == "dead-lettered" and "Temporal rejected" in row["reason"], row
+    assert "data_omitted" not in docs[sent[2].offset] and docs[sent[2].offset]["data"]["id"] == "after"
+
+    by_offset = {int(dict(r.headers)["hookline_dlq_offset"]): r for r in dead}
+    assert sorted(by_offset) == [sent[0].offset, sent[1].offset]
+    for record in by_offset.values():
+        headers = dict(record.headers)
+        assert record.value is None and int(headers["hookline_dlq_omitted"]) >= room - 40, headers
+        assert headers["hookline_dlq_topic"] == orders_topic.encode()
+    assert dict(by_offset[sent[0].offset].headers)["hookline_dlq_definition"] == b"fulfil-order"
+    # A replay reads the record where it was, and sends it back whole.
+    result = await replay_dlq(kafka_settings, select=lambda reason: reason.startswith("undecodable"))
+    assert (result.selected, result.replayed) == (1, 1)
+    copies = [r for r in await read_topic(kafka_settings, orders_topic, expect=4) if r.offset > sent[2].offset]
+    assert [(r.value, dict(r.headers).get("hookline_replay_origin")) for r in copies] == [
+        (not_json, f"{orders_topic}/{sent[1].partition}/{sent[1].offset}".encode())
+    ]

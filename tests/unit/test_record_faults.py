@@ -14,7 +14,7 @@ from hookline.matching import TriggerIndex, explain
 from schemas.events import Event, EventDecodeError
 from schemas.limits import MAX_JSON_DEPTH
 from schemas.workflow import parse_definition
-from triggers.external import event_from_record
+from triggers.external import MAX_ATTRIBUTE_BYTES, event_from_record
 
 HEADERS = [
     ("ce_specversion", b"1.0"),
@@ -123,3 +123,29 @@ def test_explain_confines_a_failing_definition_to_its_own_row() -> None:
     rows = {e.definition_id: e for e in explain([good, bad], alert())}
     assert rows["good"].matches
     assert not rows["bad"].matches and "TypeError" in (rows["bad"].reason or "")
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "key"),
+    [
+        (b"{}", [*HEADERS, ("ce_myext", b"x" * MAX_ATTRIBUTE_BYTES)], b"k"),  # binary mode
+        (
+            orjson.dumps({"specversion": "1.0", "id": "e", "source": "/s", "type": "t", "subject": "x" * 70_000}),
+            [],
+            b"k",
+        ),
+        (b'{"plain": 1}', [], b"k" * (MAX_ATTRIBUTE_BYTES + 1)),  # the key becomes its partition key
+    ],
+    ids=["binary", "structured", "plain"],
+)
+def test_an_event_whose_attributes_outgrow_a_decision_is_a_decode_error(
+    value: bytes, headers: list[tuple[str, bytes | None]], key: bytes
+) -> None:
+    made = ConsumerRecord("orders", 0, 7, 0, 0, key, value, None, 0, 0, headers)
+    with pytest.raises(EventDecodeError, match=f"attributes take .* bytes; at most {MAX_ATTRIBUTE_BYTES}"):
+        event_from_record(made)
+
+
+def test_attributes_just_under_the_limit_decode() -> None:
+    event = event_from_record(record("orders", b"{}", [*HEADERS, ("ce_myext", b"x" * (MAX_ATTRIBUTE_BYTES - 200))]))
+    assert len(event.extensions["myext"]) == MAX_ATTRIBUTE_BYTES - 200
