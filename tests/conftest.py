@@ -53,7 +53,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
     # The long tests first: pytest-xdist hands out tests in this order as workers free up, so
     # the short ones fill in around the long ones instead of one long test ending the run alone.
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    # The chart's tests last: `make test` builds Helm beside the run, and they wait for it.
+    items.sort(key=lambda item: (item.path.name == "test_helm_chart.py", item.get_closest_marker("long") is None))
     if SHARED_STACK not in os.environ and any(item.get_closest_marker(mark) for item in items for mark in _STACK_MARKS):
         _hold_suite_lock()  # a shared stack's lock is held by the session that started it
 

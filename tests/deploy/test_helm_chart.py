@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,26 @@ IMAGE_EXAMPLES = "/app/examples"
 Manifest = dict[str, Any]
 
 
+#: `make test` builds Helm beside the tests (Makefile): its process group, while it runs.
+BUILD_PID = ROOT / ".cache" / "helm-build.pid"
+BUILD_LOG = ROOT / ".cache" / "helm-build.log"
+
+
+def _building() -> bool:
+    try:
+        os.kill(int(BUILD_PID.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    assert HELM.is_file(), f"{HELM} is missing: `make helm` builds it (mk/helm.mk)"
+    # These tests come last (tests/conftest.py), so the build has had the whole run to finish.
+    deadline = time.monotonic() + 1800
+    while _building() and time.monotonic() < deadline:  # not the binary: it may be half copied
+        time.sleep(1)
+    log = BUILD_LOG.read_text(errors="replace")[-2000:] if BUILD_LOG.is_file() else ""
+    assert HELM.is_file(), f"{HELM} is missing: `make helm` builds it (mk/helm.mk)\n{log}"
     return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120, check=False)
 
 
