@@ -225,6 +225,8 @@ class TemporalServer(_Server):
     ui_port: int | None = None
     db_file: Path | None = None
     namespace: str = "default"
+    #: Dynamic config values (`--dynamic-config-value`), e.g. {"limit.historyCount.suggestContinueAsNew": "40"}.
+    dynamic_config: dict[str, str] = field(default_factory=dict)
     _process: ManagedProcess = field(default_factory=lambda: ManagedProcess("Temporal"))
 
     @property
@@ -266,6 +268,8 @@ class TemporalServer(_Server):
             argv += ["--namespace", self.namespace]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
+        for key, value in self.dynamic_config.items():
+            argv += ["--dynamic-config-value", f"{key}={value}"]
         self._process.spawn(argv, self.log_path)
         await self._process.until_ready(wait_for_temporal(self.address, timeout), self.log_path)
 

@@ -15,8 +15,10 @@ __all__ = [
     "APPROVAL_TEAMS_ATTRIBUTE",
     "APPROVAL_UPDATE",
     "LANE_EVENT",
+    "LANE_PING",
     "LANE_QUERY",
     "LANE_RESOLVE",
+    "LANE_RUN_ENDED",
     "LANE_WORKFLOW",
     "RESOLVED_SIGNAL",
     "RUN_STEP",
@@ -61,6 +63,11 @@ LANE_WORKFLOW = "HooklineLane"
 LANE_EVENT = "event"
 LANE_RESOLVE = "resolve"
 LANE_QUERY = "lane"
+#: A run a lane started tells the lane it has ended (its workflow id), so that a lane that
+#: continued as new while the run ran frees its slot; the lane asks a run it holds no handle of
+#: whether it still runs by signalling it (a closed run refuses the signal).
+LANE_RUN_ENDED = "run_ended"
+LANE_PING = "lane_ping"
 
 #: Waiting steps (docs/waiting-steps.md): the update that decides an approval, the signal that
 #: brings a run the event its `wait_for` waits for, and the mailbox workflow of one correlation key
@@ -111,6 +118,9 @@ class RunRequest(BaseModel):
     # step name → where its action runs; `compensations` likewise for `on_failure` actions.
     routes: dict[str, Route] = Field(default_factory=dict)
     compensations: dict[str, Route] = Field(default_factory=dict)
+    #: The lane that started the run (flow control), which the run tells when it ends. Left out
+    #: when None, so that a run request is what it was before the field (tests/replay compares).
+    lane: str | None = Field(None, exclude_if=lambda lane: lane is None)
 
 
 class Resolved(BaseModel):
@@ -205,6 +215,10 @@ class LaneState(BaseModel):
     #: Carried over when the lane continues as new: the run ids it has seen lately.
     seen: list[str] = Field(default_factory=list)
     waiting: list[LaneItem] = Field(default_factory=list)
+    #: Carried over with the runs that run on (`running`): of each debounced or batched one, its
+    #: events not resolved yet, and which run each of those events went into.
+    unresolved: dict[str, list[str]] = Field(default_factory=dict)
+    holders: dict[str, str] = Field(default_factory=dict)
 
 
 class StepRequest(BaseModel):

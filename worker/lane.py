@@ -4,9 +4,12 @@ events waiting in priority then arrival order, or skipped (docs/flow-control.md)
 The triggers send each event here by signal-with-start instead of starting its run; the lane
 starts the run as a child under the id it would have had anyway, so a run exists once however
 often its event is delivered. The lane's state is its history: a crash of any process replays it.
-It continues as new when Temporal suggests it, once no child runs (a child's end is awaited on its
-handle, which does not survive into the next run), and ends after a while without work; the next
-event starts it again.
+It continues as new when Temporal suggests it, and ends after a while without work; the next
+event starts it again. A child's end is awaited on its handle, which does not survive into the
+next run: runs that go on across a continue-as-new tell the lane when they end (`LANE_RUN_ENDED`),
+and the lane signals them now and then, so that one that ended without telling it (terminated)
+frees its slot too. Lanes that began before `_CARRIES_RUNS` continue as new only once no child
+runs, as they did then.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from worker.throttle import Rate, ThrottleState
 with workflow.unsafe.imports_passed_through():
     from schemas.run import (
         LANE_EVENT,
+        LANE_PING,
         LANE_QUERY,
         LANE_RESOLVE,
+        LANE_RUN_ENDED,
         LANE_WORKFLOW,
         RESOLVED_SIGNAL,
         WORKFLOW_NAME,
@@ -53,6 +58,15 @@ _STARTS_TOGETHER = "lane-starts-together"
 #: run hears of (or is cancelled by) a resolution once every event in it has resolved. Older
 #: histories replay the first resolution of any of its events ending the whole run.
 _PER_EVENT = "lane-resolves-collected-per-event"
+#: Lanes that began after this continue as new while children run: the runs and what the lane
+#: knows of them are carried over, the runs tell the lane when they end, and the lane asks a
+#: run it carried whether it still runs every `_CHECK_CARRIED`. Before, a lane whose runs never
+#: all ended at once (a long run, events for its key coming all the while) grew its history until
+#: Temporal's limits (50 MB, 51,200 events, 10,000 signals) refused or ended it.
+_CARRIES_RUNS = "lane-carries-runs"
+_CHECK_CARRIED = timedelta(seconds=30)
+#: The most a lane carries over into its next run (Temporal warns over 512 KB and refuses over 2 MB).
+_MAX_CARRY_BYTES = 1_000_000
 #: Run ids remembered (a redelivered event is not queued twice), skipped and dropped ones shown.
 _SEEN = 5000
 _SHOWN = 100
@@ -96,11 +110,25 @@ class HooklineLane:
         for item in carried.waiting:
             self._queue(item)
         self._seen = dict.fromkeys(carried.seen)
+        # Runs that went on when the last run of the lane continued as new (only lanes that began
+        # after `_CARRIES_RUNS` carry any): no handle to await, so they tell us when they end.
+        self._carried: set[str] = set(carried.running)
+        self._running |= self._carried
+        self._unresolved.update({run: set(events) for run, events in carried.unresolved.items()})
+        self._holder.update(carried.holders)
+        #: Runs started by this run of the lane: their handles tell when they end.
+        self._watched: set[str] = set()
+        self._carries_runs = False
+        self._checked_at: datetime | None = None
+        self._fits_for: tuple[int, ...] = ()
+        self._fits = True
 
     @workflow.run
     async def run(self, carried: LaneState) -> None:
+        self._carries_runs = workflow.patched(_CARRIES_RUNS)
         while True:
-            wake = min((t for t in (self._throttled_for(), self._collected_in()) if t is not None), default=IDLE)
+            due = (self._throttled_for(), self._collected_in(), self._carried_check_in())
+            wake = min((t for t in due if t is not None), default=IDLE)
             try:
                 await workflow.wait_condition(
                     lambda: (
@@ -116,6 +144,8 @@ class HooklineLane:
                     return  # idle: the next event starts the lane again
             if self._collected_in() == timedelta(0):
                 self._queue(self._collected())
+            if self._carried_check_in() == timedelta(0):
+                await self._check_carried()
             await self._pass_on_resolutions()
             await self._cancel_for_newer()
             if workflow.patched(_STARTS_TOGETHER):
@@ -142,7 +172,9 @@ class HooklineLane:
         limit = self._limit()
         if not self._waiting or (limit is not None and len(self._running) >= limit):
             return False
-        return not workflow.info().is_continue_as_new_suggested() and self._throttled_for() is None
+        if not self._carries_runs and workflow.info().is_continue_as_new_suggested():
+            return False  # older lanes start nothing more until they have continued as new
+        return self._throttled_for() is None
 
     def _collected_in(self) -> timedelta | None:
         """How long until the events being collected make their run (0: now); None: none are."""
@@ -197,14 +229,52 @@ class HooklineLane:
         return self._throttle.wait(rate, workflow.now()) if rate is not None else None
 
     def _roll(self) -> bool:
-        """Continue as new: Temporal suggests it, no child runs (their handles would be lost) and no
-        resolution waits for its run to start (they are not carried; they start in turn)."""
-        return (
-            workflow.info().is_continue_as_new_suggested()
-            and not self._running
-            and not self._held
-            and not self._resolved_members
-        )
+        """Continue as new: Temporal suggests it, and no resolution waits for its run to start
+        (they are not carried; they start in turn) or to be passed on, nor a cancellation to be
+        made. Lanes older than `_CARRIES_RUNS`: also once no child runs."""
+        if not workflow.info().is_continue_as_new_suggested() or self._held or self._resolved_members:
+            return False
+        if self._carries_runs:
+            return not (self._resolutions or self._to_cancel) and self._carry_fits()
+        return not self._running
+
+    def _carry_fits(self) -> bool:
+        """Whether what the lane carries over fits in a workflow input (Temporal refuses one over
+        2 MB). A longer queue is worked off first: runs go on starting, and the lane continues as
+        new once it fits. Measured again only when what it holds has changed."""
+        held = (self._arrivals, len(self._waiting), len(self._collecting), len(self._running), len(self._seen))
+        if held != self._fits_for:
+            self._fits_for = held
+            self._fits = len(self._state(carry=True).model_dump_json()) <= _MAX_CARRY_BYTES
+        return self._fits
+
+    def _carried_check_in(self) -> timedelta | None:
+        """How long until the carried runs are asked whether they still run (0: now); None: none."""
+        if not self._carried:
+            return None
+        if self._checked_at is None:
+            self._checked_at = workflow.now()
+        return max(timedelta(0), self._checked_at + _CHECK_CARRIED - workflow.now())
+
+    async def _check_carried(self) -> None:
+        """Signal each carried run: one that has ended refuses it, and its slot frees."""
+        self._checked_at = workflow.now()
+        for run_id in sorted(self._carried):
+            try:
+                await workflow.get_external_workflow_handle(run_id).signal(LANE_PING)
+            except Exception:
+                self._ended(run_id)
+
+    def _ended(self, run_id: str) -> None:
+        self._running.discard(run_id)
+        self._carried.discard(run_id)
+        self._unresolved.pop(run_id, None)
+
+    @workflow.signal(name=LANE_RUN_ENDED)
+    def run_ended(self, run_id: str) -> None:
+        """A run ended: free its slot unless its handle (which tells once it has closed) does."""
+        if run_id not in self._watched:
+            self._ended(run_id)
 
     def _queue(self, item: LaneItem) -> None:
         heapq.heappush(self._waiting, (item.priority, self._arrivals, item))
@@ -367,6 +437,8 @@ class HooklineLane:
             collecting_last=self._collecting_last,
             seen=list(self._seen) if carry else [],
             waiting=waiting if carry else [],
+            unresolved={run: sorted(events) for run, events in self._unresolved.items()} if carry else {},
+            holders={event: run for event, run in self._holder.items() if run in self._running} if carry else {},
         )
 
     def _throttle_allows(self) -> int | None:
@@ -382,10 +454,13 @@ class HooklineLane:
         attributes = TypedSearchAttributes(
             [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in sorted(item.attributes.items())]
         )
+        request = item.request
+        if self._carries_runs:  # it tells the lane when it ends (its handle may not outlive us)
+            request = request.model_copy(update={"lane": workflow.info().workflow_id})
         try:
             handle = await workflow.start_child_workflow(
                 WORKFLOW_NAME,
-                item.request,
+                request,
                 id=item.run_id,
                 task_queue=workflow.info().task_queue,
                 result_type=RunState,
@@ -400,6 +475,7 @@ class HooklineLane:
             self._resolved_members.pop(item.run_id, None)
             return
         self._running.add(item.run_id)
+        self._watched.add(item.run_id)
         if item.members and workflow.patched(_PER_EVENT):
             # Until it ends (empty once all have resolved: the held resolution tells it, below).
             self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
@@ -419,8 +495,8 @@ class HooklineLane:
             except Exception:  # noqa: S110 - a failed or cancelled run frees its slot like a finished one
                 pass
             finally:
-                self._running.discard(item.run_id)
-                self._unresolved.pop(item.run_id, None)
+                self._watched.discard(item.run_id)
+                self._ended(item.run_id)
 
         asyncio.get_running_loop().create_task(watch())
 

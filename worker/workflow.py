@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.expressions import ExpressionError, evaluate, render, truthy
     from schemas.run import (
         APPROVAL_UPDATE,
+        LANE_PING,
+        LANE_RUN_ENDED,
         RESOLVED_SIGNAL,
         RUN_STEP,
         STATE_QUERY,
@@ -49,6 +51,8 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 TIMEOUT_GRACE_S = 10.0
 DEFAULT_ATTEMPTS = 3
 OUTPUT_SUMMARY_CHARS = 1000
+#: Runs that began after this tell the lane that started them when they end (worker/lane.py).
+_TELLS_ITS_LANE = "run-tells-its-lane"
 
 
 class _StepFailure(Exception):
@@ -341,9 +345,26 @@ class HooklineRun:
         if self._run is not None:
             self._run.waiting.matched(match)
 
+    @workflow.signal(name=LANE_PING)
+    def lane_ping(self) -> None:
+        """The lane asks whether the run still runs; taking the signal is the answer."""
+
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
         self._run = _Run(request)
         if self._resolved is not None:
             self._run.resolve(self._resolved)
-        return await self._run.execute()
+        try:
+            return await self._run.execute()
+        finally:
+            if request.lane is not None and workflow.patched(_TELLS_ITS_LANE):
+                await asyncio.shield(self._tell_lane(request.lane))
+
+    @staticmethod
+    async def _tell_lane(lane: str) -> None:
+        """Tell the lane the run has ended, so that it frees the run's slot although it may have
+        continued as new since it started the run (and lost the run's handle)."""
+        try:
+            await workflow.get_external_workflow_handle(lane).signal(LANE_RUN_ENDED, workflow.info().workflow_id)
+        except Exception:  # noqa: S110 - the lane has ended: no slot to free
+            pass
