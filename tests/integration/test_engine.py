@@ -28,6 +28,7 @@ from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from schemas.workflow import parse_definition
 from tests.eventually import eventually
+from tests.replaying import replayed
 from worker.app import build_workers
 from worker.settings import WorkerOptions, WorkerSettings
 from worker.workflow import HooklineRun
@@ -106,7 +107,7 @@ async def start(
     yield start
     replayer = Replayer(workflows=[HooklineRun], data_converter=temporal_client.data_converter)
     for handle in started:
-        await replayer.replay_workflow(await handle.fetch_history())
+        await replayed(replayer, await handle.fetch_history())
 
 
 async def outcome(handle: WorkflowHandle[Any, RunState]) -> tuple[RunState, str | None]:

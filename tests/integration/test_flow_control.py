@@ -39,6 +39,7 @@ from tests.eventually import eventually
 from tests.integration.conftest import runs_of, started_runs, wait_for_result
 from tests.integration.test_api_support import API, auth
 from tests.notifications import notification, resolved
+from tests.replaying import replayed
 from triggers.app import TriggersService
 from worker.app import health_app
 from worker.lane import HooklineLane
@@ -273,7 +274,7 @@ async def test_a_storm_of_1000_alerts_runs_one_remediation_per_service_at_a_time
     assert (state.running, state.queued, state.config and state.config.limit) == ([], [], 1)
     # The lane is deterministic: its history replays in Temporal's sandbox.
     history = await temporal_client.get_workflow_handle(lane_id("storm", "svc-0")).fetch_history()
-    await Replayer(workflows=[HooklineLane], data_converter=temporal_client.data_converter).replay_workflow(history)
+    await replayed(Replayer(workflows=[HooklineLane], data_converter=temporal_client.data_converter), history)
 
 
 @pytest.mark.usefixtures("worker")

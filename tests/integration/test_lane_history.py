@@ -29,6 +29,7 @@ from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
 from tests.integration.conftest import started_runs, wait_for_result
 from tests.integration.test_flow_control import alerts, remediation, run_ids
+from tests.replaying import replayed
 from worker.lane import HooklineLane
 
 pytestmark = [pytest.mark.integration, pytest.mark.long, pytest.mark.timeout(400)]
@@ -154,4 +155,4 @@ async def test_a_lane_continues_as_new_while_its_run_runs_and_every_event_still_
     )
     for run in await lane_runs(temporal_client):
         history = await temporal_client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
-        await replayer.replay_workflow(history)
+        await replayed(replayer, history)

@@ -29,6 +29,7 @@ from tests.eventually import eventually
 from tests.integration.conftest import start_component, wait_for_result
 from tests.integration.test_api_support import API, auth
 from tests.notifications import notification, resolved
+from tests.replaying import replayed
 from triggers.app import TriggersService
 from worker.waitbox import HooklineWaits
 from worker.workflow import HooklineRun
@@ -127,7 +128,7 @@ async def finished(client: Client, execution_id: str) -> RunState:
         lambda: handle.describe(), f"{execution_id} to end", until=lambda d: d.close_time is not None, timeout=60
     )
     replayer = Replayer(workflows=[HooklineRun, HooklineWaits], data_converter=client.data_converter)
-    await replayer.replay_workflow(await handle.fetch_history())
+    await replayed(replayer, await handle.fetch_history())
     state: RunState = await handle.query("state", result_type=RunState)
     return state
 
