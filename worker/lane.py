@@ -116,8 +116,6 @@ class HooklineLane:
         self._running |= self._carried
         self._unresolved.update({run: set(events) for run, events in carried.unresolved.items()})
         self._holder.update(carried.holders)
-        #: Runs started by this run of the lane: their handles tell when they end.
-        self._watched: set[str] = set()
         self._carries_runs = False
         self._checked_at: datetime | None = None
         self._fits_for: tuple[int, ...] = ()
@@ -272,9 +270,11 @@ class HooklineLane:
 
     @workflow.signal(name=LANE_RUN_ENDED)
     def run_ended(self, run_id: str) -> None:
-        """A run ended: free its slot unless its handle (which tells once it has closed) does."""
-        if run_id not in self._watched:
-            self._ended(run_id)
+        """A run has ended (its last act, after its steps and compensations): its slot frees now,
+        also when this run of the lane holds its handle. Waiting for the handle instead, a lane
+        that continued as new in the same workflow task carried the run, and nothing told it
+        again: a slot held until the next check, 30 s (seen under load)."""
+        self._ended(run_id)
 
     def _queue(self, item: LaneItem) -> None:
         heapq.heappush(self._waiting, (item.priority, self._arrivals, item))
@@ -475,7 +475,6 @@ class HooklineLane:
             self._resolved_members.pop(item.run_id, None)
             return
         self._running.add(item.run_id)
-        self._watched.add(item.run_id)
         if item.members and workflow.patched(_PER_EVENT):
             # Until it ends (empty once all have resolved: the held resolution tells it, below).
             self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
@@ -495,7 +494,6 @@ class HooklineLane:
             except Exception:  # noqa: S110 - a failed or cancelled run frees its slot like a finished one
                 pass
             finally:
-                self._watched.discard(item.run_id)
                 self._ended(item.run_id)
 
         asyncio.get_running_loop().create_task(watch())
