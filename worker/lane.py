@@ -6,10 +6,11 @@ starts the run as a child under the id it would have had anyway, so a run exists
 often its event is delivered. The lane's state is its history: a crash of any process replays it.
 It continues as new when Temporal suggests it, and ends after a while without work; the next
 event starts it again. A child's end is awaited on its handle, which does not survive into the
-next run: runs that go on across a continue-as-new tell the lane when they end (`LANE_RUN_ENDED`),
-and the lane signals them now and then, so that one that ended without telling it (terminated)
-frees its slot too. Lanes that began before `_CARRIES_RUNS` continue as new only once no child
-runs, as they did then.
+next run: the next run signals each run it carried at once and every 30 s after; a closed run
+refuses the signal (its slot frees), a running one takes it as a request to tell the lane when it
+ends (`LANE_RUN_ENDED`). Runs of a lane that never continued as new while they ran cost no
+signal. Lanes that began before `_CARRIES_RUNS` continue as new only once no child runs, as they
+did then.
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ _STARTS_TOGETHER = "lane-starts-together"
 #: histories replay the first resolution of any of its events ending the whole run.
 _PER_EVENT = "lane-resolves-collected-per-event"
 #: Lanes that began after this continue as new while children run: the runs and what the lane
-#: knows of them are carried over, the runs tell the lane when they end, and the lane asks a
-#: run it carried whether it still runs every `_CHECK_CARRIED`. Before, a lane whose runs never
-#: all ended at once (a long run, events for its key coming all the while) grew its history until
-#: Temporal's limits (50 MB, 51,200 events, 10,000 signals) refused or ended it.
+#: knows of them are carried over, and the next run of the lane signals each at once and every
+#: `_CHECK_CARRIED` (a closed run refuses the signal; a running one tells the lane when it
+#: ends). Before, a lane whose runs never all ended at once (a long run, events for its key
+#: coming all the while) grew its history until Temporal's limits (50 MB, 51,200 events, 10,000
+#: signals) refused or ended it.
 _CARRIES_RUNS = "lane-carries-runs"
 _CHECK_CARRIED = timedelta(seconds=30)
 #: The most a lane carries over into its next run (Temporal warns over 512 KB and refuses over 2 MB).
@@ -247,15 +249,18 @@ class HooklineLane:
         return self._fits
 
     def _carried_check_in(self) -> timedelta | None:
-        """How long until the carried runs are asked whether they still run (0: now); None: none."""
+        """How long until the carried runs are asked whether they still run (0: now, first thing
+        in a run of the lane that carried some); None: none are carried."""
         if not self._carried:
             return None
         if self._checked_at is None:
-            self._checked_at = workflow.now()
+            return timedelta(0)
         return max(timedelta(0), self._checked_at + _CHECK_CARRIED - workflow.now())
 
     async def _check_carried(self) -> None:
-        """Signal each carried run: one that has ended refuses it, and its slot frees."""
+        """Signal each carried run: one that has ended refuses it, and its slot frees; one that
+        runs takes it as a request to tell the lane when it ends (so a run whose lane never
+        continued as new costs no signal at all)."""
         self._checked_at = workflow.now()
         for run_id in sorted(self._carried):
             try:
@@ -270,10 +275,8 @@ class HooklineLane:
 
     @workflow.signal(name=LANE_RUN_ENDED)
     def run_ended(self, run_id: str) -> None:
-        """A run has ended (its last act, after its steps and compensations): its slot frees now,
-        also when this run of the lane holds its handle. Waiting for the handle instead, a lane
-        that continued as new in the same workflow task carried the run, and nothing told it
-        again: a slot held until the next check, 30 s (seen under load)."""
+        """A run the lane carried has ended (its last act, after its steps and compensations):
+        its slot frees now."""
         self._ended(run_id)
 
     def _queue(self, item: LaneItem) -> None:

@@ -51,7 +51,8 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 TIMEOUT_GRACE_S = 10.0
 DEFAULT_ATTEMPTS = 3
 OUTPUT_SUMMARY_CHARS = 1000
-#: Runs that began after this tell the lane that started them when they end (worker/lane.py).
+#: Runs that began after this tell the lane that started them when they end, if the lane asked
+#: (it continued as new while they ran; worker/lane.py).
 _TELLS_ITS_LANE = "run-tells-its-lane"
 
 
@@ -313,6 +314,7 @@ class HooklineRun:
     def __init__(self) -> None:
         self._run: _Run | None = None
         self._resolved: Resolved | None = None
+        self._lane_asked = False
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> RunState | None:
@@ -347,7 +349,9 @@ class HooklineRun:
 
     @workflow.signal(name=LANE_PING)
     def lane_ping(self) -> None:
-        """The lane asks whether the run still runs; taking the signal is the answer."""
+        """The lane that started the run has continued as new since (it lost the run's handle):
+        taking the signal tells it the run still runs, and the run tells it when it ends."""
+        self._lane_asked = True
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
@@ -357,7 +361,7 @@ class HooklineRun:
         try:
             return await self._run.execute()
         finally:
-            if request.lane is not None and workflow.patched(_TELLS_ITS_LANE):
+            if request.lane is not None and self._lane_asked and workflow.patched(_TELLS_ITS_LANE):
                 await asyncio.shield(self._tell_lane(request.lane))
 
     @staticmethod
