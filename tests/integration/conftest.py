@@ -22,7 +22,7 @@ from gateway.sources.alertmanager import alert_dedupe_key
 from hookline.definitions import DefinitionStore
 from hookline.runs import event_run_id
 from hookline.settings import KafkaSettings, TemporalSettings
-from schemas.agents import AgentCatalog
+from schemas.agents import Agent, AgentCatalog
 from schemas.run import RunState
 from tests.conftest import EXAMPLES, ROOT, mark_folder
 from tests.eventually import eventually
@@ -136,6 +136,20 @@ async def worker(
         for w in build_workers(settings, temporal_client, agents):
             await stack.enter_async_context(w)
         yield
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    """The file whose creation ends the steps of the `held` agent (`held_agent`)."""
+    return tmp_path / "release"
+
+
+def held_agent(release: Path, timeout_s: float = 60) -> Agent:
+    """An agent whose step runs until the test creates `release`: a run that surely runs while
+    others arrive, or that a test decides or cancels."""
+    return Agent(
+        name="held", command=("sh", "-c", f"while [ ! -f {release} ]; do sleep 0.05; done"), timeout_s=timeout_s
+    )
 
 
 def incident_workflow_ids(body: dict[str, Any]) -> list[str]:

@@ -15,9 +15,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
-from schemas.agents import Agent, AgentCatalog
+from schemas.agents import AgentCatalog
 from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
+from tests.integration.conftest import held_agent
 from tests.integration.console_fixtures import base_url, shot, sign_in
 from tests.integration.test_api_support import API, auth
 from tests.notifications import notification
@@ -37,17 +38,10 @@ INPUTS = {
 
 
 @pytest.fixture
-def release(tmp_path: Path) -> Path:
-    """The file whose creation ends the steps of the `held` agent."""
-    return tmp_path / "release"
-
-
-@pytest.fixture
 def agents(release: Path) -> AgentCatalog:
     """The example agents, and `held`, whose run lasts until the test creates `release`."""
-    held = Agent(name="held", command=("sh", "-c", f"while [ ! -f {release} ]; do sleep 0.05; done"), timeout_s=60)
     base = AgentCatalog.load(EXAMPLES / "agents.yaml")
-    return AgentCatalog(agents={**base.agents, "held": held})
+    return AgentCatalog(agents={**base.agents, "held": held_agent(release)})
 
 
 #: True only for the input the start test types into the form, each value with its JSON type.

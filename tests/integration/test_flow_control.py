@@ -36,7 +36,7 @@ from schemas.agents import Agent, AgentCatalog
 from schemas.run import LANE_QUERY, LANE_WORKFLOW, LaneState, RunState
 from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
-from tests.integration.conftest import runs_of, started_runs, wait_for_result
+from tests.integration.conftest import held_agent, runs_of, started_runs, wait_for_result
 from tests.integration.test_api_support import API, auth
 from tests.notifications import notification, resolved
 from tests.replaying import replayed
@@ -52,12 +52,6 @@ SHOW_EVENTS = "import json, sys; print(' '.join(e['id'][:8] for e in json.load(s
 
 
 @pytest.fixture
-def release(tmp_path: Path) -> Path:
-    """The file whose creation ends the steps of the `held` agent."""
-    return tmp_path / "release"
-
-
-@pytest.fixture
 def agents(release: Path) -> AgentCatalog:
     """The example agents, and some that take a while (runs of one key would overlap)."""
     base = AgentCatalog.load(EXAMPLES / "agents.yaml")
@@ -67,9 +61,7 @@ def agents(release: Path) -> AgentCatalog:
         "slower": Agent(name="slower", command=("sleep", "2"), timeout_s=30),
         "slowest": Agent(name="slowest", command=("sleep", "8"), timeout_s=30),
         # Runs until the test creates `release`: a run that surely runs while others arrive.
-        "held": Agent(
-            name="held", command=("sh", "-c", f"while [ ! -f {release} ]; do sleep 0.05; done"), timeout_s=60
-        ),
+        "held": held_agent(release),
         # Prints (the start of) the ids of the events its run holds (debounce, batch).
         "show": Agent(name="show", command=("python3", "-c", SHOW_EVENTS), timeout_s=30),
     }

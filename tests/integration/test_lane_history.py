@@ -23,11 +23,11 @@ from hookline.definitions import DefinitionStore
 from hookline.runs import lane_id
 from hookline.settings import TemporalSettings
 from hookline.stack import TemporalServer, free_port
-from schemas.agents import Agent, AgentCatalog
+from schemas.agents import AgentCatalog
 from schemas.run import LANE_QUERY, LANE_RUN_ENDED, LaneState, RunState
 from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
-from tests.integration.conftest import started_runs, wait_for_result
+from tests.integration.conftest import held_agent, started_runs, wait_for_result
 from tests.integration.test_flow_control import alerts, remediation, run_ids
 from tests.replaying import replayed
 from worker.lane import HooklineLane
@@ -56,16 +56,10 @@ def temporal_settings(own_temporal: TemporalServer, unique: str) -> TemporalSett
 
 
 @pytest.fixture
-def release(tmp_path: Path) -> Path:
-    return tmp_path / "release"
-
-
-@pytest.fixture
 def agents(release: Path) -> AgentCatalog:
     """`held` runs until the test creates `release` (long enough for any test: 300 s)."""
     base = AgentCatalog.load(EXAMPLES / "agents.yaml")
-    held = Agent(name="held", command=("sh", "-c", f"while [ ! -f {release} ]; do sleep 0.05; done"), timeout_s=300)
-    return AgentCatalog(agents={**base.agents, "held": held})
+    return AgentCatalog(agents={**base.agents, "held": held_agent(release, timeout_s=300)})
 
 
 async def lane_runs(client: Client) -> list[Any]:
