@@ -113,7 +113,7 @@ class HooklineLane:
             self._queue(item)
         self._seen = dict.fromkeys(carried.seen)
         # Runs that went on when the last run of the lane continued as new (only lanes that began
-        # after `_CARRIES_RUNS` carry any): no handle to await, so they tell us when they end.
+        # after `_CARRIES_RUNS` carry any): no handle to await, so `_check_carried` asks them.
         self._carried: set[str] = set(carried.running)
         self._running |= self._carried
         self._unresolved.update({run: set(events) for run, events in carried.unresolved.items()})
