@@ -27,6 +27,7 @@ __all__ = [
     "create_consumer",
     "create_producer",
     "ensure_topics",
+    "kafka_answers",
     "read_record",
     "read_to_end",
     "read_topic",
@@ -207,24 +208,25 @@ async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: f
         raise KafkaError(f"topics {', '.join(topics)} created but without leaders after {timeout_s:g}s") from None
 
 
+async def _answers(bootstrap_servers: str) -> None:
+    """The broker answers a metadata request, over connections of its own."""
+    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    # A plain TCP probe first keeps the client from logging every refused attempt.
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+    await start_client(admin)
+    try:
+        await admin.list_topics()
+    finally:
+        await admin.close()
+
+
 async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
     """Wait until the broker answers a metadata request; raises TimeoutError after `timeout`."""
-    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
-
-    async def answers() -> None:
-        # A plain TCP probe first keeps the client from logging every refused attempt.
-        _, writer = await asyncio.open_connection(host, int(port))
-        writer.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
-        await start_client(admin)
-        try:
-            await admin.list_topics()
-        finally:
-            await admin.close()
-
     try:
         await retry(
-            answers,
+            lambda: _answers(bootstrap_servers),
             backoff=_POLL,
             retry_on=(KafkaError, OSError),
             within_s=timeout,
@@ -233,6 +235,17 @@ async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
         )
     except (KafkaError, OSError) as exc:
         raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer within {timeout:.0f}s: {exc}") from exc
+
+
+async def kafka_answers(bootstrap_servers: str, timeout_s: float) -> bool:
+    """Whether the broker answers a new client within `timeout_s` (one try): tells a Kafka that is
+    away from a client of this process that no longer gets answers from it."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await _answers(bootstrap_servers)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    return True
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

@@ -34,7 +34,7 @@ from temporalio.client import Client
 from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.dlq import DLQ_DEFINITION, DLQ_OMITTED, replayed_for
 from hookline.health import HealthRoutes, serve_health
-from hookline.kafka import create_consumer, create_producer, ensure_topics, start_client
+from hookline.kafka import create_consumer, create_producer, ensure_topics, kafka_answers, start_client
 from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from hookline.matching import Match, TriggerIndex, failure
@@ -70,6 +70,10 @@ def _kafka_unreachable(exc: Exception) -> bool:
 COMMIT_INTERVAL_S = 0.2
 #: Between restarts of a schedule ticker that Kafka failed under.
 _TICKER_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
+#: The stall watchdog's reads, within the 2 s a health check has (hookline/health.py): the
+#: consumer's lag, then (when that fails) whether Kafka answers a new client.
+_LAG_READ_S = 1.0
+_KAFKA_PROBE_S = 0.9
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -513,7 +517,9 @@ class TriggersService:
         """Liveness: records wait on the assigned partitions, none is being handled, and none was
         taken or committed for `triggers.stall_s` (a wedged consumer: the cure is a new process).
         Nothing waiting is progress too. Not a stall: records being handled (Temporal may be
-        away, and they wait for it), or Kafka not answering (the lag cannot be read)."""
+        away, and they wait for it), or Kafka not answering anyone (a restart would not bring it
+        back). A consumer that cannot read its lag while Kafka answers a new client is wedged:
+        its client waits for an answer that never comes (aio-libs/aiokafka#1038 did that)."""
         stalled_s = time.monotonic() - self._progress_at
         if stalled_s < self._options.stall_s or not self.consuming or self._stopping.is_set():
             return None
@@ -521,9 +527,14 @@ class TriggersService:
             self._progress_at = time.monotonic()
             return None
         try:
-            async with asyncio.timeout(3):
+            async with asyncio.timeout(_LAG_READ_S):
                 waiting = sum((await consumer_lag(self._consumer)).values())
-        except Exception:  # Kafka away: a restart would not bring it back
+        except Exception:
+            if await kafka_answers(self._settings.kafka.bootstrap_servers, _KAFKA_PROBE_S):
+                return (
+                    "the consumer gets no answer from Kafka, which answers a new client; "
+                    f"nothing taken or committed for {stalled_s:.0f}s"
+                )
             return None
         if waiting == 0:
             self._progress_at = time.monotonic()

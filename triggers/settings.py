@@ -29,8 +29,9 @@ class TriggersOptions(Section):
         60.0,
         gt=0,
         description="Liveness fails when records wait on assigned partitions and none has been taken or "
-        "committed for this long, so the supervisor replaces a consumer that wedged (seen once after a broker "
-        "restart). Kafka being unreachable is not a stall: it is not what a restart cures.",
+        "committed for this long, so the supervisor replaces a consumer that wedged (aiokafka's did after a "
+        "broker restart, aio-libs/aiokafka#1038, mended in hookline.kafka). Kafka being unreachable is not a "
+        "stall: it is not what a restart cures.",
     )
 
 

@@ -20,7 +20,8 @@ from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.protocol.metadata import MetadataRequest
 
-import hookline.kafka  # noqa: F401  (what is tested: importing it mends aiokafka's connections)
+from hookline.kafka import kafka_answers  # importing hookline.kafka mends aiokafka's connections
+from hookline.stack import free_port
 from tests.conftest import LocalStack, SharedStack
 
 pytestmark = pytest.mark.integration
@@ -81,3 +82,11 @@ def test_other_runtime_errors_are_not_taken_for_a_broken_connection(stack: Local
             await client.close()
 
     uvloop.run(scenario())
+
+
+async def test_kafka_answers_tells_a_broker_that_answers_from_one_that_is_away(
+    stack: LocalStack | SharedStack,
+) -> None:
+    """The probe the triggers' stall watchdog asks when its consumer gets no answer."""
+    assert await kafka_answers(stack.kafka.bootstrap_servers, 5.0)
+    assert not await kafka_answers(f"127.0.0.1:{free_port()}", 5.0)  # nothing listens there
