@@ -12,6 +12,7 @@ import asyncio
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -209,6 +210,38 @@ async def lane_gauges_text(api: TestClient[Any, Any]) -> str:
     watch_lanes(gauges, api.app[API_STATE])
     await gauges.refresh()
     return registry_text(gauges)
+
+
+@dataclass
+class GaugesBesideLane:
+    """The lane gauges' text, and what the lane itself answered (or why it did not)."""
+
+    text: str
+    definition: str
+    lane: LaneState | Exception
+
+    def events(self, state: str) -> float:
+        return sample(self.text, "hookline_lane_events", definition=self.definition, state=state)
+
+    def __repr__(self) -> str:
+        gauged = {state: self.events(state) for state in STATES}
+        if isinstance(self.lane, LaneState):
+            answered = (
+                f"running {len(self.lane.running)}, queued {len(self.lane.queued)}, "
+                f"throttled until {self.lane.throttled_until}"
+            )
+        else:
+            answered = repr(self.lane)
+        return f"gauges {gauged}; the lane answered: {answered}"
+
+
+async def gauges_beside_lane(api: TestClient[Any, Any], client: Client, definition: str) -> GaugesBesideLane:
+    text = await lane_gauges_text(api)
+    try:
+        answered: LaneState | Exception = await lane(client, definition, "")
+    except RPCError as exc:
+        answered = exc
+    return GaugesBesideLane(text, definition, answered)
 
 
 async def lane(client: Client, definition: str, key: str) -> LaneState:
@@ -516,12 +549,15 @@ async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_
         ]:
             assert (await api.post("/hooks/alertmanager", json=body)).status == 202
         # What waits is held by the throttle (there is no concurrency limit), and says until when.
-        held: str = await eventually(
-            lambda: lane_gauges_text(api),
+        # (A failure shows the gauges beside what the lane answers the test directly: the API's
+        # query has 3 s, and waiting events count as queued until the lane's starts are confirmed.)
+        seen: GaugesBesideLane = await eventually(
+            lambda: gauges_beside_lane(api, temporal_client, "throttled"),
             "throttled events in the gauges",
-            until=lambda text: sample(text, "hookline_lane_events", definition="throttled", state="throttled") > 0,
-            timeout=20,
+            until=lambda seen: seen.events("throttled") > 0,
+            timeout=40,
         )
+        held = seen.text
         assert sample(held, "hookline_lane_events", definition="throttled", state="queued") == 0
 
         async def throttle() -> dict[str, Any]:
