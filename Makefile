@@ -28,7 +28,7 @@ test:
 	  echo "building Helm in the background (.cache/helm-build.log)"; \
 	  setsid sh -c 'echo $$$$ > "$(HELM_BUILD_PID)"; nice -n 19 $(MAKE) --no-print-directory helm; rm -f "$(HELM_BUILD_PID)"' > .cache/helm-build.log 2>&1 & \
 	fi; \
-	$(MAKE) --no-print-directory install jars && $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup; status=$$?; \
+	$(MAKE) --no-print-directory install jars && $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25; status=$$?; \
 	if [ -f "$(HELM_BUILD_PID)" ]; then kill -- -$$(cat "$(HELM_BUILD_PID)") 2>/dev/null; rm -f "$(HELM_BUILD_PID)"; fi; \
 	exit $$status
 
