@@ -14,7 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pytest_aiohttp import AiohttpClient
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.app import create_app
 from gateway.settings import GatewayOptions, GatewaySettings
@@ -165,7 +166,26 @@ def incident_workflow_ids(body: dict[str, Any]) -> list[str]:
 
 
 async def runs_of(client: Client, workflow_id: str) -> list[Any]:
-    return [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+    """Every run of `workflow_id` Temporal lists, once its list shows the current run as the run
+    itself answers (and, once closed, its end): the list is Temporal's visibility, written after
+    the fact, and a start made just now was missing from it once on a loaded machine. [] when
+    there is no run."""
+    try:
+        current = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+    running = current.status == WorkflowExecutionStatus.RUNNING  # a closed run's status is final
+
+    async def listed() -> list[Any]:
+        return [w async for w in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+
+    return await eventually(
+        listed,
+        f"Temporal's list to show run {current.run_id} of {workflow_id}",
+        until=lambda runs: any(r.run_id == current.run_id and (running or r.status == current.status) for r in runs),
+    )
 
 
 async def started_runs(client: Client, workflow_id: str, timeout: float = 15) -> list[Any]:
