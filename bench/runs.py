@@ -73,6 +73,34 @@ def notification(kind: str) -> dict[str, Any]:
     return doc
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuPerRun:
+    """CPU per run of each named process over a measured stretch: where a run's cost goes."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.rows: dict[str, dict[str, float]] = {}
+
+    async def measure(self, name: str, runs: int, work: Any) -> Any:
+        before = {p: cpu_s(pid) for p, pid in self.pids.items()}
+        result = await work
+        self.rows[name] = {p: (cpu_s(pid) - before[p]) * 1000 / runs for p, pid in self.pids.items()}
+        return result
+
+    def print(self) -> None:
+        names = list(self.pids)
+        print("CPU per run, ms (user + system of each process over the stretch, divided by its runs):")
+        print(f"  {'':<18}" + "".join(f"{n:>10}" for n in names) + f"{'total':>10}")
+        for row, spent in self.rows.items():
+            cells = "".join(f"{spent[n]:10.1f}" for n in names)
+            print(f"  {row:<18}{cells}{sum(spent.values()):10.1f}")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -154,11 +182,12 @@ async def main(args: argparse.Namespace) -> None:
             HOOKLINE_WORKER__PORT=str(worker_port),
             HOOKLINE_TEMPORAL__LOCAL_POOLS=json.dumps(args.local_pools),
         )
-        for component in ("gateway", "triggers", "worker"):
-            stack.start(component, env)
+        pids = {component: stack.start(component, env).pid for component in ("gateway", "triggers", "worker")}
         bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
         bare_argv = [sys.executable, str(ROOT / "bench" / "bare_temporal.py"), "worker"]
-        stack.spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env)
+        pids["bare"] = stack.spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env).pid
+        pids["kafka"], pids["temporal"] = stack.servers.kafka.pid or 0, stack.servers.temporal.pid or 0
+        cpu = CpuPerRun(pids)
         await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=60)
         await wait_ready(f"http://127.0.0.1:{worker_port}/readyz", timeout=60)
         client = await connect(temporal)
@@ -170,10 +199,11 @@ async def main(args: argparse.Namespace) -> None:
         await run_loop(client, bare_queue, "noop", warm, BARE_CONCURRENCY)
 
         results: dict[str, float] = {}
-        results["one-step"] = await burst(port, client, "one-step", args.runs)
-        results["three-step"] = await burst(port, client, "three-step", args.runs)
+        for kind in ("one-step", "three-step"):
+            results[kind] = await cpu.measure(kind, args.runs, burst(port, client, kind, args.runs))
         for shape in (*SHAPES, LOCAL):
-            results[f"bare {shape}"] = await run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY)
+            loop = run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY)
+            results[f"bare {shape}"] = await cpu.measure(f"bare {shape}", args.runs, loop)
         lat = await latency(port, client, args.rate, args.seconds, warm + args.runs)
 
         best = max(results[f"bare {s}"] for s in SHAPES)
@@ -189,6 +219,7 @@ async def main(args: argparse.Namespace) -> None:
             f"202 -> run completed, one step, {args.rate}/s for {args.seconds}s ({lat['runs']:.0f} runs): "
             f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms   (target: p50 <= 150 ms)"
         )
+        cpu.print()
     finally:
         stack.stop()
 
