@@ -118,6 +118,8 @@ class HooklineLane:
         self._running |= self._carried
         self._unresolved.update({run: set(events) for run, events in carried.unresolved.items()})
         self._holder.update(carried.holders)
+        #: Runs whose start Temporal has not confirmed yet (the throttle counts them once it has).
+        self._starting: set[str] = set()
         self._carries_runs = False
         self._checked_at: datetime | None = None
         self._fits_for: tuple[int, ...] = ()
@@ -227,6 +229,19 @@ class HooklineLane:
         """How long until the throttle lets the next run start; None: it does now (or none)."""
         rate = self._rate()
         return self._throttle.wait(rate, workflow.now()) if rate is not None else None
+
+    def _throttled_once_started(self) -> timedelta | None:
+        """`_throttled_for`, with the starts Temporal has not confirmed yet counted as made now:
+        what the query shows. What waits behind them is held by the throttle, not by a slot
+        (confirming takes a workflow task, seconds on a loaded server)."""
+        rate = self._rate()
+        if rate is None:
+            return None
+        now = workflow.now()
+        counted = ThrottleState(self._throttle.starts, self._throttle.tokens, self._throttle.tokens_at)
+        for _ in self._starting:
+            counted.take(rate, now)
+        return counted.wait(rate, now)
 
     def _roll(self) -> bool:
         """Continue as new: Temporal suggests it, and no resolution waits for its run to start
@@ -422,6 +437,8 @@ class HooklineLane:
     def _state(self, *, carry: bool) -> LaneState:
         waiting = [item for _, _, item in sorted(self._waiting, key=lambda entry: entry[:2])]
         throttled_for = self._throttled_for()
+        if throttled_for is None and self._starting and not carry:
+            throttled_for = self._throttled_once_started()
         return LaneState(
             config=self._config,
             running=sorted(self._running),
@@ -460,6 +477,7 @@ class HooklineLane:
         request = item.request
         if self._carries_runs:  # it tells the lane when it ends (its handle may not outlive us)
             request = request.model_copy(update={"lane": workflow.info().workflow_id})
+        self._starting.add(item.run_id)
         try:
             handle = await workflow.start_child_workflow(
                 WORKFLOW_NAME,
@@ -477,6 +495,8 @@ class HooklineLane:
             self._held.pop(item.run_id, None)
             self._resolved_members.pop(item.run_id, None)
             return
+        finally:
+            self._starting.discard(item.run_id)
         self._running.add(item.run_id)
         if item.members and workflow.patched(_PER_EVENT):
             # Until it ends (empty once all have resolved: the held resolution tells it, below).

@@ -548,17 +548,26 @@ async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_
             alerts(10, service="steady") for _ in range(10)
         ]:
             assert (await api.post("/hooks/alertmanager", json=body)).status == 202
-        # What waits is held by the throttle (there is no concurrency limit), and says until when.
-        # (A failure shows the gauges beside what the lane answers the test directly: the API's
-        # query has 3 s, and waiting events count as queued until the lane's starts are confirmed.)
+        # What waits is held by the throttle (there is no concurrency limit), and says until when,
+        # from the first start on: also while Temporal has not confirmed the starts the throttle
+        # allowed (they count as made; before, what waited behind them showed as queued, for
+        # seconds on a loaded server, and a 2 s throttle could then never show as throttled).
+        # (A failure shows the gauges beside what the lane answers the test directly.)
+        answers: list[GaugesBesideLane] = []
+
+        async def look() -> GaugesBesideLane:
+            answers.append(await gauges_beside_lane(api, temporal_client, "throttled"))
+            return answers[-1]
+
         seen: GaugesBesideLane = await eventually(
-            lambda: gauges_beside_lane(api, temporal_client, "throttled"),
-            "throttled events in the gauges",
-            until=lambda seen: seen.events("throttled") > 0,
-            timeout=40,
+            look, "throttled events in the gauges", until=lambda seen: seen.events("throttled") > 0, timeout=40
         )
         held = seen.text
         assert sample(held, "hookline_lane_events", definition="throttled", state="queued") == 0
+        unthrottled = [
+            a for a in answers if isinstance(a.lane, LaneState) and a.lane.queued and a.lane.throttled_until is None
+        ]
+        assert not unthrottled, f"events waited with no throttle shown: {unthrottled[:3]}"
 
         async def throttle() -> dict[str, Any]:
             reply = await api.get(f"{API}/workflows/throttled/lanes", headers=auth("ops"))
