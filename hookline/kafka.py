@@ -239,13 +239,27 @@ async def wait_for_kafka(bootstrap_servers: str, timeout: float = 60.0) -> None:
 
 async def kafka_answers(bootstrap_servers: str, timeout_s: float) -> bool:
     """Whether the broker answers a new client within `timeout_s` (one try): tells a Kafka that is
-    away from a client of this process that no longer gets answers from it."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await _answers(bootstrap_servers)
-    except (KafkaError, OSError, TimeoutError):
+    away from a client of this process that no longer gets answers from it. Returns by
+    `timeout_s` even when the broker takes connections and answers nothing (frozen): the probe is
+    not cancelled then (a client's start, cancelled, finishes first to close its connection), it
+    ends on its own within the client's request timeout."""
+    probe = asyncio.ensure_future(_answers(bootstrap_servers))
+    done, _ = await asyncio.wait({probe}, timeout=timeout_s)
+    if not done:
+        probe.add_done_callback(_retrieve)
         return False
-    return True
+    failure = probe.exception()
+    if failure is None:
+        return True
+    if isinstance(failure, KafkaError | OSError | TimeoutError):
+        return False
+    raise failure
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Take a background task's outcome, so that its failure is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
