@@ -106,11 +106,13 @@ async def reaches(api: Api, execution_id: str, step: str, status: str) -> dict[s
     return found
 
 
-async def pending(api: Api, token: str = "a") -> list[dict[str, Any]]:
+async def pending(api: Api, token: str = "a", *, definition_id: str | None = None) -> list[dict[str, Any]]:
+    """The approvals the API lists as pending for `token`'s team; with `definition_id`, only that
+    definition's (the tests share Temporal's namespace: another test's run may wait for team a too)."""
     response = await api.get(f"{API}/approvals?status=pending", headers=auth(token))
     assert response.status == 200, await response.text()
     items: list[dict[str, Any]] = (await response.json())["items"]
-    return items
+    return [item for item in items if definition_id in (None, item["definition_id"])]
 
 
 async def decide(api: Api, execution_id: str, decision: str, token: str = "a", comment: str | None = None) -> Any:
@@ -165,13 +167,15 @@ async def test_an_approval_granted_through_the_api_lets_the_run_go_on(
     execution_id = await start(api, definition_id, service="checkout")
     waiting = await reaches(api, execution_id, "approve", "waiting")
     assert waiting["approval"]["message"] == "Restart checkout?"
-    [listed] = await eventually(lambda: pending(api), "the approval to be listed", timeout=15)
+    [listed] = await eventually(
+        lambda: pending(api, definition_id=definition_id), "the approval to be listed", timeout=15
+    )
     assert (listed["execution_id"], listed["step"]) == (execution_id, "approve")
     # The step before it had the approval's URL to send people to.
     state = await temporal_client.get_workflow_handle(execution_id).query("state", result_type=RunState)
     assert state.steps["notify"].output is not None and listed["links"]["decide"] in state.steps["notify"].output
     assert listed["links"]["decide"] == f"{API}/executions/{execution_id}/approvals/approve"
-    assert await pending(api, "b") == []
+    assert await pending(api, "b", definition_id=definition_id) == []
     assert (await decide(api, execution_id, "approve", token="b")).status == 404  # another team's run
     refused = await decide(api, execution_id, "approve", token="a-read")  # without the execute scope
     assert refused.status == 403, await refused.text()
@@ -188,7 +192,7 @@ async def test_an_approval_granted_through_the_api_lets_the_run_go_on(
     assert final.steps["approve"].approval is not None
     assert final.steps["approve"].approval.decisions[0].at >= final.steps["approve"].approval.requested_at
     assert lines(tmp_path) == ["act"]
-    assert await pending(api) == []
+    assert await pending(api, definition_id=definition_id) == []
     history = await temporal_client.get_workflow_handle(execution_id).fetch_history()
     assert any(e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events)
 
