@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bare_temporal import LOCAL, SHAPES, run_loop  # noqa: E402
-from bench.ingest import wait_ready  # noqa: E402
+from bench.ingest import cpu_s, wait_ready  # noqa: E402
 from bench.stack import start_stack  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
 from hookline.runs import event_run_id  # noqa: E402
@@ -71,12 +71,6 @@ def notification(kind: str) -> dict[str, Any]:
     doc["alerts"][0]["fingerprint"] = uuid.uuid4().hex[:16]
     doc["alerts"][0]["labels"]["bench"] = kind
     return doc
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuPerRun:

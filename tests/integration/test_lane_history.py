@@ -72,15 +72,19 @@ async def lane_state(client: Client) -> LaneState:
     return state
 
 
-async def signals_to(client: Client, workflow_id: str, name: str) -> int:
-    """How many signals `name` the workflow's current run received."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return sum(
-        1
+def signalled(history: Any, name: str) -> list[Any]:
+    """The signals `name` in `history`, in order (their events' attributes)."""
+    return [
+        event.workflow_execution_signaled_event_attributes
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
         and event.workflow_execution_signaled_event_attributes.signal_name == name
-    )
+    ]
+
+
+async def signals_to(client: Client, workflow_id: str, name: str) -> int:
+    """How many signals `name` the workflow's current run received."""
+    return len(signalled(await client.get_workflow_handle(workflow_id).fetch_history(), name))
 
 
 async def told_by(client: Client) -> list[str]:
@@ -88,11 +92,8 @@ async def told_by(client: Client) -> list[str]:
     told = []
     for run in await lane_runs(client):
         history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
-        for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-                attributes = event.workflow_execution_signaled_event_attributes
-                if attributes.signal_name == LANE_RUN_ENDED:
-                    told += [payload.data.decode().strip('"') for payload in attributes.input.payloads]
+        for signal in signalled(history, LANE_RUN_ENDED):
+            told += [payload.data.decode().strip('"') for payload in signal.input.payloads]
     return told
 
 
