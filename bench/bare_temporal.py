@@ -8,7 +8,8 @@ Three shapes, the activity
 - `noop`: returns at once, on the workflow's own task queue (eager dispatch applies);
 - `spawn`: spawns `true` and waits for it, on the workflow's own task queue;
 - `spawn-queue`: spawns `true`, on a separate task queue, as Hookline's runner pools do;
-and, for reference only, `local-spawn`: spawns `true` as a local activity.
+and, for reference only, `local-spawn`: spawns `true` as a local activity. The worker polls for
+workflow tasks as Hookline's does (`worker.workflow_task_pollers`, `worker.nonsticky_poll_ratio`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 SHAPES = ("noop", "spawn", "spawn-queue")
 #: Not one of the issue's baseline shapes: the activity as a local activity, for reference.
@@ -71,7 +72,20 @@ async def run_loop(client: Client, queue: str, shape: str, n: int, concurrency: 
 
 async def serve(address: str, queue: str) -> None:
     client = await Client.connect(address)
-    workflows = Worker(client, task_queue=queue, workflows=[BareOne], activities=[noop, spawn_true])
+    # The same workflow task polling as Hookline's worker, so that the baseline is not held back
+    # by the SDK's defaults where Hookline is not. (Imported here: the sandbox re-imports this
+    # module for the workflow, and the settings' module may not be imported there.)
+    from worker.settings import WorkerOptions
+
+    options = WorkerOptions()
+    workflows = Worker(
+        client,
+        task_queue=queue,
+        workflows=[BareOne],
+        activities=[noop, spawn_true],
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(options.workflow_task_pollers),
+        nonsticky_to_sticky_poll_ratio=options.nonsticky_poll_ratio,
+    )
     activities = Worker(client, task_queue=f"{queue}.activities", activities=[spawn_true])
     async with workflows, activities:
         await asyncio.Event().wait()

@@ -100,10 +100,14 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def completed_query(kind: str) -> str:
+    """`kind`'s completed runs (not its flow-control lanes or wait mailboxes)."""
+    return f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{kind}' AND ExecutionStatus = 'Completed'"
+
+
 async def closed(client: Any, kind: str, n: int, timeout: float = 600) -> dict[str, tuple[datetime, datetime]]:
-    """Run id → (start, close) of `kind`'s runs (not its flow-control lanes or wait mailboxes),
-    once `n` of them have completed."""
-    query = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{kind}' AND ExecutionStatus = 'Completed'"
+    """Run id → (start, close) of `kind`'s completed runs, once `n` of them have completed."""
+    query = completed_query(kind)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (await client.count_workflows(query)).count >= n:
@@ -143,9 +147,12 @@ async def post_all(port: int, docs: list[dict[str, Any]], rate: float | None) ->
 
 
 async def burst(port: int, client: Any, kind: str, n: int) -> float:
+    """Runs completed/s of `n` new runs of `kind` (runs of it completed before, such as a
+    warm-up's, are not counted)."""
+    before = (await client.count_workflows(completed_query(kind))).count
     first = time.time()
     await post_all(port, [notification(kind) for _ in range(n)], None)
-    runs = await closed(client, kind, n)
+    runs = await closed(client, kind, before + n)
     last = max(end.timestamp() for _, end in runs.values())
     return n / (last - first)
 
@@ -190,13 +197,14 @@ async def main(args: argparse.Namespace) -> None:
         print(f"temporal.local_pools: {args.local_pools or 'none (every step through its pool queue)'}")
         warm = 50
         await burst(port, client, "one-step", warm)
-        await run_loop(client, bare_queue, "noop", warm, BARE_CONCURRENCY)
+        await asyncio.wait_for(run_loop(client, bare_queue, "noop", warm, BARE_CONCURRENCY), 120)
 
         results: dict[str, float] = {}
         for kind in ("one-step", "three-step"):
             results[kind] = await cpu.measure(kind, args.runs, burst(port, client, kind, args.runs))
         for shape in (*SHAPES, LOCAL):
-            loop = run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY)
+            # Bounded: a bare worker that died (its log is the stack's components.log) stops the bench.
+            loop = asyncio.wait_for(run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY), 600)
             results[f"bare {shape}"] = await cpu.measure(f"bare {shape}", args.runs, loop)
         lat = await latency(port, client, args.rate, args.seconds, warm + args.runs)
 

@@ -25,6 +25,20 @@ class WorkerOptions(Section):
     )
     workflows: bool = Field(True, description="Also run the interpreter workflow task queue.")
     max_concurrent_activities: int = Field(32, ge=1)
+    workflow_task_pollers: int = Field(
+        10,
+        ge=2,
+        description="Concurrent polls for the interpreter's workflow tasks, sticky and not (the SDK's default "
+        "is 5; bench/runs.py).",
+    )
+    nonsticky_poll_ratio: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Polls of the shared workflow task queue, where every new run's first task waits, as a "
+        "ratio of the polls of this worker's sticky queue (the SDK's default is 0.2: one shared poll in five, "
+        "which bounds how fast runs of one workflow task, such as runs of local steps, begin).",
+    )
     workflow_sandbox: bool = Field(
         False,
         description="Run the interpreter workflow in Temporal's sandbox, which re-imports its module "

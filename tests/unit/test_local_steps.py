@@ -7,6 +7,7 @@ from typing import cast
 
 import pytest
 from temporalio.client import Client
+from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from hookline.definitions import StoredDefinition
 from hookline.runs import build_request
@@ -73,3 +74,27 @@ def test_building_the_workers_stops_on_a_local_pool_it_does_not_serve() -> None:
     runners = build_runners(settings, RunnerRegistry.discover(plugins=[]))
     with pytest.raises(PoolNotServed):
         build_workers(settings, cast(Client, None), AGENTS, runners)  # refused before any client use
+
+
+def test_the_interpreter_worker_polls_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared queue, where every new run's first workflow task waits, gets the polls
+    `worker.nonsticky_poll_ratio` gives it (the SDK's default of one in five bounded how fast
+    runs began); the pools' workers are left at the SDK's activity polling."""
+    made: list[dict[str, object]] = []
+
+    def worker(client: object, **options: object) -> dict[str, object]:
+        made.append(options)
+        return options
+
+    monkeypatch.setattr("worker.app.Worker", worker)
+    settings = WorkerSettings(
+        worker=WorkerOptions(runners=["shell"], workflows=True, workflow_task_pollers=7, nonsticky_poll_ratio=0.5)
+    )
+    runners = build_runners(settings, RunnerRegistry.discover(plugins=[]))
+    build_workers(settings, cast(Client, None), AGENTS, runners)
+    interpreter = next(options for options in made if options.get("workflows"))
+    assert interpreter["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(7)
+    assert interpreter["nonsticky_to_sticky_poll_ratio"] == 0.5
+    defaults = WorkerOptions()
+    assert (defaults.workflow_task_pollers, defaults.nonsticky_poll_ratio) == (10, 1.0)
+    assert all("workflow_task_poller_behavior" not in options for options in made if not options.get("workflows"))
