@@ -218,7 +218,8 @@ class KafkaServer(_Server):
 
 #: One partition per task queue: one dev server has one matching service, and a task added to a
 #: partition no poller waits on is forwarded or written to SQLite before a worker gets it
-#: (bench/runs.py: runs of one workflow task complete some 10 % faster, with less of the server's CPU).
+#: (one lab run of bench/runs.py bursts: runs of one workflow task completed some 10 % faster, with
+#: less of the server's CPU; docs/performance.md).
 DEV_DYNAMIC_CONFIG = {"matching.numTaskqueueReadPartitions": "1", "matching.numTaskqueueWritePartitions": "1"}
 
 
