@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import Worker
 
 SHAPES = ("noop", "spawn", "spawn-queue")
 #: Not one of the issue's baseline shapes: the activity as a local activity, for reference.
@@ -77,14 +77,12 @@ async def serve(address: str, queue: str) -> None:
     # module for the workflow, and the settings' module may not be imported there.)
     from worker.settings import WorkerOptions
 
-    options = WorkerOptions()
     workflows = Worker(
         client,
         task_queue=queue,
         workflows=[BareOne],
         activities=[noop, spawn_true],
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(options.workflow_task_pollers),
-        nonsticky_to_sticky_poll_ratio=options.nonsticky_poll_ratio,
+        **WorkerOptions().workflow_polling(),
     )
     activities = Worker(client, task_queue=f"{queue}.activities", activities=[spawn_true])
     async with workflows, activities:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from hookline.health import HealthRoutes, serve_health
@@ -151,8 +151,7 @@ def build_workers(
                 # The steps of `temporal.local_pools` run here as local activities.
                 activities=[activities.run_step] if local else [],
                 max_concurrent_local_activities=options.max_concurrent_activities,
-                workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(options.workflow_task_pollers),
-                nonsticky_to_sticky_poll_ratio=options.nonsticky_poll_ratio,
+                **options.workflow_polling(),
                 # The sandbox re-imports the workflow's module for every run it starts: about 40 %
                 # of the worker's CPU in bench/runs.py. The interpreter is one workflow of ours,
                 # deterministic by construction; tests/integration/test_engine.py replays its

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
+from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from hookline.settings import ComponentSettings, Section
 from worker.runners.registry import RunnerRegistry
@@ -68,6 +69,13 @@ class WorkerOptions(Section):
         description="Per runner kind, its worker-side settings (e.g. http.allow, ssh.known_hosts, "
         "container.docker_url); each runner validates its own section (docs/runners.md).",
     )
+
+    def workflow_polling(self) -> dict[str, Any]:
+        """The interpreter worker's workflow task polling, as options of `temporalio.worker.Worker`."""
+        return {
+            "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(self.workflow_task_pollers),
+            "nonsticky_to_sticky_poll_ratio": self.nonsticky_poll_ratio,
+        }
 
     @field_validator("runners", "inline_runners")
     @classmethod
