@@ -75,13 +75,22 @@ async def test_alert_runs_incident_response_once_even_when_posted_twice(
 
 
 class CrashBeforeCommit(TriggersService):
-    """A triggers process that dies after starting the workflows but before committing."""
+    """A triggers process that dies after starting the workflows of `records` records but before
+    committing them. Commits of fewer (a first fetch may bring only some partitions' records) are
+    not made either: every record is delivered again after the crash."""
 
     crashed = False
+    records = 3
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.done: dict[Any, int] = {}  # partition → next offset: the records before it are decided
 
     async def _commit(self, offsets: dict[Any, int]) -> None:
-        CrashBeforeCommit.crashed = True
-        raise RuntimeError("simulated crash between start and commit")
+        self.done |= offsets
+        if sum(self.done.values()) >= self.records:  # the topic is this test's own: offsets start at 0
+            CrashBeforeCommit.crashed = True
+            raise RuntimeError("simulated crash between start and commit")
 
 
 @pytest.mark.usefixtures("definitions", "worker")
