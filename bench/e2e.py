@@ -10,6 +10,8 @@ then a gateway and a triggers process (`hookline gateway`, `hookline triggers`),
 2. start rate: --starts events put straight on Kafka while the triggers are stopped, then the
    triggers started and timed until every run exists (first to last start time); beside it the
    same number of bare `start_workflow` calls at the triggers' concurrency. Target: >= 0.9x.
+   Beside it, from the triggers' own histograms, what each event cost them: its start, and then
+   the decision record (issue 12: what the decision record costs on the start path).
 
     .venv/bin/python bench/e2e.py [--rate 100] [--seconds 15] [--starts 2000]
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -108,7 +111,16 @@ async def latency_phase(port: int, client: Any, rate: int, seconds: int) -> dict
     return {"events": len(sent), "p50": pct(latencies, 50), "p99": pct(latencies, 99), "max": max(latencies)}
 
 
-async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int) -> float:
+async def mean_seconds(url: str, *histograms: str) -> list[float]:
+    """The mean of each of `histograms` on the Prometheus page at `url`, in ms."""
+    async with aiohttp.ClientSession() as session, session.get(url) as r:
+        text = await r.text()
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return [samples[f"{h}_sum"] / max(samples[f"{h}_count"], 1) * 1000 for h in histograms]
+
+
+async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int) -> tuple[float, list[float]]:
+    """The triggers' starts/s, and per event their mean start and decision-record times (ms)."""
     kafka = stack.kafka
     producer = create_producer(kafka)
     await producer.start()
@@ -123,13 +135,19 @@ async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int
     await producer.flush()
     await producer.stop()
     since = datetime.now(UTC)
-    triggers = stack.start("triggers", env)
+    port = free_port()
+    triggers = stack.start("triggers", {**env, "HOOKLINE_TRIGGERS__PORT": str(port)})
     try:
         started = await start_times(client, ids, since, timeout=300)
+        means = await mean_seconds(
+            f"http://127.0.0.1:{port}/metrics",
+            "hookline_triggers_start_latency_seconds",
+            "hookline_triggers_decision_write_seconds",
+        )
     finally:
         stop(triggers)
     times = sorted(t.timestamp() for t in started.values())
-    return n / (times[-1] - times[0])
+    return n / (times[-1] - times[0]), means
 
 
 async def bare_phase(client: Any, temporal: TemporalSettings, n: int, request: RunRequest | None) -> float:
@@ -194,7 +212,7 @@ async def main(args: argparse.Namespace) -> None:
         # Bare runs before and after the triggers' run: the server slows as its database grows.
         request = same_request(temporal, stack.agents)
         before = await bare_phase(client, temporal, args.starts, request)
-        hookline = await rate_phase(stack, client, env, args.starts)
+        hookline, (start_ms, decision_ms) = await rate_phase(stack, client, env, args.starts)
         after = await bare_phase(client, temporal, args.starts, request)
         minimal = await bare_phase(client, temporal, args.starts, None)
         bare = (before + after) / 2
@@ -204,6 +222,10 @@ async def main(args: argparse.Namespace) -> None:
             f"ratio {hookline / bare:.2f} (target: >= 0.9)"
         )
         print(f"  for reference, bare starts of a minimal argument without search attributes: {minimal:.0f}/s")
+        print(
+            f"  per event in the triggers: start {start_ms:.1f} ms, then the decision record {decision_ms:.1f} ms "
+            f"(until Kafka's ack; the record's slot is held for both)"
+        )
     finally:
         stack.stop()
 

@@ -387,6 +387,7 @@ class TriggersService:
     ) -> None:
         """Write the decision (`schemas.decisions`) before the record's offset may be committed."""
         assert self._producer is not None
+        began = time.perf_counter()
         kafka = self._settings.kafka
         snapshot = await self._snapshot(matcher)
         if record.topic == kafka.events_topic:
@@ -422,6 +423,7 @@ class TriggersService:
                 "decision recorded without the event's data: too large", event_id=event.id, bytes=len(value or b"")
             )
             await self._write(kafka.decisions_topic, encoded(omit_data=True), key=key)
+        self.metrics.decision_latency.observe(time.perf_counter() - began)
 
     async def _snapshot(self, matcher: TriggerIndex) -> str:
         """The id of the matcher's definition versions, written to the decisions topic once

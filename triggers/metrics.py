@@ -54,6 +54,13 @@ class TriggersMetrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.decision_latency = Histogram(
+            "hookline_triggers_decision_write_seconds",
+            "Time to record one event's decision on the decisions topic, until Kafka's ack (what the "
+            "decision record adds to each event, after its starts)",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
 
     def watch(
         self,

@@ -69,6 +69,11 @@ async def test_alert_runs_incident_response_once_even_when_posted_twice(
         await eventually(lambda: consumed(service) >= 2, "the triggers to consume both", timeout=10, interval=0.1)
         assert consumed(service) == 2
         await asyncio.sleep(0.5)
+        # Each decision was recorded, and how long that took is measured (bench/e2e.py prints it).
+        registry = service.metrics.registry
+        decisions = "hookline_triggers_decision_write_seconds_count"
+        await eventually(lambda: registry.get_sample_value(decisions) == 2, "both decisions", timeout=10, interval=0.1)
+        assert (registry.get_sample_value("hookline_triggers_decision_write_seconds_sum") or 0) > 0
     runs = await runs_of(temporal_client, workflow_id)
     assert len(runs) == 1
     assert runs[0].status == WorkflowExecutionStatus.COMPLETED
