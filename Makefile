@@ -47,6 +47,7 @@ bench: install jars
 	$(PY) bench/matching.py
 	$(PY) bench/hostile.py
 	$(PY) bench/ingest.py
+	$(PY) bench/e2e.py
 	$(PY) bench/spawn.py
 	$(PY) bench/runs.py
 	$(PY) bench/runs.py --local-pools shell
