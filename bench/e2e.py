@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import subprocess
 import sys
 import time
 import uuid
@@ -141,6 +142,13 @@ async def mean_ms(url: str, *histograms: str) -> list[float]:
     return [total / max(count, 1) * 1000 for total, count in zip(values[::2], values[1::2], strict=True)]
 
 
+def start_triggers(stack: BenchStack, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`hookline triggers` on this stack, and the address of its Prometheus page."""
+    port = free_port()
+    triggers = stack.start("triggers", {**env, "HOOKLINE_TRIGGERS__PORT": str(port)})
+    return triggers, f"http://127.0.0.1:{port}/metrics"
+
+
 async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int) -> tuple[float, list[float]]:
     """The triggers' starts/s, and per event their mean start and decision-record times (ms)."""
     kafka = stack.kafka
@@ -157,10 +165,8 @@ async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int
     await producer.flush()
     await producer.stop()
     since = datetime.now(UTC)
-    port = free_port()
-    triggers = stack.start("triggers", {**env, "HOOKLINE_TRIGGERS__PORT": str(port)})
+    triggers, metrics = start_triggers(stack, env)
     try:
-        metrics = f"http://127.0.0.1:{port}/metrics"
         started = await start_times(client, ids, since, metrics, timeout=300)
         means = await mean_ms(
             metrics,
@@ -222,12 +228,10 @@ async def main(args: argparse.Namespace) -> None:
         env = stack.env(HOOKLINE_GATEWAY__PORT=str(port))
         client = await connect(temporal)
         stack.start("gateway", env)
-        triggers_port = free_port()
-        triggers = stack.start("triggers", {**env, "HOOKLINE_TRIGGERS__PORT": str(triggers_port)})
+        triggers, metrics = start_triggers(stack, env)
         await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=30)
         await asyncio.sleep(2)  # the triggers join their group
         print(f"Temporal dev server (SQLite, WAL), Kafka 4.1 KRaft; 2 cores; {datetime.now(UTC):%Y-%m-%d}")
-        metrics = f"http://127.0.0.1:{triggers_port}/metrics"
         lat = await latency_phase(port, client, metrics, args.rate, args.seconds)
         print(
             f"gateway 202 -> workflow started, {args.rate} events/s for {args.seconds}s ({lat['events']:.0f} events): "
