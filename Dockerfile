@@ -13,6 +13,12 @@ COPY triggers /src/triggers
 COPY worker /src/worker
 COPY schemas /src/schemas
 RUN pip wheel --no-deps --wheel-dir /wheels /src
+# The wrapper steps and servers start through: it sets their parent-death signal
+# (hookline/processes.py), about 0.5 ms of CPU cheaper per process than setpriv.
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+    && mkdir -p /out \
+    && cc -O2 -static -Wall -Wextra -Werror -o /out/hookline-die-with-parent hookline/native/die_with_parent.c
 
 
 FROM python:3.11-slim
@@ -25,6 +31,8 @@ ENV PYTHONUNBUFFERED=1 \
 # which `hookline` runs on when it is installed.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install "$(echo /wheels/hookline-*.whl)[fast]"
+# Beside the interpreter, where hookline.processes looks for it first.
+COPY --from=build /out/hookline-die-with-parent /usr/local/bin/hookline-die-with-parent
 
 # The example agents run `python3 agents/demo_agent.py` from the agents file's folder, so the
 # worker needs examples/ at the path HOOKLINE_AGENTS_FILE names (compose.yaml: /app/examples).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hookline import processes
 from hookline.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,15 +34,38 @@ def test_steps_spawned_while_native_threads_enter_python_never_wedge_the_worker_
     assert done.stdout.strip() == "spawned 1500"
 
 
-def test_a_step_dies_with_the_process_that_spawned_it(tmp_path: Path) -> None:
+def wrappers() -> dict[str, str]:
+    """Both ways a step gets its parent-death signal: Hookline's helper (`make install` builds
+    it beside the virtualenv's python) and setpriv, the fallback."""
+    helper = Path(sys.executable).with_name(processes.HELPER)
+    assert os.access(helper, os.X_OK), f"{helper} is missing: `make install` builds it"
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is missing"
+    return {"helper": str(helper), "setpriv": setpriv}
+
+
+def test_the_helper_is_the_wrapper_steps_start_through() -> None:
+    assert processes.pdeathsig_wrapper() == wrappers()["helper"]
+    assert processes.die_with_parent(["true", "x"], signal.SIGKILL) == [
+        wrappers()["helper"],
+        str(int(signal.SIGKILL)),
+        str(os.getpid()),
+        "true",
+        "x",
+    ]
+
+
+@pytest.mark.parametrize("wrapper", ["helper", "setpriv"])
+def test_a_step_dies_with_the_process_that_spawned_it(wrapper: str, tmp_path: Path) -> None:
     pid_file = tmp_path / "step.pid"
     parent = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import asyncio, sys; from hookline.processes import spawn\n"
+            "import asyncio, sys; from hookline import processes\n"
+            f"processes.pdeathsig_wrapper = lambda: {wrappers()[wrapper]!r}\n"
             "async def main():\n"
-            f"    await spawn(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 60'])\n"
+            f"    await processes.spawn(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 60'])\n"
             "    await asyncio.sleep(60)\n"
             "asyncio.run(main())",
         ],
@@ -65,6 +90,65 @@ def test_a_step_dies_with_the_process_that_spawned_it(tmp_path: Path) -> None:
         time.sleep(0.05)
     os.kill(step, signal.SIGKILL)
     pytest.fail("the step outlived the SIGKILLed process that spawned it")
+
+
+def test_the_helper_runs_nothing_once_its_parent_is_gone(tmp_path: Path) -> None:
+    # PID 1 is not its parent: as if the parent died between the spawn and the signal's setting.
+    marker = tmp_path / "ran"
+    helper = wrappers()["helper"]
+    done = subprocess.run([helper, str(int(signal.SIGTERM)), "1", "touch", str(marker)], capture_output=True)
+    assert done.returncode == -signal.SIGTERM
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("program", "code", "message"), [("missing", 127, "No such file"), ("data", 126, "Permission denied")]
+)
+def test_the_helper_says_why_a_program_cannot_run(program: str, code: int, message: str, tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a program\n")  # not executable
+    path = str(tmp_path / program)
+    done = subprocess.run(
+        [wrappers()["helper"], str(int(signal.SIGTERM)), str(os.getpid()), path], capture_output=True, text=True
+    )
+    assert done.returncode == code
+    assert f"failed to execute {path}: {message}" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "arguments", [[], ["15"], ["15", "1"], ["0", "1", "true"], ["15", "x", "true"], ["99", "1", "true"]]
+)
+def test_the_helper_refuses_arguments_it_cannot_use(arguments: list[str]) -> None:
+    done = subprocess.run([wrappers()["helper"], *arguments], capture_output=True, text=True)
+    assert done.returncode == 127
+    assert "usage: hookline-die-with-parent SIGNAL PARENT-PID PROGRAM" in done.stderr
+
+
+def test_a_program_found_on_path_is_looked_up_again_when_it_goes_or_the_time_is_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    program = second / "tool-hookline"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    env = {"PATH": f"{first}{os.pathsep}{second}"}
+    assert processes._resolve("tool-hookline", None, env) == str(program)
+    # Found again without a search while the entry is fresh, even with a new one earlier on PATH.
+    earlier = first / "tool-hookline"
+    earlier.write_text("#!/bin/sh\n")
+    earlier.chmod(0o755)
+    assert processes._resolve("tool-hookline", None, env) == str(program)
+    program.unlink()  # gone: searched again
+    assert processes._resolve("tool-hookline", None, env) == str(earlier)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setattr(processes, "FOUND_FOR_S", 0.0)  # time up: searched again
+    earlier.unlink()
+    assert processes._resolve("tool-hookline", None, env) == str(program)
+    program.unlink()
+    with pytest.raises(FileNotFoundError):
+        processes._resolve("tool-hookline", None, env)
 
 
 @pytest.mark.parametrize("program", ["no-such-program-hookline", "./no-such-program-hookline", "not-executable"])
