@@ -76,6 +76,12 @@ _LAG_READ_S = 1.0
 _KAFKA_PROBE_S = 0.9
 
 
+def decisions_producer(settings: TriggersSettings) -> AIOKafkaProducer:
+    """The producer of decision and DLQ records: it waits `triggers.decision_linger_ms` to put
+    the decisions of concurrent events in one request (the schedule ticker has its own)."""
+    return create_producer(settings.kafka, linger_ms=settings.triggers.decision_linger_ms)
+
+
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: TriggersService) -> None:
         self._service = service
@@ -138,7 +144,7 @@ class TriggersService:
         )
         ticking = asyncio.create_task(self._keep_ticking(ticker), name="ticker") if self._options.ticker else None
         self._ticking = ticking
-        self._producer = create_producer(kafka)
+        self._producer = decisions_producer(self._settings)
         await start_client(self._producer)
         listener = _DrainOnRevoke(self)
         subscribed = self._topics()
