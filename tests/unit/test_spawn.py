@@ -139,15 +139,14 @@ def test_a_program_found_on_path_is_looked_up_again_when_it_goes_or_the_time_is_
     earlier.write_text("#!/bin/sh\n")
     earlier.chmod(0o755)
     assert processes._resolve("tool-hookline", None, env) == str(program)
-    program.unlink()  # gone: searched again
-    assert processes._resolve("tool-hookline", None, env) == str(earlier)
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
     monkeypatch.setattr(processes, "FOUND_FOR_S", 0.0)  # time up: searched again
-    earlier.unlink()
+    assert processes._resolve("tool-hookline", None, env) == str(earlier)
+    monkeypatch.setattr(processes, "FOUND_FOR_S", 60.0)
+    assert processes._resolve("tool-hookline", None, env) == str(earlier)
+    earlier.unlink()  # gone: searched again at once
     assert processes._resolve("tool-hookline", None, env) == str(program)
-    program.unlink()
-    with pytest.raises(FileNotFoundError):
+    program.chmod(0o644)  # no longer executable: searched again, and there is none
+    with pytest.raises(PermissionError):
         processes._resolve("tool-hookline", None, env)
 
 
