@@ -89,18 +89,17 @@ def _resolve(program: str, cwd: Path | None, env: Mapping[str, str] | None) -> s
             [program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)], program
         )
     path = (env if env is not None else os.environ).get("PATH", os.defpath)
-    folders = path.split(os.pathsep)
-    if not all(os.path.isabs(folder) for folder in folders):  # relative folders depend on cwd
-        return _first_executable([os.path.join(folder or ".", program) for folder in folders], program)
     key = (program, path)
     now = time.monotonic()
     hit = _found.get(key)
     if hit is not None and now - hit[1] < FOUND_FOR_S and os.path.isfile(hit[0]) and os.access(hit[0], os.X_OK):
         return hit[0]
-    found = _first_executable([os.path.join(folder, program) for folder in folders], program)
-    if len(_found) >= 1024:
-        _found.clear()
-    _found[key] = (found, now)
+    folders = path.split(os.pathsep)
+    found = _first_executable([os.path.join(folder or ".", program) for folder in folders], program)
+    if all(os.path.isabs(folder) for folder in folders):  # relative folders depend on cwd: not kept
+        if len(_found) >= 1024:
+            _found.clear()
+        _found[key] = (found, now)
     return found
 
 

@@ -180,3 +180,19 @@ def test_no_product_code_spawns_through_the_event_loop_or_with_a_preexec_fn() ->
         if banned.search(line) and path.name != "processes.py"
     ]
     assert found == []
+
+
+def test_a_program_found_on_a_path_with_a_relative_folder_is_never_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fallback, plain, with_bin = tmp_path / "fallback", tmp_path / "plain", tmp_path / "with-bin"
+    for folder in (fallback, plain, with_bin / "bin"):
+        folder.mkdir(parents=True)
+    for program in (fallback / "tool-hookline", with_bin / "bin" / "tool-hookline"):
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    env = {"PATH": f"bin{os.pathsep}{fallback}"}  # `bin` of whichever directory the spawn is in
+    monkeypatch.chdir(plain)
+    assert processes._resolve("tool-hookline", None, env) == str(fallback / "tool-hookline")
+    monkeypatch.chdir(with_bin)
+    assert processes._resolve("tool-hookline", None, env) == "bin/tool-hookline"
