@@ -59,7 +59,9 @@ def agents(release: Path) -> AgentCatalog:
     extra = {
         "quick": Agent(name="quick", command=("sleep", "0.1"), timeout_s=30),
         "slow": Agent(name="slow", command=("sleep", "0.3"), timeout_s=30),
-        "slower": Agent(name="slower", command=("sleep", "2"), timeout_s=30),
+        # replace_queued's first run must outlast three more events reaching its lane; 2 s did not
+        # once, on a clean clone with two test workers (the third event found the lane free).
+        "slower": Agent(name="slower", command=("sleep", "6"), timeout_s=30),
         "slowest": Agent(name="slowest", command=("sleep", "8"), timeout_s=30),
         # Runs until the test creates `release`: a run that surely runs while others arrive.
         "held": held_agent(release),
