@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import filterfalse
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -42,14 +43,19 @@ class DeadlineWatch:
     """Bounds waits that share one timeout with a single periodic timer.
 
     A timer per request (`asyncio.timeout`) was the largest single cost on the ingest path: every
-    request armed and cancelled a loop timer. Here waiters queue in arrival order, which is also
-    deadline order, and one task fails the expired ones every `tick_s`.
+    request armed and cancelled a loop timer. Here a waiter goes into the bucket of the current
+    tick (a list append), and one task fails what is still pending in each bucket once
+    `timeout_s` has passed since the bucket closed: a wait fails between `timeout_s` and
+    `timeout_s + tick_s` after it began, never earlier. The check of a bucket skips the settled
+    futures in C (`filterfalse`), not one Python step each.
     """
 
     def __init__(self, timeout_s: float, tick_s: float = 0.1) -> None:
         self._timeout_s = timeout_s
         self._tick_s = tick_s
-        self._pending: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._current: list[asyncio.Future[Any]] = []
+        #: Closed buckets, oldest first, each with the loop time it closed.
+        self._closed: deque[tuple[float, list[asyncio.Future[Any]]]] = deque()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -66,7 +72,7 @@ class DeadlineWatch:
         settled it. The single-record path: no waiter of its own, no callback, no extra loop
         turn (aiokafka skips a delivery future that is already done when the ack comes)."""
         if not future.done():
-            self._pending.append((asyncio.get_running_loop().time() + self._timeout_s, future))
+            self._current.append(future)
         try:
             await future
         except asyncio.CancelledError:
@@ -100,18 +106,24 @@ class DeadlineWatch:
             future.add_done_callback(settle)
         if remaining == 0:
             return
-        self._pending.append((loop.time() + self._timeout_s, waiter))
+        self._current.append(waiter)
         await waiter
 
     async def _expire(self) -> None:
         loop = asyncio.get_running_loop()
+        closed = self._closed
         while True:
             await asyncio.sleep(self._tick_s)
             now = loop.time()
-            while self._pending and (self._pending[0][1].done() or self._pending[0][0] <= now):
-                _, waiter = self._pending.popleft()
-                if not waiter.done():
+            if self._current:
+                closed.append((now, self._current))
+                self._current = []
+            while closed and closed[0][0] + self._timeout_s <= now:
+                for waiter in filterfalse(_settled, closed.popleft()[1]):
                     waiter.set_exception(TimeoutError(f"no ack within {self._timeout_s:g}s"))
+
+
+_settled = asyncio.Future.done
 
 
 #: How long an aborted request waits for its transaction's abort before replacing the producer.

@@ -9,20 +9,23 @@ the handler refreshes before it answers.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from hookline.health import Handler
 from hookline.logging import get_logger
 
-__all__ = ["Registry", "Scraped", "metrics_handler"]
+__all__ = ["Count", "LoopCounter", "LoopHistogram", "Observations", "Registry", "Scraped", "metrics_handler"]
 
 log = get_logger(__name__)
 
@@ -74,6 +77,112 @@ class Scraped(ABC, Generic[T]):
     def collect(self) -> Iterator[Metric]:
         if self._value is not None:
             yield from self.families(self._value)
+
+
+class Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class Observations:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf's own
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are "less or equal": the first bound >= value.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _LoopMetric:
+    """Labelled children made on first use and kept; a collector of its registry."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], object] = {}
+        registry.register(self)
+
+    def _child(self, values: tuple[object, ...], make: Callable[[], T]) -> T:
+        if len(values) != len(self._labelnames):
+            raise ValueError(f"{self._name} takes the labels {self._labelnames}, got {values!r}")
+        key = tuple(str(v) for v in values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = make()
+        return child  # type: ignore[return-value]
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(empty=True)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(empty=False)
+
+    def _families(self, *, empty: bool) -> Iterator[Metric]:
+        raise NotImplementedError
+
+
+class LoopCounter(_LoopMetric):
+    """A labelled counter for code that runs on one event loop thread only: a child's `inc()` is
+    an addition. prometheus_client's children take a lock on every `inc()` (and a histogram's
+    `observe()` walks its buckets in Python): on the gateway's ingest path its three metrics per
+    request cost more bytecode than building the event. Exposed like a prometheus_client Counter,
+    without the `_created` samples."""
+
+    def labels(self, *values: object) -> Count:
+        return self._child(values, Count)
+
+    def _families(self, *, empty: bool) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        if not empty:
+            for values, child in list(self._children.items()):
+                family.add_metric(values, child.value)  # type: ignore[attr-defined]
+        yield family
+
+
+class LoopHistogram(_LoopMetric):
+    """A labelled histogram for code that runs on one event loop thread only (see `LoopCounter`):
+    `observe()` is a C bisect and two additions."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+        *,
+        buckets: Sequence[float],
+    ) -> None:
+        bounds = tuple(sorted(float(b) for b in buckets if b != math.inf))
+        if not bounds:
+            raise ValueError("a histogram needs at least one finite bucket")
+        self._bounds = bounds
+        super().__init__(name, documentation, labelnames, registry)
+
+    def labels(self, *values: object) -> Observations:
+        return self._child(values, lambda: Observations(self._bounds))
+
+    def _families(self, *, empty: bool) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        if not empty:
+            for values, child in list(self._children.items()):
+                counts: list[int] = child.counts  # type: ignore[attr-defined]
+                buckets, total = [], 0
+                for bound, count in zip((*self._bounds, math.inf), counts, strict=True):
+                    total += count
+                    buckets.append((floatToGoString(bound), total))  # type: ignore[no-untyped-call]
+                family.add_metric(values, buckets, child.sum)  # type: ignore[attr-defined]
+        yield family
 
 
 class Registry(CollectorRegistry):

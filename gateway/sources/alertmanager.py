@@ -45,7 +45,8 @@ class AlertmanagerSource:
     def _event(self, notification: dict[str, Any], alert: dict[str, Any]) -> Event:
         status = alert["status"]
         receiver = notification["receiver"]
-        return Event(
+        # Every value below is a string the schema checked, or built here: no second validation.
+        return Event.checked(
             id=new_event_id(),
             source=self._source_uri,
             type=EVENT_TYPE + status,

@@ -61,12 +61,21 @@ def load_agents(settings: ComponentSettings) -> AgentCatalog:
         raise click.ClickException(str(exc)) from exc
 
 
+#: Net new container objects between two young collections (CPython's default is 700). A young
+#: collection walks every young object still alive: under load, the requests in flight (about
+#: 3,000 objects in the gateway at 64 connections), however few were allocated since the last
+#: one. At 700 the gateway collected every 55 requests and spent ~8 µs of each in the collector.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
 def freeze_heap() -> None:
     """Move everything loaded so far (modules, schemas, settings) out of the garbage collector's
-    sight. The libraries make a large heap that never dies; without this, each full collection
-    walks all of it, and the gateway's p99 latency at 80 % load went from 6 ms to 49 ms."""
+    sight, and collect the young generation less often (`YOUNG_COLLECTION_THRESHOLD`). The
+    libraries make a large heap that never dies; without this, each full collection walks all of
+    it, and the gateway's p99 latency at 80 % load went from 6 ms to 49 ms."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
