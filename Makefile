@@ -47,6 +47,7 @@ bench: install jars
 	$(PY) bench/matching.py
 	$(PY) bench/hostile.py
 	$(PY) bench/ingest.py
+	$(PY) bench/ingest_instructions.py
 	$(PY) bench/e2e.py
 	$(PY) bench/spawn.py
 	$(PY) bench/runs.py
@@ -72,7 +73,7 @@ $(DIE_WITH_PARENT): hookline/native/die_with_parent.c | $(STAMP)
 # Java 17 and Maven run the Kafka broker; python3-venv makes the virtualenv. The runners' real
 # back ends: bubblewrap (sandbox), podman + runc (container; tests import a busybox-static
 # image), openssh-server/-client (ssh). The real Alertmanager the ingress is tested against, and
-# wrk for `make bench`; chromium, which Playwright drives in the console's browser tests; Prometheus' promtool (package prometheus) checks the alerting rules; gcc and libc6-dev build the
+# wrk and valgrind (bench/ingest_instructions.py) for `make bench`; chromium, which Playwright drives in the console's browser tests; Prometheus' promtool (package prometheus) checks the alerting rules; gcc and libc6-dev build the
 # parent-death wrapper (statically linked). Installed with apt-get only when missing (CI and fresh
 # machines of this kind run as root).
 system-deps:
@@ -88,6 +89,7 @@ system-deps:
 	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v callgrind_control >/dev/null || missing="$$missing valgrind"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v cc >/dev/null || missing="$$missing gcc"; \

@@ -150,9 +150,10 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str,
 
 
 def start_server(
-    kind: str, kafka: KafkaServer, settings: KafkaSettings, port: int, **env: str
+    kind: str, kafka: KafkaServer, settings: KafkaSettings, port: int, *, wrap: list[str] | None = None, **env: str
 ) -> subprocess.Popen[bytes]:
-    """The bare handler, or the gateway (`hookline gateway`), in a process of its own."""
+    """The bare handler, or the gateway (`hookline gateway`), in a process of its own; `wrap` is a
+    command to run it under (bench/ingest_instructions.py: valgrind), its output then discarded."""
     environment = dict(
         os.environ,
         HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
@@ -176,6 +177,10 @@ def start_server(
         if kind == "bare"
         else [sys.executable, "-m", "hookline.cli", "gateway"]
     )
+    if wrap:
+        return subprocess.Popen(
+            [*wrap, *argv], env=environment, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     return subprocess.Popen(argv, env=environment, cwd=ROOT)
 
 
