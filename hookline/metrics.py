@@ -113,6 +113,12 @@ class _LoopMetric:
         self._children: dict[tuple[str, ...], object] = {}
         registry.register(self)
 
+    def _exposed_at_zero(self, make: Callable[[], object]) -> None:
+        """Without labels, the one child from the start: exposed at zero before the first count,
+        as prometheus_client does (a rate over a series that is absent until it moves says nothing)."""
+        if not self._labelnames:
+            self._children[()] = make()
+
     def _child(self, values: tuple[object, ...], make: Callable[[], T]) -> T:
         if len(values) != len(self._labelnames):
             raise ValueError(f"{self._name} takes the labels {self._labelnames}, got {values!r}")
@@ -139,8 +145,16 @@ class LoopCounter(_LoopMetric):
     request cost more bytecode than building the event. Exposed like a prometheus_client Counter,
     without the `_created` samples."""
 
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        super().__init__(name, documentation, labelnames, registry)
+        self._exposed_at_zero(Count)
+
     def labels(self, *values: object) -> Count:
         return self._child(values, Count)
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Count on a counter without labels."""
+        self._child((), Count).value += amount
 
     def _families(self, *, empty: bool) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -168,9 +182,14 @@ class LoopHistogram(_LoopMetric):
             raise ValueError("a histogram needs at least one finite bucket")
         self._bounds = bounds
         super().__init__(name, documentation, labelnames, registry)
+        self._exposed_at_zero(lambda: Observations(bounds))
 
     def labels(self, *values: object) -> Observations:
         return self._child(values, lambda: Observations(self._bounds))
+
+    def observe(self, value: float) -> None:
+        """Observe on a histogram without labels."""
+        self._child((), lambda: Observations(self._bounds)).observe(value)
 
     def _families(self, *, empty: bool) -> Iterator[Metric]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)

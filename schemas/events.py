@@ -55,6 +55,8 @@ _REQUIRED = ("specversion", "id", "source", "type", "dedupekey")
 _MODELLED = frozenset((*_ATTRIBUTES, "datacontenttype", "data"))
 #: What a `ce_*` header may set; `ce_data` (the value is the data) and unknown names set nothing.
 _FROM_HEADERS = frozenset((*_ATTRIBUTES, "datacontenttype"))
+#: `ce_<attribute>` → attribute, for what a `ce_*` header may set.
+_HEADER_ATTRIBUTES = {HEADER_PREFIX + name: name for name in _FROM_HEADERS}
 #: The extension that keeps the request headers a source preserves (JSON object text).
 HEADERS_EXTENSION = "hooklineheaders"
 
@@ -207,6 +209,13 @@ class Event(BaseModel):
         attrs: dict[str, Any] = {}
         extensions: dict[str, str] = {}
         for name, raw in headers:
+            # A modelled attribute's header (nearly every header of a record): one dict lookup.
+            if raw is not None and (attribute := _HEADER_ATTRIBUTES.get(name)) is not None:
+                try:
+                    attrs[attribute] = raw.decode()
+                except UnicodeDecodeError as exc:
+                    raise EventDecodeError(f"header {name} is not UTF-8") from exc
+                continue
             if raw is None:  # Kafka allows a null header value; other producers than ours send them
                 if name.startswith(HEADER_PREFIX):
                     raise EventDecodeError(f"header {name} has no value (null)")

@@ -7,58 +7,63 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer
-from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from hookline.kafka import create_consumer, start_client, topic_partitions
-from hookline.metrics import Registry, Scraped
+from hookline.metrics import LoopCounter, LoopHistogram, Registry, Scraped
 from hookline.settings import KafkaSettings
 
 __all__ = ["ConsumerLag", "DlqSize", "TickerUp", "TriggersMetrics", "consumer_lag", "dlq_records"]
 
 
 class TriggersMetrics:
+    """Counted on the service's event loop, per record: loop-local metrics (no lock per count)."""
+
     def __init__(self) -> None:
         self.registry = Registry()
-        self.events_consumed = Counter(
-            "hookline_triggers_events_consumed_total", "Records read from the events topic", registry=self.registry
+        self.events_consumed = LoopCounter(
+            "hookline_triggers_events_consumed_total", "Records read from the events topic", [], self.registry
         )
-        self.workflows_started = Counter(
+        self.workflows_started = LoopCounter(
             "hookline_triggers_workflows_started_total",
             "Events delivered to workflows by outcome: started, existing, signalled, cancelled, already ended, ignored",
             ["definition", "outcome"],
-            registry=self.registry,
+            self.registry,
         )
-        self.temporal_retries = Counter(
+        self.temporal_retries = LoopCounter(
             "hookline_triggers_temporal_retries_total",
             "Requests to Temporal retried because it was unreachable",
-            registry=self.registry,
+            [],
+            self.registry,
         )
-        self.kafka_retries = Counter(
+        self.kafka_retries = LoopCounter(
             "hookline_triggers_kafka_retries_total",
             "Writes to Kafka (decisions, DLQ records) retried because Kafka was unreachable",
-            registry=self.registry,
+            [],
+            self.registry,
         )
-        self.dead_lettered = Counter(
-            "hookline_triggers_dead_lettered_total", "Records sent to the DLQ", registry=self.registry
+        self.dead_lettered = LoopCounter(
+            "hookline_triggers_dead_lettered_total", "Records sent to the DLQ", [], self.registry
         )
-        self.schedule_failures = Counter(
+        self.schedule_failures = LoopCounter(
             "hookline_triggers_schedule_failures_total",
             "Ticks of a schedule that failed (the schedule is retried with backoff; the others tick on)",
             ["definition"],
-            registry=self.registry,
+            self.registry,
         )
-        self.start_latency = Histogram(
+        self.start_latency = LoopHistogram(
             "hookline_triggers_start_latency_seconds",
             "Time to start (or find) one workflow",
-            registry=self.registry,
+            [],
+            self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.decision_latency = Histogram(
+        self.decision_latency = LoopHistogram(
             "hookline_triggers_decision_write_seconds",
             "Time to record one event's decision on the decisions topic, until Kafka's ack (what the "
             "decision record adds to each event, after its starts)",
-            registry=self.registry,
+            [],
+            self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 

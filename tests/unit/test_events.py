@@ -165,3 +165,17 @@ def test_a_header_named_like_a_model_field_is_not_an_attribute(name: str) -> Non
     _, value, headers = event.to_kafka()
     decoded = Event.from_kafka(value, [*headers, (name, b'{"forged": true}')])
     assert decoded.data == event.data
+
+
+@pytest.mark.parametrize("name", ["ce_id", "ce_subject", "ce_traceparent"])
+def test_an_attribute_header_that_is_not_utf8_is_a_decode_error_naming_it(name: str) -> None:
+    _, value, headers = make().to_kafka()
+    headers = [*(h for h in headers if h[0] != name), (name, b"\xff\xfe")]
+    with pytest.raises(EventDecodeError, match=f"header {name} is not UTF-8"):
+        Event.from_kafka(value, headers)
+
+
+def test_a_content_type_that_is_not_utf8_is_read_with_replacements() -> None:
+    _, value, headers = make().to_kafka()
+    headers = [(k, b"application/json\xff" if k == "content-type" else v) for k, v in headers]
+    assert Event.from_kafka(value, headers).datacontenttype == "application/json\ufffd"

@@ -38,6 +38,21 @@ def test_counts_and_observations_are_exposed_as_prometheus_client_would() -> Non
     assert lines(ours) == lines(theirs)
 
 
+def test_metrics_without_labels_are_exposed_from_the_start_and_count_like_prometheus_clients() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    counter = LoopCounter("hookline_test_retries_total", "Retries", [], ours)
+    histogram = LoopHistogram("hookline_test_wait_seconds", "Wait", [], ours, buckets=BUCKETS)
+    their_counter = Counter("hookline_test_retries_total", "Retries", registry=theirs)
+    their_histogram = Histogram("hookline_test_wait_seconds", "Wait", registry=theirs, buckets=BUCKETS)
+    assert lines(ours) == lines(theirs)  # zeros before the first count
+    for value in VALUES:
+        counter.inc()
+        their_counter.inc()
+        histogram.observe(value)
+        their_histogram.observe(value)
+    assert lines(ours) == lines(theirs)
+
+
 def test_a_child_is_made_once_per_label_values() -> None:
     counter = LoopCounter("hookline_test_total", "T", ["source"], CollectorRegistry())
     assert counter.labels("a") is counter.labels("a") is not counter.labels("b")
