@@ -47,8 +47,9 @@ class DeadlineWatch:
     request armed and cancelled a loop timer. Here a waiter goes into the bucket of the current
     tick (a list append), and one task fails what is still pending in each bucket once
     `timeout_s` has passed since the bucket closed: a wait fails between `timeout_s` and
-    `timeout_s + tick_s` after it began, never earlier. The check of a bucket skips the settled
-    futures in C (`filterfalse`), not one Python step each.
+    `timeout_s + 2 * tick_s` after it began (plus whatever the loop is late), never earlier.
+    Settled futures are dropped when their bucket closes and skipped when it expires, in C
+    (`filterfalse`), not one Python step each.
     """
 
     def __init__(self, timeout_s: float, tick_s: float = 0.1) -> None:
@@ -117,7 +118,9 @@ class DeadlineWatch:
             await asyncio.sleep(self._tick_s)
             now = loop.time()
             if self._current:
-                closed.append((now, self._current))
+                # Most are acknowledged by now: only the pending ones are kept (and their results
+                # released) for the rest of the timeout.
+                closed.append((now, list(filterfalse(_settled, self._current))))
                 self._current = []
             while closed and closed[0][0] + self._timeout_s <= now:
                 for waiter in filterfalse(_settled, closed.popleft()[1]):

@@ -86,6 +86,8 @@ class Count:
         self.value = 0.0
 
     def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError("a counter only goes up")
         self.value += amount
 
 
@@ -98,9 +100,11 @@ class Observations:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        # Prometheus buckets are "less or equal": the first bound >= value.
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
+        # Prometheus buckets are "less or equal": the first bound >= value. NaN, which is in no
+        # bucket (prometheus_client counts it nowhere), is not counted.
+        if value == value:
+            self.counts[bisect_left(self.bounds, value)] += 1
+            self.sum += value
 
 
 class _LoopMetric:
@@ -154,7 +158,7 @@ class LoopCounter(_LoopMetric):
 
     def inc(self, amount: float = 1.0) -> None:
         """Count on a counter without labels."""
-        self._child((), Count).value += amount
+        self._child((), Count).inc(amount)
 
     def _families(self, *, empty: bool) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -177,9 +181,9 @@ class LoopHistogram(_LoopMetric):
         *,
         buckets: Sequence[float],
     ) -> None:
-        bounds = tuple(sorted(float(b) for b in buckets if b != math.inf))
-        if not bounds:
-            raise ValueError("a histogram needs at least one finite bucket")
+        bounds = tuple(float(b) for b in buckets if b != math.inf)
+        if not bounds or list(bounds) != sorted(set(bounds)):
+            raise ValueError(f"buckets must be finite bounds in increasing order, got {buckets!r}")
         self._bounds = bounds
         super().__init__(name, documentation, labelnames, registry)
         self._exposed_at_zero(lambda: Observations(bounds))

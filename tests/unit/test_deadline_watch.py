@@ -44,6 +44,29 @@ async def test_unanswered_futures_time_out_at_the_deadline(watch: DeadlineWatch)
     assert 0.3 <= loop.time() - started < 1.0
 
 
+async def test_a_wait_fails_within_two_ticks_after_its_deadline(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.013)  # somewhere inside a tick
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await watch.wait_one(loop.create_future())
+    # 0.3 s, plus up to two ticks of 0.02 s, plus a margin for a busy test machine.
+    assert 0.3 <= loop.time() - started <= 0.3 + 2 * 0.02 + 0.15
+
+
+async def test_settled_futures_are_not_kept_once_their_tick_closes(watch: DeadlineWatch) -> None:
+    loop = asyncio.get_running_loop()
+    done, pending = loop.create_future(), loop.create_future()
+    waits = [asyncio.ensure_future(watch.wait_one(f)) for f in (done, pending)]
+    await asyncio.sleep(0)
+    done.set_result("acked")
+    await asyncio.sleep(0.06)  # past a tick: the bucket closed
+    kept = [f for _, bucket in watch._closed for f in bucket]
+    assert kept == [pending]
+    pending.set_result("acked")
+    await asyncio.wait_for(asyncio.gather(*waits), 1)
+
+
 async def test_later_waiters_are_not_expired_early(watch: DeadlineWatch) -> None:
     loop = asyncio.get_running_loop()
     first = asyncio.ensure_future(watch.wait_all([loop.create_future()]))

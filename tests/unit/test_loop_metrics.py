@@ -69,3 +69,19 @@ def test_a_second_metric_of_the_same_name_is_refused_by_the_registry() -> None:
     LoopCounter("hookline_test_total", "T", ["source"], registry)
     with pytest.raises(ValueError, match="Duplicated"):
         LoopCounter("hookline_test_total", "T", ["source"], registry)
+
+
+def test_what_prometheus_client_refuses_is_refused() -> None:
+    counter = LoopCounter("hookline_test_total", "T", ["source"], CollectorRegistry())
+    with pytest.raises(ValueError, match="only goes up"):
+        counter.labels("a").inc(-1)
+    with pytest.raises(ValueError, match="increasing order"):
+        LoopHistogram("hookline_test_seconds", "T", [], CollectorRegistry(), buckets=(1, 0.5))
+
+
+def test_nan_is_counted_in_no_bucket() -> None:
+    registry = CollectorRegistry()
+    histogram = LoopHistogram("hookline_test_seconds", "T", [], registry, buckets=BUCKETS)
+    histogram.observe(float("nan"))
+    histogram.observe(0.05)
+    assert "hookline_test_seconds_count 1.0" in generate_latest(registry).decode()
