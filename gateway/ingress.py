@@ -29,7 +29,7 @@ EVENT_PAGE = "/api/v1/events/"
 
 def accepted(event_ids: list[str], **extra: object) -> web.Response:
     """202, with each event's id and the page that follows it (`links`, by id)."""
-    links = {event_ids[0]: EVENT_PAGE + event_ids[0]} if len(event_ids) == 1 else {i: EVENT_PAGE + i for i in event_ids}
+    links = {event_id: EVENT_PAGE + event_id for event_id in event_ids}
     body = orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids, "links": links, **extra})
     return web.Response(body=body, status=202, content_type="application/json")
 

@@ -132,6 +132,13 @@ class _LoopMetric:
             child = self._children[key] = make()
         return child  # type: ignore[return-value]
 
+    def _unlabelled(self) -> object:
+        """The child of a metric without labels, made with it."""
+        child = self._children.get(())
+        if child is None:
+            raise ValueError(f"{self._name} takes the labels {self._labelnames}: count through labels()")
+        return child
+
     def describe(self) -> Iterator[Metric]:
         yield from self._families(empty=True)
 
@@ -158,7 +165,7 @@ class LoopCounter(_LoopMetric):
 
     def inc(self, amount: float = 1.0) -> None:
         """Count on a counter without labels."""
-        self._child((), Count).inc(amount)
+        self._unlabelled().inc(amount)  # type: ignore[attr-defined]
 
     def _families(self, *, empty: bool) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -193,7 +200,7 @@ class LoopHistogram(_LoopMetric):
 
     def observe(self, value: float) -> None:
         """Observe on a histogram without labels."""
-        self._child((), lambda: Observations(self._bounds)).observe(value)
+        self._unlabelled().observe(value)  # type: ignore[attr-defined]
 
     def _families(self, *, empty: bool) -> Iterator[Metric]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)

@@ -225,10 +225,8 @@ class Event(BaseModel):
                     text = raw.decode()
                 except UnicodeDecodeError as exc:
                     raise EventDecodeError(f"header {name} is not UTF-8") from exc
-                attribute = name[len(HEADER_PREFIX) :]
-                if attribute in _FROM_HEADERS:
-                    attrs[attribute] = text
-                elif is_extension_name(attribute):
+                attribute = name[len(HEADER_PREFIX) :]  # a modelled one took the lookup above
+                if is_extension_name(attribute):
                     extensions[attribute] = text
             elif name == "content-type":
                 attrs["datacontenttype"] = raw.decode(errors="replace")

@@ -9,21 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from schemas.events import HEADER_PREFIX, Event, EventDecodeError, new_event_id
-
-#: The attributes in the order their headers follow `content-type` on a record.
-ORDER = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "time",
-    "subject",
-    "dedupekey",
-    "partitionkey",
-    "hooklinesource",
-    "resolves",
-)
+from schemas.events import _ATTRIBUTES, HEADER_PREFIX, Event, EventDecodeError, new_event_id
 
 
 def make() -> Event:
@@ -63,7 +49,7 @@ def test_attributes_travel_as_ce_headers() -> None:
 def reference_headers(event: Event) -> list[tuple[str, bytes]]:
     """What the record's headers are, written the plain way: one per attribute that is set."""
     headers = [("content-type", event.datacontenttype.encode())]
-    for name in ORDER:
+    for name in _ATTRIBUTES:  # the order the record's headers follow `content-type` in
         value = getattr(event, name)
         if value is None or value == "":
             continue

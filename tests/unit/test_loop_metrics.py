@@ -75,6 +75,8 @@ def test_what_prometheus_client_refuses_is_refused() -> None:
     counter = LoopCounter("hookline_test_total", "T", ["source"], CollectorRegistry())
     with pytest.raises(ValueError, match="only goes up"):
         counter.labels("a").inc(-1)
+    with pytest.raises(ValueError, match="count through labels"):
+        counter.inc()
     with pytest.raises(ValueError, match="increasing order"):
         LoopHistogram("hookline_test_seconds", "T", [], CollectorRegistry(), buckets=(1, 0.5))
 
