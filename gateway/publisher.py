@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from gateway.errors import PayloadTooLarge, Unavailable
 from gateway.metrics import GatewayMetrics
+from gateway.record_sender import RecordSender
 from gateway.settings import KAFKA_MESSAGE_BYTES
 from hookline.kafka import create_producer, start_client
 from hookline.logging import get_logger
@@ -134,6 +135,9 @@ _settled = methodcaller("done")  # any future's own done(), called from C
 _ABORT_WAIT_S = 1.0
 #: Between attempts to start a producer while Kafka is unreachable.
 _CONNECT_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
+#: Larger records go through `send()`, which refuses one over `max_request_size` (413) before
+#: it joins a batch; the rest through `RecordSender`, which does not check.
+_SENDER_MAX_BYTES = 64 * 1024
 
 
 def default_instance_id() -> str:
@@ -306,6 +310,7 @@ class EventPublisher:
         self._retry_after_s = retry_after_s
         self._metrics = metrics
         self._producer: AIOKafkaProducer | None = None
+        self._sender: RecordSender | None = None
         self._connector: asyncio.Task[None] | None = None
         self._deadlines = DeadlineWatch(timeout_s)
         #: What this gateway accepted lately, so the API can say an event is on its way.
@@ -325,12 +330,14 @@ class EventPublisher:
         self._transactions.start()
 
     async def _connect(self) -> None:
-        self._producer = await retry(
+        producer = await retry(
             lambda: start_client(create_producer(self._settings, max_request_size=self._max_request_bytes)),
             backoff=_CONNECT_BACKOFF,
             retry_on=(KafkaError, OSError),
             message="kafka not reachable, retrying",
         )
+        self._sender = RecordSender(producer, self._topic, timeout_s=self._settings.request_timeout_ms / 1000)
+        self._producer = producer
         log.info("kafka producer connected", bootstrap_servers=self._settings.bootstrap_servers)
 
     async def stop(self) -> None:
@@ -347,6 +354,9 @@ class EventPublisher:
                 await asyncio.wait_for(producer.stop(), self._timeout_s)
             except TimeoutError:
                 log.warning("kafka producer did not flush in time; unacknowledged events were answered 503")
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.close()
 
     async def ready(self) -> bool:
         """True when the producer is connected and the broker answers metadata now."""
@@ -374,7 +384,14 @@ class EventPublisher:
             # the acks is bounded by the deadline watch.
             if len(events) == 1:
                 key, value, headers = record_of(events[0])
-                future = await producer.send(self._topic, value, key=key, headers=headers)
+                sender = self._sender
+                future = (
+                    await sender.send(key, value, headers)
+                    if sender is not None and len(value) <= _SENDER_MAX_BYTES
+                    else None
+                )
+                if future is None:
+                    future = await producer.send(self._topic, value, key=key, headers=headers)
                 await self._deadlines.wait_one(future)
             else:
                 await self._transactions.publish(self._topic, events, self._deadlines)

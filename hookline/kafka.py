@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import struct
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
@@ -15,6 +14,7 @@ from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
+from murmurhash2 import murmurhash2
 
 from hookline.lifecycle import cancel_and_wait
 from hookline.logging import get_logger
@@ -23,6 +23,8 @@ from hookline.settings import KafkaSettings
 from hookline.topics import replication
 
 __all__ = [
+    "MAX_BATCH_BYTES",
+    "MURMUR2_SEED",
     "TopicView",
     "assign_from_beginning",
     "assign_to_follow",
@@ -115,33 +117,14 @@ async def _stop_client(client: Client) -> None:
         log.debug("kafka client not stopped cleanly", error=str(exc) or type(exc).__name__)
 
 
-_M = 0x5BD1E995  # murmur2's mixing constant
-_MASK = 0xFFFFFFFF
+#: The seed of Kafka's murmur2 (the Java client's `Utils.murmur2`).
+MURMUR2_SEED = 0x9747B28C
 
 
 def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 of `data` (the Java client's `Utils.murmur2`, unsigned): the same value as
-    aiokafka's `murmur2`, which reads the key a byte at a time with a mask after every operation
-    and was the most expensive Python function of a send (~450 bytecodes for an Alertmanager
-    fingerprint). Here the 4-byte words are read by `struct` and masked once per step."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    words = length >> 2
-    for k in struct.unpack_from(f"<{words}I", data):
-        k = (k * _M) & _MASK
-        k = ((k ^ (k >> 24)) * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
-    tail = length & 3
-    if tail:
-        rest = data[words << 2 :]
-        if tail == 3:
-            h ^= rest[2] << 16
-        if tail >= 2:
-            h ^= rest[1] << 8
-        h = ((h ^ rest[0]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
+    """Kafka's murmur2 of `data`, unsigned: the value aiokafka's pure-Python `murmur2` gives (a
+    few hundred bytecodes a key: the costliest function of a send), computed by compiled code."""
+    return murmurhash2(data, MURMUR2_SEED)
 
 
 _random_partition = DefaultPartitioner()
@@ -152,7 +135,11 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
     lands on the partition any other Kafka producer would put it on."""
     if key is None:
         return _random_partition(key, all_partitions, available)  # type: ignore[no-any-return]
-    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+    return all_partitions[(murmurhash2(key, MURMUR2_SEED) & 0x7FFFFFFF) % len(all_partitions)]
+
+
+#: A batch's size limit (aiokafka's `max_batch_size`): a record larger than this goes alone.
+MAX_BATCH_BYTES = 256 * 1024
 
 
 def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
@@ -165,7 +152,7 @@ def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProduc
         "enable_idempotence": True,
         "linger_ms": settings.linger_ms,
         "request_timeout_ms": settings.request_timeout_ms,
-        "max_batch_size": 256 * 1024,
+        "max_batch_size": MAX_BATCH_BYTES,
         "partitioner": key_partitioner,
     }
     options.update(overrides)
