@@ -34,6 +34,7 @@ from hookline.logging import get_logger
 from hookline.retry import Backoff, retry
 from hookline.settings import KafkaSettings
 from hookline.tracing import current_traceparent
+from hookline.tracing import enabled as tracing_enabled
 from schemas.events import Event
 
 __all__ = ["EventPublisher"]
@@ -336,7 +337,8 @@ class EventPublisher:
             retry_on=(KafkaError, OSError),
             message="kafka not reachable, retrying",
         )
-        self._sender = RecordSender(producer, self._topic, timeout_s=self._settings.request_timeout_ms / 1000)
+        if not tracing_enabled():  # the aiokafka instrumentation traces send(), which RecordSender skips
+            self._sender = RecordSender(producer, self._topic, timeout_s=self._settings.request_timeout_ms / 1000)
         self._producer = producer
         log.info("kafka producer connected", bootstrap_servers=self._settings.bootstrap_servers)
 
