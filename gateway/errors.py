@@ -34,6 +34,7 @@ __all__ = [
     "UnknownSource",
     "Unprocessable",
     "UnsupportedMediaType",
+    "answer_problems",
     "problem_middleware",
     "problem_response",
 ]
@@ -238,10 +239,21 @@ async def _closing(request: web.Request, response: web.Response) -> web.Response
 async def problem_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    return await answer_problems(request, handler, request.app.get(UNAVAILABLE_COUNTER))
+
+
+async def answer_problems(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    unavailable: Counter | None = None,
+) -> web.StreamResponse:
+    """`handler`'s answer, or the problem its exception means; each 503 counted by its cause in
+    `unavailable`. The middleware's work, and that of the webhooks' direct dispatch
+    (`gateway.app.dispatch_hooks_directly`), which does not go through the middleware."""
     try:
         return await handler(request)
     except GatewayError as exc:
-        if isinstance(exc, Unavailable) and (unavailable := request.app.get(UNAVAILABLE_COUNTER)) is not None:
+        if isinstance(exc, Unavailable) and unavailable is not None:
             unavailable.labels(exc.cause).inc()
         response = problem_response(
             exc.status,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -128,6 +129,18 @@ async def test_unknown_source_and_wrong_method_are_problems(gateway: TestClient[
     assert wrong_method.content_type == "application/problem+json"
 
 
+async def test_a_sender_that_waits_for_100_continue_is_told_to_continue(
+    gateway: TestClient[Any, Any], kafka_settings: KafkaSettings, notification: Callable[..., dict[str, Any]]
+) -> None:
+    # curl sends `Expect: 100-continue` with any body over 1 KiB, then waits a second for the
+    # interim answer; aiohttp's client waits for it for ever.
+    response = await gateway.post(
+        "/hooks/alertmanager", json=notification(alerts=1), expect100=True, timeout=aiohttp.ClientTimeout(total=5)
+    )
+    assert response.status == 202
+    assert len(await read_topic(kafka_settings, kafka_settings.events_topic, expect=1)) == 1
+
+
 async def test_kafka_unreachable_answers_503_with_retry_after(
     aiohttp_client: AiohttpClient, notification: Callable[..., dict[str, Any]]
 ) -> None:
@@ -139,6 +152,8 @@ async def test_kafka_unreachable_answers_503_with_retry_after(
     assert response.content_type == "application/problem+json"
     assert (await client.get("/readyz")).status == 503
     assert (await client.get("/healthz")).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hookline_gateway_unavailable_total{cause="kafka_unavailable"} 1.0' in metrics
 
 
 async def test_metrics_count_requests_by_source_and_status(
