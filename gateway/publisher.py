@@ -387,12 +387,13 @@ class EventPublisher:
             if len(events) == 1:
                 key, value, headers = record_of(events[0])
                 sender = self._sender
-                future = (
-                    await sender.send(key, value, headers)
-                    if sender is not None and len(value) <= _SENDER_MAX_BYTES
-                    else None
-                )
-                if future is None:
+                if (
+                    sender is not None
+                    and len(value) <= _SENDER_MAX_BYTES
+                    and (adding := sender.send(key, value, headers)) is not None
+                ):
+                    future = await adding
+                else:
                     future = await producer.send(self._topic, value, key=key, headers=headers)
                 await self._deadlines.wait_one(future)
             else:

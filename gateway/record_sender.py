@@ -21,6 +21,8 @@ pyproject.toml); tests/integration/test_record_sender.py holds them to `send()`'
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.cluster import ClusterMetadata
@@ -53,17 +55,17 @@ class RecordSender:
         count = len(numbers) if numbers == set(range(len(numbers))) else 0
         self._partitions = [TopicPartition(self._topic, n) for n in range(count)]
 
-    async def send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> asyncio.Future[object] | None:
-        """The future of the record's acknowledgement, as `send()` returns it; None while the
-        topic's partitions are not known (`send()` waits for them)."""
+    def send(
+        self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Coroutine[Any, Any, asyncio.Future[object]] | None:
+        """What to await for the future of the record's acknowledgement (as `send()` returns it;
+        aiokafka's own coroutine, not one more of ours); None while the topic's partitions are not
+        known (`send()` waits for them)."""
         partitions = self._partitions
         if not partitions:
             return None
         tp = partitions[(murmurhash2(key, MURMUR2_SEED) & 0x7FFFFFFF) % len(partitions)]
-        future: asyncio.Future[object] = await self._accumulator.add_message(
-            tp, key, value, self._timeout_s, headers=headers
-        )
-        return future
+        return self._accumulator.add_message(tp, key, value, self._timeout_s, headers=headers)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._cluster.remove_listener(self._metadata_updated)

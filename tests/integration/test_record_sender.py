@@ -30,9 +30,9 @@ def partition_send_picks(key: bytes, partitions: int) -> int:
 
 async def sent(sender: RecordSender, key: bytes) -> int:
     """Send `key` (its value and header derived from it); the partition Kafka acknowledged."""
-    future = await sender.send(key, b"value of " + key, [("ce_id", key), ("empty", b"")])
-    assert future is not None
-    metadata = await future
+    adding = sender.send(key, b"value of " + key, [("ce_id", key), ("empty", b"")])
+    assert adding is not None
+    metadata = await (await adding)
     return int(metadata.partition)  # type: ignore[attr-defined]
 
 
@@ -49,7 +49,7 @@ async def test_records_land_once_each_on_the_partition_send_would_pick(kafka_set
     sender = RecordSender(producer, topic, timeout_s=30)
     try:
         unknown = RecordSender(producer, f"{topic}-missing", timeout_s=30)
-        assert await unknown.send(b"key", b"value", []) is None, "no partitions known: left to send()"
+        assert unknown.send(b"key", b"value", []) is None, "no partitions known: left to send()"
         unknown.close()
         # As the gateway's first record does (the sender knew no partitions yet): send() makes
         # aiokafka follow the topic's metadata.
