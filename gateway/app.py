@@ -140,8 +140,11 @@ def dispatch_hooks_directly(app: web.Application, hooks: dict[str, Handler]) -> 
     unavailable = app[UNAVAILABLE_COUNTER]
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
-        if request.method == "POST" and (hook := hooks.get(request.path)) is not None and EXPECT not in request.headers:
+        # The path as the router matches it: `%2F` stays encoded (`/hooks%2Fx` is no hook).
+        path = request.rel_url.path_safe
+        if request.method == "POST" and (hook := hooks.get(path)) is not None and EXPECT not in request.headers:
             return await answer_problems(request, hook, unavailable)
         return await handle(request)
 
-    app._handle = dispatch  # type: ignore[method-assign]
+    # Set past aiohttp's debug-mode `__setattr__`, which warns of any attribute it does not know.
+    object.__setattr__(app, "_handle", dispatch)

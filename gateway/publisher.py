@@ -136,8 +136,10 @@ _settled = methodcaller("done")  # any future's own done(), called from C
 _ABORT_WAIT_S = 1.0
 #: Between attempts to start a producer while Kafka is unreachable.
 _CONNECT_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
-#: Larger records go through `send()`, which refuses one over `max_request_size` (413) before
-#: it joins a batch; the rest through `RecordSender`, which does not check.
+#: Records with a larger value go through `send()`, which refuses one over `max_request_size`
+#: (413) before it joins a batch. `RecordSender` does not check: its records' values are below
+#: this, their headers at most aiohttp's 128 request headers' worth, far below the producer's
+#: `max_request_size` (1 MiB at least).
 _SENDER_MAX_BYTES = 64 * 1024
 
 

@@ -26,19 +26,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.cluster import ClusterMetadata
-from murmurhash2 import murmurhash2
 
-from hookline.kafka import MURMUR2_SEED
+from hookline.kafka import partition_of
 
 __all__ = ["RecordSender"]
 
 
 class RecordSender:
     """Records to `topic` through `producer`, which must be neither transactional nor configured
-    with serializers (keys and values are bytes), and keyed: the partition is murmur2 of the key
-    modulo the number of partitions, as `hookline.kafka.key_partitioner` and Kafka's Java client
-    choose it. The caller sends a record that may exceed `max_request_size` through `send()`,
-    which refuses it before it joins a batch."""
+    with serializers (keys and values are bytes), and keyed: the partition is the one every Kafka
+    producer chooses (`hookline.kafka.partition_of`). The caller sends a record that may exceed
+    `max_request_size` through `send()`, which refuses it before it joins a batch."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, *, timeout_s: float) -> None:
         self._accumulator = producer._message_accumulator
@@ -48,6 +46,9 @@ class RecordSender:
         self._cluster: ClusterMetadata = producer.client.cluster
         self._cluster.add_listener(self._metadata_updated)
         self._metadata_updated(self._cluster)
+        # As send() does on its first record: the client follows this topic's metadata from now
+        # on (or every refresh is of the whole cluster, and the partitions are learnt late).
+        producer.client.add_topic(topic)
 
     def _metadata_updated(self, cluster: ClusterMetadata) -> None:
         numbers = cluster.partitions_for_topic(self._topic) or set()
@@ -64,7 +65,7 @@ class RecordSender:
         partitions = self._partitions
         if not partitions:
             return None
-        tp = partitions[(murmurhash2(key, MURMUR2_SEED) & 0x7FFFFFFF) % len(partitions)]
+        tp = partitions[partition_of(key, len(partitions))]
         return self._accumulator.add_message(tp, key, value, self._timeout_s, headers=headers)  # type: ignore[no-any-return]
 
     def close(self) -> None:

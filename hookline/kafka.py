@@ -23,8 +23,6 @@ from hookline.settings import KafkaSettings
 from hookline.topics import replication
 
 __all__ = [
-    "MAX_BATCH_BYTES",
-    "MURMUR2_SEED",
     "TopicView",
     "assign_from_beginning",
     "assign_to_follow",
@@ -32,6 +30,8 @@ __all__ = [
     "create_producer",
     "ensure_topics",
     "kafka_answers",
+    "murmur2",
+    "partition_of",
     "read_record",
     "read_to_end",
     "read_topic",
@@ -117,14 +117,16 @@ async def _stop_client(client: Client) -> None:
         log.debug("kafka client not stopped cleanly", error=str(exc) or type(exc).__name__)
 
 
-#: The seed of Kafka's murmur2 (the Java client's `Utils.murmur2`).
-MURMUR2_SEED = 0x9747B28C
+#: Kafka's murmur2 of some bytes (the Java client's `Utils.murmur2`, its seed), unsigned: the
+#: value aiokafka's pure-Python `murmur2` gives (a few hundred bytecodes a key, the costliest
+#: function of a send), computed by compiled code.
+murmur2: Callable[[bytes], int] = functools.partial(murmurhash2, seed=0x9747B28C)
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 of `data`, unsigned: the value aiokafka's pure-Python `murmur2` gives (a
-    few hundred bytecodes a key: the costliest function of a send), computed by compiled code."""
-    return murmurhash2(data, MURMUR2_SEED)
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition of a keyed record in a topic of `partitions` partitions, as every Kafka
+    producer (aiokafka's default partitioner, the Java client's) chooses it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 _random_partition = DefaultPartitioner()
@@ -135,11 +137,7 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
     lands on the partition any other Kafka producer would put it on."""
     if key is None:
         return _random_partition(key, all_partitions, available)  # type: ignore[no-any-return]
-    return all_partitions[(murmurhash2(key, MURMUR2_SEED) & 0x7FFFFFFF) % len(all_partitions)]
-
-
-#: A batch's size limit (aiokafka's `max_batch_size`): a record larger than this goes alone.
-MAX_BATCH_BYTES = 256 * 1024
+    return all_partitions[partition_of(key, len(all_partitions))]
 
 
 def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
@@ -152,7 +150,7 @@ def create_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProduc
         "enable_idempotence": True,
         "linger_ms": settings.linger_ms,
         "request_timeout_ms": settings.request_timeout_ms,
-        "max_batch_size": MAX_BATCH_BYTES,
+        "max_batch_size": 256 * 1024,
         "partitioner": key_partitioner,
     }
     options.update(overrides)

@@ -144,8 +144,8 @@ async def test_one_trace_runs_from_the_webhook_through_kafka_and_temporal_into_t
                         return reply.status == 202
                 return False
 
-            # An alert outside the trace first: the traced one is not the topic's first record,
-            # which the gateway sends through aiokafka's send() in any case.
+            # An alert outside the trace first: the traced one is not among the first records,
+            # which go through aiokafka's send() until the gateway knows the topic's partitions.
             warm_up = notification(1, "warm-up")
             await eventually(lambda: accepted(warm_up, {}), "the gateway to accept an alert", timeout=30, interval=0.2)
             traceparent = {"traceparent": f"00-{sender_trace}-{secrets.token_hex(8)}-01"}
