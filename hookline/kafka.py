@@ -117,10 +117,12 @@ async def _stop_client(client: Client) -> None:
         log.debug("kafka client not stopped cleanly", error=str(exc) or type(exc).__name__)
 
 
-#: Kafka's murmur2 of some bytes (the Java client's `Utils.murmur2`, its seed), unsigned: the
-#: value aiokafka's pure-Python `murmur2` gives (a few hundred bytecodes a key, the costliest
-#: function of a send), computed by compiled code.
-murmur2: Callable[[bytes], int] = functools.partial(murmurhash2, seed=0x9747B28C)
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of `data` (the Java client's `Utils.murmur2`, with its seed), unsigned: the
+    value aiokafka's pure-Python `murmur2` gives (a few hundred bytecodes a key, the costliest
+    function of a send), computed by compiled code. (Not a `functools.partial`: its keyword
+    argument cost more than this call.)"""
+    return murmurhash2(data, 0x9747B28C)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
