@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,20 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str,
         check=True,
     ).stdout
     return parse_wrk(out)
+
+
+@contextlib.asynccontextmanager
+async def scratch_kafka(prefix: str) -> AsyncIterator[tuple[KafkaServer, Path]]:
+    """A Kafka broker of the benchmark's own in a new temporary folder (the benchmark's scratch
+    space too), stopped and the folder removed when the block ends."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    kafka = KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port())
+    await kafka.start()
+    try:
+        yield kafka, tmp
+    finally:
+        kafka.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def start_server(
@@ -308,15 +324,9 @@ async def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk); `make bench` installs it", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
-    kafka = KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port())
-    await kafka.start()
-    try:
+    async with scratch_kafka("hookline-bench-") as (kafka, tmp):
         results = {kind: await bench_target(kind, kafka, args, tmp) for kind in ("bare", "gateway")}
         kinds = None if args.no_kinds else await bench_kinds(kafka, args, tmp)
-    finally:
-        kafka.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     report(results)
     checks = [r["accepted_202"] == r["records_in_kafka"] for r in results.values()]
     if kinds is not None:

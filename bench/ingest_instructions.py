@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import notification, start_server, wait_ready  # noqa: E402
+from bench.ingest import notification, scratch_kafka, start_server, wait_ready  # noqa: E402
 from hookline.kafka import ensure_topics  # noqa: E402
 from hookline.settings import KafkaSettings  # noqa: E402
 from hookline.stack import KafkaServer, free_port  # noqa: E402
@@ -142,14 +141,8 @@ async def main() -> int:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind); `make bench` installs it", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="hookline-instructions-"))
-    kafka = KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port())
-    await kafka.start()
-    try:
+    async with scratch_kafka("hookline-instructions-") as (kafka, tmp):
         results = {kind: await measure(kind, kafka, args.requests, tmp) for kind in ("bare", "gateway")}
-    finally:
-        kafka.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     report(results, args.requests)
     return 0
 
