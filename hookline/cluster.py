@@ -38,7 +38,7 @@ from hookline.definitions import DefinitionStore
 from hookline.kafka import ensure_topics
 from hookline.processes import ManagedProcess, StackError
 from hookline.settings import KafkaSettings, TemporalSettings
-from hookline.stack import KafkaServer, ensure_kafka_jars, free_port
+from hookline.stack import TRANSFER_QUEUE_READS_PER_S, KafkaServer, ensure_kafka_jars, free_port
 from hookline.temporal import register_search_attributes, wait_for_temporal
 from hookline.topics import replication
 
@@ -355,10 +355,12 @@ class TemporalCluster:
         }
 
     def dynamic_config(self) -> dict[str, Any]:
-        """As the dev server: search attributes usable as soon as they are added, and namespaces
-        known to every service within a second of their registration."""
+        """As the dev server: search attributes usable as soon as they are added, namespaces
+        known to every service within a second of their registration, and each shard's transfer
+        queue read as often as the dev server's (`TRANSFER_QUEUE_READS_PER_S`)."""
         return {
             "system.forceSearchAttributesCacheRefreshOnRead": [{"value": True, "constraints": {}}],
+            "history.transferProcessorMaxPollRPS": [{"value": TRANSFER_QUEUE_READS_PER_S, "constraints": {}}],
             "system.namespaceCacheRefreshInterval": [{"value": "1s", "constraints": {}}],
             "frontend.enableUpdateWorkflowExecution": [{"value": True, "constraints": {}}],
         }

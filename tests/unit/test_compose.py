@@ -18,6 +18,7 @@ from pydantic import BaseModel
 import hookline.cli
 from gateway.settings import GatewaySettings
 from hookline.settings import ComponentSettings, StackSettings
+from hookline.stack import DEV_DYNAMIC_CONFIG
 from hookline.temporal import SEARCH_ATTRIBUTES
 from tests.conftest import ROOT
 from triggers.settings import TriggersSettings
@@ -213,6 +214,13 @@ def test_temporal_registers_hooklines_search_attributes(services: dict[str, dict
         spec.split("=", 1) for spec in _option_values(_command(services["temporal"]), "--search-attribute")
     )
     assert registered == SEARCH_ATTRIBUTES
+
+
+def test_temporal_runs_with_the_dev_servers_dynamic_config(services: dict[str, dict[str, Any]]) -> None:
+    values = dict(
+        spec.split("=", 1) for spec in _option_values(_command(services["temporal"]), "--dynamic-config-value")
+    )
+    assert values == DEV_DYNAMIC_CONFIG
 
 
 @pytest.mark.parametrize(("service", "section"), sorted(HTTP_SECTIONS.items()))
