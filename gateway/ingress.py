@@ -16,7 +16,7 @@ from gateway.publisher import EventPublisher
 from gateway.sources import Source
 from hookline.logging import get_logger
 
-__all__ = ["Handler", "accepted", "bounded", "counted", "hook_handler", "read_body"]
+__all__ = ["Handler", "accepted", "bounded", "counted", "hook_handler", "read_body", "take_body"]
 
 log = get_logger(__name__)
 
@@ -57,6 +57,22 @@ async def read_body(request: web.Request, timeout_s: float, *, retry_after_s: in
         if retry_after_s is not None:
             raise SlowBody(detail, retry_after_s=retry_after_s) from None
         raise RequestTimeout(detail) from None
+
+
+async def take_body(
+    request: web.Request, max_body_bytes: int, timeout_s: float, *, retry_after_s: int | None = None
+) -> bytes:
+    """`read_body` for a handler that reads its body once and alone: a body already received
+    whole is taken from the stream as it is (`StreamReader.read_nowait`), without `read()`'s loop
+    of chunks, and checked against `max_body_bytes` here (a chunked body has no length to check
+    before). `request.read()` does not see a body taken so."""
+    content = request.content
+    if not content.is_eof():
+        return await read_body(request, timeout_s, retry_after_s=retry_after_s)
+    body = content.read_nowait()
+    if len(body) > max_body_bytes:
+        raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the limit of {max_body_bytes} bytes")
+    return body
 
 
 def bounded(handler: Handler, read_timeout_s: float) -> Handler:
@@ -119,7 +135,7 @@ def hook_handler(
                 guard.check_headers(headers)
             if limit_before_body:
                 limit()
-            body = await read_body(request, read_timeout_s, retry_after_s=slow_retry_after_s)
+            body = await take_body(request, max_body_bytes, read_timeout_s, retry_after_s=slow_retry_after_s)
             if not guard.open:
                 guard.check_body(headers, body)
             if guard.signed:
