@@ -44,11 +44,14 @@ async def read_body(request: web.Request, timeout_s: float, *, retry_after_s: in
     """The whole body, or 408 (and the connection closed) if it takes longer than `timeout_s`;
     503 with `retry_after_s` instead, if given, for senders that retry only 5xx. read() enforces
     client_max_size on chunked bodies too (413, never a silent truncation)."""
-    if request.content.is_eof():  # already received whole, as small webhooks almost always are: no timer
-        return await request.read()
     try:
+        if request.content.is_eof():  # already received whole, as small webhooks almost always are: no timer
+            return await request.read()
         async with asyncio.timeout(timeout_s):
             return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        # A chunked body (a length in the headers is refused before): told as `take_body` tells it.
+        raise PayloadTooLarge(f"body exceeds the limit of {request.client_max_size} bytes") from None
     except TimeoutError:
         log.info("slow client cut off", path=request.path, timeout_s=timeout_s)
         detail = (
@@ -64,12 +67,14 @@ async def take_body(
 ) -> bytes:
     """`read_body` for a handler that reads its body once and alone: a body already received
     whole is taken from the stream as it is (`StreamReader.read_nowait`), without `read()`'s loop
-    of chunks, and checked against `max_body_bytes` here (a chunked body has no length to check
-    before). `request.read()` does not see a body taken so."""
+    of chunks. Either way it is checked against `max_body_bytes` here (a chunked body has no
+    length to refuse it by before). `request.read()` does not see a body taken so; a body that
+    something read before (`total_bytes` counts what arrived) is read as `read()` kept it."""
     content = request.content
     if not content.is_eof():
-        return await read_body(request, timeout_s, retry_after_s=retry_after_s)
-    body = content.read_nowait()
+        body = await read_body(request, timeout_s, retry_after_s=retry_after_s)
+    elif len(body := content.read_nowait()) != content.total_bytes:
+        body = await request.read()
     if len(body) > max_body_bytes:
         raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the limit of {max_body_bytes} bytes")
     return body

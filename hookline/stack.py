@@ -25,6 +25,7 @@ from hookline.processes import ManagedProcess, StackError
 from hookline.temporal import SEARCH_ATTRIBUTES, wait_for_temporal
 
 __all__ = [
+    "DEV_DYNAMIC_CONFIG",
     "TRANSFER_QUEUE_READS_PER_S",
     "KafkaServer",
     "LocalStack",
