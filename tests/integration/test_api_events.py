@@ -86,6 +86,14 @@ async def test_an_alert_is_followed_from_the_webhook_to_its_run_and_the_others_s
         }
         reply = await api.put(f"{API}/workflows/team-a~warnings", json=changed, headers=auth("a"))
         assert reply.status == 200, await reply.text()
+        # The triggers follow the definitions' topic on their own: the next event is theirs to
+        # decide under version 2 once they have read it (the API's answer says only that it is stored).
+        await eventually(
+            lambda: getattr(service.definitions.get("team-a~warnings"), "version", None),
+            "the triggers to read version 2 of Warnings",
+            until=lambda version: version == 2,
+            timeout=20,
+        )
 
         second = await api.post("/hooks/alertmanager", json=alert("f2"))
         [second_id] = (await second.json())["event_ids"]

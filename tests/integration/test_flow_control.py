@@ -59,11 +59,8 @@ def agents(release: Path) -> AgentCatalog:
     extra = {
         "quick": Agent(name="quick", command=("sleep", "0.1"), timeout_s=30),
         "slow": Agent(name="slow", command=("sleep", "0.3"), timeout_s=30),
-        # replace_queued's first run must outlast three more events reaching its lane; 2 s did not
-        # once, on a clean clone with two test workers (the third event found the lane free).
-        "slower": Agent(name="slower", command=("sleep", "6"), timeout_s=30),
-        "slowest": Agent(name="slowest", command=("sleep", "8"), timeout_s=30),
-        # Runs until the test creates `release`: a run that surely runs while others arrive.
+        # Runs until the test creates `release`: a run that surely runs while others arrive (a
+        # fixed `sleep` did not always outlast three more events reaching a lane on a loaded CI).
         "held": held_agent(release),
         # Prints (the start of) the ids of the events its run holds (debounce, batch).
         "show": Agent(name="show", command=("python3", "-c", SHOW_EVENTS), timeout_s=30),
@@ -410,9 +407,13 @@ async def test_skip_priority_and_a_resolved_waiting_alert_dropped_or_kept(
 
 @pytest.mark.usefixtures("worker")
 async def test_the_api_shows_a_definitions_lanes_and_explain_the_lane_an_event_would_wait_in(
-    api: TestClient[Any, Any], temporal_client: Client, triggers_service: Callable[..., TriggersService]
+    release: Path,
+    api: TestClient[Any, Any],
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
 ) -> None:
-    body = remediation("Queued", "slowest", concurrency={"key": "${{ labels.service }}"}, priority="${{ labels.rank }}")
+    # `held`: the first run runs until the lane, the gauges and the events have been read.
+    body = remediation("Queued", "held", concurrency={"key": "${{ labels.service }}"}, priority="${{ labels.rank }}")
     reply = await api.post(f"{API}/workflows", json=body, headers=auth("a"))
     assert reply.status == 201, await reply.text()
     definition = (await reply.json())["id"]
@@ -452,6 +453,7 @@ async def test_the_api_shows_a_definitions_lanes_and_explain_the_lane_an_event_w
         assert [d["outcome"] for d in page["decisions"]] == ["queued"]
         cancel = {"filter": {"definition": definition}}
         assert (await api.post(f"{API}/executions/cancel", json=cancel, headers=auth("a"))).status == 200
+        release.touch()
 
 
 async def start_times(client: Client, definition: str) -> list[datetime]:
@@ -513,6 +515,7 @@ async def in_lane(client: Client, definition: str, key: str, run_id: str) -> Non
 @pytest.mark.long
 @pytest.mark.usefixtures("worker")
 async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_and_cancel_running_lets_the_newest_win(
+    release: Path,
     api: TestClient[Any, Any],
     store: DefinitionStore,
     temporal_client: Client,
@@ -531,7 +534,7 @@ async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_
     await store.put(
         remediation(
             "Latest",
-            "slower",
+            "held",
             filter=['service="r"'],
             concurrency={"key": "${{ labels.service }}", "mode": "replace_queued"},
         )
@@ -539,7 +542,7 @@ async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_
     await store.put(
         remediation(
             "Newest",
-            "slowest",
+            "held",
             filter=['service="r"'],
             concurrency={"key": "${{ labels.service }}", "mode": "cancel_running"},
         )
@@ -599,6 +602,9 @@ async def test_throttle_and_burst_hold_the_rate_replace_queued_keeps_the_latest_
             assert (await api.post("/hooks/alertmanager", json=body)).status == 202
             for definition in ("latest", "newest"):
                 await in_lane(temporal_client, definition, "r", run_ids(definition, body)[0])
+        # Held until now: the first runs (and the newest, once it has cancelled the one before it)
+        # while the three later events reach both lanes, however slowly they come.
+        release.touch()
         latest = [run_ids("latest", b)[0] for b in (first, *rest)]
         await wait_for_result(temporal_client, latest[-1], timeout=30)
         newest = [run_ids("newest", b)[0] for b in (first, *rest)]
@@ -653,7 +659,7 @@ async def test_debounce_makes_one_run_of_a_burst_and_batch_runs_of_at_most_max_e
             "Batched",
             "show",
             filter=['service="b"'],
-            batch={"key": "${{ labels.service }}", "max_events": 100, "max_wait": "6s"},
+            batch={"key": "${{ labels.service }}", "max_events": 100, "max_wait": "20s"},
         )
     )
 

@@ -67,9 +67,12 @@ async def test_sigkilled_triggers_and_worker_mid_storm_and_mid_batch_run_every_a
     # Names of their own: lanes are Temporal workflows, and the test session shares one namespace
     # (another test's idle lanes of the same definition would take this test's events otherwise).
     await store.put(remediation("Remediate Faults", "slow", concurrency={"key": "${{ labels.service }}", "limit": 1}))
-    # Each service's 10 alerts make one batch; none is full before the worker is killed.
+    # Each service's 10 alerts make one batch; none is full before the worker is killed, and none
+    # closes on its wait (up to 60 s for the first run, a rebalance, 60 s for the collecting).
     await store.put(
-        remediation("Batch Faults", "show", batch={"key": "${{ labels.service }}", "max_events": 10, "max_wait": "60s"})
+        remediation(
+            "Batch Faults", "show", batch={"key": "${{ labels.service }}", "max_events": 10, "max_wait": "300s"}
+        )
     )
     env = {
         "HOOKLINE_AGENTS_FILE": str(agents),
