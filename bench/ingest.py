@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest_kinds import SOURCES, check_costs, headers_for, parse_costs, report_kinds  # noqa: E402
+from bench.stack import cpu_s  # noqa: E402
 from hookline.kafka import create_consumer, ensure_topics, topic_partitions  # noqa: E402
 from hookline.settings import KafkaSettings  # noqa: E402
 from hookline.stack import KafkaServer, free_port  # noqa: E402
@@ -92,12 +93,6 @@ def parse_wrk(out: str) -> dict[str, float]:
         "p50": latency("50"),
         "p99": latency("99"),
     }
-
-
-def cpu_s(pid: int) -> float:
-    """CPU time (user + system) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

@@ -20,6 +20,7 @@ Targets (issue 18, 2 cores): one-step ≥ 1.5x the best bare loop, three-step �
 202 → completed p50 ≤ 150 ms at 20 runs/s.
 
     .venv/bin/python bench/runs.py [--runs 1000] [--rounds 2] [--rate 20] [--seconds 15] [--local-pools shell]
+        [--temporal postgres]   # the Temporal server proper on PostgreSQL (make temporal-server first)
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bare_temporal import LOCAL, SHAPES, run_loop  # noqa: E402
-from bench.ingest import cpu_s, wait_ready  # noqa: E402
-from bench.stack import start_stack  # noqa: E402
+from bench.ingest import wait_ready  # noqa: E402
+from bench.stack import PostgresTemporal, cpu_s, start_stack  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
 from hookline.runs import event_run_id  # noqa: E402
 from hookline.stack import free_port  # noqa: E402
@@ -79,18 +82,18 @@ def notification(kind: str) -> dict[str, Any]:
 class CpuPerRun:
     """CPU per run of each named process over a measured stretch: where a run's cost goes."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
+    def __init__(self, readers: dict[str, Callable[[], float]]) -> None:
+        self.readers = readers  # by name, the CPU seconds its process (or processes) used so far
         self.rows: dict[str, dict[str, float]] = {}
 
     async def measure(self, name: str, runs: int, work: Any) -> Any:
-        before = {p: cpu_s(pid) for p, pid in self.pids.items()}
+        before = {p: read() for p, read in self.readers.items()}
         result = await work
-        self.rows[name] = {p: (cpu_s(pid) - before[p]) * 1000 / runs for p, pid in self.pids.items()}
+        self.rows[name] = {p: (read() - before[p]) * 1000 / runs for p, read in self.readers.items()}
         return result
 
     def print(self) -> None:
-        names = list(self.pids)
+        names = list(self.readers)
         print("CPU per run, ms (user + system of each process over the stretch, divided by its runs):")
         print(f"  {'':<18}" + "".join(f"{n:>10}" for n in names) + f"{'total':>10}")
         for row, spent in self.rows.items():
@@ -177,7 +180,8 @@ async def latency(port: int, client: Any, rate: int, seconds: int, done_before: 
 
 
 async def main(args: argparse.Namespace) -> None:
-    stack = await start_stack("runs", DEFINITIONS.values(), 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n')
+    agents = 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n'
+    stack = await start_stack("runs", DEFINITIONS.values(), agents, temporal=args.temporal)
     try:
         temporal = stack.temporal
         port, worker_port = free_port(), free_port()
@@ -190,13 +194,24 @@ async def main(args: argparse.Namespace) -> None:
         bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
         bare_argv = [sys.executable, str(ROOT / "bench" / "bare_temporal.py"), "worker"]
         pids["bare"] = stack.spawn([*bare_argv, "--address", temporal.address, "--queue", bare_queue], env).pid
-        pids["kafka"], pids["temporal"] = stack.servers.kafka.pid or 0, stack.servers.temporal.pid or 0
-        cpu = CpuPerRun(pids)
+        pids["kafka"] = stack.servers.kafka.pid or 0
+        readers: dict[str, Callable[[], float]] = {name: partial(cpu_s, pid) for name, pid in pids.items()}
+        server = stack.servers.temporal
+        if isinstance(server, PostgresTemporal):
+            readers["temporal"], readers["postgres"] = server.cpu_s, server.postgres_cpu_s
+        else:
+            readers["temporal"] = partial(cpu_s, server.pid)
+        cpu = CpuPerRun(readers)
         await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=60)
         await wait_ready(f"http://127.0.0.1:{worker_port}/readyz", timeout=60)
         client = await connect(temporal)
         await asyncio.sleep(2)  # the triggers join their group
-        print(f"Temporal dev server (SQLite, WAL), Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
+        server_kind = (
+            "the Temporal server proper (4 services, 4 history shards) on PostgreSQL"
+            if args.temporal == "postgres"
+            else "Temporal dev server (SQLite, WAL)"
+        )
+        print(f"{server_kind}, Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
         print(f"temporal.local_pools: {args.local_pools or 'none (every step through its pool queue)'}")
         warm = 50
         await burst(port, client, "one-step", warm)
@@ -249,6 +264,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every shape; each side at its best")
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--temporal",
+        choices=("dev", "postgres"),
+        default="dev",
+        help="the dev server (SQLite) or the Temporal server proper on PostgreSQL (built with make temporal-server)",
+    )
     parser.add_argument(
         "--local-pools", nargs="*", default=[], help="temporal.local_pools for Hookline (e.g. shell); default none"
     )

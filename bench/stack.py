@@ -1,11 +1,17 @@
 """The stack the end-to-end benchmarks (bench/runs.py, bench/e2e.py) run Hookline on: a Kafka and
 a Temporal dev server of their own (Temporal on SQLite with the WAL pragmas, as `make run` has
 it), Hookline's topics and the benchmark's definitions and agents in place, and Hookline's
-components started as processes pointed at them, their output in one log."""
+components started as processes pointed at them, their output in one log.
+
+With `temporal="postgres"`, the Temporal server proper instead: its four services on PostgreSQL,
+as the production topology runs it (`hookline.cluster`, `make cluster`; the server is built from
+its Go module the first time, `make temporal-server`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hookline.cluster import TEMPORAL_SERVICES, TemporalCluster, postgres_server
 from hookline.definitions import DefinitionStore
 from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings, TemporalSettings
@@ -73,6 +80,62 @@ class BenchStack:
         self.servers.stop()
 
 
+def cpu_s(pid: int | None, *, children: bool = False) -> float:
+    """CPU time (user + system) process `pid` has used so far; with `children`, that of its
+    children too, those running and those it has waited for (PostgreSQL's backends)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                child = stat.read_text().rsplit(")", 1)[1].split()
+                if int(child[1]) == pid:
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class PostgresTemporal:
+    """The Temporal server proper (frontend, history, matching, worker) on PostgreSQL, as the
+    production topology runs it; in place of the dev server for `start_stack(temporal="postgres")`."""
+
+    base: Path
+    postgres: Any = field(init=False)
+    cluster: TemporalCluster = field(init=False)
+    _root: Path | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.postgres, self._root = postgres_server(self.base)
+        self.cluster = TemporalCluster(self.base / "temporal", ROOT / ".cache", self.postgres)
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def cpu_s(self) -> float:
+        """The four services' CPU so far (PostgreSQL's is `postgres_cpu_s`)."""
+        return sum(cpu_s(self.cluster.pid(service)) for service in TEMPORAL_SERVICES)
+
+    def postgres_cpu_s(self) -> float:
+        return cpu_s(self.postgres.pid, children=True)
+
+    async def start(self) -> None:
+        await self.postgres.start()
+        await self.cluster.start()
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        with contextlib.suppress(Exception):
+            self.postgres.stop()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    kill = stop
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, 30 s to drain and exit, then SIGKILL; nothing if it has exited already."""
     if proc.poll() is None:
@@ -84,13 +147,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-async def start_stack(name: str, definitions: Iterable[dict[str, Any]], agents: str) -> BenchStack:
+async def start_stack(
+    name: str, definitions: Iterable[dict[str, Any]], agents: str, temporal: str = "dev"
+) -> BenchStack:
     """The stack in a fresh temporary folder (`hookline-<name>-...`), topic prefix and task queue
-    `bench`, with `definitions` stored and `agents` (YAML) as the agents file."""
+    `bench`, with `definitions` stored and `agents` (YAML) as the agents file; Temporal the dev
+    server (`temporal="dev"`) or the server proper on PostgreSQL (`"postgres"`)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"hookline-{name}-"))
+    server: Any = (
+        PostgresTemporal(tmp / "postgres-temporal")
+        if temporal == "postgres"
+        else TemporalServer(tmp / "temporal", port=free_port(), db_file=tmp / "temporal" / "db.sqlite")
+    )
     servers = LocalStack(
         KafkaServer(tmp / "kafka", ROOT / ".cache", port=free_port(), controller_port=free_port(), heap="512m"),
-        TemporalServer(tmp / "temporal", port=free_port(), db_file=tmp / "temporal" / "db.sqlite"),
+        server,
     )
     await servers.start()
     try:

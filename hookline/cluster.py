@@ -54,6 +54,7 @@ __all__ = [
     "TemporalCluster",
     "ensure_temporal_server",
     "free_low_port",
+    "postgres_server",
 ]
 
 #: The newest go.temporal.io/server that builds with the machine's Go (1.26.8): v1.32.2 and the
@@ -253,6 +254,19 @@ class PostgresServer:
         if self._process.proc is not None and self._process.proc.poll() is None:
             self._process.proc.send_signal(signal.SIGINT)
         self._process.stop()
+
+
+def postgres_server(base: Path) -> tuple[PostgresServer, Path | None]:
+    """A `PostgresServer` for a stack in `base` (its log there), and the folder its data is in
+    when that is not under `base`, for the caller to remove once it has stopped the server: as
+    root the server runs as `postgres`, which must be let into every parent of its data
+    directory, so the data goes to a folder of its own under /tmp (pytest's are closed to other
+    users)."""
+    if os.geteuid() == 0:
+        root = Path(tempfile.mkdtemp(prefix="hookline-postgres-"))
+        root.chmod(0o711)
+        return PostgresServer(root / "data", log_file=base / "postgres.log"), root
+    return PostgresServer(base / "postgres" / "data", log_file=base / "postgres.log"), None
 
 
 @dataclass
@@ -681,15 +695,7 @@ class ClusterStack:
         self.kafka = KafkaCluster(
             self.base / "kafka", self.cache_dir, self.brokers, self.kafka_heap, self.events_partitions
         )
-        if os.geteuid() == 0:
-            # As root the server runs as `postgres`, which must be let into every parent of its data
-            # directory: a folder of its own under /tmp (pytest's are closed to other users).
-            self._postgres_root = Path(tempfile.mkdtemp(prefix="hookline-postgres-"))
-            self._postgres_root.chmod(0o711)
-            data = self._postgres_root / "data"
-        else:
-            data = self.base / "postgres" / "data"
-        self.postgres = PostgresServer(data, log_file=self.base / "postgres.log")
+        self.postgres, self._postgres_root = postgres_server(self.base)
         self.temporal = TemporalCluster(self.base / "temporal", self.cache_dir, self.postgres)
         for kind in COMPONENTS:
             for index in range(1, self.replicas + 1):
