@@ -12,7 +12,7 @@ SUITE_LOCK ?= $(or $(HOOKLINE_SUITE_LOCK),/tmp/hookline-suite.lock)
 TEMPORAL_SERVER_VERSION := $(shell sed -n 's/^TEMPORAL_SERVER_VERSION = "\(.*\)"/\1/p' hookline/cluster.py)
 TEMPORAL_SERVER_STAMP := .cache/temporal/$(TEMPORAL_SERVER_VERSION)/bin/.complete
 
-.PHONY: cluster cluster-drill cluster-deps temporal-server
+.PHONY: cluster cluster-drill cluster-bench cluster-deps temporal-server
 
 # PostgreSQL (Debian's) for the Temporal server, installed with apt-get only when missing; Go is
 # on machines of this kind (Debian's golang is too old for the Temporal server).
@@ -35,3 +35,10 @@ cluster: install jars temporal-server
 # The drill's pytest session takes the suite's lock itself, like every session that starts servers.
 cluster-drill: install jars temporal-server
 	HOOKLINE_CLUSTER=1 $(VENV)/bin/pytest -p no:cacheprovider tests/cluster
+
+# bench/runs.py against the Temporal server proper on PostgreSQL (docs/performance.md), steps
+# queued and local; each run holds the suite's lock, as the cluster does, so that no test session
+# shares the machine with it.
+cluster-bench: install jars temporal-server
+	flock $(SUITE_LOCK) $(PY) bench/runs.py --temporal postgres
+	flock $(SUITE_LOCK) $(PY) bench/runs.py --temporal postgres --local-pools shell
