@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hookline.cluster import TEMPORAL_SERVICES, TemporalCluster, postgres_server
+from hookline.cluster import TEMPORAL_SERVICES, PostgresServer, TemporalCluster, postgres_server
 from hookline.definitions import DefinitionStore
 from hookline.kafka import ensure_topics
 from hookline.settings import KafkaSettings, TemporalSettings
@@ -103,7 +103,7 @@ class PostgresTemporal:
     production topology runs it; in place of the dev server for `start_stack(temporal="postgres")`."""
 
     base: Path
-    postgres: Any = field(init=False)
+    postgres: PostgresServer = field(init=False)
     cluster: TemporalCluster = field(init=False)
     _root: Path | None = field(init=False, default=None)
 
