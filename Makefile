@@ -51,7 +51,7 @@ bench: install jars
 	$(PY) bench/e2e.py
 	$(PY) bench/spawn.py
 	$(PY) bench/runs.py
-	$(PY) bench/runs.py --local-pools shell
+	$(PY) bench/runs.py --local-pools shell --interpreter
 	$(PY) bench/flow.py
 
 lint: install

@@ -20,6 +20,7 @@ Targets (issue 18, 2 cores): one-step ≥ 1.5x the best bare loop, three-step �
 202 → completed p50 ≤ 150 ms at 20 runs/s.
 
     .venv/bin/python bench/runs.py [--runs 1000] [--rounds 2] [--rate 20] [--seconds 15] [--local-pools shell]
+        [--interpreter]   # triggers.interpreter: the triggers host the interpreter, runs start eagerly
         [--temporal postgres]   # the Temporal server proper on PostgreSQL (make temporal-server first)
 """
 
@@ -189,6 +190,7 @@ async def main(args: argparse.Namespace) -> None:
             HOOKLINE_GATEWAY__PORT=str(port),
             HOOKLINE_WORKER__PORT=str(worker_port),
             HOOKLINE_TEMPORAL__LOCAL_POOLS=json.dumps(args.local_pools),
+            HOOKLINE_TRIGGERS__INTERPRETER=json.dumps(args.interpreter),
         )
         pids = {component: stack.start(component, env).pid for component in ("gateway", "triggers", "worker")}
         bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
@@ -213,6 +215,8 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"{server_kind}, Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
         print(f"temporal.local_pools: {args.local_pools or 'none (every step through its pool queue)'}")
+        if args.interpreter:
+            print("triggers.interpreter: true (the triggers run the interpreter too and start runs eagerly)")
         warm = 50
         await burst(port, client, "one-step", warm)
         await asyncio.wait_for(run_loop(client, bare_queue, "noop", warm, BARE_CONCURRENCY), 120)
@@ -272,5 +276,10 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--local-pools", nargs="*", default=[], help="temporal.local_pools for Hookline (e.g. shell); default none"
+    )
+    parser.add_argument(
+        "--interpreter",
+        action="store_true",
+        help="triggers.interpreter for Hookline: the triggers host the interpreter and start runs eagerly",
     )
     asyncio.run(main(parser.parse_args()))

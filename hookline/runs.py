@@ -240,6 +240,7 @@ async def start_run(
     *,
     signal: tuple[str, Any] | None = None,
     retry_of: str | None = None,
+    eager: bool = False,
 ) -> tuple[WorkflowHandle[Any, RunState], bool]:
     """Start the run under `workflow_id`, or find the one already there: (handle, newly started).
 
@@ -247,7 +248,8 @@ async def start_run(
     WorkflowAlreadyStartedError) a finished one. Either way the id runs once. With `signal`
     (name, argument) it is a signal-with-start: a running run gets the signal, and a run that
     does not exist yet starts with it already delivered. `retry_of` names the execution a
-    retry repeats.
+    retry repeats. `eager` asks Temporal to hand the run's first workflow task back with the
+    start, to a worker on `client` in this process (a signal-with-start is never eager).
     """
     pairs = run_search_attributes(request, workflow_id, retry_of=retry_of)
     handle = await client.start_workflow(
@@ -262,6 +264,7 @@ async def start_run(
         task_timeout=settings.task_timeout([*request.routes.values(), *request.compensations.values()]),
         start_signal=signal[0] if signal else None,
         start_signal_args=[signal[1]] if signal else [],
+        request_eager_start=eager and signal is None,
     )
     # The SDK keeps the server's answer private; `started` is false when USE_EXISTING found a
     # run already going for this id.

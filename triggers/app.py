@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from aiokafka.errors import (
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.dlq import DLQ_DEFINITION, DLQ_OMITTED, replayed_for
@@ -95,10 +97,25 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
+#: Runs the interpreter for a block, on the client given, with its metrics on the registry given:
+#: what `triggers.interpreter` needs (the CLI composes it from the worker's settings).
+Interpreter = Callable[[Client, CollectorRegistry], AbstractAsyncContextManager[Worker]]
+
+
 class TriggersService:
-    def __init__(self, settings: TriggersSettings, client: Client, *, agents: AgentCatalog | None = None) -> None:
+    def __init__(
+        self,
+        settings: TriggersSettings,
+        client: Client,
+        *,
+        agents: AgentCatalog | None = None,
+        interpreter: Interpreter | None = None,
+    ) -> None:
         self._settings = settings
         self._options = settings.triggers
+        if self._options.interpreter and interpreter is None:
+            raise ValueError("triggers.interpreter is on, but this process was given no interpreter to run")
+        self._host = interpreter if self._options.interpreter else None
         self._client = client
         self._agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
         self.metrics = TriggersMetrics()
@@ -115,7 +132,11 @@ class TriggersService:
             retry_max_s=self._options.start_retry_max_s,
             stopping=self._stopping,
             on_retry=self.metrics.temporal_retries.inc,
+            eager=self._options.interpreter,
+            on_eager=self.metrics.eager_starts.inc,
         )
+        #: The interpreter this process runs (`triggers.interpreter`), once it runs.
+        self.interpreter: Worker | None = None
         # The starter's retry while Temporal is unreachable serves the waits' deliveries too.
         self._waits = WaitDelivery(client, settings.temporal, self._starter._retrying)
         self._wait_index: WaitIndex | None = None
@@ -132,7 +153,19 @@ class TriggersService:
         self.metrics.watch(lambda: self._consumer, settings.kafka, ticker_problem)
 
     async def run(self) -> None:
-        """Consume until `stop()`; then finish the batch in hand, commit, and leave the group."""
+        """Consume until `stop()`; then finish the batch in hand, commit, and leave the group.
+        With `triggers.interpreter`, the interpreter runs from before the first record to after
+        the last start (then shuts down gracefully: a run it hosted goes on in a worker)."""
+        if self._host is None:
+            return await self._consume()
+        async with self._host(self._client, self.metrics.registry) as interpreter:
+            self.interpreter = interpreter
+            try:
+                await self._consume()
+            finally:
+                self.interpreter = None
+
+    async def _consume(self) -> None:
         kafka = self._settings.kafka
         await ensure_topics(kafka)  # the decisions topic is new to installations made before it
         await self.definitions.start()
@@ -575,18 +608,29 @@ def status_app(service: Callable[[], TriggersService | None]) -> web.Application
             return "connecting to Temporal"
         return None if current.consuming else "not consuming"
 
+    async def interpreter() -> str | None:
+        current = service()
+        worker = current.interpreter if current is not None else None
+        return "the interpreter stopped" if worker is not None and not worker.is_running else None
+
     def registry() -> CollectorRegistry | None:
         current = service()
         return current.metrics.registry if current is not None else None
 
     app = web.Application()
-    HealthRoutes.of(live={"ticker": ticker, "progress": stalled}, ready={"consumer": consuming}).add_to(app)
+    HealthRoutes.of(
+        live={"ticker": ticker, "progress": stalled, "interpreter": interpreter}, ready={"consumer": consuming}
+    ).add_to(app)
     app.router.add_get("/metrics", metrics_handler(registry))
     return app
 
 
 async def serve(
-    settings: TriggersSettings, connect: Callable[[], Awaitable[Client]], *, agents: AgentCatalog | None = None
+    settings: TriggersSettings,
+    connect: Callable[[], Awaitable[Client]],
+    *,
+    agents: AgentCatalog | None = None,
+    interpreter: Interpreter | None = None,
 ) -> None:
     """Run the service and its status endpoint until SIGTERM/SIGINT.
 
@@ -600,7 +644,7 @@ async def serve(
         client = await unless_stopped(connect(), stop)
         if client is None:
             return
-        running = service = TriggersService(settings, client, agents=agents)
+        running = service = TriggersService(settings, client, agents=agents, interpreter=interpreter)
         stopping = asyncio.ensure_future(stop.wait())
         stopping.add_done_callback(lambda _: running.stop())
         try:

@@ -36,6 +36,13 @@ class TriggersMetrics:
             [],
             self.registry,
         )
+        self.eager_starts = LoopCounter(
+            "hookline_triggers_eager_starts_total",
+            "Runs started eagerly (triggers.interpreter): their first workflow task came back with the start, "
+            "to this process's interpreter",
+            [],
+            self.registry,
+        )
         self.kafka_retries = LoopCounter(
             "hookline_triggers_kafka_retries_total",
             "Writes to Kafka (decisions, DLQ records) retried because Kafka was unreachable",

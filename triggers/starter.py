@@ -73,8 +73,15 @@ class WorkflowStarter:
         retry_max_s: float,
         stopping: asyncio.Event,
         on_retry: Callable[[], None] = lambda: None,
+        eager: bool = False,
+        on_eager: Callable[[], None] = lambda: None,
     ) -> None:
+        """`eager`: this process runs the interpreter on `client` (`triggers.interpreter`), so a
+        new run's first workflow task may come back with its start (`on_eager` is told when it
+        did)."""
         self._client = client
+        self._eager = eager
+        self._on_eager = on_eager
         self._settings = settings
         self._agents = agents
         self._retry_max_s = retry_max_s
@@ -203,11 +210,15 @@ class WorkflowStarter:
     ) -> tuple[str, bool]:
         """(workflow id, True) once started or signalled; (id, False) if the id ran and ended."""
         try:
-            _, started = await self._retrying(
-                workflow_id, lambda: start_run(self._client, self._settings, request, workflow_id, signal=signal)
+            handle, started = await self._retrying(
+                workflow_id,
+                lambda: start_run(self._client, self._settings, request, workflow_id, signal=signal, eager=self._eager),
             )
         except WorkflowAlreadyStartedError:
             return workflow_id, False  # the run for this occurrence existed and ended: done
+        # The SDK marks a handle whose first workflow task came back with the start (private).
+        if self._eager and getattr(handle, "__temporal_eagerly_started", False):
+            self._on_eager()
         return workflow_id, started or signal is not None
 
     async def _cancel(self, workflow_id: str) -> bool:

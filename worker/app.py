@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -22,7 +23,7 @@ from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
 from worker.errors import PoolNotServed, RegistryError, StepFailed
 from worker.lane import HooklineLane
-from worker.metrics import WorkerMetrics
+from worker.metrics import LANES, WorkerMetrics
 from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
 from worker.settings import WorkerSettings
@@ -35,6 +36,8 @@ __all__ = [
     "check_local_pools",
     "check_served_pools",
     "health_app",
+    "local_kinds",
+    "running_interpreter",
     "running_workers",
     "serve",
     "served_pools",
@@ -123,12 +126,18 @@ def build_workers(
     agents: AgentCatalog | None = None,
     runners: dict[str, Runner[Any]] | None = None,
     metrics: WorkerMetrics | None = None,
+    *,
+    pools: bool = True,
+    identity: str | None = None,
 ) -> list[Worker]:
-    """One worker for the workflow task queue (if enabled) and one per served runner pool.
-    Runners built here are closed by nobody: use `running_workers` for runners with clients."""
+    """One worker for the workflow task queue (if enabled) and, with `pools`, one per served
+    runner pool; `identity` names the interpreter's worker in the runs' histories (the SDK's
+    default: the client's). Runners built here are closed by nobody: use `running_workers` for
+    runners with clients."""
     agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
     runners = runners if runners is not None else build_runners(settings)
-    check_served_pools(agents, list(runners))
+    if pools:
+        check_served_pools(agents, list(runners))
     _check_agents(agents, runners)
     activities = StepActivities(
         agents,
@@ -158,9 +167,10 @@ def build_workers(
                 # histories in the sandbox to keep it so.
                 workflow_runner=SandboxedWorkflowRunner() if options.workflow_sandbox else UnsandboxedWorkflowRunner(),
                 graceful_shutdown_timeout=shutdown,
+                identity=identity,
             )
         )
-    for pool in served_pools(agents, list(runners)):
+    for pool in served_pools(agents, list(runners)) if pools else []:
         workers.append(
             Worker(
                 client,
@@ -193,6 +203,42 @@ async def running_workers(
         for w in workers:
             await stack.enter_async_context(w)
         yield workers
+
+
+def local_kinds(agents: AgentCatalog, local_pools: list[str], known: list[str]) -> list[str]:
+    """The runner kinds that serve `local_pools`: their agents' kinds, and a pool named after a
+    kind of `known` (a kind's own pool)."""
+    local = set(local_pools)
+    return sorted({a.runner for a in agents.agents.values() if a.pool_name in local} | (local & set(known)))
+
+
+@contextlib.asynccontextmanager
+async def running_interpreter(
+    settings: WorkerSettings,
+    client: Client,
+    agents: AgentCatalog,
+    *,
+    registry: CollectorRegistry | None = None,
+    identity: str | None = None,
+) -> AsyncIterator[Worker]:
+    """The interpreter alone, running for the block, for a process that starts runs and hosts
+    them too (`triggers.interpreter`, composed by the CLI): it serves no runner pool, and has
+    runners only for the kinds of `temporal.local_pools`, whose steps it runs as local
+    activities. Their durations and the lanes' metrics join `registry`."""
+    kinds = local_kinds(agents, settings.temporal.local_pools, RunnerRegistry.installed_names())
+    options = settings.worker.model_copy(update={"runners": kinds, "workflows": True})
+    settings = settings.model_copy(update={"worker": options})
+    metrics = WorkerMetrics()
+    if registry is not None:
+        for collector in (metrics.step_duration, LANES):
+            registry.register(collector)
+    runners = build_runners(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        for runner in runners.values():
+            stack.push_async_callback(runner.close)
+        (interpreter,) = build_workers(settings, client, agents, runners, metrics, pools=False, identity=identity)
+        await stack.enter_async_context(interpreter)
+        yield interpreter
 
 
 def health_app(

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from hookline.cli.common import config_option, freeze_heap, load, load_agents, log, run, temporal_client
+from hookline.cli.common import (
+    config_option,
+    freeze_heap,
+    load,
+    load_agents,
+    log,
+    run,
+    settings_of,
+    temporal_client,
+)
 from hookline.tracing import shutdown_tracing
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from temporalio.client import Client
+    from temporalio.worker import Worker
 
 __all__ = ["gateway", "triggers", "worker"]
 
@@ -55,9 +71,19 @@ def triggers(config_file: Path | None) -> None:
 
     settings = load(TriggersSettings, config_file, "triggers")
     agents = load_agents(settings)
+    interpreter = None
+    if settings.triggers.interpreter:  # the worker's interpreter, in this process (its `worker:` settings)
+        from worker.app import running_interpreter
+        from worker.settings import WorkerSettings
+
+        worker_settings = settings_of(WorkerSettings, config_file)
+
+        def interpreter(client: Client, registry: CollectorRegistry) -> AbstractAsyncContextManager[Worker]:
+            identity = f"{client.identity}:triggers"
+            return running_interpreter(worker_settings, client, agents, registry=registry, identity=identity)
 
     async def main() -> None:
-        await serve(settings, lambda: temporal_client(settings), agents=agents)
+        await serve(settings, lambda: temporal_client(settings), agents=agents, interpreter=interpreter)
 
     run(main)
 
