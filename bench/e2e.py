@@ -9,11 +9,12 @@ then a gateway and a triggers process (`hookline gateway`, `hookline triggers`),
    Target: p99 <= 250 ms at 100 matching events/s.
 2. start rate: --starts events put straight on Kafka while the triggers are stopped, then the
    triggers started and timed until every run exists (first to last start time); beside it the
-   same number of bare `start_workflow` calls at the triggers' concurrency. Target: >= 0.9x.
+   same number of bare `start_workflow` calls at the triggers' concurrency, in --rounds rounds
+   (bare, triggers, ..., bare), each side at its best round. Target: >= 0.9x.
    Beside it, from the triggers' own histograms, what each event cost them: its start, and then
    the decision record (issue 12: what the decision record costs on the start path).
 
-    .venv/bin/python bench/e2e.py [--rate 100] [--seconds 15] [--starts 2000]
+    .venv/bin/python bench/e2e.py [--rate 100] [--seconds 15] [--starts 2000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def start_triggers(stack: BenchStack, env: dict[str, str]) -> tuple[subprocess.P
     return triggers, f"http://127.0.0.1:{port}/metrics"
 
 
-async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int) -> tuple[float, list[float]]:
+async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int) -> tuple[float, float, float]:
     """The triggers' starts/s, and per event their mean start and decision-record times (ms)."""
     kafka = stack.kafka
     producer = create_producer(kafka)
@@ -176,7 +177,8 @@ async def rate_phase(stack: BenchStack, client: Any, env: dict[str, str], n: int
     finally:
         stop(triggers)
     times = sorted(t.timestamp() for t in started.values())
-    return n / (times[-1] - times[0]), means
+    start_ms, decision_ms = means
+    return n / (times[-1] - times[0]), start_ms, decision_ms
 
 
 async def bare_phase(client: Any, temporal: TemporalSettings, n: int, request: RunRequest | None) -> float:
@@ -238,23 +240,32 @@ async def main(args: argparse.Namespace) -> None:
             f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms   (target: p99 <= 250 ms)"
         )
         stop(triggers)
-        # Bare runs before and after the triggers' run: the server slows as its database grows.
+        # Rounds, the bare loop and the triggers in turn, and the bare loop once more after the
+        # last: the server slows as its database grows, and a slow stretch of a shared machine
+        # moves CPU per start by ~15 %; each round is read against the bare rounds either side of
+        # it, and the summary takes each side at its best round.
         request = same_request(temporal, stack.agents)
-        before = await bare_phase(client, temporal, args.starts, request)
-        hookline, (start_ms, decision_ms) = await rate_phase(stack, client, env, args.starts)
-        after = await bare_phase(client, temporal, args.starts, request)
+        bare = [await bare_phase(client, temporal, args.starts, request)]
+        rounds: list[tuple[float, float, float]] = []
+        for _ in range(args.rounds):
+            rounds.append(await rate_phase(stack, client, env, args.starts))
+            bare.append(await bare_phase(client, temporal, args.starts, request))
         minimal = await bare_phase(client, temporal, args.starts, None)
-        bare = (before + after) / 2
+        print(f"workflow starts/s, {args.starts} starts at concurrency {CONCURRENCY}, in {args.rounds} round(s):")
+        for r, (rate, start_ms, decision_ms) in enumerate(rounds, 1):
+            around = (bare[r - 1] + bare[r]) / 2
+            print(
+                f"  round {r}: triggers {rate:.0f}/s; bare start_workflow loop of the same requests "
+                f"{bare[r - 1]:.0f}/s before, {bare[r]:.0f}/s after; ratio {rate / around:.2f}; per event in the "
+                f"triggers: start {start_ms:.1f} ms, then the decision record {decision_ms:.1f} ms"
+            )
+        best = max(rate for rate, _, _ in rounds)
         print(
-            f"workflow starts/s, {args.starts} starts at concurrency {CONCURRENCY}: triggers {hookline:.0f}/s; "
-            f"bare start_workflow loop of the same requests {before:.0f}/s before, {after:.0f}/s after; "
-            f"ratio {hookline / bare:.2f} (target: >= 0.9)"
+            f"  each at its best round: triggers {best:.0f}/s, bare {max(bare):.0f}/s; ratio {best / max(bare):.2f} "
+            "(target: >= 0.9)"
         )
+        print("  (the decision record's time runs until Kafka's ack; the record's slot is held for both)")
         print(f"  for reference, bare starts of a minimal argument without search attributes: {minimal:.0f}/s")
-        print(
-            f"  per event in the triggers: start {start_ms:.1f} ms, then the decision record {decision_ms:.1f} ms "
-            f"(until Kafka's ack; the record's slot is held for both)"
-        )
     finally:
         stack.stop()
 
@@ -264,4 +275,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--starts", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the start rate; each side at its best")
     asyncio.run(main(parser.parse_args()))
