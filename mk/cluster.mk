@@ -41,4 +41,4 @@ cluster-drill: install jars temporal-server
 # shares the machine with it.
 cluster-bench: install jars temporal-server
 	flock $(SUITE_LOCK) $(PY) bench/runs.py --temporal postgres
-	flock $(SUITE_LOCK) $(PY) bench/runs.py --temporal postgres --local-pools shell
+	flock $(SUITE_LOCK) $(PY) bench/runs.py --temporal postgres --local-pools shell --interpreter

@@ -14,7 +14,7 @@ from hookline.runs import build_request
 from hookline.settings import TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.workflow import parse_definition
-from worker.app import build_runners, build_workers, check_local_pools
+from worker.app import build_runners, build_workers, check_local_pools, local_kinds
 from worker.errors import PoolNotServed
 from worker.runners import RunnerRegistry
 from worker.settings import WorkerOptions, WorkerSettings
@@ -98,3 +98,25 @@ def test_the_interpreter_worker_polls_as_configured(monkeypatch: pytest.MonkeyPa
     defaults = WorkerOptions()
     assert (defaults.workflow_task_pollers, defaults.nonsticky_poll_ratio) == (10, 1.0)
     assert all("workflow_task_poller_behavior" not in options for options in made if not options.get("workflows"))
+
+
+def test_the_triggers_interpreter_has_runners_for_the_local_pools_only() -> None:
+    """`triggers.interpreter` builds runners for the kinds of `temporal.local_pools`: a pool's
+    agents' kinds, or the kind a pool is named after; none without local pools."""
+    known = RunnerRegistry.installed_names()
+    assert local_kinds(AGENTS, [], known) == []
+    assert local_kinds(AGENTS, ["shell"], known) == ["shell"]
+    assert local_kinds(AGENTS, ["edge"], known) == ["ssh"]
+    assert local_kinds(AGENTS, ["edge", "http"], known) == ["http", "ssh"]
+    assert local_kinds(AGENTS, ["nowhere"], known) == []
+
+
+def test_an_interpreter_without_pools_builds_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[dict[str, object]] = []
+    monkeypatch.setattr("worker.app.Worker", lambda client, **options: made.append(options) or options)
+    settings = WorkerSettings(
+        temporal=TemporalSettings(local_pools=["shell"]), worker=WorkerOptions(runners=["shell"], workflows=True)
+    )
+    runners = build_runners(settings, RunnerRegistry.discover(plugins=[]))
+    build_workers(settings, cast(Client, None), AGENTS, runners, pools=False, identity="me:triggers")
+    assert [(options["task_queue"], options["identity"]) for options in made] == [("hookline", "me:triggers")]
