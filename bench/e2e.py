@@ -10,7 +10,8 @@ then a gateway and a triggers process (`hookline gateway`, `hookline triggers`),
 2. start rate: --starts events put straight on Kafka while the triggers are stopped, then the
    triggers started and timed until every run exists (first to last start time); beside it the
    same number of bare `start_workflow` calls at the triggers' concurrency, in --rounds rounds
-   (bare, triggers, ..., bare), each side at its best round. Target: >= 0.9x.
+   (bare, triggers, ..., bare), each round against the bare loops either side, and the means of
+   all rounds. Target: >= 0.9x.
    Beside it, from the triggers' own histograms, what each event cost them: its start, and then
    the decision record (issue 12: what the decision record costs on the start path).
 
@@ -242,8 +243,9 @@ async def main(args: argparse.Namespace) -> None:
         stop(triggers)
         # Rounds, the bare loop and the triggers in turn, and the bare loop once more after the
         # last: the server slows as its database grows, and a slow stretch of a shared machine
-        # moves CPU per start by ~15 %; each round is read against the bare rounds either side of
-        # it, and the summary takes each side at its best round.
+        # moves CPU per start by ~15 %. Each round is read against the bare loops either side of
+        # it; the summary compares the means of all rounds (the bare loop runs once more than
+        # the triggers, so "each at its best round" would give it one more draw).
         request = same_request(temporal, stack.agents)
         bare = [await bare_phase(client, temporal, args.starts, request)]
         rounds: list[tuple[float, float, float]] = []
@@ -259,9 +261,10 @@ async def main(args: argparse.Namespace) -> None:
                 f"{bare[r - 1]:.0f}/s before, {bare[r]:.0f}/s after; ratio {rate / around:.2f}; per event in the "
                 f"triggers: start {start_ms:.1f} ms, then the decision record {decision_ms:.1f} ms"
             )
-        best = max(rate for rate, _, _ in rounds)
+        mean = sum(rate for rate, _, _ in rounds) / len(rounds)
+        mean_bare = sum(bare) / len(bare)
         print(
-            f"  each at its best round: triggers {best:.0f}/s, bare {max(bare):.0f}/s; ratio {best / max(bare):.2f} "
+            f"  mean of the rounds: triggers {mean:.0f}/s, bare {mean_bare:.0f}/s; ratio {mean / mean_bare:.2f} "
             "(target: >= 0.9)"
         )
         print("  (the decision record's time runs until Kafka's ack; the record's slot is held for both)")
