@@ -37,10 +37,10 @@ class TriggersOptions(Section):
         False,
         description="Also run the interpreter (the workflow task queue, with the `worker:` section's polling and "
         "limits) in this process, and start runs eagerly: Temporal hands a new run's first workflow task back "
-        "with the start, to this process, instead of through a poll of the task queue (less of Temporal's CPU "
-        "per run; docs/performance.md). Steps of `temporal.local_pools` then run here too. The workers keep "
-        "serving the interpreter: a run whose process stops goes on there. Off by default: it puts run "
-        "execution in the process that consumes events.",
+        "with the start, to this process, instead of through a poll of the task queue. Measured: runs of "
+        "several local steps faster, one-step runs not (docs/performance.md). Steps of `temporal.local_pools` "
+        "then run here too. The workers keep serving the interpreter: a run whose process stops goes on there. "
+        "Off by default: it puts run execution in the process that consumes events.",
     )
     stall_s: float = Field(
         60.0,
