@@ -192,14 +192,17 @@ async def running_workers(
     agents: AgentCatalog | None = None,
     registry: RunnerRegistry | None = None,
     metrics: WorkerMetrics | None = None,
+    *,
+    pools: bool = True,
+    identity: str | None = None,
 ) -> AsyncIterator[list[Worker]]:
-    """The workers running for the block; on exit they shut down gracefully, then the runners'
-    clients are closed."""
+    """The workers running for the block (`build_workers`'s, with `pools` and `identity`); on
+    exit they shut down gracefully, then the runners' clients are closed."""
     runners = build_runners(settings, registry)
     async with contextlib.AsyncExitStack() as stack:
         for runner in runners.values():
             stack.push_async_callback(runner.close)
-        workers = build_workers(settings, client, agents, runners, metrics)
+        workers = build_workers(settings, client, agents, runners, metrics, pools=pools, identity=identity)
         for w in workers:
             await stack.enter_async_context(w)
         yield workers
@@ -232,12 +235,8 @@ async def running_interpreter(
     if registry is not None:
         for collector in (metrics.step_duration, LANES):
             registry.register(collector)
-    runners = build_runners(settings)
-    async with contextlib.AsyncExitStack() as stack:
-        for runner in runners.values():
-            stack.push_async_callback(runner.close)
-        (interpreter,) = build_workers(settings, client, agents, runners, metrics, pools=False, identity=identity)
-        await stack.enter_async_context(interpreter)
+    async with running_workers(settings, client, agents, metrics=metrics, pools=False, identity=identity) as workers:
+        (interpreter,) = workers
         yield interpreter
 
 
