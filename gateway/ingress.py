@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from gateway.answers import WholeAnswer
 from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout, SlowBody, TooManyRequests
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
@@ -30,8 +31,7 @@ EVENT_PAGE = "/api/v1/events/"
 def accepted(event_ids: list[str], **extra: object) -> web.Response:
     """202, with each event's id and the page that follows it (`links`, by id)."""
     links = {event_id: EVENT_PAGE + event_id for event_id in event_ids}
-    body = orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids, "links": links, **extra})
-    return web.Response(body=body, status=202, content_type="application/json")
+    return WholeAnswer(orjson.dumps({"accepted": len(event_ids), "event_ids": event_ids, "links": links, **extra}))
 
 
 def check_size(request: web.Request, max_body_bytes: int) -> None:

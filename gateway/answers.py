@@ -1,0 +1,98 @@
+"""The webhooks' 202, written as one buffer: status line, headers and body.
+
+aiohttp writes any `web.Response` through some 700 bytecodes: the constructor's checks, `prepare`
+(the status, the keep-alive, chunking and compression choices, the body's length, the
+`on_response_prepare` signal), the headers serialised from a multidict, and the writer's
+coalescing of headers and body. A webhook's 202 needs none of those choices: its body is known
+and small, it is never compressed or chunked, its headers are fixed. `WholeAnswer` writes the
+same bytes aiohttp would (tests/unit/test_answers.py compares them for HTTP/1.1 and 1.0, with
+and without keep-alive) through the request's own stream writer (`write_eof`, so the writer's
+accounting and back-pressure are aiohttp's).
+
+It takes that path only for a request that no route resolved (a webhook served past aiohttp's
+dispatch by `gateway.app.dispatch_hooks_directly`, where no app signal applies), over HTTP/1.x,
+with its headers untouched; any other request gets the answer as `web.Response` would write it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from multidict import CIMultiDict
+
+__all__ = ["WholeAnswer"]
+
+#: What aiohttp writes for a `web.Response(body=..., status=..., content_type="application/json")`,
+#: in its order: the status line, Content-Type, Content-Length, Date, Server, then Connection
+#: where the keep-alive needs saying.
+_HEAD = (
+    b"HTTP/1.%d %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nDate: %s\r\nServer: "
+    + SERVER_SOFTWARE.encode()
+    + b"\r\n%s\r\n"
+)
+
+
+class WholeAnswer(web.Response):
+    """A `web.Response` of a JSON `body` with `status`, written as one buffer where it can be."""
+
+    _head: bytes | None = None
+    _whole_body: bytes
+
+    def __init__(self, body: bytes, *, status: int = 202, reason: str = "Accepted") -> None:
+        # What web.Response.__init__ leaves for such an answer (every other attribute keeps its
+        # class default), without its checks of arguments this class never passes.
+        self._state: dict[Any, Any] = {}
+        self._headers = CIMultiDict(((hdrs.CONTENT_TYPE, "application/json"),))
+        self._status = status
+        self._reason = reason
+        self._body = self._whole_body = body
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        version = request.version
+        if (
+            getattr(request, "_match_info", None) is not None  # routed: the app's signals apply
+            or self._payload_writer is not None
+            or self._eof_sent
+            or len(self._headers) != 1
+            or self._body is not self._whole_body
+            or self._keep_alive is not None
+            or self._cookies
+            or self._compression
+            or self._chunked
+            or (version != HttpVersion11 and version != HttpVersion10)
+        ):
+            return await super().prepare(request)
+        keep_alive = self._keep_alive = request.keep_alive
+        if version == HttpVersion11:
+            connection = b"" if keep_alive else b"Connection: close\r\n"
+        else:
+            connection = b"Connection: keep-alive\r\n" if keep_alive else b""
+        self._head = _HEAD % (
+            version.minor,
+            self._status,
+            self._reason.encode(),
+            len(self._whole_body),
+            rfc822_formatted_time().encode(),  # aiohttp's Date, cached per second
+            connection,
+        )
+        self._must_be_empty_body = False
+        self._req = request
+        writer = self._payload_writer = request._payload_writer
+        return writer
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        head = self._head
+        if head is None or self._eof_sent:
+            return await super().write_eof(data)
+        writer = self._payload_writer
+        if writer is None or data:  # not prepared here, or a body given twice: aiohttp's checks
+            return await super().write_eof(data)
+        await writer.write_eof(head + self._whole_body)
+        self._eof_sent = True
+        self._req = None
+        self._body_length = writer.output_size
+        self._payload_writer = None

@@ -1,0 +1,144 @@
+"""`gateway.answers.WholeAnswer`: the webhooks' 202 written as one buffer. It must put on the wire
+the bytes aiohttp writes for the same `web.Response`, keep or close the connection as aiohttp
+would, and take its own path only where no route resolved the request (served past aiohttp's
+dispatch, where no app signal applies)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
+
+from gateway.answers import WholeAnswer
+from gateway.app import dispatch_hooks_directly
+from gateway.errors import UNAVAILABLE_COUNTER, problem_middleware
+from gateway.metrics import GatewayMetrics
+
+BODY = b'{"accepted":1,"event_ids":["e1"],"links":{"e1":"/api/v1/events/e1"}}'
+DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
+
+
+class Served:
+    """The answers handed to aiohttp, to tell which way each was written."""
+
+    def __init__(self) -> None:
+        self.answers: list[web.StreamResponse] = []
+
+    async def whole(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        answer = WholeAnswer(BODY)
+        self.answers.append(answer)
+        return answer
+
+    async def plain(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.Response(body=BODY, status=202, content_type="application/json")
+
+
+async def server_of(aiohttp_server: AiohttpServer, served: Served, *, signal: bool = False) -> TestServer:
+    app = web.Application(middlewares=[problem_middleware])
+    app[UNAVAILABLE_COUNTER] = GatewayMetrics().unavailable
+    app.router.add_post("/routed/whole", served.whole)
+    app.router.add_post("/routed/plain", served.plain)
+    if signal:
+
+        async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+            response.headers["X-Stamped"] = "yes"
+
+        app.on_response_prepare.append(stamp)
+    dispatch_hooks_directly(app, {"/hooks/whole": served.whole, "/hooks/plain": served.plain})
+    return await aiohttp_server(app)
+
+
+def request(path: str, version: str = "1.1", connection: str | None = None, body: bytes = b"{}") -> bytes:
+    lines = [
+        f"POST {path} HTTP/{version}",
+        "Host: test",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
+    if connection is not None:
+        lines.append(f"Connection: {connection}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def exchange(server: TestServer, raw: bytes) -> bytes:
+    """What the server writes back for `raw`, up to its closing the connection."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)  # to EOF: the server closes
+    finally:
+        writer.close()
+
+
+#: Conversations that end with the server closing the connection, each as its requests.
+CONVERSATIONS = {
+    "HTTP/1.1 keep-alive, pipelined, then close": [("1.1", None), ("1.1", None), ("1.1", "close")],
+    "HTTP/1.1 close": [("1.1", "close")],
+    "HTTP/1.0": [("1.0", None)],
+    "HTTP/1.0 keep-alive, then HTTP/1.0": [("1.0", "keep-alive"), ("1.0", None)],
+}
+
+
+@pytest.mark.parametrize("conversation", list(CONVERSATIONS))
+async def test_the_bytes_on_the_wire_are_aiohttps(aiohttp_server: AiohttpServer, conversation: str) -> None:
+    served = Served()
+    server = await server_of(aiohttp_server, served)
+    wire = {}
+    for kind in ("whole", "plain"):
+        raw = b"".join(request(f"/hooks/{kind}", v, c) for v, c in CONVERSATIONS[conversation])
+        wire[kind] = DATE.sub(b"\r\nDate: -\r\n", await exchange(server, raw))
+    assert wire["whole"] == wire["plain"]
+    assert wire["whole"].count(b" 202 Accepted\r\n") == len(CONVERSATIONS[conversation])
+    assert wire["whole"].count(BODY) == len(CONVERSATIONS[conversation])
+    # Every one of them written whole, not by aiohttp's path.
+    assert [a._head is not None for a in served.answers] == [True] * len(CONVERSATIONS[conversation])
+
+
+async def test_a_routed_request_is_answered_by_aiohttps_path_with_the_apps_signals(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    served = Served()
+    server = await server_of(aiohttp_server, served, signal=True)
+    whole = await exchange(server, request("/routed/whole", connection="close"))
+    plain = await exchange(server, request("/routed/plain", connection="close"))
+    assert DATE.sub(b"-", whole) == DATE.sub(b"-", plain)
+    assert b"\r\nX-Stamped: yes\r\n" in whole
+    assert served.answers[0]._head is None
+
+
+async def test_an_answer_whose_headers_were_changed_is_written_by_aiohttp(aiohttp_server: AiohttpServer) -> None:
+    async def with_header(request: web.Request) -> web.StreamResponse:
+        answer = WholeAnswer(BODY)
+        answer.headers["Retry-After"] = "1"
+        return answer
+
+    app = web.Application(middlewares=[problem_middleware])
+    app[UNAVAILABLE_COUNTER] = GatewayMetrics().unavailable
+    dispatch_hooks_directly(app, {"/hooks/h": with_header})
+    server = await aiohttp_server(app)
+    wire = await exchange(server, request("/hooks/h", connection="close"))
+    assert b"\r\nRetry-After: 1\r\n" in wire
+    assert wire.endswith(b"\r\n\r\n" + BODY)
+
+
+async def test_the_answer_reads_as_a_response(aiohttp_server: AiohttpServer) -> None:
+    served = Served()
+    server = await server_of(aiohttp_server, served)
+    await exchange(server, request("/hooks/whole", connection="close"))
+    (answer,) = served.answers
+    assert (answer.status, answer.reason, answer.content_type, answer.body) == (
+        202,
+        "Accepted",
+        "application/json",
+        BODY,
+    )
+    assert answer.keep_alive is False
+    assert answer.body_length > len(BODY)  # what was written, the head with it, as aiohttp counts
+    assert answer.prepared
