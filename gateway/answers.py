@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.compression_utils import MAX_SYNC_CHUNK_SIZE
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
 from multidict import CIMultiDict
@@ -40,6 +41,9 @@ class WholeAnswer(web.Response):
     """A `web.Response` of a JSON `body` with `status`, written as one buffer where it can be."""
 
     _head: bytes | None = None
+    # web.Response's constructor sets these per instance; the same values, as class defaults.
+    _zlib_executor_size = MAX_SYNC_CHUNK_SIZE
+    _zlib_executor = None
     _whole_body: bytes
 
     def __init__(self, body: bytes, *, status: int = 202, reason: str = "Accepted") -> None:
