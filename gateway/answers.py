@@ -11,7 +11,7 @@ accounting and back-pressure are aiohttp's).
 
 It takes that path only for a request that no route resolved (a webhook served past aiohttp's
 dispatch by `gateway.app.dispatch_hooks_directly`, where no app signal applies), over HTTP/1.x,
-with its headers untouched; any other request gets the answer as `web.Response` would write it.
+with its headers and body as it made them; any other request gets the answer as `web.Response` would write it.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class WholeAnswer(web.Response):
             or self._payload_writer is not None
             or self._eof_sent
             or len(self._headers) != 1
+            or self._headers.get(hdrs.CONTENT_TYPE) != "application/json"
             or self._body is not self._whole_body
             or self._keep_alive is not None
             or self._cookies

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
@@ -113,19 +114,45 @@ async def test_a_routed_request_is_answered_by_aiohttps_path_with_the_apps_signa
     assert served.answers[0]._head is None
 
 
-async def test_an_answer_whose_headers_were_changed_is_written_by_aiohttp(aiohttp_server: AiohttpServer) -> None:
-    async def with_header(request: web.Request) -> web.StreamResponse:
+def add_header(answer: WholeAnswer) -> None:
+    answer.headers["Retry-After"] = "1"
+
+
+def set_content_type(answer: WholeAnswer) -> None:
+    answer.content_type = "text/plain"
+
+
+def set_body(answer: WholeAnswer) -> None:
+    answer.body = b"other"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (add_header, b"\r\nRetry-After: 1\r\n"),
+        (set_content_type, b"\r\nContent-Type: text/plain\r\n"),
+        (set_body, b"\r\nContent-Length: 5\r\n"),
+    ],
+)
+async def test_an_answer_changed_after_it_was_made_is_written_by_aiohttp(
+    aiohttp_server: AiohttpServer, change: Callable[[WholeAnswer], None], expected: bytes
+) -> None:
+    answers = []
+
+    async def changed(request: web.Request) -> web.StreamResponse:
         answer = WholeAnswer(BODY)
-        answer.headers["Retry-After"] = "1"
+        change(answer)
+        answers.append(answer)
         return answer
 
     app = web.Application(middlewares=[problem_middleware])
     app[UNAVAILABLE_COUNTER] = GatewayMetrics().unavailable
-    dispatch_hooks_directly(app, {"/hooks/h": with_header})
+    dispatch_hooks_directly(app, {"/hooks/h": changed})
     server = await aiohttp_server(app)
     wire = await exchange(server, request("/hooks/h", connection="close"))
-    assert b"\r\nRetry-After: 1\r\n" in wire
-    assert wire.endswith(b"\r\n\r\n" + BODY)
+    assert expected in wire
+    assert wire.endswith(b"\r\n\r\n" + answers[0].body)  # type: ignore[operator]
+    assert answers[0]._head is None
 
 
 async def test_the_answer_reads_as_a_response(aiohttp_server: AiohttpServer) -> None:
