@@ -11,7 +11,8 @@ accounting and back-pressure are aiohttp's).
 
 It takes that path only for a request that no route resolved (a webhook served past aiohttp's
 dispatch by `gateway.app.dispatch_hooks_directly`, where no app signal applies), over HTTP/1.x,
-with its headers and body as it made them; any other request gets the answer as `web.Response` would write it.
+with its headers and body as it made them; any other answer is written as `web.Response` writes
+it.
 """
 
 from __future__ import annotations
