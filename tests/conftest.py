@@ -30,6 +30,7 @@ from hookline.temporal import connect
 from schemas.agents import AgentCatalog
 from schemas.events import Event
 from tests import notifications
+from tests.stack_paths import may_need_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -128,6 +129,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if SHARED_STACK in os.environ or "not integration" in (config.option.markexpr or ""):
         return
+    if not may_need_stack(config.args, config.invocation_params.dir):
+        return  # e.g. `pytest -n 2 tests/unit`: no stack to start, no other session's to wait for
     _hold_suite_lock()
     # Not the debug lines of its readiness waits on the terminal: nothing captures them here.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
