@@ -21,6 +21,4 @@ def may_need_stack(args: Sequence[str], invocation_dir: Path) -> bool:
     paths = [(invocation_dir / arg.split("::", 1)[0]).resolve() for arg in args if not arg.startswith("-")]
     if not paths:
         return True
-    return any(
-        path.is_relative_to(folder) or folder.is_relative_to(path) for path in paths for folder in STACK_FOLDERS
-    )
+    return any(path.is_relative_to(folder) or folder.is_relative_to(path) for path in paths for folder in STACK_FOLDERS)
