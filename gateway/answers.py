@@ -48,6 +48,8 @@ class WholeAnswer(web.Response):
     _whole_body: bytes
 
     def __init__(self, body: bytes, *, status: int = 202, reason: str = "Accepted") -> None:
+        if status < 200 or status in (204, 304):
+            raise ValueError(f"a {status} answer has no body; use web.Response")
         # What web.Response.__init__ leaves for such an answer (every other attribute keeps its
         # class default), without its checks of arguments this class never passes.
         self._state: dict[Any, Any] = {}
@@ -70,6 +72,7 @@ class WholeAnswer(web.Response):
             or self._compression
             or self._chunked
             or (version != HttpVersion11 and version != HttpVersion10)
+            or request.method == hdrs.METH_HEAD  # (a HEAD's answer has no body)
         ):
             return await super().prepare(request)
         keep_alive = self._keep_alive = request.keep_alive

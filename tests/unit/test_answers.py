@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 from pytest_aiohttp import AiohttpServer
 
 from gateway.answers import WholeAnswer
@@ -67,7 +67,7 @@ def request(path: str, version: str = "1.1", connection: str | None = None, body
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def exchange(server: TestServer, raw: bytes) -> bytes:
+async def exchange(server: BaseTestServer, raw: bytes) -> bytes:
     """What the server writes back for `raw`, up to its closing the connection."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
@@ -180,3 +180,26 @@ def test_it_is_built_as_web_response_builds_it() -> None:
     for name, value in vars(plain).items():
         assert getattr(whole, name) == value, name
     assert dict(whole.headers) == dict(plain.headers)
+
+
+@pytest.mark.parametrize("status", [101, 204, 304])
+def test_an_answer_without_a_body_is_refused(status: int) -> None:
+    with pytest.raises(ValueError, match="has no body"):
+        WholeAnswer(BODY, status=status)
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST"])
+async def test_on_a_server_without_routes_it_answers_as_aiohttp_does(
+    aiohttp_raw_server: Callable[..., Awaitable[RawTestServer]], method: str
+) -> None:
+    """aiohttp's low-level server has no routes and no signals: its requests take the whole
+    path, except a HEAD, whose answer has no body."""
+    served = Served()
+    wire = {}
+    for kind in ("whole", "plain"):
+        server = await aiohttp_raw_server(getattr(served, kind))
+        raw = f"{method} / HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        wire[kind] = DATE.sub(b"-", await exchange(server, raw))
+    assert wire["whole"] == wire["plain"]
+    assert wire["whole"].endswith(b"\r\n\r\n" if method == "HEAD" else BODY)
+    assert (served.answers[0]._head is not None) is (method == "POST")
