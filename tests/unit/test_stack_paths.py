@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (["tests/integration/test_record_sender.py::test_x"], True),
         (["tests/drill"], True),
         (["tests/cluster"], True),
+        (["tests.integration.test_record_sender"], True),  # --pyargs: a module, not a path
     ],
 )
 def test_a_session_needs_the_stack_only_where_its_paths_may_hold_stack_tests(args: list[str], needed: bool) -> None:
