@@ -269,7 +269,10 @@ async def main(args: argparse.Namespace) -> None:
         )
         print("  (the decision record's time runs until Kafka's ack; the record's slot is held for both)")
         print(f"  for reference, bare starts of a minimal argument without search attributes: {minimal:.0f}/s")
-    finally:
+    except BaseException:
+        stack.stop(keep=True)
+        raise
+    else:
         stack.stop()
 
 

@@ -181,7 +181,10 @@ async def main(args: argparse.Namespace) -> None:
             direct = await phase(port, client, "direct", rate, args.seconds, pids)
             lane = await phase(port, client, "lane", rate, args.seconds, pids)
             table(rate, args.seconds, direct, lane)
-    finally:
+    except BaseException:
+        stack.stop(keep=True)
+        raise
+    else:
         stack.stop()
 
 

@@ -258,7 +258,10 @@ async def main(args: argparse.Namespace) -> None:
             f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms   (target: p50 <= 150 ms)"
         )
         cpu.print()
-    finally:
+    except BaseException:
+        stack.stop(keep=True)
+        raise
+    else:
         stack.stop()
 
 

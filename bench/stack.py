@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class BenchStack:
     """Kafka and Temporal running, the topics and definitions in place, the agents file written;
-    `stop` stops the processes started here, then the servers."""
+    `stop` stops the processes started here, then the servers, and removes its folder."""
 
     tmp: Path
     servers: LocalStack
@@ -74,10 +74,17 @@ class BenchStack:
         """`hookline <component>` (gateway, triggers, worker)."""
         return self.spawn([sys.executable, "-m", "hookline.cli", component], env)
 
-    def stop(self) -> None:
+    def stop(self, *, keep: bool = False) -> None:
+        """Stop the processes started here, then the servers, then remove the stack's folder (the
+        servers' data, 100-800 MB a run), unless `keep`: a bench that failed keeps it for its
+        `components.log` and the servers' logs."""
         for proc in self.processes:
             stop(proc)
         self.servers.stop()
+        if keep:
+            print(f"the stack's folder is kept for its logs: {self.tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def cpu_s(pid: int | None, *, children: bool = False) -> float:
