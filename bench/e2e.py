@@ -225,7 +225,7 @@ def same_request(temporal: TemporalSettings, agents: Path) -> RunRequest:
 
 async def main(args: argparse.Namespace) -> None:
     stack = await start_stack("e2e", [DEFINITION], 'agents:\n  analyzer: {command: ["true"]}\n')
-    try:
+    with stack:  # stopped at the end; its folder kept if the bench fails
         temporal = stack.temporal
         port = free_port()
         env = stack.env(HOOKLINE_GATEWAY__PORT=str(port))
@@ -269,11 +269,6 @@ async def main(args: argparse.Namespace) -> None:
         )
         print("  (the decision record's time runs until Kafka's ack; the record's slot is held for both)")
         print(f"  for reference, bare starts of a minimal argument without search attributes: {minimal:.0f}/s")
-    except BaseException:
-        stack.stop(keep=True)
-        raise
-    else:
-        stack.stop()
 
 
 if __name__ == "__main__":

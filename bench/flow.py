@@ -161,7 +161,7 @@ async def main(args: argparse.Namespace) -> None:
     stack = await start_stack(
         "flow", [definition(p) for p in PATHS], 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n'
     )
-    try:
+    with stack:  # stopped at the end; its folder kept if the bench fails
         port, worker_port = free_port(), free_port()
         env = stack.env(HOOKLINE_GATEWAY__PORT=str(port), HOOKLINE_WORKER__PORT=str(worker_port))
         stack.start("gateway", env)
@@ -181,11 +181,6 @@ async def main(args: argparse.Namespace) -> None:
             direct = await phase(port, client, "direct", rate, args.seconds, pids)
             lane = await phase(port, client, "lane", rate, args.seconds, pids)
             table(rate, args.seconds, direct, lane)
-    except BaseException:
-        stack.stop(keep=True)
-        raise
-    else:
-        stack.stop()
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ async def latency(port: int, client: Any, rate: int, seconds: int, done_before: 
 async def main(args: argparse.Namespace) -> None:
     agents = 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n'
     stack = await start_stack("runs", DEFINITIONS.values(), agents, temporal=args.temporal)
-    try:
+    with stack:  # stopped at the end; its folder kept if the bench fails
         temporal = stack.temporal
         port, worker_port = free_port(), free_port()
         env = stack.env(
@@ -258,11 +258,6 @@ async def main(args: argparse.Namespace) -> None:
             f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms   (target: p50 <= 150 ms)"
         )
         cpu.print()
-    except BaseException:
-        stack.stop(keep=True)
-        raise
-    else:
-        stack.stop()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class BenchStack:
     """Kafka and Temporal running, the topics and definitions in place, the agents file written;
-    `stop` stops the processes started here, then the servers, and removes its folder."""
+    `stop` (or the end of a `with` block) stops the processes started here, then the servers, and
+    removes its folder."""
 
     tmp: Path
     servers: LocalStack
@@ -73,6 +74,13 @@ class BenchStack:
     def start(self, component: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         """`hookline <component>` (gateway, triggers, worker)."""
         return self.spawn([sys.executable, "-m", "hookline.cli", component], env)
+
+    def __enter__(self) -> BenchStack:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """`stop`, keeping the folder when the block failed."""
+        self.stop(keep=kind is not None)
 
     def stop(self, *, keep: bool = False) -> None:
         """Stop the processes started here, then the servers, then remove the stack's folder (the
