@@ -19,7 +19,7 @@ def may_need_stack(args: Sequence[str], invocation_dir: Path) -> bool:
     """False when every path on the command line lies outside the stack's folders (say
     `pytest -n 2 tests/unit`); True when any may hold a stack test, when none is given, or when
     one is not a path here (`--pyargs` module names)."""
-    paths = [(invocation_dir / arg.split("::", 1)[0]).resolve() for arg in args if not arg.startswith("-")]
+    paths = [(invocation_dir / arg.split("::", 1)[0]).resolve() for arg in args]  # pytest's positional arguments
     if not paths or not all(path.exists() for path in paths):
         return True
     return any(path.is_relative_to(folder) or folder.is_relative_to(path) for path in paths for folder in STACK_FOLDERS)

@@ -21,6 +21,7 @@ from gateway.metrics import GatewayMetrics
 
 BODY = b'{"accepted":1,"event_ids":["e1"],"links":{"e1":"/api/v1/events/e1"}}'
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Served:
@@ -40,7 +41,9 @@ class Served:
         return web.Response(body=BODY, status=202, content_type="application/json")
 
 
-async def server_of(aiohttp_server: AiohttpServer, served: Served, *, signal: bool = False) -> TestServer:
+async def server_of(
+    aiohttp_server: AiohttpServer, served: Served, *, signal: bool = False, hooks: dict[str, Handler] | None = None
+) -> TestServer:
     app = web.Application(middlewares=[problem_middleware])
     app[UNAVAILABLE_COUNTER] = GatewayMetrics().unavailable
     app.router.add_post("/routed/whole", served.whole)
@@ -51,7 +54,7 @@ async def server_of(aiohttp_server: AiohttpServer, served: Served, *, signal: bo
             response.headers["X-Stamped"] = "yes"
 
         app.on_response_prepare.append(stamp)
-    dispatch_hooks_directly(app, {"/hooks/whole": served.whole, "/hooks/plain": served.plain})
+    dispatch_hooks_directly(app, {"/hooks/whole": served.whole, "/hooks/plain": served.plain, **(hooks or {})})
     return await aiohttp_server(app)
 
 
@@ -145,10 +148,7 @@ async def test_an_answer_changed_after_it_was_made_is_written_by_aiohttp(
         answers.append(answer)
         return answer
 
-    app = web.Application(middlewares=[problem_middleware])
-    app[UNAVAILABLE_COUNTER] = GatewayMetrics().unavailable
-    dispatch_hooks_directly(app, {"/hooks/h": changed})
-    server = await aiohttp_server(app)
+    server = await server_of(aiohttp_server, Served(), hooks={"/hooks/h": changed})
     wire = await exchange(server, request("/hooks/h", connection="close"))
     assert expected in wire
     assert wire.endswith(b"\r\n\r\n" + answers[0].body)  # type: ignore[operator]
