@@ -237,6 +237,9 @@ class ManagedProcess:
 
     def spawn(self, argv: list[str], log_path: Path | None, env: Mapping[str, str] | None = None) -> None:
         """Start `argv`, its output appended to `log_path` (None: this process's own output)."""
+        if self.log is not None:  # spawned again after it exited: the child has its own copy
+            self.log.close()
+            self.log = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             self.log = log_path.open("ab")

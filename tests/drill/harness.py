@@ -20,6 +20,7 @@ Used by tests/drill (the short drill in `make test`, all of it in `make drill`) 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -51,6 +52,8 @@ COMPONENTS = ("gateway", "triggers", "worker")
 Part = Literal["gateway", "triggers", "worker", "kafka", "temporal"]
 Moment = Literal["early", "mid", "completing"]
 Fault = Literal["kill", "stop"]
+#: Starts of a component whose port another process took before it could listen on it.
+_PORT_TRIES = 3
 
 # The step: one line when it starts and one when it ends, appended (atomically: short lines).
 RECORD = (
@@ -62,6 +65,15 @@ def workflow_ids(doc: dict[str, Any]) -> list[str]:
     """The run ids Hookline must give the alerts of a notification (definition + dedupe key)."""
     events = AlertmanagerSource("alertmanager").parse(json.dumps(doc).encode(), {"Content-Type": "application/json"})
     return [workflow_id_for(DEFINITION_ID, e) for e in events]
+
+
+def _lost_its_port(log: Path, since: int) -> bool:
+    """Whether the component writing `log` exited (after byte `since`) because its port was taken."""
+    if not log.exists():
+        return False
+    with log.open("rb") as f:
+        f.seek(since)
+        return b"address already in use" in f.read()
 
 
 @dataclass
@@ -142,21 +154,39 @@ class DrillStack:
         process.spawn([sys.executable, "-m", "hookline.cli", name], self.base / f"{name}.log", self.env)
 
     async def until_ready(self, timeout: float = 90.0) -> None:
-        """Every component answers /readyz with 200."""
+        """Every component answers /readyz with 200. One that exits first fails this at once with
+        its log's tail, except when its port was taken meanwhile (another process's free port, as
+        the other test worker's servers pick theirs): it starts again on a new one."""
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             for name in COMPONENTS:
-                while True:
-                    try:
-                        url = f"http://127.0.0.1:{self.ports[name]}/readyz"
-                        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                            if r.status == 200:
-                                break
-                    except (aiohttp.ClientError, TimeoutError):
-                        pass
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{name} not ready after {timeout:g}s; see {self.base / (name + '.log')}")
-                    await asyncio.sleep(0.2)
+                log, since = self.base / f"{name}.log", 0
+                for attempt in itertools.count(1):
+                    if await self._answers_ready(session, name, deadline):
+                        break
+                    process = self.processes[name]
+                    if process.returncode is None:
+                        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                        raise TimeoutError(f"{name} not ready after {timeout:g}s; its log ({log}):\n{tail}")
+                    if attempt == _PORT_TRIES or not _lost_its_port(log, since):
+                        process.check_alive(log)  # it exited: raises with its log's tail
+                    since = log.stat().st_size
+                    self.ports[name] = free_port()
+                    self.env[f"HOOKLINE_{name.upper()}__PORT"] = str(self.ports[name])
+                    self.start_component(name)
+
+    async def _answers_ready(self, session: aiohttp.ClientSession, name: str, deadline: float) -> bool:
+        """True once `name` answers /readyz with 200; False if it exits first or at the deadline."""
+        url = f"http://127.0.0.1:{self.ports[name]}/readyz"
+        while self.processes[name].returncode is None and time.monotonic() < deadline:
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+        return False
 
     def pid(self, part: Part) -> int | None:
         if part == "kafka":
