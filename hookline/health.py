@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -19,7 +21,7 @@ from aiohttp import web
 
 from hookline.lifecycle import cancel_and_wait
 
-__all__ = ["Check", "HealthRoutes", "LoopWatch", "serve_health"]
+__all__ = ["Check", "HealthRoutes", "ListenError", "LoopWatch", "listening", "serve_health"]
 
 #: A named check: None when healthy, else what is wrong (one line, no secrets).
 Check = Callable[[], Awaitable[str | None]]
@@ -113,6 +115,28 @@ class HealthRoutes:
         return cls(watch or LoopWatch(), dict(live or {}), dict(ready or {}))
 
 
+#: The errors of a listen() that the one who configured the address can act on.
+_LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+class ListenError(Exception):
+    """A server could not listen on its address (taken, not this machine's, or privileged)."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {os.strerror(error.errno or 0).lower()}")
+
+
+@contextlib.contextmanager
+def listening(host: str, port: int) -> Iterator[None]:
+    """Turns the block's failure to listen on `host:port` into a `ListenError`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRNOS:
+            raise
+        raise ListenError(host, port, exc) from exc
+
+
 @contextlib.asynccontextmanager
 async def serve_health(app: web.Application, host: str, port: int | None) -> AsyncIterator[int | None]:
     """Serve `app` (health and metrics of a process that is not a web server) on `host:port`
@@ -123,7 +147,12 @@ async def serve_health(app: web.Application, host: str, port: int | None) -> Asy
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        with listening(host, port):
+            await site.start()
+    except ListenError:
+        await runner.cleanup()
+        raise
     try:
         yield int(runner.addresses[0][1])
     finally:

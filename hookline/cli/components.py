@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ def gateway(config_file: Path | None) -> None:
 
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
+    from hookline.health import listening
 
     settings = load(GatewaySettings, config_file, "gateway")
     options = settings.gateway
@@ -50,15 +51,16 @@ def gateway(config_file: Path | None) -> None:
     log.info("gateway listening", url=f"http://{options.host}:{options.port}")
     app = create_app(settings, agents=agents)
     freeze_heap()
-    web.run_app(
-        app,
-        host=options.host,
-        port=options.port,
-        print=None,
-        shutdown_timeout=options.produce_timeout_s + 1,
-        loop=loop,
-        access_log=None,
-    )
+    with port_setting("gateway"), listening(options.host, options.port):
+        web.run_app(
+            app,
+            host=options.host,
+            port=options.port,
+            print=None,
+            shutdown_timeout=options.produce_timeout_s + 1,
+            loop=loop,
+            access_log=None,
+        )
     shutdown_tracing()
 
 
@@ -85,7 +87,8 @@ def triggers(config_file: Path | None) -> None:
     async def main() -> None:
         await serve(settings, lambda: temporal_client(settings), agents=agents, interpreter=interpreter)
 
-    run(main)
+    with port_setting("triggers"):
+        run(main)
 
 
 @click.command()
@@ -109,4 +112,17 @@ def worker(config_file: Path | None, runners: Sequence[str], no_workflows: bool)
     async def main() -> None:
         await serve(settings, lambda: temporal_client(settings))
 
-    run(main)
+    with port_setting("worker"):
+        run(main)
+
+
+@contextlib.contextmanager
+def port_setting(component: str) -> Iterator[None]:
+    """A component that cannot listen on its port stops with one line that names the setting."""
+    from hookline.health import ListenError
+
+    try:
+        yield
+    except ListenError as exc:
+        env = f"HOOKLINE_{component.upper()}__PORT"
+        raise click.ClickException(f"{component}: {exc} (its port is {component}.port, or {env})") from None
