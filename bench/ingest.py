@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest_kinds import SOURCES, check_costs, headers_for, parse_costs, report_kinds  # noqa: E402
-from bench.stack import cpu_s  # noqa: E402
+from bench.stack import cpu_s, quiet_logs  # noqa: E402
 from hookline.kafka import create_consumer, ensure_topics, topic_partitions  # noqa: E402
 from hookline.settings import KafkaSettings  # noqa: E402
 from hookline.stack import KafkaServer, free_port  # noqa: E402
@@ -369,6 +369,7 @@ async def main() -> int:
     parser.add_argument("--kind-seconds", type=int, default=5, help="Full-speed run per source kind.")
     parser.add_argument("--no-kinds", action="store_true", help="Only the baseline and the Alertmanager source.")
     args = parser.parse_args()
+    quiet_logs()
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk); `make bench` installs it", file=sys.stderr)
         return 2

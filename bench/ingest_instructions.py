@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import notification, scratch_kafka, start_server, wait_ready  # noqa: E402
+from bench.stack import quiet_logs  # noqa: E402
 from hookline.kafka import ensure_topics  # noqa: E402
 from hookline.settings import KafkaSettings  # noqa: E402
 from hookline.stack import KafkaServer, free_port  # noqa: E402
@@ -138,6 +139,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
+    quiet_logs()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind); `make bench` installs it", file=sys.stderr)
         return 2

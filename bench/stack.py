@@ -10,6 +10,7 @@ its Go module the first time, `make temporal-server`)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from hookline.cluster import TEMPORAL_SERVICES, PostgresServer, TemporalCluster, postgres_server
 from hookline.definitions import DefinitionStore
 from hookline.kafka import ensure_topics
@@ -28,6 +31,12 @@ from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import KafkaServer, LocalStack, TemporalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet_logs() -> None:
+    """This process's own log lines from info up: the servers' starts retry at debug, a line
+    every quarter second, which would bury the figures."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
 
 @dataclass
