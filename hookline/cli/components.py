@@ -51,17 +51,19 @@ def gateway(config_file: Path | None) -> None:
     log.info("gateway listening", url=f"http://{options.host}:{options.port}")
     app = create_app(settings, agents=agents)
     freeze_heap()
-    with port_setting("gateway"), listening(options.host, options.port):
-        web.run_app(
-            app,
-            host=options.host,
-            port=options.port,
-            print=None,
-            shutdown_timeout=options.produce_timeout_s + 1,
-            loop=loop,
-            access_log=None,
-        )
-    shutdown_tracing()
+    try:
+        with port_setting("gateway"), listening(options.host, options.port):
+            web.run_app(
+                app,
+                host=options.host,
+                port=options.port,
+                print=None,
+                shutdown_timeout=options.produce_timeout_s + 1,
+                loop=loop,
+                access_log=None,
+            )
+    finally:
+        shutdown_tracing()
 
 
 @click.command()
