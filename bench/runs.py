@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -180,15 +181,28 @@ async def latency(port: int, client: Any, rate: int, seconds: int, done_before: 
     return {"runs": len(docs), "p50": pct(lat, 50), "p99": pct(lat, 99)}
 
 
+async def started_eagerly(port: int) -> tuple[float, float]:
+    """The triggers' runs started so far, and how many of them eagerly (their /metrics)."""
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as r:
+        text = await r.text()
+    totals = {"started": 0.0, "eager": 0.0}
+    for family in text_string_to_metric_families(text):
+        name = {"hookline_triggers_workflows_started": "started", "hookline_triggers_eager_starts": "eager"}
+        if family.name in name:
+            totals[name[family.name]] += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return totals["started"], totals["eager"]
+
+
 async def main(args: argparse.Namespace) -> None:
     agents = 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n'
     stack = await start_stack("runs", DEFINITIONS.values(), agents, temporal=args.temporal)
     with stack:  # stopped at the end; its folder kept if the bench fails
         temporal = stack.temporal
-        port, worker_port = free_port(), free_port()
+        port, worker_port, triggers_port = free_port(), free_port(), free_port()
         env = stack.env(
             HOOKLINE_GATEWAY__PORT=str(port),
             HOOKLINE_WORKER__PORT=str(worker_port),
+            HOOKLINE_TRIGGERS__PORT=str(triggers_port),
             HOOKLINE_TEMPORAL__LOCAL_POOLS=json.dumps(args.local_pools),
             HOOKLINE_TRIGGERS__INTERPRETER=json.dumps(args.interpreter),
         )
@@ -225,10 +239,15 @@ async def main(args: argparse.Namespace) -> None:
         # stretch of a shared machine (its CPU per run moves ~15 % between stretches) then lands
         # on both sides alike, and each side is taken at its best round.
         rounds: list[dict[str, float]] = []
+        eager: list[str] = []  # with --interpreter: how many of each burst's starts were eager
         for r in range(1, args.rounds + 1):
             results: dict[str, float] = {}
             for kind in ("one-step", "three-step"):
+                started_0, eagerly_0 = await started_eagerly(triggers_port)
                 results[kind] = await cpu.measure(f"{kind} #{r}", args.runs, burst(port, client, kind, args.runs))
+                started, eagerly = await started_eagerly(triggers_port)
+                started, eagerly = started - started_0, eagerly - eagerly_0
+                eager.append(f"{kind} #{r} {eagerly:.0f} of {started:.0f} ({eagerly / max(started, 1):.0%})")
             for shape in (*SHAPES, LOCAL):
                 # Bounded: a bare worker that died (its log is the stack's components.log) stops the bench.
                 loop = asyncio.wait_for(run_loop(client, bare_queue, shape, args.runs, BARE_CONCURRENCY), 600)
@@ -253,6 +272,8 @@ async def main(args: argparse.Namespace) -> None:
                 f"bare {LOCAL}": " (reference only: not one of the baseline's shapes)",
             }.get(name, "")
             print(f"  {name:<18} {value:7.1f}/s   {value / best:5.2f}x the best bare loop{target}")
+        if args.interpreter:
+            print("runs started eagerly (the triggers' own count): " + ", ".join(eager))
         print(
             f"202 -> run completed, one step, {args.rate}/s for {args.seconds}s ({lat['runs']:.0f} runs): "
             f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms   (target: p50 <= 150 ms)"

@@ -58,20 +58,20 @@ class BenchStack:
 
     def env(self, **variables: str) -> dict[str, str]:
         """This process's environment, what points a `hookline` component at this stack (the
-        triggers' ticker off, JSON logs from warnings up), and `variables`."""
-        return dict(
-            os.environ,
-            HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=self.kafka.bootstrap_servers,
-            HOOKLINE_KAFKA__TOPIC_PREFIX=self.kafka.topic_prefix,
-            HOOKLINE_TEMPORAL__ADDRESS=self.temporal.address,
-            HOOKLINE_TEMPORAL__TASK_QUEUE=self.temporal.task_queue,
-            HOOKLINE_AGENTS_FILE=str(self.agents),
-            HOOKLINE_TRIGGERS__PORT="0",
-            HOOKLINE_TRIGGERS__TICKER="false",
-            HOOKLINE_LOG__LEVEL="warning",
-            HOOKLINE_LOG__FORMAT="json",
+        triggers' ticker off, JSON logs from warnings up), and `variables`, which win."""
+        return {
+            **os.environ,
+            "HOOKLINE_KAFKA__BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+            "HOOKLINE_KAFKA__TOPIC_PREFIX": self.kafka.topic_prefix,
+            "HOOKLINE_TEMPORAL__ADDRESS": self.temporal.address,
+            "HOOKLINE_TEMPORAL__TASK_QUEUE": self.temporal.task_queue,
+            "HOOKLINE_AGENTS_FILE": str(self.agents),
+            "HOOKLINE_TRIGGERS__PORT": "0",
+            "HOOKLINE_TRIGGERS__TICKER": "false",
+            "HOOKLINE_LOG__LEVEL": "warning",
+            "HOOKLINE_LOG__FORMAT": "json",
             **variables,
-        )
+        }
 
     def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         """`argv` started from the repository's root, its output appended to `log`."""
