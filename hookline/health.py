@@ -150,7 +150,7 @@ async def serve_health(app: web.Application, host: str, port: int | None) -> Asy
     try:
         with listening(host, port):
             await site.start()
-    except ListenError:
+    except BaseException:
         await runner.cleanup()
         raise
     try:
