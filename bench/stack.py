@@ -190,7 +190,7 @@ async def start_stack(
     await servers.start()
     try:
         kafka = KafkaSettings(bootstrap_servers=servers.kafka.bootstrap_servers, topic_prefix="bench")
-        temporal = TemporalSettings(address=servers.temporal.address, task_queue="bench")
+        temporal_settings = TemporalSettings(address=servers.temporal.address, task_queue="bench")
         await ensure_topics(kafka)
         store = DefinitionStore(kafka)
         await store.start()
@@ -204,4 +204,4 @@ async def start_stack(
         raise
     agents_file = tmp / "agents.yaml"
     agents_file.write_text(agents)
-    return BenchStack(tmp, servers, kafka, temporal, agents_file)
+    return BenchStack(tmp, servers, kafka, temporal_settings, agents_file)
