@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from hookline.logging import get_logger
 
-__all__ = ["ChildProcess", "ManagedProcess", "StackError", "die_with_parent", "pdeathsig_wrapper", "spawn"]
+__all__ = ["ChildProcess", "ManagedProcess", "StackError", "die_with_parent", "log_tail", "pdeathsig_wrapper", "spawn"]
 
 log = get_logger(__name__)
 
@@ -226,6 +226,11 @@ class StackError(RuntimeError):
     """The local stack cannot start; the message says what is missing and what to do."""
 
 
+def log_tail(log_path: Path, chars: int = 3000) -> str:
+    """The end of a process's log, for an error that says why it stopped ("" if there is none)."""
+    return log_path.read_text(errors="replace")[-chars:] if log_path.exists() else ""
+
+
 @dataclass
 class ManagedProcess:
     """A long-lived child (a server, a component): spawned in a session of its own, stopped with
@@ -260,8 +265,7 @@ class ManagedProcess:
 
     def check_alive(self, log_path: Path) -> None:
         if (code := self.returncode) is not None:
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise StackError(f"{self.name} exited with code {code}; its log ({log_path}):\n{tail}")
+            raise StackError(f"{self.name} exited with code {code}; its log ({log_path}):\n{log_tail(log_path)}")
 
     async def until_ready(self, probe: Coroutine[Any, Any, None], log_path: Path) -> None:
         """Await the readiness probe, failing at once (with the log's tail) if the process dies."""

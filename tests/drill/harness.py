@@ -39,7 +39,7 @@ from temporalio.client import Client
 from gateway.sources.alertmanager import AlertmanagerSource
 from hookline.definitions import DefinitionStore
 from hookline.kafka import ensure_topics, read_topic
-from hookline.processes import ManagedProcess
+from hookline.processes import ManagedProcess, log_tail
 from hookline.runs import workflow_id_for
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import KafkaServer, TemporalServer, free_port
@@ -166,8 +166,7 @@ class DrillStack:
                         break
                     process = self.processes[name]
                     if process.returncode is None:
-                        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                        raise TimeoutError(f"{name} not ready after {timeout:g}s; its log ({log}):\n{tail}")
+                        raise TimeoutError(f"{name} not ready after {timeout:g}s; its log ({log}):\n{log_tail(log)}")
                     if attempt == _PORT_TRIES or not _lost_its_port(log, since):
                         process.check_alive(log)  # it exited: raises with its log's tail
                     since = log.stat().st_size

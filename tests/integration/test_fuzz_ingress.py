@@ -31,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from yarl import URL
 
 from hookline.definitions import DefinitionStore
+from hookline.processes import log_tail
 from hookline.settings import KafkaSettings, TemporalSettings
 from hookline.stack import free_port
 from tests.conftest import EXAMPLES, ROOT, read_topic
@@ -85,7 +86,7 @@ class Process:
     log: Path
 
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        return log_tail(self.log)
 
 
 def spawn(name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
