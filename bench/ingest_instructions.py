@@ -12,7 +12,10 @@ bench/ingest.py prints.
 
 Needs valgrind (Debian package `valgrind`; `make bench` installs it).
 
-    .venv/bin/python bench/ingest_instructions.py [--requests 2000]
+    .venv/bin/python bench/ingest_instructions.py [--requests 2000] [--keep-profiles DIR]
+
+`--keep-profiles DIR` copies the two callgrind profiles there (bare.callgrind, gateway.callgrind)
+for reading by function: `callgrind_annotate --inclusive=yes DIR/gateway.callgrind`.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def by_library(profile: Path) -> dict[str, int]:
     return dict(totals)
 
 
-async def measure(kind: str, kafka: KafkaServer, requests: int, tmp: Path) -> dict[str, int]:
+async def measure(kind: str, kafka: KafkaServer, requests: int, tmp: Path, keep: Path | None) -> dict[str, int]:
     settings = KafkaSettings(
         bootstrap_servers=kafka.bootstrap_servers, topic_prefix=f"instr-{kind}-{time.time_ns()}", events_partitions=6
     )
@@ -112,6 +115,8 @@ async def measure(kind: str, kafka: KafkaServer, requests: int, tmp: Path) -> di
         profile = latest_profile(tmp, kind)
         if accepted != requests or profile is None:
             raise RuntimeError(f"{kind}: {accepted} of {requests} answered 202, profile {profile}")
+        if keep is not None:
+            shutil.copyfile(profile, keep / f"{kind}.callgrind")
         return by_library(profile)
     finally:
         proc.terminate()
@@ -138,13 +143,18 @@ def report(results: dict[str, dict[str, int]], requests: int) -> None:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--keep-profiles", type=Path, help="copy the two callgrind profiles into this folder")
     args = parser.parse_args()
     quiet_logs()
+    if args.keep_profiles is not None:
+        args.keep_profiles.mkdir(parents=True, exist_ok=True)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind); `make bench` installs it", file=sys.stderr)
         return 2
     async with scratch_kafka("hookline-instructions-") as (kafka, tmp):
-        results = {kind: await measure(kind, kafka, args.requests, tmp) for kind in ("bare", "gateway")}
+        results = {
+            kind: await measure(kind, kafka, args.requests, tmp, args.keep_profiles) for kind in ("bare", "gateway")
+        }
     report(results, args.requests)
     return 0
 
