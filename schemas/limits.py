@@ -32,6 +32,9 @@ def depth_exceeds(value: Any, limit: int) -> bool:
 
 def may_nest_deeper(raw: bytes, limit: int) -> bool:
     """False when the JSON text `raw` cannot nest more than `limit` levels: it opens no more
-    than `limit` objects and arrays in all (brackets inside strings counted too). Two C-speed
-    scans; saves the walk of `depth_exceeds` for nearly every real body."""
-    return raw.count(b"{") + raw.count(b"[") > limit
+    than `limit` objects and arrays in all (brackets inside strings counted too). Saves the
+    walk of `depth_exceeds` for nearly every real body. One counting scan, not two: the `[` are
+    turned into `{` first by `replace`, which jumps from one to the next with `memchr` (a body
+    has few), where each `count` steps through every byte (half of this check's instructions
+    on the ingest path, callgrind)."""
+    return raw.replace(b"[", b"{").count(b"{") > limit

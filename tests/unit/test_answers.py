@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
+from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer, make_mocked_request
 from pytest_aiohttp import AiohttpServer
 
+from gateway import answers
 from gateway.answers import WholeAnswer
 from gateway.app import dispatch_hooks_directly
 from gateway.errors import UNAVAILABLE_COUNTER, problem_middleware
@@ -169,6 +170,48 @@ async def test_the_answer_reads_as_a_response(aiohttp_server: AiohttpServer) -> 
     assert answer.keep_alive is False
     assert answer.body_length > len(BODY)  # what was written, the head with it, as aiohttp counts
     assert answer.prepared
+
+
+async def test_a_head_is_made_again_for_a_new_second_and_for_another_length(
+    aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heads are kept for the second they were made in, by kind: an answer in the next second
+    carries that second's Date, and one of another length its own Content-Length."""
+    date = ["Mon, 01 Jan 2001 00:00:00 GMT"]
+    monkeypatch.setattr(answers, "rfc822_formatted_time", lambda: date[0])
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        return WholeAnswer(await request.read())
+
+    server = await server_of(aiohttp_server, Served(), hooks={"/hooks/echo": echo})
+    seen = []
+    for second, body in [(0, b'{"a":1}'), (0, b'{"ab":1}'), (0, b'{"a":1}'), (1, b'{"a":1}'), (1, b'{"abc":1}')]:
+        date[0] = f"Mon, 01 Jan 2001 00:00:0{second} GMT"
+        wire = await exchange(server, request("/hooks/echo", connection="close", body=body))
+        assert wire.endswith(b"\r\n\r\n" + body)
+        seen.append((re.search(rb"\r\nDate: ([^\r]*)\r\n", wire)[1], re.search(rb"Content-Length: (\d+)", wire)[1]))  # type: ignore[index]
+    assert seen == [
+        (b"Mon, 01 Jan 2001 00:00:00 GMT", b"7"),
+        (b"Mon, 01 Jan 2001 00:00:00 GMT", b"8"),
+        (b"Mon, 01 Jan 2001 00:00:00 GMT", b"7"),
+        (b"Mon, 01 Jan 2001 00:00:01 GMT", b"7"),
+        (b"Mon, 01 Jan 2001 00:00:01 GMT", b"9"),
+    ]
+
+
+async def test_the_heads_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies of ever new lengths within one second do not grow the heads kept without bound."""
+    monkeypatch.setattr(answers, "_heads", {})
+    sizes = []
+    for length in range(3 * answers._HEADS_KEPT):
+        request = make_mocked_request("POST", "/hooks/x")
+        request._match_info = None  # as a request served past aiohttp's dispatch has it
+        answer = WholeAnswer(b"x" * length)
+        await answer.prepare(request)
+        assert answer._head is not None and answer._head.endswith(b"\r\n\r\n")
+        assert f"Content-Length: {length}\r\n".encode() in answer._head
+        sizes.append(len(answers._heads))
+    assert max(sizes) == answers._HEADS_KEPT
 
 
 def test_it_is_built_as_web_response_builds_it() -> None:
