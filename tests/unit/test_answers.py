@@ -9,6 +9,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer, make_mocked_request
@@ -18,6 +19,7 @@ from gateway import answers
 from gateway.answers import WholeAnswer
 from gateway.app import dispatch_hooks_directly
 from gateway.errors import UNAVAILABLE_COUNTER, problem_middleware
+from gateway.ingress import accepted, accepted_one
 from gateway.metrics import GatewayMetrics
 
 BODY = b'{"accepted":1,"event_ids":["e1"],"links":{"e1":"/api/v1/events/e1"}}'
@@ -246,3 +248,14 @@ async def test_on_a_server_without_routes_it_answers_as_aiohttp_does(
     assert wire["whole"] == wire["plain"]
     assert wire["whole"].endswith(b"\r\n\r\n" if method == "HEAD" else BODY)
     assert (served.answers[0]._head is not None) is (method == "POST")
+
+
+@pytest.mark.parametrize("event_id", ["e1", "3f1c0a52-9d7e-4c1a-8b2e-0f6a7d9c1e25", 'a sender\'s "id" \\ with ünïcode'])
+def test_the_answer_to_one_event_is_the_answer_to_a_list_of_it(event_id: str) -> None:
+    one, listed = accepted_one(event_id), accepted([event_id])
+    assert (one.status, one.body, dict(one.headers)) == (listed.status, listed.body, dict(listed.headers))
+    assert orjson.loads(one.body) == {  # type: ignore[arg-type]
+        "accepted": 1,
+        "event_ids": [event_id],
+        "links": {event_id: f"/api/v1/events/{event_id}"},
+    }
