@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import wait_ready  # noqa: E402
-from bench.stack import BenchStack, start_stack, stop  # noqa: E402
+from bench.stack import BenchStack, quiet_logs, start_stack, stop  # noqa: E402
 from gateway.sources.alertmanager import AlertmanagerSource  # noqa: E402
 from hookline.definitions import StoredDefinition  # noqa: E402
 from hookline.kafka import create_producer  # noqa: E402
@@ -224,6 +224,7 @@ def same_request(temporal: TemporalSettings, agents: Path) -> RunRequest:
 
 
 async def main(args: argparse.Namespace) -> None:
+    quiet_logs()
     stack = await start_stack("e2e", [DEFINITION], 'agents:\n  analyzer: {command: ["true"]}\n')
     with stack:  # stopped at the end; its folder kept if the bench fails
         temporal = stack.temporal

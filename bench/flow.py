@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ingest import wait_ready  # noqa: E402
 from bench.runs import closed as completed  # noqa: E402
 from bench.runs import pct  # noqa: E402
-from bench.stack import start_stack  # noqa: E402
+from bench.stack import quiet_logs, start_stack  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
 from hookline.runs import event_run_id  # noqa: E402
 from hookline.stack import free_port  # noqa: E402
@@ -158,6 +158,7 @@ def table(rate: int, seconds: float, direct: Phase, lane: Phase) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    quiet_logs()
     stack = await start_stack(
         "flow", [definition(p) for p in PATHS], 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n'
     )

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bare_temporal import LOCAL, SHAPES, run_loop  # noqa: E402
 from bench.ingest import wait_ready  # noqa: E402
-from bench.stack import PostgresTemporal, cpu_s, start_stack  # noqa: E402
+from bench.stack import PostgresTemporal, cpu_s, quiet_logs, start_stack  # noqa: E402
 from gateway.sources.alertmanager import alert_dedupe_key  # noqa: E402
 from hookline.runs import event_run_id  # noqa: E402
 from hookline.stack import free_port  # noqa: E402
@@ -194,6 +194,7 @@ async def started_eagerly(port: int) -> tuple[float, float]:
 
 
 async def main(args: argparse.Namespace) -> None:
+    quiet_logs()
     agents = 'agents:\n  noop: {command: ["true"], timeout_s: 10}\n'
     stack = await start_stack("runs", DEFINITIONS.values(), agents, temporal=args.temporal)
     with stack:  # stopped at the end; its folder kept if the bench fails
