@@ -16,6 +16,13 @@ Needs valgrind (Debian package `valgrind`; `make bench` installs it).
 
 `--keep-profiles DIR` copies the two callgrind profiles there (bare.callgrind, gateway.callgrind)
 for reading by function: `callgrind_annotate --inclusive=yes DIR/gateway.callgrind`.
+
+`--simulate` has callgrind simulate the caches and the branch predictor too (a few times slower)
+and prints, per request, the misses of each and an estimate of the cycles they add up to
+(KCachegrind's: instructions + 10 per first-level miss and per mispredicted branch + 100 per
+last-level miss), with 32 KB first-level caches and a 512 KB last level on every machine. Instructions alone miss what a larger heap and more code cost in time; the
+simulated machine is a model, not this machine's caches, so it shows the kind of cost, not its
+exact size.
 """
 
 from __future__ import annotations
@@ -73,10 +80,46 @@ def latest_profile(folder: Path, kind: str) -> Path | None:
     return profiles[-1] if profiles else None
 
 
+#: The simulated caches, the same on every machine (callgrind would take the host's, and a
+#: server CPU's last level holds every byte these servers touch): 32 KB first-level caches and a
+#: 512 KB last level, a core's own second-level cache, beyond which a miss goes off the core.
+SIMULATED_CACHES = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=524288,8,64")
+#: Misses as callgrind names them, by what they are counted as here.
+MISSES = {
+    "first-level misses (I1 + D1)": ("I1mr", "D1mr", "D1mw"),
+    "last-level misses": ("ILmr", "DLmr", "DLmw"),
+    "mispredicted branches": ("Bcm", "Bim"),
+}
+
+
+def program_totals(profile: Path) -> dict[str, int]:
+    """Every event callgrind counted in the profile (Ir, and with --simulate the misses), in all."""
+    text = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(profile)], capture_output=True, text=True, check=True
+    ).stdout
+    events = re.search(r"^Events shown:\s+(.*)$", text, re.M)
+    totals = re.search(r"^(.*)PROGRAM TOTALS", text, re.M)
+    if events is None or totals is None:
+        raise RuntimeError(f"no totals in {profile}")
+    # Each count is followed by its share: "126,639 (100.0%) 27,899 (100.0%) ... PROGRAM TOTALS".
+    numbers = [int(n.replace(",", "")) for n in re.sub(r"\([^)]*\)", " ", totals.group(1)).split()]
+    return dict(zip(events.group(1).split(), numbers, strict=True))
+
+
+def estimated_cycles(events: dict[str, int]) -> int:
+    """KCachegrind's cycle estimate from callgrind's counts."""
+
+    def total(names: tuple[str, ...]) -> int:
+        return sum(events.get(name, 0) for name in names)
+
+    first, last, branches = (total(names) for names in MISSES.values())
+    return events["Ir"] + 10 * first + 100 * last + 10 * branches
+
+
 def by_library(profile: Path) -> dict[str, int]:
     """Instructions per shared object (the interpreter, orjson, pydantic-core, libc, ...)."""
     text = subprocess.run(
-        ["callgrind_annotate", "--inclusive=no", "--threshold=100", str(profile)],
+        ["callgrind_annotate", "--show=Ir", "--inclusive=no", "--threshold=100", str(profile)],
         capture_output=True,
         text=True,
         check=True,
@@ -94,7 +137,10 @@ def by_library(profile: Path) -> dict[str, int]:
     return dict(totals)
 
 
-async def measure(kind: str, kafka: KafkaServer, requests: int, tmp: Path, keep: Path | None) -> dict[str, int]:
+async def measure(
+    kind: str, kafka: KafkaServer, requests: int, tmp: Path, keep: Path | None, simulate: bool
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Instructions by library, and every event counted in all."""
     settings = KafkaSettings(
         bootstrap_servers=kafka.bootstrap_servers, topic_prefix=f"instr-{kind}-{time.time_ns()}", events_partitions=6
     )
@@ -102,6 +148,8 @@ async def measure(kind: str, kafka: KafkaServer, requests: int, tmp: Path, keep:
     port = free_port()
     out = tmp / f"{kind}.callgrind"
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    if simulate:
+        valgrind += ["--cache-sim=yes", "--branch-sim=yes", *SIMULATED_CACHES]
     proc = start_server(kind, kafka, settings, port, wrap=valgrind)
     try:
         await wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=600)  # slow under valgrind
@@ -117,10 +165,22 @@ async def measure(kind: str, kafka: KafkaServer, requests: int, tmp: Path, keep:
             raise RuntimeError(f"{kind}: {accepted} of {requests} answered 202, profile {profile}")
         if keep is not None:
             shutil.copyfile(profile, keep / f"{kind}.callgrind")
-        return by_library(profile)
+        return by_library(profile), program_totals(profile)
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def report_simulated(events: dict[str, dict[str, int]], requests: int) -> None:
+    print("\nSimulated caches and branch predictor (callgrind), per request\n")
+    print(f"{'':<32}{'bare':>10}{'gateway':>10}{'gateway / bare':>16}")
+    rows = {"instructions": ("Ir",), **MISSES}
+    for label, names in rows.items():
+        b, g = (sum(events[kind].get(n, 0) for n in names) / requests for kind in ("bare", "gateway"))
+        print(f"{label:<32}{b:>10.0f}{g:>10.0f}{g / b if b else float('nan'):>16.2f}")
+    b, g = (estimated_cycles(events[kind]) / requests for kind in ("bare", "gateway"))
+    print(f"{'estimated cycles':<32}{b:>10.0f}{g:>10.0f}{g / b:>16.2f}")
+    print(f"\nbare / gateway estimated cycles: {b / g:.2f}x (the instructions' ratio with what their misses cost)")
 
 
 def report(results: dict[str, dict[str, int]], requests: int) -> None:
@@ -144,6 +204,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--keep-profiles", type=Path, help="copy the two callgrind profiles into this folder")
+    parser.add_argument("--simulate", action="store_true", help="simulate the caches and the branch predictor too")
     args = parser.parse_args()
     quiet_logs()
     if args.keep_profiles is not None:
@@ -152,10 +213,13 @@ async def main() -> int:
         print("valgrind is not installed (Debian: apt-get install valgrind); `make bench` installs it", file=sys.stderr)
         return 2
     async with scratch_kafka("hookline-instructions-") as (kafka, tmp):
-        results = {
-            kind: await measure(kind, kafka, args.requests, tmp, args.keep_profiles) for kind in ("bare", "gateway")
+        measured = {
+            kind: await measure(kind, kafka, args.requests, tmp, args.keep_profiles, args.simulate)
+            for kind in ("bare", "gateway")
         }
-    report(results, args.requests)
+    report({kind: libraries for kind, (libraries, _) in measured.items()}, args.requests)
+    if args.simulate:
+        report_simulated({kind: events for kind, (_, events) in measured.items()}, args.requests)
     return 0
 
 
