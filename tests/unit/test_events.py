@@ -84,6 +84,7 @@ def test_headers_are_the_set_attributes_in_order_then_the_extensions(update: dic
 def test_a_checked_event_is_the_event_validation_would_build(fields: dict[str, object]) -> None:
     given = {"id": "e-1", "source": "/hooks/am", "type": "t.firing", "dedupekey": "d-1", "data": {"a": [1]}, **fields}
     checked = Event.checked(**given)  # type: ignore[arg-type]
+    assert Event.__new__ is object.__new__  # what `checked` makes its instances with
     # Every argument counts as set, given or defaulted (nothing dumps events with exclude_unset).
     defaults = {"subject": None, "partitionkey": "", "hooklinesource": "", "resolves": None}
     validated = Event(**{**defaults, **given}, time=checked.time)  # type: ignore[arg-type]
