@@ -17,12 +17,12 @@ Needs valgrind (Debian package `valgrind`; `make bench` installs it).
 `--keep-profiles DIR` copies the two callgrind profiles there (bare.callgrind, gateway.callgrind)
 for reading by function: `callgrind_annotate --inclusive=yes DIR/gateway.callgrind`.
 
-`--simulate` has callgrind simulate the caches and the branch predictor too (a few times slower)
-and prints, per request, the misses of each and an estimate of the cycles they add up to
+`--simulate` has callgrind simulate the caches and the branch predictor too (about twice as
+slow) and prints, per request, the misses of each and an estimate of the cycles they add up to
 (KCachegrind's: instructions + 10 per first-level miss and per mispredicted branch + 100 per
-last-level miss), with 32 KB first-level caches and a 512 KB last level on every machine. Instructions alone miss what a larger heap and more code cost in time; the
-simulated machine is a model, not this machine's caches, so it shows the kind of cost, not its
-exact size.
+last-level miss), with 32 KB first-level caches and a 512 KB last level on every machine.
+Instructions alone miss what a larger heap and more code cost in time; the simulated machine is
+a model, not this machine's caches, so it shows the kind of cost, not its exact size.
 """
 
 from __future__ import annotations
