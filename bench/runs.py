@@ -181,15 +181,18 @@ async def latency(port: int, client: Any, rate: int, seconds: int, done_before: 
     return {"runs": len(docs), "p50": pct(lat, 50), "p99": pct(lat, 99)}
 
 
+#: The triggers' counters `started_eagerly` reads, by what it calls them.
+STARTS = {"hookline_triggers_workflows_started": "started", "hookline_triggers_eager_starts": "eager"}
+
+
 async def started_eagerly(port: int) -> tuple[float, float]:
     """The triggers' runs started so far, and how many of them eagerly (their /metrics)."""
     async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as r:
         text = await r.text()
     totals = {"started": 0.0, "eager": 0.0}
     for family in text_string_to_metric_families(text):
-        name = {"hookline_triggers_workflows_started": "started", "hookline_triggers_eager_starts": "eager"}
-        if family.name in name:
-            totals[name[family.name]] += sum(s.value for s in family.samples if s.name.endswith("_total"))
+        if (counted := STARTS.get(family.name)) is not None:
+            totals[counted] += sum(s.value for s in family.samples if s.name.endswith("_total"))
     return totals["started"], totals["eager"]
 
 
