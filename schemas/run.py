@@ -102,6 +102,16 @@ class Route(BaseModel):
     local: bool = False
 
 
+class Resolved(BaseModel):
+    """The signal a run gets when what started it is over (its alert resolved). With `cancel`,
+    a cancellation request follows; a run that has not started a step yet waits for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: Event
+    action: Literal["signal", "cancel"] = "signal"
+
+
 class RunRequest(BaseModel):
     """The workflow argument. The definition travels in it, so a run keeps the version it started with."""
 
@@ -121,16 +131,10 @@ class RunRequest(BaseModel):
     #: The lane that started the run (flow control), which the run tells when it ends. Left out
     #: when None, so that a run request is what it was before the field (tests/replay compares).
     lane: str | None = Field(None, exclude_if=lambda lane: lane is None)
-
-
-class Resolved(BaseModel):
-    """The signal a run gets when what started it is over (its alert resolved). With `cancel`,
-    a cancellation request follows; a run that has not started a step yet waits for it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    event: Event
-    action: Literal["signal", "cancel"] = "signal"
+    #: What resolved the run's event before it started (a lane's queued event its trigger keeps,
+    #: `resolved_while_queued: keep`): the run begins as if it had the `resolved` signal, so it
+    #: cannot end (or start a step it should not) before hearing of it. Left out when None.
+    resolved: Resolved | None = Field(None, exclude_if=lambda resolved: resolved is None)
 
 
 class LaneConfig(BaseModel):

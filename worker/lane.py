@@ -66,6 +66,12 @@ _PER_EVENT = "lane-resolves-collected-per-event"
 #: coming all the while) grew its history until Temporal's limits (50 MB, 51,200 events, 10,000
 #: signals) refused or ended it.
 _CARRIES_RUNS = "lane-carries-runs"
+#: Lanes that began after this start a kept run whose event resolved while it waited
+#: (`resolved_while_queued: keep`) with the resolution in its request, and hold a resolution that
+#: comes while a run is starting until Temporal confirmed the start. Before, the lane signalled
+#: the run once started, and a run that ended first (a short step) never heard of it; with
+#: `on_resolved: cancel` its step could start before the cancellation came.
+_RESOLVED_AT_START = "lane-passes-resolution-at-start"
 _CHECK_CARRIED = timedelta(seconds=30)
 #: The most a lane carries over into its next run (Temporal warns over 512 KB and refuses over 2 MB).
 _MAX_CARRY_BYTES = 1_000_000
@@ -379,7 +385,9 @@ class HooklineLane:
                 self._dropped.append(item.run_id)
                 self._count("dropped")
                 return
-        if resolution.run_id in self._running:
+        if resolution.run_id in self._starting and workflow.patched(_RESOLVED_AT_START):
+            self._held.setdefault(resolution.run_id, resolution)  # passed on once it has started
+        elif resolution.run_id in self._running:
             self._resolutions.append(resolution)
         elif resolution.run_id not in self._seen:
             self._resolved_early[resolution.run_id] = resolution  # it overtook its event
@@ -477,6 +485,11 @@ class HooklineLane:
         request = item.request
         if self._carries_runs:  # it tells the lane when it ends (its handle may not outlive us)
             request = request.model_copy(update={"lane": workflow.info().workflow_id})
+        told = self._held.get(item.run_id)
+        if told is not None and workflow.patched(_RESOLVED_AT_START):
+            request = request.model_copy(update={"resolved": told.resolved})
+        else:
+            told = None
         self._starting.add(item.run_id)
         try:
             handle = await workflow.start_child_workflow(
@@ -501,8 +514,11 @@ class HooklineLane:
         if item.members and workflow.patched(_PER_EVENT):
             # Until it ends (empty once all have resolved: the held resolution tells it, below).
             self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
-        if (held := self._held.pop(item.run_id, None)) is not None:
-            self._resolutions.append(held)  # passed on as any running run's (`run`'s next turn)
+        held = self._held.pop(item.run_id, None)
+        if held is not None and (held is not told or held.resolved.action == "cancel"):
+            # Passed on as any running run's (`run`'s next turn): one that came as it started,
+            # or the cancellation that follows a `cancel` the run began with.
+            self._resolutions.append(held)
         rate = self._rate()
         if rate is not None:
             self._throttle.take(rate, workflow.now())

@@ -356,6 +356,8 @@ class HooklineRun:
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
         self._run = _Run(request)
+        if self._resolved is None:  # a signal that came first wins, as between two signals
+            self._resolved = request.resolved
         if self._resolved is not None:
             self._run.resolve(self._resolved)
         try:

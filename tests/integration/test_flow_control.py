@@ -406,6 +406,77 @@ async def test_skip_priority_and_a_resolved_waiting_alert_dropped_or_kept(
 
 
 @pytest.mark.usefixtures("worker")
+async def test_a_kept_run_begins_knowing_its_alert_resolved_and_with_cancel_runs_no_step(
+    release: Path,
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    temporal_client: Client,
+    triggers_service: Callable[..., TriggersService],
+) -> None:
+    """`resolved_while_queued: keep`: the kept run's first step already sees the resolution (a
+    `when: resolved == null` skips it), and with `on_resolved: cancel` none of its steps runs.
+    The steps are quick once released, so a run told only after it started would have ended (or
+    begun its step) first."""
+    for on_resolved in ("signal", "cancel"):
+        await store.put(
+            {
+                "name": f"Kept {on_resolved}",
+                "trigger": {
+                    "type": "webhook",
+                    "source": "alertmanager",
+                    "concurrency": {"key": "${{ labels.service }}"},
+                    "on_resolved": on_resolved,
+                    "resolved_while_queued": "keep",
+                },
+                "steps": [
+                    {"name": "fix", "agent": "held", "when": "resolved == null"},
+                    {"name": "after", "agent": "quick"},
+                ],
+            }
+        )
+    service = triggers_service()
+    async with running(service.run, service.stop):
+        first, waiting = alerts(1, service="k"), alerts(1, service="k")
+        assert (await gateway.post("/hooks/alertmanager", json=first)).status == 202
+        for definition in ("kept-signal", "kept-cancel"):
+            await started_runs(temporal_client, run_ids(definition, first)[0], timeout=20)
+        assert (await gateway.post("/hooks/alertmanager", json=waiting)).status == 202
+        for definition in ("kept-signal", "kept-cancel"):
+            await eventually(
+                lambda d=definition: lane(temporal_client, d, "k"),  # type: ignore[misc]
+                f"the second alert queued in {definition}'s lane",
+                until=lambda s: len(s.queued) == 1,
+                retrying=RPCError,
+            )
+        assert (await gateway.post("/hooks/alertmanager", json=resolved(waiting))).status == 202
+        await eventually(
+            lambda: registry_text(service.metrics.registry),
+            "the resolution signalled to both lanes",
+            until=lambda text: (
+                sum(
+                    sample(text, "hookline_triggers_workflows_started_total", definition=d, outcome="signalled")
+                    for d in ("kept-signal", "kept-cancel")
+                )
+                == 2
+            ),
+        )
+        release.touch()
+        [signalled] = run_ids("kept-signal", waiting)
+        told = await wait_for_result(temporal_client, signalled, timeout=60)
+        [cancelled] = run_ids("kept-cancel", waiting)
+        handle = temporal_client.get_workflow_handle(cancelled)
+        await eventually(
+            handle.describe, "the kept run cancelled", until=lambda d: d.status == WorkflowExecutionStatus.CANCELED
+        )
+        cancelled_state = await handle.query("state", result_type=RunState)
+
+    assert told.status == "succeeded" and told.resolved_by is not None
+    assert (told.steps["fix"].status, told.steps["after"].status) == ("skipped", "succeeded")
+    assert cancelled_state.status == "cancelled" and cancelled_state.resolved_by is not None
+    assert [(step.status, step.started_at) for step in cancelled_state.steps.values()] == [("skipped", None)] * 2
+
+
+@pytest.mark.usefixtures("worker")
 async def test_the_api_shows_a_definitions_lanes_and_explain_the_lane_an_event_would_wait_in(
     release: Path,
     api: TestClient[Any, Any],

@@ -379,11 +379,14 @@ async def resolved_first(r: Recording, shape: str) -> None:
     await r.fire(stored, firing)
 
 
+#: Trigger fields `_lane` sets as they are (the others are flow control given the lane's key).
+_PLAIN = ("priority", "on_resolved", "resolved_while_queued")
+
+
 def _lane(shape: str, r: Recording, agent: str, **flow: Any) -> StoredDefinition:
     key = "${{ labels.service }}"
-    trigger = webhook(**{name: {"key": key, **spec} for name, spec in flow.items() if name != "priority"})
-    if "priority" in flow:
-        trigger["priority"] = flow["priority"]
+    trigger = webhook(**{name: {"key": key, **spec} for name, spec in flow.items() if name not in _PLAIN})
+    trigger.update({name: flow[name] for name in _PLAIN if name in flow})
     return r.define(shape, {"trigger": trigger, "steps": [{"name": "fix", "agent": agent}]})
 
 
@@ -481,6 +484,21 @@ async def lane_batch_resolve(r: Recording, shape: str) -> None:
     await r.step_status(running, "fix", "running")
     for resolved in (third, first, second):
         await r.resolve(stored, alert("db", key=uuid.uuid4().hex, resolves=resolved.dedupekey))
+
+
+async def lane_resolve_kept(r: Recording, shape: str) -> None:
+    """`resolved_while_queued: keep`: a waiting event that resolves keeps its place, and its run
+    starts in turn knowing of the resolution: with `on_resolved: signal` it runs and shows it, with
+    `cancel` it is cancelled before its step starts."""
+    for on_resolved in ("signal", "cancel"):
+        stored = _lane(
+            shape, r, "hold", concurrency={"limit": 1}, on_resolved=on_resolved, resolved_while_queued="keep"
+        )
+        running, waiting = alert("db"), alert("db")
+        first = await r.fire(stored, running)
+        await r.fire(stored, waiting)
+        await r.step_status(first, "fix", "running")
+        await r.resolve(stored, alert("db", key=uuid.uuid4().hex, resolves=waiting.dedupekey))
 
 
 # --- waiting steps (docs/waiting-steps.md) ----------------------------------------------------
@@ -676,6 +694,7 @@ SHAPES: dict[str, Shape] = {
     "lane-batch": lane_batch,
     "lane-resolve": lane_resolve,
     "lane-batch-resolve": lane_batch_resolve,
+    "lane-resolve-kept": lane_resolve_kept,
     "approval-approved": approval_approved,
     "approval-rejected": approval_rejected,
     "approval-timeout": approval_timeout,
