@@ -68,9 +68,11 @@ _PER_EVENT = "lane-resolves-collected-per-event"
 _CARRIES_RUNS = "lane-carries-runs"
 #: Lanes that began after this start a kept run whose event resolved while it waited
 #: (`resolved_while_queued: keep`) with the resolution in its request, and hold a resolution that
-#: comes while a run is starting until Temporal confirmed the start. Before, the lane signalled
-#: the run once started, and a run that ended first (a short step) never heard of it; with
-#: `on_resolved: cancel` its step could start before the cancellation came.
+#: comes while a run is starting until Temporal confirmed the start; a debounced or batched run
+#: counts its unresolved events from the moment it is decided. Before, the lane signalled the
+#: kept run once started, and a run that ended first (a short step) never heard of it (with
+#: `on_resolved: cancel` its step could start before the cancellation came); and one event of a
+#: collected run resolving while the run was being started resolved the whole run.
 _RESOLVED_AT_START = "lane-passes-resolution-at-start"
 _CHECK_CARRIED = timedelta(seconds=30)
 #: The most a lane carries over into its next run (Temporal warns over 512 KB and refuses over 2 MB).
@@ -435,7 +437,11 @@ class HooklineLane:
         if event in unresolved:  # not again if it resolves twice
             unresolved.discard(event)
             if not unresolved:
-                self._resolutions.append(resolution.model_copy(update={"run_id": run_id}))
+                resolution = resolution.model_copy(update={"run_id": run_id})
+                if run_id in self._starting:  # counted early: the lane-passes-resolution-at-start patch
+                    self._held.setdefault(run_id, resolution)  # passed on once it has started
+                else:
+                    self._resolutions.append(resolution)
         return True
 
     @workflow.query(name=LANE_QUERY)
@@ -490,6 +496,12 @@ class HooklineLane:
             request = request.model_copy(update={"resolved": told.resolved})
         else:
             told = None
+        # A collected run's events still unresolved, from now on: one that resolves while the run
+        # is being started counts as for a running run (the older histories count once started).
+        # (This patch asked first: an older history does not meet `_PER_EVENT` before its start.)
+        counted = bool(item.members) and workflow.patched(_RESOLVED_AT_START) and workflow.patched(_PER_EVENT)
+        if counted:
+            self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
         self._starting.add(item.run_id)
         try:
             handle = await workflow.start_child_workflow(
@@ -507,11 +519,12 @@ class HooklineLane:
             self._running.discard(item.run_id)
             self._held.pop(item.run_id, None)
             self._resolved_members.pop(item.run_id, None)
+            self._unresolved.pop(item.run_id, None)
             return
         finally:
             self._starting.discard(item.run_id)
         self._running.add(item.run_id)
-        if item.members and workflow.patched(_PER_EVENT):
+        if item.members and not counted and workflow.patched(_PER_EVENT):
             # Until it ends (empty once all have resolved: the held resolution tells it, below).
             self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
         held = self._held.pop(item.run_id, None)

@@ -23,25 +23,29 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from gateway.api.lanes import STATES, watch_lanes
 from gateway.api.state import API as API_STATE
 from gateway.sources.alertmanager import alert_dedupe_key
-from hookline.definitions import DefinitionStore
+from hookline.definitions import DefinitionStore, StoredDefinition
 from hookline.metrics import Registry
 from hookline.runs import event_run_id, lane_id
+from hookline.settings import TemporalSettings
 from schemas.agents import Agent, AgentCatalog
-from schemas.run import LANE_QUERY, LANE_WORKFLOW, LaneState, RunState
+from schemas.run import LANE_QUERY, LANE_RESOLVE, LANE_WORKFLOW, LaneState, RunState
+from schemas.workflow import parse_definition
 from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
 from tests.integration.conftest import held_agent, runs_of, started_runs, wait_for_result
 from tests.integration.test_api_support import API, auth
 from tests.notifications import notification, resolved
+from tests.replay.record import alert as replay_alert
 from tests.replaying import replayed
 from triggers.app import TriggersService
+from triggers.starter import WorkflowStarter
 from worker.app import health_app
 from worker.lane import HooklineLane
 from worker.metrics import WorkerMetrics
@@ -862,3 +866,108 @@ async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only
     shown = set((second_result.steps["fix"].output or "").split())
     assert len(shown) == 2 and shown < second_ids
     assert listed == {running_batch, queued[0]}  # the third batch never ran
+
+
+def resolved_in_the_start_window(history: WorkflowHistory, run_id: str) -> bool:
+    """Whether the lane took a `resolve` signal while it was starting `run_id`: after it asked
+    Temporal to start the run and before it heard that the run had started. The SDK runs the
+    signals of a workflow task before the results in it, so a signal in the task that brings the
+    start's confirmation counts too."""
+    events = list(history.events)
+    initiated = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        and e.start_child_workflow_execution_initiated_event_attributes.workflow_id == run_id
+    )
+    started = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+        and e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id == run_id
+    )
+    # The task that brings the confirmation: the first to start after it.
+    delivered = next(
+        i for i, e in enumerate(events) if i > started and e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    )
+    return any(
+        initiated < i < delivered
+        and e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and e.workflow_execution_signaled_event_attributes.signal_name == LANE_RESOLVE
+        for i, e in enumerate(events)
+    )
+
+
+@pytest.mark.usefixtures("worker")
+async def test_one_event_of_a_batch_resolving_while_its_run_is_being_started_does_not_end_the_run(
+    release: Path, temporal_client: Client, temporal_settings: TemporalSettings, agents: AgentCatalog
+) -> None:
+    """Batches of two with `on_resolved: cancel`, one per service: the second event fills the
+    batch, and the first resolves at once, most often while the lane is starting the batch's run
+    (the lane's history tells). The run is started, and stays running: one of its two events is
+    still firing. Once the second resolves too, the run is cancelled."""
+    doc = {
+        "name": "Windowed",
+        "trigger": {
+            "type": "webhook",
+            "source": "alertmanager",
+            "batch": {"key": "${{ labels.service }}", "max_events": 2, "max_wait": "60s"},
+            "on_resolved": "cancel",
+        },
+        "steps": [{"name": "fix", "agent": "held"}],
+    }
+    definition = parse_definition(doc, agents=agents.agents.keys())
+    stored = StoredDefinition(
+        id=definition.id, version=1, digest="", document=doc, definition=definition, created_at="", author="test"
+    )
+    (trigger,) = definition.triggers
+    starter = WorkflowStarter(temporal_client, temporal_settings, agents, retry_max_s=1.0, stopping=asyncio.Event())
+    services = [f"svc-{n}" for n in range(12)]
+    pairs = {service: (replay_alert(service), replay_alert(service)) for service in services}
+
+    async def fill_and_resolve(service: str) -> str:
+        first, second = pairs[service]
+        batch = (await starter.enqueue(first, stored, trigger))[0].replace(":event:", ":batch:")
+        await starter.enqueue(second, stored, trigger)
+        await starter.resolve(replay_alert(service, resolves=first.dedupekey), stored, trigger)
+        return batch
+
+    batches = dict(zip(services, await asyncio.gather(*map(fill_and_resolve, services)), strict=True))
+    lanes = {service: temporal_client.get_workflow_handle(lane_id(definition.id, service)) for service in services}
+
+    async def settled(service: str) -> LaneState:
+        state: LaneState = await eventually(
+            lambda: lanes[service].query(LANE_QUERY, result_type=LaneState),
+            f"{service}'s resolution taken",
+            until=lambda s: s.running == [batches[service]] or len(s.dropped) == 1,
+            retrying=RPCError,
+        )
+        return state
+
+    states = {service: await settled(service) for service in services}
+    windowed = []
+    for service in services:
+        if states[service].running:
+            history = await lanes[service].fetch_history()
+            if resolved_in_the_start_window(history, batches[service]):
+                windowed.append(service)
+    assert windowed, "no resolution came while the lane was starting a run: the test proved nothing"
+    await asyncio.sleep(1.0)  # a resolution passed on would have reached the run by now
+    for service in windowed:
+        run = temporal_client.get_workflow_handle(batches[service])
+        told = {e.event_type for e in (await run.fetch_history()).events} & {
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        }
+        assert not told, f"{service}: its run was told of a resolution (or cancelled) with one event firing"
+        assert (await run.query("state", result_type=RunState)).resolved_by is None
+        assert (await lanes[service].query(LANE_QUERY, result_type=LaneState)).running == [batches[service]]
+    # The second event resolves too: now the run is cancelled (the resolution held, then passed on).
+    for service in windowed:
+        await starter.resolve(replay_alert(service, resolves=pairs[service][1].dedupekey), stored, trigger)
+    for service in windowed:
+        handle = temporal_client.get_workflow_handle(batches[service])
+        await eventually(
+            handle.describe, f"{service}'s run cancelled", until=lambda d: d.status == WorkflowExecutionStatus.CANCELED
+        )
+    release.touch()
