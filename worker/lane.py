@@ -67,12 +67,15 @@ _PER_EVENT = "lane-resolves-collected-per-event"
 #: signals) refused or ended it.
 _CARRIES_RUNS = "lane-carries-runs"
 #: Lanes that began after this start a kept run whose event resolved while it waited
-#: (`resolved_while_queued: keep`) with the resolution in its request, and hold a resolution that
-#: comes while a run is starting until Temporal confirmed the start; a debounced or batched run
-#: counts its unresolved events from the moment it is decided. Before, the lane signalled the
-#: kept run once started, and a run that ended first (a short step) never heard of it (with
-#: `on_resolved: cancel` its step could start before the cancellation came); and one event of a
-#: collected run resolving while the run was being started resolved the whole run.
+#: (`resolved_while_queued: keep`) with the resolution in its request (and still signal it once
+#: started, for an interpreter of an earlier version, which does not read it there); hold a
+#: resolution that comes while a run is starting until Temporal confirmed the start; count a
+#: debounced or batched run's unresolved events from the moment it is decided; and a newer event
+#: that replaces what waits (`replace_queued`, `cancel_running`) forgets the resolutions of the
+#: runs it replaced only. Before, a kept run that ended first (a short step) never heard of its
+#: resolution (with `on_resolved: cancel` its step could start before the cancellation came);
+#: one event of a collected run resolving while the run was being started resolved the whole
+#: run; and a replacing event forgot the resolution of a run being started.
 _RESOLVED_AT_START = "lane-passes-resolution-at-start"
 _CHECK_CARRIED = timedelta(seconds=30)
 #: The most a lane carries over into its next run (Temporal warns over 512 KB and refuses over 2 MB).
@@ -109,9 +112,9 @@ class HooklineLane:
         #: Resolutions for runs that run now, to pass on; of runs never seen, to drop on arrival.
         self._resolutions: list[LaneResolve] = []
         self._resolved_early: dict[str, LaneResolve] = {}
-        #: Resolutions of queued events their trigger keeps (`resolved_while_queued: keep`), passed
-        #: on once their run has started. Not carried over: the lane does not continue as new
-        #: while it holds one (see `_roll`).
+        #: Resolutions of queued events their trigger keeps (`resolved_while_queued: keep`), and of
+        #: runs being started, passed on once their run has started. Not carried over: the lane
+        #: does not continue as new while it holds one (see `_roll`).
         self._held: dict[str, LaneResolve] = {}
         #: Debounced or batched runs: of a running one, its events not resolved yet (until it ends);
         #: of a queued one its trigger keeps, its events resolved so far (not carried: see `_roll`).
@@ -344,9 +347,14 @@ class HooklineLane:
         if mode in ("replace_queued", "cancel_running"):  # the newest wins over what waits
             self._replaced.extend(waiting.run_id for _, _, waiting in sorted(self._waiting, key=lambda e: e[:2]))
             self._count("replaced", len(self._waiting))
+            if workflow.patched(_RESOLVED_AT_START):  # their runs never start: nothing to tell
+                for _, _, replaced in self._waiting:
+                    self._held.pop(replaced.run_id, None)
+                    self._resolved_members.pop(replaced.run_id, None)
+            else:  # the older histories forgot those of the runs being started too
+                self._held.clear()
+                self._resolved_members.clear()
             self._waiting.clear()
-            self._held.clear()  # their runs never start: nothing to tell
-            self._resolved_members.clear()
         if mode == "cancel_running":  # ... and over what runs
             self._to_cancel.update(self._running)
         if early is not None:  # kept: it waits its turn, and its run then hears of its resolution
@@ -494,8 +502,6 @@ class HooklineLane:
         told = self._held.get(item.run_id)
         if told is not None and workflow.patched(_RESOLVED_AT_START):
             request = request.model_copy(update={"resolved": told.resolved})
-        else:
-            told = None
         # A collected run's events still unresolved, from now on: one that resolves while the run
         # is being started counts as for a running run (the older histories count once started).
         # (This patch asked first: an older history does not meet `_PER_EVENT` before its start.)
@@ -527,10 +533,10 @@ class HooklineLane:
         if item.members and not counted and workflow.patched(_PER_EVENT):
             # Until it ends (empty once all have resolved: the held resolution tells it, below).
             self._unresolved[item.run_id] = set(item.members) - self._resolved_members.pop(item.run_id, set())
-        held = self._held.pop(item.run_id, None)
-        if held is not None and (held is not told or held.resolved.action == "cancel"):
-            # Passed on as any running run's (`run`'s next turn): one that came as it started,
-            # or the cancellation that follows a `cancel` the run began with.
+        if (held := self._held.pop(item.run_id, None)) is not None:
+            # Passed on as any running run's (`run`'s next turn): one that came as it started, or
+            # the one it began with again (the cancellation follows a `cancel`; the run keeps the
+            # first it had, and an interpreter of an earlier version hears of it only so).
             self._resolutions.append(held)
         rate = self._rate()
         if rate is not None:
