@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -51,6 +52,8 @@ PATHS = ("direct", "lane")
 SERVICES = 10
 PER_NOTIFICATION = 10
 POST_CONNECTIONS = 32
+#: Numbers the alerts of all notifications, which spread over the keys in turn.
+_NUMBERED = itertools.count()
 
 
 def definition(path: str) -> dict[str, Any]:
@@ -63,14 +66,14 @@ def definition(path: str) -> dict[str, Any]:
     }
 
 
-def notification(path: str) -> dict[str, Any]:
+def notification(path: str, keys: int) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((ROOT / "tests" / "data" / "alertmanager-firing.json").read_text())
     template = doc["alerts"][0]
     doc["alerts"] = []
-    for n in range(PER_NOTIFICATION):
+    for _ in range(PER_NOTIFICATION):
         alert = json.loads(json.dumps(template))
         alert["fingerprint"] = uuid.uuid4().hex[:16]
-        alert["labels"].update(bench=path, service=f"svc-{n % SERVICES}")
+        alert["labels"].update(bench=path, service=f"svc-{next(_NUMBERED) % keys}")
         doc["alerts"].append(alert)
     return doc
 
@@ -120,8 +123,10 @@ async def offer(port: int, docs: list[dict[str, Any]], per_s: float) -> list[flo
     return accepted
 
 
-async def phase(port: int, client: Any, path: str, rate: int, seconds: float, pids: dict[str, int]) -> Phase:
-    docs = [notification(path) for _ in range(round(rate * seconds / PER_NOTIFICATION))]
+async def phase(
+    port: int, client: Any, path: str, rate: int, seconds: float, pids: dict[str, int], keys: int = SERVICES
+) -> Phase:
+    docs = [notification(path, keys) for _ in range(round(rate * seconds / PER_NOTIFICATION))]
     runs_of = f"WorkflowType = 'HooklineRun' AND HooklineDefinitionId = '{path}'"
     done_before = (await client.count_workflows(runs_of)).count
     cpu = {name: cpu_s(pid) for name, pid in pids.items()}
@@ -175,12 +180,12 @@ async def main(args: argparse.Namespace) -> None:
         client = await connect(stack.temporal)
         await asyncio.sleep(2)  # the triggers join their group
         print(f"Temporal dev server (SQLite, WAL), Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
-        print(f"one-step runs (`true`); lane: concurrency limit 1000 over {SERVICES} keys (no run waits for it)")
+        print(f"one-step runs (`true`); lane: concurrency limit 1000 over {args.keys} keys (no run waits for it)")
         for path in PATHS:  # warm both paths up: the lanes exist, the caches are filled
             await phase(port, client, path, 50, 1, pids)
         for rate in args.rates:
             direct = await phase(port, client, "direct", rate, args.seconds, pids)
-            lane = await phase(port, client, "lane", rate, args.seconds, pids)
+            lane = await phase(port, client, "lane", rate, args.seconds, pids, args.keys)
             table(rate, args.seconds, direct, lane)
 
 
@@ -188,4 +193,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--keys", type=int, default=SERVICES, help="the lanes' keys the events spread over")
     asyncio.run(main(parser.parse_args()))
