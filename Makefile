@@ -70,7 +70,7 @@ bench: install jars
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy hookline gateway triggers worker schemas
+	$(VENV)/bin/mypy hookline gateway triggers worker schemas bench
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit/test_layers.py  # the layering contract
 
 # Steps and servers start through this small wrapper, which sets their parent-death signal

@@ -5,6 +5,7 @@ answers 202. No validation, no envelope (ids, headers), no metrics, no error han
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 import orjson
 from aiohttp import web
@@ -52,6 +53,7 @@ app.cleanup_ctx.append(producer_ctx)
 app.router.add_post("/hooks/alertmanager", hook)
 app.router.add_get("/count", count)
 app.router.add_get("/readyz", count)
+loop: asyncio.AbstractEventLoop | None
 try:
     import uvloop
 

@@ -24,7 +24,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.drill.harness import Drill, DrillStack, notification, workflow_ids  # noqa: E402
+from tests.drill.harness import Drill, DrillStack, workflow_ids  # noqa: E402
+from tests.notifications import notification  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -81,10 +82,10 @@ async def main(args: argparse.Namespace) -> None:
                 n += 1
                 await asyncio.sleep(max(0.0, t0 + n / rate - time.monotonic()))
                 if time.monotonic() >= next_report:
-                    done = len(await drill.completed(ids))
+                    completed = len(await drill.completed(ids))
                     print(
                         f"{time.monotonic() - t0:6.0f}s sent {n:6d} p50 {pct(latencies, 50):5.1f} ms "
-                        f"p99 {pct(latencies, 99):6.1f} ms errors {errors} completed {done:6d} RSS {stack.rss_mb()}",
+                        f"p99 {pct(latencies, 99):6.1f} ms errors {errors} completed {completed:6d} RSS {stack.rss_mb()}",
                         flush=True,
                     )
                     latencies.clear()

@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.drill.harness import Drill, DrillStack, notification, workflow_ids  # noqa: E402
+from tests.drill.harness import Drill, DrillStack, workflow_ids  # noqa: E402
+from tests.notifications import notification  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
