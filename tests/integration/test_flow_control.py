@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
@@ -36,7 +37,7 @@ from hookline.runs import event_run_id, lane_id
 from hookline.settings import TemporalSettings
 from schemas.agents import Agent, AgentCatalog
 from schemas.events import Event
-from schemas.run import LANE_QUERY, LANE_RESOLVE, LANE_WORKFLOW, LaneState, RunState
+from schemas.run import LANE_EVENT, LANE_QUERY, LANE_RESOLVE, LANE_WORKFLOW, LaneState, RunState
 from schemas.workflow import parse_definition
 from tests.conftest import EXAMPLES, running
 from tests.eventually import eventually
@@ -869,11 +870,11 @@ async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only
     assert listed == {running_batch, queued[0]}  # the third batch never ran
 
 
-def resolved_in_the_start_window(history: WorkflowHistory, run_id: str) -> bool | None:
-    """Whether the lane took a `resolve` signal while it was starting `run_id`: after it asked
-    Temporal to start the run and before it heard that the run had started (None: the history
-    does not tell yet). The SDK runs the signals of a workflow task before the results in it, so
-    a signal in the task that brings the start's confirmation counts too."""
+def signalled_in_the_start_window(history: WorkflowHistory, run_id: str, signal: str = LANE_RESOLVE) -> bool | None:
+    """Whether the lane took a `signal` (by default a resolution) while it was starting `run_id`:
+    after it asked Temporal to start the run and before it heard that the run had started (None:
+    the history does not tell yet). The SDK runs the signals of a workflow task before the
+    results in it, so a signal in the task that brings the start's confirmation counts too."""
     events = list(history.events)
     initiated = next(
         (
@@ -907,7 +908,7 @@ def resolved_in_the_start_window(history: WorkflowHistory, run_id: str) -> bool 
     return any(
         initiated < i < delivered
         and e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and e.workflow_execution_signaled_event_attributes.signal_name == LANE_RESOLVE
+        and e.workflow_execution_signaled_event_attributes.signal_name == signal
         for i, e in enumerate(events)
     )
 
@@ -958,14 +959,14 @@ async def test_one_event_of_a_batch_resolving_while_its_run_is_being_started_doe
         history: WorkflowHistory = await eventually(
             lane.fetch_history,
             f"{service}'s lane confirmed the start",
-            until=lambda history: resolved_in_the_start_window(history, batch) is not None,
+            until=lambda history: signalled_in_the_start_window(history, batch) is not None,
         )
-        return bool(resolved_in_the_start_window(history, batch))
+        return bool(signalled_in_the_start_window(history, batch))
 
     windowed: dict[str, tuple[str, Event]] = {}
     try:
         for round_ in range(5):
-            services = [f"svc-{round_}-{n}" for n in range(12)]
+            services = [f"svc-{round_}-{n}-{uuid.uuid4().hex[:6]}" for n in range(12)]
             filled = dict(zip(services, await asyncio.gather(*map(fill_and_resolve, services)), strict=True))
             for service, (batch, second) in filled.items():
                 if await in_the_window(service, batch):
@@ -998,5 +999,95 @@ async def test_one_event_of_a_batch_resolving_while_its_run_is_being_started_doe
             )
             state = await handle.query("state", result_type=RunState)
             assert state.resolved_by == last[service].id, f"{service}: told of the first resolution"
+    finally:
+        release.touch()
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_newer_event_while_a_kept_run_is_being_started_leaves_it_its_cancellation(
+    release: Path, temporal_client: Client, temporal_settings: TemporalSettings, agents: AgentCatalog
+) -> None:
+    """`replace_queued` with `resolved_while_queued: keep` and `on_resolved: cancel`, one run at a
+    time per service: B waits behind A and resolves (kept: it will start knowing it is to be
+    cancelled); A ends, the lane starts B, and a newer event C comes at once, often while B is
+    being started (the lane's history tells; rounds of 12 services until some did). C replaces
+    what waits, which B no longer does: B still gets its cancellation (it waited for it before
+    any step, holding the lane's one slot), and C then runs."""
+    doc = {
+        "name": "Replacing",
+        "trigger": {
+            "type": "webhook",
+            "source": "alertmanager",
+            "concurrency": {"key": "${{ labels.service }}", "limit": 1, "mode": "replace_queued"},
+            "on_resolved": "cancel",
+            "resolved_while_queued": "keep",
+        },
+        "steps": [{"name": "fix", "agent": "held"}],
+    }
+    definition = parse_definition(doc, agents=agents.agents.keys())
+    stored = StoredDefinition(
+        id=definition.id, version=1, digest="", document=doc, definition=definition, created_at="", author="test"
+    )
+    (trigger,) = definition.triggers
+    starter = WorkflowStarter(temporal_client, temporal_settings, agents, retry_max_s=1.0, stopping=asyncio.Event())
+
+    def lane_of(service: str) -> WorkflowHandle[Any, Any]:
+        return temporal_client.get_workflow_handle(lane_id(definition.id, service))
+
+    async def lane_is(service: str, why: str, until: Callable[[LaneState], bool]) -> LaneState:
+        state: LaneState = await eventually(
+            lambda: lane_of(service).query(LANE_QUERY, result_type=LaneState), why, until=until, retrying=RPCError
+        )
+        return state
+
+    async def replaced_while_starting(service: str) -> tuple[str, str]:
+        a, b, c = replay_alert(service), replay_alert(service), replay_alert(service)
+        first = (await starter.enqueue(a, stored, trigger))[0]
+        await lane_is(service, f"{service}: A running", lambda s: s.running == [first])
+        kept = (await starter.enqueue(b, stored, trigger))[0]
+        await lane_is(service, f"{service}: B waiting", lambda s: s.queued == [kept])
+        await starter.resolve(replay_alert(service, resolves=b.dedupekey), stored, trigger)
+        await temporal_client.get_workflow_handle(first).terminate("the test ends A: the lane starts B")
+        # C as soon as the lane has decided to start B (asked without pause: the start takes
+        # Temporal milliseconds to confirm).
+        lane = lane_of(service)
+        while (await lane.query(LANE_QUERY, result_type=LaneState)).running != [kept]:
+            pass
+        newest = (await starter.enqueue(c, stored, trigger))[0]
+        return kept, newest
+
+    async def in_the_window(service: str, kept: str) -> bool:
+        async def seen() -> bool | None:  # None: not yet decided
+            if kept in (await lane_of(service).query(LANE_QUERY, result_type=LaneState)).replaced:
+                return False  # C came before the lane decided to start B: B never started
+            return signalled_in_the_start_window(await lane_of(service).fetch_history(), kept, LANE_EVENT)
+
+        windowed: bool | None = await eventually(
+            seen, f"{service}: B started or replaced", until=lambda seen: seen is not None, retrying=RPCError
+        )
+        return bool(windowed)
+
+    windowed: dict[str, tuple[str, str]] = {}
+    try:
+        for round_ in range(5):
+            services = [f"svc-{round_}-{n}-{uuid.uuid4().hex[:6]}" for n in range(12)]
+            runs = dict(zip(services, await asyncio.gather(*map(replaced_while_starting, services)), strict=True))
+            for service, (kept, newest) in runs.items():
+                if await in_the_window(service, kept):
+                    windowed[service] = (kept, newest)
+            if windowed:
+                break
+        assert windowed, "in 5 rounds no event came while the lane was starting a run: nothing was shown"
+        for service, (kept, newest) in windowed.items():
+            handle = temporal_client.get_workflow_handle(kept)
+            await eventually(
+                handle.describe,
+                f"{service}: B cancelled (it started knowing it would be)",
+                until=lambda d: d.status == WorkflowExecutionStatus.CANCELED,
+                timeout=20,
+            )
+            state = await handle.query("state", result_type=RunState)
+            assert state.resolved_by is not None and all(step.started_at is None for step in state.steps.values())
+            await lane_is(service, f"{service}: C running after B", lambda s, newest=newest: s.running == [newest])
     finally:
         release.touch()
