@@ -1050,9 +1050,9 @@ async def test_a_newer_event_while_a_kept_run_is_being_started_leaves_it_its_can
         await temporal_client.get_workflow_handle(first).terminate("the test ends A: the lane starts B")
         # C as soon as the lane has decided to start B (asked without pause: the start takes
         # Temporal milliseconds to confirm).
-        lane = lane_of(service)
+        lane, deadline = lane_of(service), asyncio.get_running_loop().time() + 10
         while (await lane.query(LANE_QUERY, result_type=LaneState)).running != [kept]:
-            pass
+            assert asyncio.get_running_loop().time() < deadline, f"{service}: B did not start after A ended"
         newest = (await starter.enqueue(c, stored, trigger))[0]
         return kept, newest
 
