@@ -870,6 +870,33 @@ async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only
     assert listed == {running_batch, queued[0]}  # the third batch never ran
 
 
+def stored_definition(doc: dict[str, Any], agents: AgentCatalog) -> StoredDefinition:
+    """`doc` as version 1 of a stored definition, not put in any store (the test drives the
+    triggers' `WorkflowStarter` itself)."""
+    definition = parse_definition(doc, agents=agents.agents.keys())
+    return StoredDefinition(
+        id=definition.id, version=1, digest="", document=doc, definition=definition, created_at="", author="test"
+    )
+
+
+async def in_some_start_window(
+    attempt: Callable[[str], Awaitable[tuple[str, T]]],
+    windowed: Callable[[str, str], Awaitable[bool]],
+    signal: str,
+) -> dict[str, tuple[str, T]]:
+    """Rounds of 12 services (named anew each round) at once: `attempt` on each gives the run it
+    is about and what else the test needs, and `windowed` whether its `signal` landed while the
+    lane was starting that run. The attempts that did, by service, from the first round with any
+    (at most 5 rounds; none at all fails the test: it would show nothing)."""
+    for round_ in range(5):
+        services = [f"svc-{round_}-{n}-{uuid.uuid4().hex[:6]}" for n in range(12)]
+        attempts = dict(zip(services, await asyncio.gather(*map(attempt, services)), strict=True))
+        found = {service: got for service, got in attempts.items() if await windowed(service, got[0])}
+        if found:
+            return found
+    raise AssertionError(f"in 5 rounds no {signal} came while the lane was starting a run: nothing was shown")
+
+
 def signalled_in_the_start_window(history: WorkflowHistory, run_id: str, signal: str = LANE_RESOLVE) -> bool | None:
     """Whether the lane took a `signal` (by default a resolution) while it was starting `run_id`:
     after it asked Temporal to start the run and before it heard that the run had started (None:
@@ -932,11 +959,8 @@ async def test_one_event_of_a_batch_resolving_while_its_run_is_being_started_doe
         },
         "steps": [{"name": "fix", "agent": "held"}],
     }
-    definition = parse_definition(doc, agents=agents.agents.keys())
-    stored = StoredDefinition(
-        id=definition.id, version=1, digest="", document=doc, definition=definition, created_at="", author="test"
-    )
-    (trigger,) = definition.triggers
+    stored = stored_definition(doc, agents)
+    definition, (trigger,) = stored.definition, stored.definition.triggers
     starter = WorkflowStarter(temporal_client, temporal_settings, agents, retry_max_s=1.0, stopping=asyncio.Event())
 
     async def fill_and_resolve(service: str) -> tuple[str, Event]:
@@ -963,17 +987,8 @@ async def test_one_event_of_a_batch_resolving_while_its_run_is_being_started_doe
         )
         return bool(signalled_in_the_start_window(history, batch))
 
-    windowed: dict[str, tuple[str, Event]] = {}
     try:
-        for round_ in range(5):
-            services = [f"svc-{round_}-{n}-{uuid.uuid4().hex[:6]}" for n in range(12)]
-            filled = dict(zip(services, await asyncio.gather(*map(fill_and_resolve, services)), strict=True))
-            for service, (batch, second) in filled.items():
-                if await in_the_window(service, batch):
-                    windowed[service] = (batch, second)
-            if windowed:
-                break
-        assert windowed, "in 5 rounds no resolution came while the lane was starting a run: nothing was shown"
+        windowed = await in_some_start_window(fill_and_resolve, in_the_window, "resolution")
         await asyncio.sleep(1.0)  # a resolution passed on would have reached the run by now
         for service, (batch, _) in windowed.items():
             run = temporal_client.get_workflow_handle(batch)
@@ -1024,11 +1039,8 @@ async def test_a_newer_event_while_a_kept_run_is_being_started_leaves_it_its_can
         },
         "steps": [{"name": "fix", "agent": "held"}],
     }
-    definition = parse_definition(doc, agents=agents.agents.keys())
-    stored = StoredDefinition(
-        id=definition.id, version=1, digest="", document=doc, definition=definition, created_at="", author="test"
-    )
-    (trigger,) = definition.triggers
+    stored = stored_definition(doc, agents)
+    definition, (trigger,) = stored.definition, stored.definition.triggers
     starter = WorkflowStarter(temporal_client, temporal_settings, agents, retry_max_s=1.0, stopping=asyncio.Event())
 
     def lane_of(service: str) -> WorkflowHandle[Any, Any]:
@@ -1067,17 +1079,8 @@ async def test_a_newer_event_while_a_kept_run_is_being_started_leaves_it_its_can
         )
         return bool(windowed)
 
-    windowed: dict[str, tuple[str, str]] = {}
     try:
-        for round_ in range(5):
-            services = [f"svc-{round_}-{n}-{uuid.uuid4().hex[:6]}" for n in range(12)]
-            runs = dict(zip(services, await asyncio.gather(*map(replaced_while_starting, services)), strict=True))
-            for service, (kept, newest) in runs.items():
-                if await in_the_window(service, kept):
-                    windowed[service] = (kept, newest)
-            if windowed:
-                break
-        assert windowed, "in 5 rounds no event came while the lane was starting a run: nothing was shown"
+        windowed = await in_some_start_window(replaced_while_starting, in_the_window, "event")
         for service, (kept, newest) in windowed.items():
             handle = temporal_client.get_workflow_handle(kept)
             await eventually(
