@@ -182,7 +182,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"Temporal dev server (SQLite, WAL), Kafka KRaft; {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}")
         print(f"one-step runs (`true`); lane: concurrency limit 1000 over {args.keys} keys (no run waits for it)")
         for path in PATHS:  # warm both paths up: the lanes exist, the caches are filled
-            await phase(port, client, path, 50, 1, pids)
+            await phase(port, client, path, max(50, args.keys), 1, pids, args.keys)
         for rate in args.rates:
             direct = await phase(port, client, "direct", rate, args.seconds, pids)
             lane = await phase(port, client, "lane", rate, args.seconds, pids, args.keys)
