@@ -42,6 +42,7 @@ from hookline.logging import get_logger
 from hookline.matching import Match, TriggerIndex, failure
 from hookline.metrics import metrics_handler
 from hookline.retry import Backoff, Stopped, retry
+from hookline.slots import WorkflowTaskSlots
 from hookline.tracing import record_span
 from schemas.agents import AgentCatalog
 from schemas.decisions import SNAPSHOT_PREFIX, Decision, DecisionRow, Outcome, Snapshot
@@ -110,7 +111,10 @@ class TriggersService:
         *,
         agents: AgentCatalog | None = None,
         interpreter: Interpreter | None = None,
+        slots: WorkflowTaskSlots | None = None,
     ) -> None:
+        """`slots`: the workflow task slots of the interpreter `interpreter` runs, if it runs with
+        them (hookline.slots): an eager start waits for one, up to `triggers.slot_wait_s`."""
         self._settings = settings
         self._options = settings.triggers
         if self._options.interpreter and interpreter is None:
@@ -134,6 +138,8 @@ class TriggersService:
             on_retry=self.metrics.temporal_retries.inc,
             eager=self._options.interpreter,
             on_eager=self.metrics.eager_starts.inc,
+            slots=slots,
+            slot_wait_s=self._options.slot_wait_s,
         )
         #: The interpreter this process runs (`triggers.interpreter`), once it runs.
         self.interpreter: Worker | None = None
@@ -631,8 +637,10 @@ async def serve(
     *,
     agents: AgentCatalog | None = None,
     interpreter: Interpreter | None = None,
+    slots: WorkflowTaskSlots | None = None,
 ) -> None:
-    """Run the service and its status endpoint until SIGTERM/SIGINT.
+    """Run the service and its status endpoint until SIGTERM/SIGINT (`interpreter` and `slots`:
+    `TriggersService`'s).
 
     The signal handlers come first, so a SIGTERM while Temporal is still being reached ends the
     process cleanly too.
@@ -644,7 +652,7 @@ async def serve(
         client = await unless_stopped(connect(), stop)
         if client is None:
             return
-        running = service = TriggersService(settings, client, agents=agents, interpreter=interpreter)
+        running = service = TriggersService(settings, client, agents=agents, interpreter=interpreter, slots=slots)
         stopping = asyncio.ensure_future(stop.wait())
         stopping.add_done_callback(lambda _: running.stop())
         try:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,6 +25,7 @@ from hookline.runs import (
     workflow_id_for,
 )
 from hookline.settings import TemporalSettings
+from hookline.slots import WorkflowTaskSlots
 from hookline.temporal import SA_DEFINITION, SA_TEAM
 from schemas.agents import AgentCatalog
 from schemas.decisions import Outcome
@@ -42,6 +43,7 @@ from schemas.run import (
     LaneState,
     Resolved,
     RunRequest,
+    RunState,
 )
 from schemas.workflow import Trigger
 from triggers.errors import Unprocessable
@@ -75,13 +77,18 @@ class WorkflowStarter:
         on_retry: Callable[[], None] = lambda: None,
         eager: bool = False,
         on_eager: Callable[[], None] = lambda: None,
+        slots: WorkflowTaskSlots | None = None,
+        slot_wait_s: float = 0.0,
     ) -> None:
         """`eager`: this process runs the interpreter on `client` (`triggers.interpreter`), so a
         new run's first workflow task may come back with its start (`on_eager` is told when it
-        did)."""
+        did). `slots`, that interpreter's workflow task slots: a start waits up to `slot_wait_s`
+        for one to be free (hookline.slots)."""
         self._client = client
         self._eager = eager
         self._on_eager = on_eager
+        self._slots = slots if eager else None
+        self._slot_wait_s = slot_wait_s
         self._settings = settings
         self._agents = agents
         self._retry_max_s = retry_max_s
@@ -209,11 +216,18 @@ class WorkflowStarter:
         self, request: RunRequest, workflow_id: str, *, signal: tuple[str, Resolved] | None = None
     ) -> tuple[str, bool]:
         """(workflow id, True) once started or signalled; (id, False) if the id ran and ended."""
+
+        async def attempt() -> tuple[WorkflowHandle[Any, RunState], bool]:
+            if self._slots is None or signal is not None:  # (a signal-with-start is never eager)
+                return await start_run(
+                    self._client, self._settings, request, workflow_id, signal=signal, eager=self._eager
+                )
+            # Eager if a slot of this process's interpreter comes free in time (hookline.slots).
+            async with self._slots.free_slot(self._slot_wait_s) as eager:
+                return await start_run(self._client, self._settings, request, workflow_id, eager=eager)
+
         try:
-            handle, started = await self._retrying(
-                workflow_id,
-                lambda: start_run(self._client, self._settings, request, workflow_id, signal=signal, eager=self._eager),
-            )
+            handle, started = await self._retrying(workflow_id, attempt)
         except WorkflowAlreadyStartedError:
             return workflow_id, False  # the run for this occurrence existed and ended: done
         # The SDK marks a handle whose first workflow task came back with the start (private).

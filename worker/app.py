@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import FixedSizeSlotSupplier, UnsandboxedWorkflowRunner, Worker, WorkerTuner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from hookline.health import HealthRoutes, serve_health
@@ -19,6 +19,7 @@ from hookline.lifecycle import stop_on_signals, unless_stopped
 from hookline.logging import get_logger
 from hookline.metrics import metrics_handler
 from hookline.pools import pools_of
+from hookline.slots import WorkflowTaskSlots
 from schemas.agents import AgentCatalog
 from worker.activities import StepActivities
 from worker.errors import PoolNotServed, RegistryError, StepFailed
@@ -26,7 +27,7 @@ from worker.lane import HooklineLane
 from worker.metrics import LANES, WorkerMetrics
 from worker.runners import Runner, RunnerContext, RunnerRegistry
 from worker.secrets import Secrets
-from worker.settings import WorkerSettings
+from worker.settings import WorkerOptions, WorkerSettings
 from worker.waitbox import HooklineWaits
 from worker.workflow import HooklineRun
 
@@ -129,11 +130,13 @@ def build_workers(
     *,
     pools: bool = True,
     identity: str | None = None,
+    slots: WorkflowTaskSlots | None = None,
 ) -> list[Worker]:
     """One worker for the workflow task queue (if enabled) and, with `pools`, one per served
     runner pool; `identity` names the interpreter's worker in the runs' histories (the SDK's
-    default: the client's). Runners built here are closed by nobody: use `running_workers` for
-    runners with clients."""
+    default: the client's), `slots` its workflow task slots where another part of the process
+    watches them (hookline.slots). Runners built here are closed by nobody: use
+    `running_workers` for runners with clients."""
     agents = agents if agents is not None else AgentCatalog.load(settings.agents_file)
     runners = runners if runners is not None else build_runners(settings)
     if pools:
@@ -159,7 +162,7 @@ def build_workers(
                 workflows=[HooklineRun, HooklineLane, HooklineWaits],
                 # The steps of `temporal.local_pools` run here as local activities.
                 activities=[activities.run_step] if local else [],
-                max_concurrent_local_activities=options.max_concurrent_activities,
+                **_interpreter_slots(options, slots),
                 **options.workflow_polling(),
                 # The sandbox re-imports the workflow's module for every run it starts: about 40 %
                 # of the worker's CPU in bench/runs.py. The interpreter is one workflow of ours,
@@ -185,6 +188,24 @@ def build_workers(
     return workers
 
 
+def _interpreter_slots(options: WorkerOptions, slots: WorkflowTaskSlots | None) -> dict[str, Any]:
+    """The interpreter worker's slots, as options of `temporalio.worker.Worker`: its workflow
+    tasks' from `slots` where given, and the steps of `temporal.local_pools` it runs at once."""
+    if slots is None:
+        return {
+            "max_concurrent_workflow_tasks": options.max_concurrent_workflow_tasks,
+            "max_concurrent_local_activities": options.max_concurrent_activities,
+        }
+    sdk_default = FixedSizeSlotSupplier(100)  # what the worker has without a tuner
+    tuner = WorkerTuner.create_composite(
+        workflow_supplier=slots,
+        activity_supplier=sdk_default,
+        local_activity_supplier=FixedSizeSlotSupplier(options.max_concurrent_activities),
+        nexus_supplier=sdk_default,
+    )
+    return {"tuner": tuner}
+
+
 @contextlib.asynccontextmanager
 async def running_workers(
     settings: WorkerSettings,
@@ -195,6 +216,7 @@ async def running_workers(
     *,
     pools: bool = True,
     identity: str | None = None,
+    slots: WorkflowTaskSlots | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """The workers running for the block (`build_workers`'s, with `pools` and `identity`); on
     exit they shut down gracefully, then the runners' clients are closed."""
@@ -202,7 +224,7 @@ async def running_workers(
     async with contextlib.AsyncExitStack() as stack:
         for runner in runners.values():
             stack.push_async_callback(runner.close)
-        workers = build_workers(settings, client, agents, runners, metrics, pools=pools, identity=identity)
+        workers = build_workers(settings, client, agents, runners, metrics, pools=pools, identity=identity, slots=slots)
         for w in workers:
             await stack.enter_async_context(w)
         yield workers
@@ -223,11 +245,13 @@ async def running_interpreter(
     *,
     registry: CollectorRegistry | None = None,
     identity: str | None = None,
+    slots: WorkflowTaskSlots | None = None,
 ) -> AsyncIterator[Worker]:
     """The interpreter alone, running for the block, for a process that starts runs and hosts
     them too (`triggers.interpreter`, composed by the CLI): it serves no runner pool, and has
     runners only for the kinds of `temporal.local_pools`, whose steps it runs as local
-    activities. Their durations and the lanes' metrics join `registry`."""
+    activities. Their durations and the lanes' metrics join `registry`; `slots` are its
+    workflow task slots, which the starter watches (hookline.slots)."""
     kinds = local_kinds(agents, settings.temporal.local_pools, RunnerRegistry.installed_names())
     options = settings.worker.model_copy(update={"runners": kinds, "workflows": True})
     settings = settings.model_copy(update={"worker": options})
@@ -235,7 +259,9 @@ async def running_interpreter(
     if registry is not None:
         for collector in (metrics.step_duration, LANES):
             registry.register(collector)
-    async with running_workers(settings, client, agents, metrics=metrics, pools=False, identity=identity) as workers:
+    async with running_workers(
+        settings, client, agents, metrics=metrics, pools=False, identity=identity, slots=slots
+    ) as workers:
         (interpreter,) = workers
         yield interpreter
 

@@ -26,6 +26,11 @@ class WorkerOptions(Section):
     )
     workflows: bool = Field(True, description="Also run the interpreter workflow task queue.")
     max_concurrent_activities: int = Field(32, ge=1)
+    max_concurrent_workflow_tasks: int = Field(
+        100,
+        ge=2,
+        description="Workflow task slots of the interpreter (the SDK's default), its polls' included.",
+    )
     workflow_task_pollers: int = Field(
         10,
         ge=2,

@@ -76,18 +76,24 @@ def triggers(config_file: Path | None) -> None:
     settings = load(TriggersSettings, config_file, "triggers")
     agents = load_agents(settings)
     interpreter = None
+    slots = None
     if settings.triggers.interpreter:  # the worker's interpreter, in this process (its `worker:` settings)
+        from hookline.slots import WorkflowTaskSlots
         from worker.app import running_interpreter
         from worker.settings import WorkerSettings
 
         worker_settings = settings_of(WorkerSettings, config_file)
+        # The starter waits on the interpreter's slots to start runs eagerly (hookline.slots).
+        slots = WorkflowTaskSlots(worker_settings.worker.max_concurrent_workflow_tasks)
 
         def interpreter(client: Client, registry: CollectorRegistry) -> AbstractAsyncContextManager[Worker]:
             identity = f"{client.identity}:triggers"
-            return running_interpreter(worker_settings, client, agents, registry=registry, identity=identity)
+            return running_interpreter(
+                worker_settings, client, agents, registry=registry, identity=identity, slots=slots
+            )
 
     async def main() -> None:
-        await serve(settings, lambda: temporal_client(settings), agents=agents, interpreter=interpreter)
+        await serve(settings, lambda: temporal_client(settings), agents=agents, interpreter=interpreter, slots=slots)
 
     with port_setting("triggers"):
         run(main)

@@ -23,6 +23,7 @@ from temporalio.client import Client
 
 from hookline.definitions import DefinitionStore
 from hookline.settings import KafkaSettings, TemporalSettings
+from hookline.slots import WorkflowTaskSlots
 from schemas.agents import Agent, AgentCatalog
 from tests.conftest import running
 from tests.eventually import eventually
@@ -126,6 +127,52 @@ async def test_the_triggers_host_the_runs_they_start_eagerly(
     assert (steps in exposed) == local
     assert "# TYPE hookline_lane_runs_started_total counter" in exposed
     assert lines(steps_log).count("done") == 3
+
+
+def eager_starts(exposed: str) -> float:
+    (line,) = [line for line in exposed.splitlines() if line.startswith("hookline_triggers_eager_starts_total ")]
+    return float(line.split()[1])
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 60.0], ids=["starts at once", "waits for a slot"])
+async def test_a_burst_beyond_the_interpreters_slots_waits_for_them_to_start_every_run_eagerly(
+    wait_s: float,
+    gateway: TestClient[Any, Any],
+    store: DefinitionStore,
+    kafka_settings: KafkaSettings,
+    temporal_settings: TemporalSettings,
+    temporal_client: Client,
+) -> None:
+    """Twelve runs at once for an interpreter of six workflow task slots, two of them its polls',
+    whose local steps take 0.3 s: a start finds no free slot for most of the burst. With
+    `triggers.slot_wait_s` it waits for one and every run starts eagerly; without, the runs that
+    found none went through the task queue (and still completed, on the same interpreter)."""
+    agents = AgentCatalog(agents={"slow": Agent(name="slow", command=("sleep", "0.3"), timeout_s=10)})
+    await store.put(remediation("Slotted", "slow"))
+    temporal = temporal_settings.model_copy(update={"local_pools": ["shell"]})
+    options = TriggersOptions(
+        group_id=kafka_settings.topic_prefix, port=0, ticker=False, interpreter=True, slot_wait_s=wait_s
+    )
+    settings = TriggersSettings(kafka=kafka_settings, temporal=temporal, triggers=options)
+    worker = WorkerOptions(max_concurrent_workflow_tasks=6, workflow_task_pollers=2)
+    worker_settings = WorkerSettings(temporal=temporal, worker=worker)
+    slots = WorkflowTaskSlots(worker.max_concurrent_workflow_tasks)
+
+    def interpreter(client: Client, registry: Any) -> Any:
+        return running_interpreter(worker_settings, client, agents, registry=registry, slots=slots)
+
+    service = TriggersService(settings, temporal_client, agents=agents, interpreter=interpreter, slots=slots)
+    body = notification(12, "slotted")
+    async with running(service.run, service.stop):
+        assert (await gateway.post("/hooks/alertmanager", json=body)).status == 202
+        for run_id in run_ids("slotted", body):
+            assert (await wait_for_result(temporal_client, run_id, timeout=60)).status == "succeeded"
+        eager = eager_starts(generate_latest(service.metrics.registry).decode())
+    assert slots.used <= slots.capacity
+    if wait_s:
+        assert eager == 12
+    else:  # the same burst without the wait: the slots were full for some starts
+        assert eager < 12
 
 
 def start_hosting_triggers(
