@@ -51,7 +51,13 @@ class WorkflowTaskSlots(CustomSlotSupplier):
 
     A start that is told of a free slot (`free_slot`) holds it, as a promise, until its request
     reserves it (the SDK's `try_reserve_slot` as it sends an eager start) or it ends: a poll
-    asking meanwhile cannot take it."""
+    asking meanwhile cannot take it. Promises are not told apart: the SDK reserves again for
+    each attempt of a start's request it retries, and such an attempt takes any start's promise
+    (or a free slot). The start left without one goes through the task queue, which costs it
+    eagerness, never a slot: there are never more promises than starts holding one.
+
+    While the slots stay full (long local steps), waiting would only delay the starts: after a
+    wait that ran out, the starts do not wait for `timeout` seconds, unless a slot comes free."""
 
     def __init__(self, capacity: int) -> None:
         if capacity < 2:
@@ -64,6 +70,8 @@ class WorkflowTaskSlots(CustomSlotSupplier):
         self._lock = threading.Lock()
         self._waiters: deque[_Waiter] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Until when (the loop's clock) starts do not wait: a wait ran out then.
+        self._full_until = 0.0
 
     @property
     def used(self) -> int:
@@ -133,13 +141,14 @@ class WorkflowTaskSlots(CustomSlotSupplier):
                     self._wake_soon()
 
     async def _promise(self, timeout: float) -> bool:
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         with self._lock:
             if self._free() > 0 and not self._waiters:
                 self._promised += 1
                 self._promises += 1
+                self._full_until = 0.0
                 return True
-        if timeout <= 0:
+        if timeout <= 0 or loop.time() < self._full_until:
             return False
         waiter = self._wait(takes_slot=False)
         try:
@@ -147,6 +156,7 @@ class WorkflowTaskSlots(CustomSlotSupplier):
                 await waiter.future
         except TimeoutError:
             self._leave(waiter)
+            self._full_until = loop.time() + timeout
             return False
         except asyncio.CancelledError:
             self._leave(waiter)
@@ -158,8 +168,9 @@ class WorkflowTaskSlots(CustomSlotSupplier):
         was served as the time ran out."""
         if waiter.done:
             with self._lock:
-                self._promised -= 1
                 self._promises -= 1
+                # Another start's retried request may have taken its promise (the class's docstring).
+                self._promised = min(self._promised, self._promises)
             self._wake()
         waiter.done = True
 
@@ -209,6 +220,7 @@ class WorkflowTaskSlots(CustomSlotSupplier):
                 else:
                     self._promised += 1
                     self._promises += 1
+                    self._full_until = 0.0
                 served.append(waiter)
         for waiter in served:
             if not waiter.future.done():

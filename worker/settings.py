@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from hookline.settings import ComponentSettings, Section
@@ -29,7 +29,9 @@ class WorkerOptions(Section):
     max_concurrent_workflow_tasks: int = Field(
         100,
         ge=2,
-        description="Workflow task slots of the interpreter (the SDK's default), its polls' included.",
+        description="Workflow task slots of the interpreter (the SDK's default). Each of its "
+        "`workflow_task_pollers` holds one while it waits for a task, so it must have more; the starts of "
+        "`triggers.interpreter` wait for one of the rest (docs/triggers.md).",
     )
     workflow_task_pollers: int = Field(
         10,
@@ -81,6 +83,15 @@ class WorkerOptions(Section):
             "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(self.workflow_task_pollers),
             "nonsticky_to_sticky_poll_ratio": self.nonsticky_poll_ratio,
         }
+
+    @model_validator(mode="after")
+    def _slots_beyond_polls(self) -> WorkerOptions:
+        if self.max_concurrent_workflow_tasks <= self.workflow_task_pollers:
+            raise ValueError(
+                f"max_concurrent_workflow_tasks ({self.max_concurrent_workflow_tasks}) must be more than "
+                f"workflow_task_pollers ({self.workflow_task_pollers}): each poll holds a workflow task slot"
+            )
+        return self
 
     @field_validator("runners", "inline_runners")
     @classmethod

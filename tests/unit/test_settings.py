@@ -70,3 +70,12 @@ def test_the_known_sections_are_those_of_every_component_together() -> None:
 def test_a_component_section_missing_from_the_known_ones_is_refused_at_import() -> None:
     with pytest.raises(TypeError, match="surprise"):
         type("Surprising", (ComponentSettings,), {"__annotations__": {"surprise": int}, "surprise": 1})
+
+
+def test_the_interpreter_needs_more_workflow_task_slots_than_polls() -> None:
+    with pytest.raises(
+        ValueError, match=r"max_concurrent_workflow_tasks \(10\) must be more than workflow_task_pollers"
+    ):
+        WorkerSettings.model_validate({"worker": {"max_concurrent_workflow_tasks": 10}})
+    options = WorkerSettings.model_validate({"worker": {"max_concurrent_workflow_tasks": 11}}).worker
+    assert (options.max_concurrent_workflow_tasks, options.workflow_task_pollers) == (11, 10)

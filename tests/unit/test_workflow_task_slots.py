@@ -77,7 +77,6 @@ async def test_a_start_waits_for_a_slot_and_gives_up_after_its_bound() -> None:
     for _ in range(2):
         slots.try_reserve_slot(CTX)
     assert await promised(slots, 0) is False
-    assert await promised(slots, 0.05) is False
     waiting = asyncio.ensure_future(promised(slots, 5))
     await asyncio.sleep(0.01)
     assert not waiting.done()
@@ -85,6 +84,8 @@ async def test_a_start_waits_for_a_slot_and_gives_up_after_its_bound() -> None:
     assert await asyncio.wait_for(waiting, 1) is True
     assert (slots.used, slots.promised) == (1, 0)
     assert slots.try_reserve_slot(CTX) is not None
+    assert await promised(slots, 0.05) is False
+    assert (slots.used, slots.promised) == (2, 0)
 
 
 async def test_polls_and_starts_are_served_in_their_order() -> None:
@@ -180,3 +181,73 @@ async def test_releases_from_many_threads_while_polls_wait_lose_no_slot() -> Non
 def test_a_worker_needs_two_slots() -> None:
     with pytest.raises(ValueError, match="at least two"):
         WorkflowTaskSlots(1)
+
+
+async def test_a_retried_request_taking_a_waiting_starts_promise_never_adds_a_slot() -> None:
+    """The SDK reserves again for each attempt of a start it retries: such an attempt may take
+    the promise of another start, which then leaves (here cancelled as it was served)."""
+    slots = WorkflowTaskSlots(2)
+    slots.try_reserve_slot(CTX)
+    async with slots.free_slot(0) as eager:  # start A
+        assert eager
+        assert slots.try_reserve_slot(CTX) is not None  # A's first attempt
+        b = asyncio.ensure_future(promised(slots, 5))  # start B waits
+        await asyncio.sleep(0.01)
+        slots.release_slot(CTX)  # A's first attempt failed: its slot goes to B, as a promise
+        assert slots.try_reserve_slot(CTX) is not None  # A's retry takes that promise
+        b.cancel()  # B leaves in the same turn as it was served
+        with pytest.raises(asyncio.CancelledError):
+            await b
+        assert slots.promised == 0
+        slots.release_slot(CTX)  # A's run's task ends
+    slots.release_slot(CTX)
+    assert (slots.used, slots.promised) == (0, 0)
+    assert [slots.try_reserve_slot(CTX) is not None for _ in range(3)] == [True, True, False]
+
+
+async def test_a_start_served_as_it_is_cancelled_gives_its_promise_back() -> None:
+    slots = WorkflowTaskSlots(2)
+    for _ in range(2):
+        slots.try_reserve_slot(CTX)
+    start = asyncio.ensure_future(promised(slots, 5))
+    await asyncio.sleep(0.01)
+    slots.release_slot(CTX)  # served at once (on the loop)
+    assert slots.promised == 1
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    assert slots.promised == 0
+    assert slots.try_reserve_slot(CTX) is not None
+
+
+async def test_a_new_poll_does_not_jump_the_line_for_a_slot_freed_by_another_thread() -> None:
+    slots = WorkflowTaskSlots(2)
+    for _ in range(2):
+        slots.try_reserve_slot(CTX)
+    first = asyncio.ensure_future(slots.reserve_slot(CTX))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(slots.reserve_slot(CTX))  # its first step runs before the wake-up
+    release_from_another_thread(slots)  # frees a slot; the loop is told after `second` asks
+    await asyncio.sleep(0.01)
+    assert first.done() and not second.done()
+    slots.release_slot(CTX)
+    await asyncio.wait_for(second, 1)
+
+
+async def test_after_a_wait_ran_out_starts_do_not_wait_until_a_slot_comes_free() -> None:
+    slots = WorkflowTaskSlots(2)
+    for _ in range(2):
+        slots.try_reserve_slot(CTX)
+    assert await promised(slots, 0.05) is False
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await promised(slots, 5) is False  # the slots stay full: no second wait
+    assert loop.time() - began < 1
+    slots.release_slot(CTX)
+    assert await promised(slots, 5) is True  # a slot came free
+    slots.try_reserve_slot(CTX)
+    waiting = asyncio.ensure_future(promised(slots, 5))  # and starts wait again
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    slots.release_slot(CTX)
+    assert await asyncio.wait_for(waiting, 1) is True
