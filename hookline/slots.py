@@ -5,11 +5,11 @@ workflow task back with the start, if the interpreter in this process has a free
 slot at that moment (the SDK reserves it before it sends the start). Without one, the run's task
 goes through the task queue: a transfer task, a dispatch in matching, a poll and one more write
 of the run's state, about 2 ms more of the Temporal server's CPU per run (docs/performance.md).
-Under a burst the interpreter's slots are full most of the time, and a third of the starts went
-that way.
+Under a burst the interpreter's slots are full most of the time, and a third to a half of the
+starts went that way.
 
 `WorkflowTaskSlots` is the SDK's fixed number of slots as a custom slot supplier, whose count the
-starter can wait on (`until_free`): a start waits, up to a bound, for a slot to come free, so it
+starter can wait on (`free_slot`): a start waits, up to a bound, for a slot to come free, so it
 can be eager, and the event waits in Kafka meanwhile rather than in the task queue. Its waits are
 first come, first served with the polls' (a run already going still gets its next task); a start
 that waited its bound goes through the task queue, where the workers take it.
