@@ -132,13 +132,7 @@ class WorkflowTaskSlots(CustomSlotSupplier):
             yield promised
         finally:
             if promised:
-                with self._lock:
-                    self._promises -= 1
-                    # At most one promise per start still going; the rest were not asked for.
-                    unasked = self._promised - self._promises
-                    self._promised = min(self._promised, self._promises)
-                if unasked > 0:
-                    self._wake_soon()
+                self._end_promise()
 
     async def _promise(self, timeout: float) -> bool:
         loop = self._loop = asyncio.get_running_loop()
@@ -167,12 +161,19 @@ class WorkflowTaskSlots(CustomSlotSupplier):
         """A start's wait ends without its slot: out of the line, or its promise given back if it
         was served as the time ran out."""
         if waiter.done:
-            with self._lock:
-                self._promises -= 1
-                # Another start's retried request may have taken its promise (the class's docstring).
-                self._promised = min(self._promised, self._promises)
-            self._wake()
+            self._end_promise()
         waiter.done = True
+
+    def _end_promise(self) -> None:
+        """A start that held a promise ends: at most one promise per start still going stays,
+        so one its request did not reserve is given back (and one another start's retried
+        request took, the class's docstring, is not given twice)."""
+        with self._lock:
+            self._promises -= 1
+            unasked = self._promised - self._promises
+            self._promised = min(self._promised, self._promises)
+        if unasked > 0:
+            self._wake_soon()
 
     # Both.
 
