@@ -89,6 +89,16 @@ def alerts(count: int, **labels: str) -> dict[str, Any]:
     return body
 
 
+async def state_once_cancelled(client: Client, run_id: str, why: str, timeout: float = 10.0) -> RunState:
+    """The run's state (its `state` query) once it has ended cancelled."""
+    handle = client.get_workflow_handle(run_id)
+    await eventually(
+        handle.describe, why, until=lambda d: d.status == WorkflowExecutionStatus.CANCELED, timeout=timeout
+    )
+    state: RunState = await handle.query("state", result_type=RunState)
+    return state
+
+
 def run_ids(definition: str, body: dict[str, Any]) -> list[str]:
     return [
         event_run_id(
@@ -470,11 +480,7 @@ async def test_a_kept_run_begins_knowing_its_alert_resolved_and_with_cancel_runs
         [signalled] = run_ids("kept-signal", waiting)
         told = await wait_for_result(temporal_client, signalled, timeout=60)
         [cancelled] = run_ids("kept-cancel", waiting)
-        handle = temporal_client.get_workflow_handle(cancelled)
-        await eventually(
-            handle.describe, "the kept run cancelled", until=lambda d: d.status == WorkflowExecutionStatus.CANCELED
-        )
-        cancelled_state = await handle.query("state", result_type=RunState)
+        cancelled_state = await state_once_cancelled(temporal_client, cancelled, "the kept run cancelled")
 
     assert told.status == "succeeded" and told.resolved_by is not None
     assert (told.steps["fix"].status, told.steps["after"].status) == ("skipped", "succeeded")
@@ -851,11 +857,7 @@ async def test_a_resolution_takes_one_event_out_of_a_batch_and_ends_a_batch_only
         assert still.status == WorkflowExecutionStatus.RUNNING
         # The other two resolve: it is cancelled, and the second batch starts with its two alerts.
         await post(resolved(first, *(a["fingerprint"] for a in first["alerts"][1:])))
-        handle = temporal_client.get_workflow_handle(running_batch)
-        await eventually(
-            handle.describe, "the first batch cancelled", until=lambda d: d.status == WorkflowExecutionStatus.CANCELED
-        )
-        cancelled = await handle.query("state", result_type=RunState)
+        cancelled = await state_once_cancelled(temporal_client, running_batch, "the first batch cancelled")
         await lane_is("the second batch running", lambda s: s.running == [queued[0]])
         release.touch()
         second_result = await wait_for_result(temporal_client, queued[0], timeout=30)
@@ -1006,13 +1008,7 @@ async def test_one_event_of_a_batch_resolving_while_its_run_is_being_started_doe
         for resolution in last.values():
             await starter.resolve(resolution, stored, trigger)
         for service, (batch, _) in windowed.items():
-            handle = temporal_client.get_workflow_handle(batch)
-            await eventually(
-                handle.describe,
-                f"{service}'s run cancelled",
-                until=lambda d: d.status == WorkflowExecutionStatus.CANCELED,
-            )
-            state = await handle.query("state", result_type=RunState)
+            state = await state_once_cancelled(temporal_client, batch, f"{service}'s run cancelled")
             assert state.resolved_by == last[service].id, f"{service}: told of the first resolution"
     finally:
         release.touch()
@@ -1082,14 +1078,8 @@ async def test_a_newer_event_while_a_kept_run_is_being_started_leaves_it_its_can
     try:
         windowed = await in_some_start_window(replaced_while_starting, in_the_window, "event")
         for service, (kept, newest) in windowed.items():
-            handle = temporal_client.get_workflow_handle(kept)
-            await eventually(
-                handle.describe,
-                f"{service}: B cancelled (it started knowing it would be)",
-                until=lambda d: d.status == WorkflowExecutionStatus.CANCELED,
-                timeout=20,
-            )
-            state = await handle.query("state", result_type=RunState)
+            why = f"{service}: B cancelled (it started knowing it would be)"
+            state = await state_once_cancelled(temporal_client, kept, why, timeout=20)
             assert state.resolved_by is not None and all(step.started_at is None for step in state.steps.values())
             await lane_is(service, f"{service}: C running after B", lambda s, newest=newest: s.running == [newest])
     finally:

@@ -15,6 +15,14 @@ from hookline.slots import WorkflowTaskSlots
 CTX: Any = None
 
 
+def full(capacity: int) -> WorkflowTaskSlots:
+    """Slots every one of which is reserved (tasks being worked on)."""
+    slots = WorkflowTaskSlots(capacity)
+    for _ in range(capacity):
+        assert slots.try_reserve_slot(CTX) is not None
+    return slots
+
+
 def release_from_another_thread(slots: WorkflowTaskSlots) -> None:
     thread = threading.Thread(target=slots.release_slot, args=(CTX,))
     thread.start()
@@ -73,9 +81,7 @@ async def test_a_promise_keeps_the_slot_from_polls_until_its_start_ends_without_
 
 
 async def test_a_start_waits_for_a_slot_and_gives_up_after_its_bound() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     assert await promised(slots, 0) is False
     waiting = asyncio.ensure_future(promised(slots, 5))
     await asyncio.sleep(0.01)
@@ -89,9 +95,7 @@ async def test_a_start_waits_for_a_slot_and_gives_up_after_its_bound() -> None:
 
 
 async def test_polls_and_starts_are_served_in_their_order() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     poll = asyncio.ensure_future(slots.reserve_slot(CTX))
     await asyncio.sleep(0)
     start = asyncio.ensure_future(promised(slots, 5))
@@ -104,9 +108,7 @@ async def test_polls_and_starts_are_served_in_their_order() -> None:
 
 
 async def test_a_start_that_timed_out_leaves_the_line_and_the_next_waiter_is_served() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     assert await promised(slots, 0.01) is False
     poll = asyncio.ensure_future(slots.reserve_slot(CTX))
     await asyncio.sleep(0.01)
@@ -116,9 +118,7 @@ async def test_a_start_that_timed_out_leaves_the_line_and_the_next_waiter_is_ser
 
 
 async def test_many_starts_waiting_are_promised_one_slot_each() -> None:
-    slots = WorkflowTaskSlots(4)
-    for _ in range(4):
-        slots.try_reserve_slot(CTX)
+    slots = full(4)
     told: list[int] = []
 
     async def start(i: int) -> None:
@@ -139,9 +139,7 @@ async def test_many_starts_waiting_are_promised_one_slot_each() -> None:
 
 
 async def test_a_cancelled_poll_keeps_no_slot() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     # Cancelled while waiting: it leaves the line.
     waiting = asyncio.ensure_future(slots.reserve_slot(CTX))
     await asyncio.sleep(0.01)
@@ -206,9 +204,7 @@ async def test_a_retried_request_taking_a_waiting_starts_promise_never_adds_a_sl
 
 
 async def test_a_start_served_as_it_is_cancelled_gives_its_promise_back() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     start = asyncio.ensure_future(promised(slots, 5))
     await asyncio.sleep(0.01)
     slots.release_slot(CTX)  # served at once (on the loop)
@@ -221,9 +217,7 @@ async def test_a_start_served_as_it_is_cancelled_gives_its_promise_back() -> Non
 
 
 async def test_a_new_poll_does_not_jump_the_line_for_a_slot_freed_by_another_thread() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     first = asyncio.ensure_future(slots.reserve_slot(CTX))
     await asyncio.sleep(0.01)
     second = asyncio.ensure_future(slots.reserve_slot(CTX))  # its first step runs before the wake-up
@@ -235,9 +229,7 @@ async def test_a_new_poll_does_not_jump_the_line_for_a_slot_freed_by_another_thr
 
 
 async def test_after_a_wait_ran_out_starts_do_not_wait_until_a_slot_comes_free() -> None:
-    slots = WorkflowTaskSlots(2)
-    for _ in range(2):
-        slots.try_reserve_slot(CTX)
+    slots = full(2)
     assert await promised(slots, 0.05) is False
     loop = asyncio.get_running_loop()
     began = loop.time()
